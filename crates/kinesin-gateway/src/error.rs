@@ -1,0 +1,35 @@
+//! The one place internal errors become Kinesis errors.
+
+use kinesin_api::{ErrorKind, KinesisError};
+use kinesin_controller::ControllerError;
+use kinesin_raft::RaftError;
+
+pub(crate) fn from_controller(e: ControllerError) -> KinesisError {
+    match e {
+        ControllerError::NotFound(m) => KinesisError::new(ErrorKind::ResourceNotFound, m),
+        ControllerError::InUse(m) => KinesisError::new(ErrorKind::ResourceInUse, m),
+        ControllerError::LimitExceeded(m) => KinesisError::new(ErrorKind::LimitExceeded, m),
+        ControllerError::InvalidArgument(m) => KinesisError::new(ErrorKind::InvalidArgument, m),
+        ControllerError::Unavailable(m) => unavailable(m),
+    }
+}
+
+pub(crate) fn from_raft(e: RaftError) -> KinesisError {
+    match e {
+        RaftError::NotLeader { .. } | RaftError::NoSuchGroup(_) => unavailable(e.to_string()),
+        other => {
+            tracing::error!(error = %other, "shard write failed");
+            KinesisError::new(ErrorKind::InternalFailure, other.to_string())
+        }
+    }
+}
+
+pub(crate) fn from_storage(e: kinesin_raft::StorageError) -> KinesisError {
+    tracing::error!(error = %e, "storage read failed");
+    KinesisError::new(ErrorKind::InternalFailure, format!("storage read failed: {e}"))
+}
+
+fn unavailable(message: String) -> KinesisError {
+    tracing::warn!(%message, "request could not be served now");
+    KinesisError::new(ErrorKind::ServiceUnavailable, message)
+}

@@ -1,0 +1,16 @@
+//! The Kinesis API front door of a node: HTTP/1.1 and cleartext HTTP/2 (axum/hyper), the Kinesis
+//! JSON 1.1 protocol, request routing to shard groups by hash key, and the mapping of every
+//! internal error to the Kinesis error a client expects — done once, here.
+//!
+//! It must never write to storage directly or decide cluster metadata: records go through shard
+//! groups' Raft logs, metadata changes through the controller.
+
+mod context;
+mod error;
+mod limits;
+mod ops;
+mod server;
+mod tokens;
+
+pub use limits::Limits;
+pub use server::{Gateway, GatewaySettings};

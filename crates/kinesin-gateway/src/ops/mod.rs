@@ -1,0 +1,84 @@
+//! One function per Kinesis operation. Each reads the controller's state or proposes a change to
+//! it, or routes records to shard groups, and answers with the model's output shape.
+
+mod describe;
+mod records;
+mod shards;
+mod streams;
+mod tags;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kinesin_api::{encode_output, ErrorKind, KinesisError, Operation, Request};
+use serde::Serialize;
+
+use crate::context::RequestContext;
+use crate::Gateway;
+
+pub(crate) async fn dispatch(gateway: &Gateway, ctx: &RequestContext, request: Request) -> Result<Vec<u8>, KinesisError> {
+    let op = request.operation();
+    match request {
+        Request::CreateStream(input) => done(op, streams::create(gateway, ctx, input).await?),
+        Request::DeleteStream(input) => done(op, streams::delete(gateway, ctx, input).await?),
+        Request::IncreaseStreamRetentionPeriod(input) => done(
+            op,
+            streams::set_retention(gateway, ctx, input.stream_name, input.stream_arn, input.retention_period_hours, true).await?,
+        ),
+        Request::DecreaseStreamRetentionPeriod(input) => done(
+            op,
+            streams::set_retention(gateway, ctx, input.stream_name, input.stream_arn, input.retention_period_hours, false).await?,
+        ),
+        Request::DescribeStream(input) => done(op, describe::describe_stream(gateway, ctx, input)?),
+        Request::DescribeStreamSummary(input) => done(op, describe::describe_summary(gateway, ctx, input)?),
+        Request::ListStreams(input) => done(op, describe::list_streams(gateway, ctx, input)?),
+        Request::DescribeLimits(_) => done(op, describe::describe_limits(gateway, ctx)?),
+        Request::ListShards(input) => done(op, shards::list_shards(gateway, ctx, input)?),
+        Request::PutRecord(input) => done(op, records::put_record(gateway, ctx, input).await?),
+        Request::PutRecords(input) => done(op, records::put_records(gateway, ctx, input).await?),
+        Request::GetShardIterator(input) => done(op, records::get_shard_iterator(gateway, ctx, input)?),
+        Request::GetRecords(input) => done(op, records::get_records(gateway, ctx, input)?),
+        Request::AddTagsToStream(input) => done(op, tags::add_to_stream(gateway, ctx, input).await?),
+        Request::RemoveTagsFromStream(input) => done(op, tags::remove_from_stream(gateway, ctx, input).await?),
+        Request::ListTagsForStream(input) => done(op, tags::list_for_stream(gateway, ctx, input)?),
+        Request::TagResource(input) => done(op, tags::tag_resource(gateway, ctx, input).await?),
+        Request::UntagResource(input) => done(op, tags::untag_resource(gateway, ctx, input).await?),
+        Request::ListTagsForResource(input) => done(op, tags::list_for_resource(gateway, ctx, input)?),
+        _ => Err(KinesisError::new(
+            ErrorKind::UnknownOperation,
+            format!("Kinesin does not implement {} yet.", op.name()),
+        )),
+    }
+}
+
+/// Encodes an operation's output; operations the model gives no output answer with an empty body.
+fn done<T: Serialize>(op: Operation, output: T) -> Result<Vec<u8>, KinesisError> {
+    if op.has_output() {
+        Ok(encode_output(&output))
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn ms_to_secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// Converts a client timestamp (epoch seconds) to epoch milliseconds, clamping nonsense to 0.
+pub(crate) fn secs_to_ms(secs: f64) -> u64 {
+    if secs.is_finite() && secs > 0.0 {
+        (secs * 1000.0) as u64
+    } else {
+        0
+    }
+}
+
+pub(crate) fn invalid_argument(message: impl Into<String>) -> KinesisError {
+    KinesisError::new(ErrorKind::InvalidArgument, message)
+}

@@ -1,0 +1,136 @@
+//! HTTP: the router, one handler for every Kinesis operation, and the response envelope.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use kinesin_api::{ErrorKind, KinesisError, Operation, CONTENT_TYPE_JSON};
+use kinesin_controller::Controller;
+use kinesin_raft::MultiRaft;
+
+use crate::context::RequestContext;
+use crate::limits::Limits;
+use crate::ops;
+
+/// What a gateway needs to know about its node.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub node_id: u64,
+    pub account_id: String,
+    pub default_region: String,
+    pub limits: Limits,
+}
+
+pub struct Gateway {
+    pub(crate) settings: GatewaySettings,
+    pub(crate) controller: Arc<Controller>,
+    pub(crate) raft: Arc<MultiRaft>,
+}
+
+impl Gateway {
+    pub fn new(settings: GatewaySettings, controller: Arc<Controller>, raft: Arc<MultiRaft>) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            settings,
+            controller,
+            raft,
+        })
+    }
+
+    /// `POST /` for the Kinesis API, `GET /healthz` for orchestrators.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let body_limit = self.settings.limits.max_body_bytes();
+        Router::new()
+            .route("/", post(handle))
+            .route("/healthz", get(healthz))
+            .layer(DefaultBodyLimit::max(body_limit))
+            .with_state(self.clone())
+    }
+}
+
+async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
+    let ready = gateway.controller.group().is_some_and(|g| g.leader().is_some());
+    if ready {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no controller leader\n").into_response()
+    }
+}
+
+async fn handle(State(gateway): State<Arc<Gateway>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let op = Operation::from_target(target);
+    let result = match op {
+        Some(op) => serve(&gateway, op, &uri, &headers, &body).await,
+        None => Err(KinesisError::new(
+            ErrorKind::UnknownOperation,
+            format!("Operation {target:?} is not a Kinesis operation."),
+        )),
+    };
+    let op_name = op.map(|o| o.name()).unwrap_or("unknown");
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    match result {
+        Ok(body) => {
+            tracing::debug!(op = op_name, %request_id, elapsed_us, "ok");
+            envelope(StatusCode::OK, body, &request_id)
+        }
+        Err(error) => {
+            tracing::debug!(op = op_name, %request_id, elapsed_us, error = error.type_name(), message = %error.message, "error");
+            let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            envelope(status, error.to_json(), &request_id)
+        }
+    }
+}
+
+async fn serve(
+    gateway: &Gateway,
+    op: Operation,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<u8>, KinesisError> {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with(kinesin_api::CONTENT_TYPE_CBOR) {
+        return Err(KinesisError::new(
+            ErrorKind::Serialization,
+            "CBOR requests are not supported by this server yet; disable CBOR in the client (for the Java SDK: -Daws.cborEnabled=false)",
+        ));
+    }
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let scope = kinesin_api::credential_scope(authorization, uri.query())?;
+    let ctx = RequestContext {
+        account: gateway.settings.account_id.clone(),
+        region: scope
+            .map(|s| s.region)
+            .unwrap_or_else(|| gateway.settings.default_region.clone()),
+    };
+    let request = kinesin_api::decode_request(op, body)?;
+    ops::dispatch(gateway, &ctx, request).await
+}
+
+fn envelope(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE_JSON));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    let id2 = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    if let Ok(id2) = HeaderValue::from_str(&id2) {
+        headers.insert("x-amz-id-2", id2);
+    }
+    response
+}

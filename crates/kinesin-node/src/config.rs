@@ -1,0 +1,302 @@
+//! `kinesin server` configuration: flags, `KINESIN_*` environment variables and a TOML file, in
+//! that order of precedence, over built-in defaults. Every key is documented in `--help` and in
+//! `deploy/kinesin.example.toml` (which a test parses), and a bad key is reported by name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Flags of `kinesin server`. Every flag can also be set as `KINESIN_<FLAG>` (e.g. KINESIN_NODE_ID)
+/// or as the same key in the `--config` TOML file (with underscores: node_id = 1).
+#[derive(Debug, Default, Args)]
+pub struct ServerArgs {
+    /// TOML file with any of the settings below (flags and environment variables override it).
+    #[arg(long, env = "KINESIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// This node's id in the cluster, a positive integer unique per node. [default: 1]
+    #[arg(long, env = "KINESIN_NODE_ID", value_name = "N")]
+    pub node_id: Option<u64>,
+
+    /// Directory for the node's data (RocksDB). Created if missing. [default: ./data]
+    #[arg(long, env = "KINESIN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address the Kinesis API (and /healthz) listens on. [default: 127.0.0.1:4567]
+    #[arg(long, env = "KINESIN_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Address for cluster-internal traffic (Raft, forwarding). [default: 127.0.0.1:4667]
+    #[arg(long, env = "KINESIN_CLUSTER_LISTEN", value_name = "ADDR")]
+    pub cluster_listen: Option<SocketAddr>,
+
+    /// The AWS account id streams belong to, 12 digits. [default: 000000000000]
+    #[arg(long, env = "KINESIN_ACCOUNT_ID", value_name = "ID")]
+    pub account_id: Option<String>,
+
+    /// Region for requests that carry no SigV4 credential scope. [default: us-east-1]
+    #[arg(long, env = "KINESIN_DEFAULT_REGION", value_name = "REGION")]
+    pub default_region: Option<String>,
+
+    /// Largest record (data + partition key) accepted, in bytes. [default: 1048576]
+    #[arg(long, env = "KINESIN_MAX_RECORD_BYTES", value_name = "BYTES")]
+    pub max_record_bytes: Option<usize>,
+
+    /// Most records in one PutRecords request. [default: 500]
+    #[arg(long, env = "KINESIN_MAX_PUT_RECORDS", value_name = "N")]
+    pub max_put_records: Option<usize>,
+
+    /// Largest PutRecords request (sum of data + partition keys), in bytes. [default: 10485760]
+    #[arg(long, env = "KINESIN_MAX_PUT_RECORDS_BYTES", value_name = "BYTES")]
+    pub max_put_records_bytes: Option<usize>,
+
+    /// Most records one GetRecords call returns. [default: 10000]
+    #[arg(long, env = "KINESIN_MAX_GET_RECORDS", value_name = "N")]
+    pub max_get_records: Option<usize>,
+
+    /// Most bytes one GetRecords call returns. [default: 10485760]
+    #[arg(long, env = "KINESIN_MAX_GET_RECORDS_BYTES", value_name = "BYTES")]
+    pub max_get_records_bytes: Option<usize>,
+
+    /// Open shards allowed per account and region (DescribeLimits' ShardLimit). [default: 500]
+    #[arg(long, env = "KINESIN_SHARD_LIMIT", value_name = "N")]
+    pub shard_limit: Option<u32>,
+
+    /// How often each shard leader removes records older than the stream's retention. [default: 60]
+    #[arg(long, env = "KINESIN_RETENTION_CHECK_SECS", value_name = "SECS")]
+    pub retention_check_secs: Option<u64>,
+}
+
+/// The same keys, as read from the TOML file. Unknown keys are errors (a typo must not be ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    node_id: Option<u64>,
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    cluster_listen: Option<SocketAddr>,
+    account_id: Option<String>,
+    default_region: Option<String>,
+    max_record_bytes: Option<usize>,
+    max_put_records: Option<usize>,
+    max_put_records_bytes: Option<usize>,
+    max_get_records: Option<usize>,
+    max_get_records_bytes: Option<usize>,
+    shard_limit: Option<u32>,
+    retention_check_secs: Option<u64>,
+}
+
+/// The resolved configuration of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub node_id: u64,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub cluster_listen: SocketAddr,
+    pub account_id: String,
+    pub default_region: String,
+    pub limits: kinesin_gateway::Limits,
+    pub retention_check_secs: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+impl ServerArgs {
+    pub fn resolve(self) -> Result<ServerConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = kinesin_gateway::Limits::default();
+        let config = ServerConfig {
+            node_id: self.node_id.or(file.node_id).unwrap_or(1),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4567))),
+            cluster_listen: self
+                .cluster_listen
+                .or(file.cluster_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4667))),
+            account_id: self
+                .account_id
+                .or(file.account_id)
+                .unwrap_or_else(|| "000000000000".into()),
+            default_region: self
+                .default_region
+                .or(file.default_region)
+                .unwrap_or_else(|| "us-east-1".into()),
+            limits: kinesin_gateway::Limits {
+                max_record_bytes: self
+                    .max_record_bytes
+                    .or(file.max_record_bytes)
+                    .unwrap_or(defaults.max_record_bytes),
+                max_put_records: self
+                    .max_put_records
+                    .or(file.max_put_records)
+                    .unwrap_or(defaults.max_put_records),
+                max_put_records_bytes: self
+                    .max_put_records_bytes
+                    .or(file.max_put_records_bytes)
+                    .unwrap_or(defaults.max_put_records_bytes),
+                max_get_records: self
+                    .max_get_records
+                    .or(file.max_get_records)
+                    .unwrap_or(defaults.max_get_records),
+                max_get_records_bytes: self
+                    .max_get_records_bytes
+                    .or(file.max_get_records_bytes)
+                    .unwrap_or(defaults.max_get_records_bytes),
+                shard_limit: self
+                    .shard_limit
+                    .or(file.shard_limit)
+                    .unwrap_or(defaults.shard_limit),
+            },
+            retention_check_secs: self
+                .retention_check_secs
+                .or(file.retention_check_secs)
+                .unwrap_or(60),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.node_id == 0 {
+            return invalid("node_id", "must be a positive integer");
+        }
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return invalid("account_id", "must be 12 digits, like 000000000000");
+        }
+        if self.default_region.is_empty()
+            || !self
+                .default_region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return invalid("default_region", "must look like us-east-1");
+        }
+        let l = &self.limits;
+        if l.max_record_bytes == 0 || l.max_record_bytes > 10 << 20 {
+            return invalid("max_record_bytes", "must be between 1 and 10485760");
+        }
+        if l.max_put_records == 0 || l.max_put_records >= 1 << 20 {
+            return invalid("max_put_records", "must be between 1 and 1048575");
+        }
+        if l.max_put_records_bytes < l.max_record_bytes {
+            return invalid("max_put_records_bytes", "must be at least max_record_bytes");
+        }
+        if l.max_get_records == 0 {
+            return invalid("max_get_records", "must be positive");
+        }
+        if l.max_get_records_bytes == 0 {
+            return invalid("max_get_records_bytes", "must be positive");
+        }
+        if self.retention_check_secs == 0 {
+            return invalid("retention_check_secs", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = ServerArgs::default().resolve().unwrap();
+        assert_eq!(config.node_id, 1);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:4567");
+        assert_eq!(config.cluster_listen.to_string(), "127.0.0.1:4667");
+        assert_eq!(config.account_id, "000000000000");
+        assert_eq!(config.limits.max_record_bytes, 1 << 20);
+        assert_eq!(config.limits.max_put_records, 500);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = write("node_id = 3\nlisten = \"127.0.0.1:9000\"\naccount_id = \"123456789012\"\n");
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            node_id: Some(5),
+            ..Default::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.node_id, 5);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.account_id, "123456789012");
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let file = write("node_idd = 3\n");
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("node_idd"), "{err}");
+
+        let args = ServerArgs {
+            account_id: Some("12".into()),
+            ..Default::default()
+        };
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("account_id"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kinesin.example.toml");
+        let args = ServerArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        args.resolve().unwrap();
+    }
+}

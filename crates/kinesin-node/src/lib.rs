@@ -1,0 +1,13 @@
+//! A Kinesin node: configuration, start-up and shutdown, and the loops that make this node's groups
+//! match the controller's state (the reconciler) and enforce retention.
+//!
+//! This is the only crate that wires the others together. It must never implement storage,
+//! consensus or the Kinesis API itself: it composes the crates that do.
+
+pub mod config;
+mod node;
+mod reconciler;
+mod retention;
+
+pub use config::{ServerArgs, ServerConfig};
+pub use node::{Node, NodeError};

@@ -1,0 +1,71 @@
+//! The `kinesin` command.
+
+use clap::{Parser, Subcommand};
+use kinesin_node::{Node, ServerArgs};
+use tracing_subscriber::EnvFilter;
+
+/// Kinesin: a self-hosted, Raft-replicated server for the Amazon Kinesis Data Streams API.
+///
+/// Point any Kinesis client (boto3, the AWS CLI, the AWS SDKs, the KCL) at a node's --listen
+/// address with --endpoint-url. Every write is on disk before it is acknowledged.
+#[derive(Parser)]
+#[command(name = "kinesin", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run a node. With no peers it forms (or, on restart, rejoins) a single-node cluster over its
+    /// data directory. Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail.
+    Server(ServerArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Commands::Server(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    let node = Node::start(config).await?;
+    eprintln!(
+        "Kinesin is ready: Kinesis API at http://{addr}\n  try: aws kinesis list-streams --endpoint-url http://{addr} --region us-east-1",
+        addr = node.api_addr()
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the node");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,18 @@
+use crate::NodeId;
+
+/// Why a group could not take a write. The gateway maps these to Kinesis errors once.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    #[error("group {group} is not led by this node (leader: {leader:?})")]
+    NotLeader { group: u64, leader: Option<NodeId> },
+    #[error("group {0} is not hosted on this node")]
+    NoSuchGroup(u64),
+    #[error("group {group} stopped: {reason}")]
+    Stopped { group: u64, reason: String },
+    #[error("the outcome of a write to group {group} is unknown: {reason}")]
+    Unknown { group: u64, reason: String },
+    #[error("storage: {0}")]
+    Storage(#[from] kinesin_storage::StorageError),
+    #[error("{0}")]
+    Other(String),
+}

@@ -1,0 +1,32 @@
+//! The multi-Raft runtime: every shard and the controller are Raft groups (openraft), hosted by one
+//! [`MultiRaft`] per node and stored in the node's one [`kinesin_storage::Engine`].
+//!
+//! This crate owns the openraft type configuration, the log store and state machines on top of the
+//! engine, the shard state machine (records in, positions out), and the group registry. Nothing
+//! outside it names an openraft type: callers see [`GroupHandle`], [`Command`] and [`Response`].
+//!
+//! It must never acknowledge a write before openraft reports it committed, and it must never
+//! interpret controller commands (they are opaque bytes handed to a [`ControllerApplier`]).
+
+mod codec;
+mod error;
+mod log_store;
+mod network;
+mod registry;
+mod shard;
+mod state_machine;
+mod types;
+
+pub use error::RaftError;
+pub use kinesin_storage::{StorageError, StoredRecord};
+pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};
+pub use shard::ShardView;
+pub use state_machine::ControllerApplier;
+pub use types::{Command, NewRecord, NodeId, Response, TypeConfig, POSITIONS_PER_ENTRY_BITS};
+
+#[doc(hidden)]
+pub mod testing {
+    //! Exposed for the openraft storage conformance suite in `tests/`.
+    pub use crate::log_store::LogStore;
+    pub use crate::state_machine::GroupStateMachine;
+}

@@ -1,0 +1,142 @@
+//! openraft's log storage on the node's engine: one instance per group, all sharing one WAL.
+//!
+//! Appends are written without sync and completed by the engine's group-commit syncer, so the
+//! `IOFlushed` callback fires only once the entries are on disk, and many groups' appends share one
+//! fsync. Votes are synced before `save_vote` returns. Both go through the same WAL, so a vote and
+//! the log can never be reordered on disk.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use kinesin_storage::{Engine, StateTag, WriteBatch};
+use openraft::alias::{EntryOf, LogIdOf, VoteOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::OptionalSend;
+
+use crate::codec::{decode, encode};
+use crate::TypeConfig;
+
+#[derive(Clone)]
+pub struct LogStore {
+    group: u64,
+    engine: Arc<Engine>,
+}
+
+impl LogStore {
+    pub fn new(group: u64, engine: Arc<Engine>) -> LogStore {
+        LogStore { group, engine }
+    }
+
+    fn read_state<T: serde::de::DeserializeOwned>(&self, tag: StateTag) -> Result<Option<T>, io::Error> {
+        match self.engine.state(self.group, tag)? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn write_state<T: serde::Serialize>(&self, tag: StateTag, value: &T) -> Result<(), io::Error> {
+        let mut batch = WriteBatch::default();
+        self.engine.put_state(&mut batch, self.group, tag, &encode(value)?);
+        Ok(self.engine.write(batch)?)
+    }
+}
+
+fn index_range<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(x) => *x,
+        Bound::Excluded(x) => x.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(x) => x.saturating_add(1),
+        Bound::Excluded(x) => *x,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<EntryOf<TypeConfig>>, io::Error> {
+        let (start, end) = index_range(&range);
+        self.engine
+            .log_entries(self.group, start, end)?
+            .iter()
+            .map(|(_, bytes)| decode(bytes))
+            .collect()
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteOf<TypeConfig>>, io::Error> {
+        self.read_state(StateTag::Vote)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged: Option<LogIdOf<TypeConfig>> = self.read_state(StateTag::LastPurged)?;
+        let last = match self.engine.last_log_entry(self.group)? {
+            Some((_, bytes)) => Some(decode::<EntryOf<TypeConfig>>(&bytes)?.log_id()),
+            None => last_purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &VoteOf<TypeConfig>) -> Result<(), io::Error> {
+        self.write_state(StateTag::Vote, vote)?;
+        Ok(self.engine.sync().await?)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogIdOf<TypeConfig>>) -> Result<(), io::Error> {
+        // Not synced: it only lets a restarted node re-apply sooner; losing it is harmless.
+        self.write_state(StateTag::Committed, &committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf<TypeConfig>>, io::Error> {
+        Ok(self
+            .read_state::<Option<LogIdOf<TypeConfig>>>(StateTag::Committed)?
+            .flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = EntryOf<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            self.engine
+                .put_log_entry(&mut batch, self.group, entry.index(), &encode(&entry)?);
+        }
+        // Written now so the entries are readable when this returns; durable when the callback fires.
+        self.engine.write(batch)?;
+        self.engine
+            .sync_then(move |result| callback.io_completed(result.map_err(io::Error::from)));
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<TypeConfig>>) -> Result<(), io::Error> {
+        let from = last_log_id.map(|id| id.index() + 1).unwrap_or(0);
+        Ok(self.engine.delete_log_range(self.group, from, u64::MAX)?)
+    }
+
+    async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> Result<(), io::Error> {
+        // Record the purge point first: entries at or below it are ignored from then on, so a crash
+        // between the two writes leaves at worst some dead entries behind.
+        self.write_state(StateTag::LastPurged, &log_id)?;
+        Ok(self.engine.delete_log_range(self.group, 0, log_id.index() + 1)?)
+    }
+}

@@ -1,0 +1,240 @@
+//! The node's groups: create, find, stop and drop Raft groups that all share one engine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use kinesin_storage::Engine;
+use openraft::errors::{ClientWriteError, RaftError as OpenRaftError};
+use openraft::async_runtime::WatchReceiver;
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+
+use crate::error::RaftError;
+use crate::log_store::LogStore;
+use crate::network::Network;
+use crate::shard::ShardView;
+use crate::state_machine::{ControllerApplier, GroupStateMachine};
+use crate::types::{Command, NodeId, Response, TypeConfig};
+
+type Raft = openraft::Raft<TypeConfig, GroupStateMachine>;
+
+/// Timing of every group on this node.
+#[derive(Debug, Clone)]
+pub struct RaftTuning {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot (and purge the log behind it) every this many entries.
+    pub snapshot_every: u64,
+    /// Entries kept behind a snapshot so a slightly lagging follower can catch up from the log.
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        RaftTuning {
+            heartbeat_ms: 150,
+            election_min_ms: 500,
+            election_max_ms: 1000,
+            snapshot_every: 2000,
+            logs_kept_after_snapshot: 500,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub enum GroupKind {
+    Controller(Arc<dyn ControllerApplier>),
+    Shard,
+}
+
+pub struct GroupOptions {
+    pub kind: GroupKind,
+    /// Voters to initialize a brand-new group with; `None` to wait to be added by a leader.
+    pub initial_members: Option<BTreeMap<NodeId, String>>,
+}
+
+/// A handle on one group hosted here.
+#[derive(Clone)]
+pub struct GroupHandle {
+    id: u64,
+    raft: Raft,
+    shard: Option<Arc<ShardView>>,
+}
+
+impl GroupHandle {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The read view of a shard group (`None` for the controller group).
+    pub fn shard(&self) -> Option<&Arc<ShardView>> {
+        self.shard.as_ref()
+    }
+
+    /// Proposes `command` and waits until it is committed on a majority and applied here.
+    pub async fn write(&self, command: Command) -> Result<Response, RaftError> {
+        match self.raft.client_write(command).await {
+            Ok(response) => Ok(response.data),
+            Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(RaftError::NotLeader {
+                group: self.id,
+                leader: f.leader_id,
+            }),
+            Err(OpenRaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(RaftError::Unknown {
+                group: self.id,
+                reason: "leader changed before the entry committed".into(),
+            }),
+            Err(OpenRaftError::APIError(other)) => Err(RaftError::Other(other.to_string())),
+            Err(OpenRaftError::Fatal(fatal)) => Err(RaftError::Stopped {
+                group: self.id,
+                reason: fatal.to_string(),
+            }),
+        }
+    }
+
+    /// The current leader as this node knows it.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// Waits until some node leads the group.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, RaftError> {
+        let metrics = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .map_err(|e| RaftError::Other(format!("group {}: {e}", self.id)))?;
+        metrics
+            .current_leader
+            .ok_or_else(|| RaftError::Other(format!("group {} has no leader", self.id)))
+    }
+}
+
+/// Every group this node hosts.
+pub struct MultiRaft {
+    node_id: NodeId,
+    engine: Arc<Engine>,
+    config: Arc<Config>,
+    groups: RwLock<HashMap<u64, GroupHandle>>,
+}
+
+impl MultiRaft {
+    pub fn new(node_id: NodeId, engine: Arc<Engine>, tuning: &RaftTuning) -> Result<MultiRaft, RaftError> {
+        let config = Config {
+            cluster_name: "kinesin".into(),
+            heartbeat_interval: tuning.heartbeat_ms,
+            election_timeout_min: tuning.election_min_ms,
+            election_timeout_max: tuning.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_every),
+            max_in_snapshot_log_to_keep: tuning.logs_kept_after_snapshot,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| RaftError::Other(format!("raft configuration: {e}")))?;
+        Ok(MultiRaft {
+            node_id,
+            engine,
+            config: Arc::new(config),
+            groups: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn group(&self, id: u64) -> Option<GroupHandle> {
+        self.read_groups().get(&id).cloned()
+    }
+
+    pub fn group_ids(&self) -> Vec<u64> {
+        self.read_groups().keys().copied().collect()
+    }
+
+    fn read_groups(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, GroupHandle>> {
+        // A panic while holding this lock cannot leave the map half-updated (inserts and removes are
+        // single operations), so a poisoned lock is still safe to use.
+        self.groups.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts group `id` from what is on disk (creating it when new). Idempotent.
+    pub async fn open_group(&self, id: u64, options: GroupOptions) -> Result<GroupHandle, RaftError> {
+        if let Some(existing) = self.group(id) {
+            return Ok(existing);
+        }
+        let log_store = LogStore::new(id, self.engine.clone());
+        let (state_machine, shard) = match &options.kind {
+            GroupKind::Shard => {
+                let (sm, view) = GroupStateMachine::open_shard(id, self.engine.clone())
+                    .map_err(|e| RaftError::Other(e.to_string()))?;
+                (sm, Some(view))
+            }
+            GroupKind::Controller(applier) => (
+                GroupStateMachine::open_controller(id, self.engine.clone(), applier.clone())
+                    .map_err(|e| RaftError::Other(e.to_string()))?,
+                None,
+            ),
+        };
+        let raft = Raft::new(self.node_id, self.config.clone(), Network, log_store, state_machine)
+            .await
+            .map_err(|e| RaftError::Stopped {
+                group: id,
+                reason: e.to_string(),
+            })?;
+        if let Some(members) = options.initial_members {
+            let initialized = raft.is_initialized().await.map_err(|e| RaftError::Stopped {
+                group: id,
+                reason: e.to_string(),
+            })?;
+            if !initialized {
+                let members: BTreeMap<NodeId, BasicNode> = members
+                    .into_iter()
+                    .map(|(node, addr)| (node, BasicNode::new(addr)))
+                    .collect();
+                raft.initialize(members)
+                    .await
+                    .map_err(|e| RaftError::Other(format!("initialize group {id}: {e}")))?;
+            }
+        }
+        let handle = GroupHandle { id, raft, shard };
+        let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
+        Ok(groups.entry(id).or_insert(handle).clone())
+    }
+
+    /// Stops group `id` and deletes everything it stored on this node.
+    pub async fn drop_group(&self, id: u64) -> Result<(), RaftError> {
+        let handle = {
+            let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
+            groups.remove(&id)
+        };
+        if let Some(handle) = handle {
+            if let Err(e) = handle.raft.shutdown().await {
+                tracing::warn!(group = id, error = %e, "group did not shut down cleanly");
+            }
+        }
+        self.engine.drop_group(id)?;
+        Ok(())
+    }
+
+    /// Stops every group (data stays on disk).
+    pub async fn shutdown(&self) {
+        let handles: Vec<GroupHandle> = {
+            let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
+            groups.drain().map(|(_, h)| h).collect()
+        };
+        for handle in handles {
+            if let Err(e) = handle.raft.shutdown().await {
+                tracing::warn!(group = handle.id, error = %e, "group did not shut down cleanly");
+            }
+        }
+    }
+}

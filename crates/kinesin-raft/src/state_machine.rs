@@ -1,0 +1,273 @@
+//! openraft's state machine for both kinds of group.
+//!
+//! A shard group writes its records and its applied log id in one batch per `apply` call, unsynced:
+//! the shared WAL makes a later fsync cover it, and after a crash openraft re-applies from the log,
+//! which rewrites the same records at the same positions. The controller group keeps its state in
+//! memory (in the [`ControllerApplier`]) and persists it through snapshots; after a restart it is
+//! restored from the last snapshot and openraft replays the log after it.
+
+use std::io;
+use std::sync::Arc;
+
+use futures::{Stream, TryStreamExt};
+use kinesin_storage::{Engine, StateTag, WriteBatch};
+use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{decode, encode};
+use crate::shard::{self, ShardCounters, ShardView};
+use crate::types::{Command, Response};
+use crate::TypeConfig;
+
+/// The controller's state machine logic, implemented by the controller crate. Must be
+/// deterministic: every replica applies the same commands in the same order.
+pub trait ControllerApplier: Send + Sync + 'static {
+    /// Applies one command at `log_index`, returning the response bytes for the proposer.
+    fn apply(&self, log_index: u64, command: &[u8]) -> Vec<u8>;
+    /// The whole state, for a snapshot.
+    fn snapshot(&self) -> Result<Vec<u8>, String>;
+    /// Replaces the whole state with a snapshot's.
+    fn restore(&self, snapshot: &[u8]) -> Result<(), String>;
+}
+
+pub(crate) enum Logic {
+    Shard(Arc<ShardView>),
+    Controller(Arc<dyn ControllerApplier>),
+}
+
+/// What the state machine persists about itself (under `StateTag::StateMachine`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Applied {
+    log_id: Option<LogIdOf<TypeConfig>>,
+    membership: StoredMembershipOf<TypeConfig>,
+    counters: ShardCounters,
+}
+
+/// A snapshot as stored under `StateTag::Snapshot`.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMetaOf<TypeConfig>,
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
+pub struct GroupStateMachine {
+    group: u64,
+    engine: Arc<Engine>,
+    logic: Logic,
+    applied: Applied,
+}
+
+impl GroupStateMachine {
+    /// Opens a shard group's state machine from disk.
+    pub fn open_shard(group: u64, engine: Arc<Engine>) -> Result<(GroupStateMachine, Arc<ShardView>), io::Error> {
+        let applied: Applied = match engine.state(group, StateTag::StateMachine)? {
+            Some(bytes) => decode(&bytes)?,
+            None => Applied::default(),
+        };
+        let view = Arc::new(ShardView::new(group, engine.clone(), &applied.counters));
+        let sm = GroupStateMachine {
+            group,
+            engine,
+            logic: Logic::Shard(view.clone()),
+            applied,
+        };
+        Ok((sm, view))
+    }
+
+    /// Opens the controller group's state machine, restoring the applier from the last snapshot.
+    pub fn open_controller(
+        group: u64,
+        engine: Arc<Engine>,
+        applier: Arc<dyn ControllerApplier>,
+    ) -> Result<GroupStateMachine, io::Error> {
+        let mut applied = Applied::default();
+        if let Some(bytes) = engine.state(group, StateTag::Snapshot)? {
+            let snapshot: StoredSnapshot = decode(&bytes)?;
+            applier.restore(&snapshot.data).map_err(io::Error::other)?;
+            applied.log_id = snapshot.meta.last_log_id;
+            applied.membership = snapshot.meta.last_membership;
+        }
+        Ok(GroupStateMachine {
+            group,
+            engine,
+            logic: Logic::Controller(applier),
+            applied,
+        })
+    }
+
+    fn persist_applied(&self, batch: &mut WriteBatch) -> Result<(), io::Error> {
+        if let Logic::Shard(_) = self.logic {
+            self.engine
+                .put_state(batch, self.group, StateTag::StateMachine, &encode(&self.applied)?);
+        }
+        Ok(())
+    }
+
+    fn snapshot_data(&self) -> Result<Vec<u8>, io::Error> {
+        match &self.logic {
+            // A shard's data is its records, which live in the record store; the snapshot carries
+            // only the counters. Sending records to a new replica is the transport's job.
+            Logic::Shard(_) => encode(&self.applied.counters),
+            Logic::Controller(applier) => applier.snapshot().map_err(io::Error::other),
+        }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
+    type SnapshotData = Vec<u8>;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
+        let meta = SnapshotMetaOf::<TypeConfig> {
+            last_log_id: self.applied.log_id,
+            last_membership: self.applied.membership.clone(),
+        };
+        let data = self.snapshot_data()?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        };
+        let mut batch = WriteBatch::default();
+        self.persist_applied(&mut batch)?;
+        self.engine
+            .put_state(&mut batch, self.group, StateTag::Snapshot, &encode(&stored)?);
+        self.engine.write(batch)?;
+        // openraft purges the log up to the snapshot next: the snapshot must be on disk first.
+        self.engine.sync().await?;
+        Ok(SnapshotOf::<TypeConfig, Vec<u8>> {
+            meta,
+            snapshot: data,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for GroupStateMachine {
+    type SnapshotData = Vec<u8>;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
+        Ok((self.applied.log_id, self.applied.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut batch = WriteBatch::default();
+        let mut responders = Vec::new();
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id();
+            let response = match &entry.payload {
+                EntryPayload::Blank => Response::None,
+                EntryPayload::Membership(membership) => {
+                    self.applied.membership =
+                        StoredMembershipOf::<TypeConfig>::new(Some(log_id), membership.clone());
+                    Response::None
+                }
+                EntryPayload::Normal(command) => self.apply_command(&mut batch, log_id.index(), command)?,
+            };
+            self.applied.log_id = Some(log_id);
+            self.applied.counters.next_position = shard::first_position(log_id.index() + 1);
+            if let Some(responder) = responder {
+                responders.push((responder, response));
+            }
+        }
+        self.persist_applied(&mut batch)?;
+        self.engine.write(batch)?;
+        if let Logic::Shard(view) = &self.logic {
+            view.publish(&self.applied.counters);
+        }
+        for (responder, response) in responders {
+            responder.send(response);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        GroupStateMachine {
+            group: self.group,
+            engine: self.engine.clone(),
+            logic: match &self.logic {
+                Logic::Shard(view) => Logic::Shard(view.clone()),
+                Logic::Controller(applier) => Logic::Controller(applier.clone()),
+            },
+            applied: self.applied.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<TypeConfig>,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
+        match &self.logic {
+            Logic::Controller(applier) => applier.restore(&snapshot).map_err(io::Error::other)?,
+            Logic::Shard(_) => {
+                return Err(io::Error::other(
+                    "installing a shard snapshot needs its records, which single-node Kinesin never transfers",
+                ))
+            }
+        }
+        self.applied.log_id = meta.last_log_id;
+        self.applied.membership = meta.last_membership.clone();
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: snapshot,
+        };
+        let mut batch = WriteBatch::default();
+        self.engine
+            .put_state(&mut batch, self.group, StateTag::Snapshot, &encode(&stored)?);
+        self.engine.write(batch)?;
+        Ok(self.engine.sync().await?)
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
+        match self.engine.state(self.group, StateTag::Snapshot)? {
+            Some(bytes) => {
+                let stored: StoredSnapshot = decode(&bytes)?;
+                Ok(Some(SnapshotOf::<TypeConfig, Vec<u8>> {
+                    meta: stored.meta,
+                    snapshot: stored.data,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+impl GroupStateMachine {
+    fn apply_command(
+        &mut self,
+        batch: &mut WriteBatch,
+        log_index: u64,
+        command: &Command,
+    ) -> Result<Response, io::Error> {
+        let counters = &mut self.applied.counters;
+        Ok(match (&self.logic, command) {
+            (Logic::Shard(_), Command::Put { arrival_ms, records }) => shard::apply_put(
+                &self.engine,
+                batch,
+                self.group,
+                counters,
+                log_index,
+                *arrival_ms,
+                records,
+            ),
+            (Logic::Shard(_), Command::Trim { before_ms }) => {
+                // The trim point is found by reading the store, so earlier entries of this batch
+                // must be in it first.
+                self.engine.write(std::mem::take(batch))?;
+                shard::apply_trim(&self.engine, batch, self.group, counters, *before_ms)?
+            }
+            (Logic::Controller(applier), Command::Controller(bytes)) => {
+                Response::Controller(applier.apply(log_index, bytes))
+            }
+            (_, other) => Response::Rejected(format!("command not for this group: {other:?}")),
+        })
+    }
+}

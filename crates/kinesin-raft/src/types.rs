@@ -1,0 +1,71 @@
+//! The openraft type configuration and what a Raft entry of Kinesin carries.
+
+use serde::{Deserialize, Serialize};
+
+pub type NodeId = u64;
+
+/// Record positions are `log index << 20 | slot`: the position encodes where the record sits in the
+/// shard's log, so every replica derives the same positions (and sequence numbers) without any
+/// extra coordination, and positions strictly increase with the log.
+pub const POSITIONS_PER_ENTRY_BITS: u32 = 20;
+
+/// A record as the gateway hands it to a shard group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRecord {
+    pub partition_key: String,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// The payload of one Raft entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Shard group: append records, all stamped with one arrival time (chosen by the leader when it
+    /// proposes, so every replica stores the same time).
+    Put {
+        arrival_ms: u64,
+        records: Vec<NewRecord>,
+    },
+    /// Shard group: retention. Removes records that arrived before `before_ms`.
+    Trim { before_ms: u64 },
+    /// Controller group: a controller command, opaque to this crate.
+    Controller(#[serde(with = "serde_bytes")] Vec<u8>),
+}
+
+/// What applying a [`Command`] produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Records of a `Put` got positions `first_position ..` in request order.
+    Put { first_position: u64, arrival_ms: u64 },
+    Trimmed { trim_position: u64 },
+    Controller(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A command the group cannot apply (for example a `Put` sent to the controller group). Applied
+    /// deterministically as a no-op on every replica.
+    Rejected(String),
+    /// Blank and membership entries.
+    None,
+}
+
+openraft::declare_raft_types!(
+    /// Kinesin's openraft configuration: u64 node ids, BasicNode addresses, tokio.
+    pub TypeConfig:
+        D = Command,
+        R = Response,
+);
+
+/// Short forms for openraft's logs: never the record payloads.
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Put { arrival_ms, records } => write!(f, "Put({} records @{arrival_ms})", records.len()),
+            Command::Trim { before_ms } => write!(f, "Trim(<{before_ms})"),
+            Command::Controller(bytes) => write!(f, "Controller({} bytes)", bytes.len()),
+        }
+    }
+}
+
+impl std::fmt::Display for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}

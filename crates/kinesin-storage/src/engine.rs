@@ -1,0 +1,305 @@
+//! The node's one RocksDB: opening it, the Raft log and state primitives, and durability.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
+use tokio::sync::oneshot;
+
+use crate::keys::{self, ALL_CFS, CF_META, CF_RAFT_LOG, CF_RAFT_STATE};
+use crate::syncer::{SyncStats, Syncer};
+use crate::StorageError;
+
+pub use rocksdb::WriteBatch;
+
+/// Per-group durable values other than log entries. Stored in `raft_state` under `group · tag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StateTag {
+    Vote = 1,
+    Committed = 2,
+    LastPurged = 3,
+    /// The state machine's applied log id, membership and its own small state.
+    StateMachine = 4,
+    /// The latest snapshot's metadata and data.
+    Snapshot = 5,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Memtable budget shared by all column families, in bytes.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            write_buffer_bytes: 256 << 20,
+        }
+    }
+}
+
+pub struct Engine {
+    db: Arc<DB>,
+    syncer: Syncer,
+}
+
+impl Engine {
+    /// Opens (or creates) the node's database under `dir`.
+    pub fn open(dir: &Path, options: &EngineOptions) -> Result<Engine, StorageError> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_db_write_buffer_size(options.write_buffer_bytes);
+        // The WAL is our commit log: losing its tail on a crash is only acceptable for writes that
+        // were never acknowledged, and acknowledgements wait for `flush_wal(true)`.
+        db_opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+        db_opts.set_max_background_jobs(2);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut cf_opts = Options::default();
+            if *name == keys::CF_RECORDS || *name == keys::CF_RAFT_LOG {
+                cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            }
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| {
+            StorageError::Open {
+                path: dir.display().to_string(),
+                source,
+            }
+        })?;
+        let db = Arc::new(db);
+        let syncer = Syncer::start(db.clone()).map_err(|e| StorageError::SyncFailed(e.to_string()))?;
+        Ok(Engine { db, syncer })
+    }
+
+    pub(crate) fn cf(&self, name: &'static str) -> &ColumnFamily {
+        // Every CF in ALL_CFS is created by `open`, so a missing handle is a programming error in
+        // this crate, never a property of the data on disk.
+        #[allow(clippy::expect_used)]
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// Writes a batch without waiting for the disk. Pair with [`Engine::sync`] (or rely on a later
+    /// sync covering it: all column families share one WAL, so a later fsync covers earlier writes).
+    pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(false);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Calls `callback` once everything written so far is durable. Many callers share one fsync.
+    pub fn sync_then(&self, callback: impl FnOnce(Result<(), StorageError>) + Send + 'static) {
+        self.syncer.request(Box::new(callback));
+    }
+
+    /// Waits until everything written so far is durable.
+    pub async fn sync(&self) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.sync_then(move |result| {
+            let _ = tx.send(result);
+        });
+        rx.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    pub fn sync_stats(&self) -> &SyncStats {
+        &self.syncer.stats
+    }
+
+    // ---- Raft log -------------------------------------------------------------------------------
+
+    pub fn put_log_entry(&self, batch: &mut WriteBatch, group: u64, index: u64, entry: &[u8]) {
+        batch.put_cf(self.cf(CF_RAFT_LOG), keys::log_key(group, index), entry);
+    }
+
+    /// Entries of `group` with index in `start..end`, in order.
+    pub fn log_entries(
+        &self,
+        group: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let mut out = Vec::new();
+        if start >= end {
+            return Ok(out);
+        }
+        let from = keys::log_key(group, start);
+        let iter = self
+            .db
+            .iterator_cf(self.cf(CF_RAFT_LOG), IteratorMode::From(&from, Direction::Forward));
+        for item in iter {
+            let (key, value) = item?;
+            let (g, index) = keys::decode_log_key(&key)?;
+            if g != group || index >= end {
+                break;
+            }
+            out.push((index, value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The entry with the highest index of `group`, if any.
+    pub fn last_log_entry(&self, group: u64) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        let end = keys::group_end(group);
+        let mut iter = self
+            .db
+            .iterator_cf(self.cf(CF_RAFT_LOG), IteratorMode::From(&end, Direction::Reverse));
+        // A reverse seek lands on the last key < end (or == end, which belongs to the next group).
+        for item in iter.by_ref() {
+            let (key, value) = item?;
+            let (g, index) = keys::decode_log_key(&key)?;
+            if g > group {
+                continue;
+            }
+            if g < group {
+                return Ok(None);
+            }
+            return Ok(Some((index, value.to_vec())));
+        }
+        Ok(None)
+    }
+
+    /// Deletes entries of `group` with index in `start..end`.
+    pub fn delete_log_range(&self, group: u64, start: u64, end: u64) -> Result<(), StorageError> {
+        if start >= end {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.cf(CF_RAFT_LOG),
+            keys::log_key(group, start),
+            keys::log_key(group, end),
+        );
+        self.write(batch)
+    }
+
+    // ---- Raft state -----------------------------------------------------------------------------
+
+    pub fn state(&self, group: u64, tag: StateTag) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_RAFT_STATE), keys::state_key(group, tag as u8))?)
+    }
+
+    pub fn put_state(&self, batch: &mut WriteBatch, group: u64, tag: StateTag, value: &[u8]) {
+        batch.put_cf(
+            self.cf(CF_RAFT_STATE),
+            keys::state_key(group, tag as u8),
+            value,
+        );
+    }
+
+    // ---- Node metadata --------------------------------------------------------------------------
+
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(CF_META), key.as_bytes())?)
+    }
+
+    /// Stores a node-level value durably (used for identity and secrets, which are rare writes).
+    pub async fn put_meta_durably(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), key.as_bytes(), value);
+        self.write(batch)?;
+        self.sync().await
+    }
+
+    /// Removes everything a group owns: log, state, records and time index.
+    pub fn drop_group(&self, group: u64) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        let start = keys::group_start(group);
+        let end = keys::group_end(group);
+        for cf in [
+            keys::CF_RAFT_LOG,
+            keys::CF_RAFT_STATE,
+            keys::CF_RECORDS,
+            keys::CF_RECORDS_BY_TIME,
+        ] {
+            batch.delete_range_cf(self.cf(cf), start.as_slice(), end.as_slice());
+        }
+        self.write(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), &EngineOptions::default()).unwrap();
+        (dir, engine)
+    }
+
+    #[tokio::test]
+    async fn log_entries_are_per_group_and_ordered() {
+        let (_dir, engine) = engine();
+        let mut batch = WriteBatch::default();
+        for group in [1u64, 2, 3] {
+            for index in 1..=5u64 {
+                engine.put_log_entry(&mut batch, group, index, format!("{group}/{index}").as_bytes());
+            }
+        }
+        engine.write(batch).unwrap();
+        engine.sync().await.unwrap();
+
+        let got = engine.log_entries(2, 2, 4).unwrap();
+        assert_eq!(got, vec![(2, b"2/2".to_vec()), (3, b"2/3".to_vec())]);
+        assert_eq!(engine.last_log_entry(2).unwrap(), Some((5, b"2/5".to_vec())));
+        assert_eq!(engine.last_log_entry(9).unwrap(), None);
+        assert_eq!(engine.last_log_entry(0).unwrap(), None);
+
+        engine.delete_log_range(2, 4, u64::MAX).unwrap();
+        assert_eq!(engine.last_log_entry(2).unwrap(), Some((3, b"2/3".to_vec())));
+        assert_eq!(engine.last_log_entry(3).unwrap(), Some((5, b"3/5".to_vec())));
+
+        engine.drop_group(1).unwrap();
+        assert!(engine.log_entries(1, 0, u64::MAX).unwrap().is_empty());
+        assert_eq!(engine.log_entries(3, 0, u64::MAX).unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn concurrent_syncs_share_fsyncs() {
+        let (_dir, engine) = engine();
+        let engine = Arc::new(engine);
+        let mut tasks = Vec::new();
+        for i in 0..200u64 {
+            let engine = engine.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut batch = WriteBatch::default();
+                engine.put_log_entry(&mut batch, 1, i, b"x");
+                engine.write(batch).unwrap();
+                engine.sync().await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let stats = engine.sync_stats();
+        let syncs = stats.syncs.load(std::sync::atomic::Ordering::Relaxed);
+        let waiters = stats.waiters.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(waiters, 200);
+        assert!(syncs >= 1 && syncs <= 200);
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = Engine::open(dir.path(), &EngineOptions::default()).unwrap();
+            let mut batch = WriteBatch::default();
+            engine.put_state(&mut batch, 7, StateTag::Vote, b"vote");
+            engine.write(batch).unwrap();
+            engine.put_meta_durably("node_id", b"1").await.unwrap();
+        }
+        let engine = Engine::open(dir.path(), &EngineOptions::default()).unwrap();
+        assert_eq!(engine.state(7, StateTag::Vote).unwrap(), Some(b"vote".to_vec()));
+        assert_eq!(engine.meta("node_id").unwrap(), Some(b"1".to_vec()));
+    }
+}

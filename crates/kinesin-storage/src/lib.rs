@@ -1,0 +1,18 @@
+//! Kinesin's disk: one RocksDB per node, shared by every Raft group the node hosts.
+//!
+//! This crate owns every on-disk key layout ([`keys`]), the column families, the group-commit
+//! syncer that lets many groups share one WAL fsync ([`Engine::sync`]), and the record store that
+//! shard state machines write into and `GetRecords` reads from.
+//!
+//! It must never know about Raft or Kinesis semantics: it stores bytes under keys and tells the
+//! caller, exactly once, when what it wrote is durable.
+
+pub mod engine;
+pub mod error;
+pub mod keys;
+pub mod records;
+mod syncer;
+
+pub use engine::{Engine, EngineOptions, StateTag, WriteBatch};
+pub use error::StorageError;
+pub use records::{StoredRecord, TimeIndexEntry};
