@@ -1,0 +1,42 @@
+# Kinesin's two commands: `make run` (a single-node cluster on 127.0.0.1:4567, data in ./data)
+# and `make test` (the whole suite). Both install what they need first (scripts/setup.sh).
+
+# Build output lives outside the checkout so RocksDB's C++ is built once per machine.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/kinesin-target
+export CARGO_TARGET_DIR
+KINESIN_VENV ?= $(HOME)/.cache/kinesin-venv
+export KINESIN_VENV
+ARGS ?=
+
+.PHONY: run test setup build release lint fmt
+
+setup:
+	@scripts/setup.sh
+
+## Start a single-node cluster: Kinesis API on http://127.0.0.1:4567, data in ./data.
+run: setup
+	cargo build --release -p kinesin-node --bin kinesin
+	@echo
+	@echo "Starting Kinesin (Ctrl-C stops it). Try, in another terminal:"
+	@echo "  aws kinesis create-stream --stream-name demo --shard-count 2 --endpoint-url http://127.0.0.1:4567 --region us-east-1"
+	@echo
+	$(CARGO_TARGET_DIR)/release/kinesin server --data-dir ./data $(ARGS)
+
+## The whole test suite: Rust unit and integration tests, then the boto3 / AWS CLI tests.
+test: setup
+	cargo build -p kinesin-node --bin kinesin
+	cargo test --workspace
+	KINESIN_BIN=$(CARGO_TARGET_DIR)/debug/kinesin $(KINESIN_VENV)/bin/python -m pytest tests/python
+
+build:
+	cargo build --workspace
+
+release:
+	cargo build --release -p kinesin-node --bin kinesin
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all

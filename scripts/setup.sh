@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing Kinesin needs beyond the Rust toolchain, idempotently:
+#   - libclang (RocksDB's Rust bindings are generated with it), from Debian's packages;
+#   - a Python venv with boto3, the AWS CLI and pytest for the client tests.
+# Safe to run repeatedly; does nothing when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${KINESIN_VENV:-$HOME/.cache/kinesin-venv}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+need_apt=()
+if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q 'libclang\.so'; then
+  need_apt+=(libclang-dev)
+fi
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  need_apt+=(python3-venv)
+fi
+if ((${#need_apt[@]})); then
+  echo "setup: installing ${need_apt[*]} (Debian packages)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+requirements=tests/python/requirements.txt
+stamp="$VENV/.kinesin-requirements"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "setup: creating the Python venv at $VENV"
+  python3 -m venv "$VENV"
+fi
+if [[ ! -f "$stamp" ]] || ! cmp -s "$requirements" "$stamp"; then
+  echo "setup: installing Python test dependencies into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+fi
