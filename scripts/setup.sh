@@ -14,6 +14,9 @@ need_apt=()
 if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q 'libclang\.so'; then
   need_apt+=(libclang-dev)
 fi
+if ! command -v faketime >/dev/null 2>&1; then
+  need_apt+=(faketime)   # the retention test runs the server with a clock in the past
+fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   need_apt+=(python3-venv)
 fi
