@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use kinesin_types::{HashRange, ShardId};
 use serde::{Deserialize, Serialize};
 
-use crate::state::{ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamMode, StreamStatus};
+use crate::state::{
+    ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamMode, StreamStatus,
+};
 use crate::ControllerError;
 
 /// AWS allows at most 5 streams in CREATING per account.
@@ -19,7 +21,9 @@ const MAX_TAGS_PER_STREAM: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// First command of a new cluster.
-    Bootstrap { iterator_secret: [u8; 32] },
+    Bootstrap {
+        iterator_secret: [u8; 32],
+    },
     CreateStream {
         key: StreamKey,
         arn: String,
@@ -34,13 +38,31 @@ pub enum Command {
         shard_limit: u32,
     },
     /// Every shard group of the stream has a leader: the stream takes traffic.
-    MarkActive { key: StreamKey, created_ms: u64 },
-    DeleteStream { key: StreamKey },
+    MarkActive {
+        key: StreamKey,
+        created_ms: u64,
+    },
+    DeleteStream {
+        key: StreamKey,
+    },
     /// Every node dropped the stream's groups: forget it.
-    RemoveStream { key: StreamKey, created_ms: u64 },
-    SetRetention { key: StreamKey, hours: u32, increase: bool },
-    AddTags { key: StreamKey, tags: BTreeMap<String, String> },
-    RemoveTags { key: StreamKey, tag_keys: Vec<String> },
+    RemoveStream {
+        key: StreamKey,
+        created_ms: u64,
+    },
+    SetRetention {
+        key: StreamKey,
+        hours: u32,
+        increase: bool,
+    },
+    AddTags {
+        key: StreamKey,
+        tags: BTreeMap<String, String>,
+    },
+    RemoveTags {
+        key: StreamKey,
+        tag_keys: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,10 +73,16 @@ pub enum Outcome {
 }
 
 pub(crate) fn not_found(key: &StreamKey) -> ControllerError {
-    ControllerError::NotFound(format!("Stream {} under account {} not found.", key.name, key.account))
+    ControllerError::NotFound(format!(
+        "Stream {} under account {} not found.",
+        key.name, key.account
+    ))
 }
 
-fn stream_mut<'a>(state: &'a mut ClusterState, key: &StreamKey) -> Result<&'a mut StreamMeta, ControllerError> {
+fn stream_mut<'a>(
+    state: &'a mut ClusterState,
+    key: &StreamKey,
+) -> Result<&'a mut StreamMeta, ControllerError> {
     state.streams.get_mut(key).ok_or_else(|| not_found(key))
 }
 
@@ -173,16 +201,18 @@ impl Command {
                 stream.status = StreamStatus::Deleting;
                 Ok(Outcome::Done)
             }
-            Command::RemoveStream { key, created_ms } => {
-                match state.streams.get(&key) {
-                    Some(s) if s.created_ms == created_ms && s.status == StreamStatus::Deleting => {
-                        state.streams.remove(&key);
-                        Ok(Outcome::Done)
-                    }
-                    _ => Ok(Outcome::Unchanged),
+            Command::RemoveStream { key, created_ms } => match state.streams.get(&key) {
+                Some(s) if s.created_ms == created_ms && s.status == StreamStatus::Deleting => {
+                    state.streams.remove(&key);
+                    Ok(Outcome::Done)
                 }
-            }
-            Command::SetRetention { key, hours, increase } => {
+                _ => Ok(Outcome::Unchanged),
+            },
+            Command::SetRetention {
+                key,
+                hours,
+                increase,
+            } => {
                 let stream = stream_mut(state, &key)?;
                 require_active(stream)?;
                 let current = stream.retention_hours;

@@ -51,7 +51,9 @@ impl ControllerApplier for StateCell {
                 }
                 outcome
             }
-            Err(e) => Err(ControllerError::InvalidArgument(format!("undecodable controller command: {e}"))),
+            Err(e) => Err(ControllerError::InvalidArgument(format!(
+                "undecodable controller command: {e}"
+            ))),
         };
         // Encoding our own enum cannot fail; an empty response decodes as an error upstream.
         bincode::serialize(&outcome).unwrap_or_default()
@@ -126,9 +128,14 @@ impl Controller {
         let bytes = bincode::serialize(command)
             .map_err(|e| ControllerError::InvalidArgument(format!("unencodable command: {e}")))?;
         match group.write(RaftCommand::Controller(bytes)).await {
-            Ok(Response::Controller(bytes)) => bincode::deserialize::<Applied>(&bytes)
-                .map_err(|e| ControllerError::Unavailable(format!("undecodable controller response: {e}")))?,
-            Ok(other) => Err(ControllerError::Unavailable(format!("unexpected response {other:?}"))),
+            Ok(Response::Controller(bytes)) => {
+                bincode::deserialize::<Applied>(&bytes).map_err(|e| {
+                    ControllerError::Unavailable(format!("undecodable controller response: {e}"))
+                })?
+            }
+            Ok(other) => Err(ControllerError::Unavailable(format!(
+                "unexpected response {other:?}"
+            ))),
             Err(RaftError::NotLeader { leader, .. }) => Err(ControllerError::Unavailable(format!(
                 "this node does not lead the controller (leader: {leader:?})"
             ))),

@@ -11,7 +11,11 @@ pub(crate) struct RequestContext {
 
 impl RequestContext {
     /// The stream a request names by `StreamName`, `StreamARN` or both (which must agree).
-    pub fn stream_key(&self, name: Option<&str>, arn: Option<&str>) -> Result<StreamKey, KinesisError> {
+    pub fn stream_key(
+        &self,
+        name: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<StreamKey, KinesisError> {
         match (name, arn) {
             (None, None) => Err(KinesisError::new(
                 ErrorKind::Validation,
@@ -29,7 +33,9 @@ impl RequestContext {
                     if name != parsed.stream_name {
                         return Err(KinesisError::new(
                             ErrorKind::InvalidArgument,
-                            format!("StreamARN {arn} and StreamName {name} refer to different streams."),
+                            format!(
+                                "StreamARN {arn} and StreamName {name} refer to different streams."
+                            ),
                         ));
                     }
                 }
@@ -46,11 +52,17 @@ impl RequestContext {
 pub(crate) fn not_found(key: &StreamKey) -> KinesisError {
     KinesisError::new(
         ErrorKind::ResourceNotFound,
-        format!("Stream {} under account {} not found.", key.name, key.account),
+        format!(
+            "Stream {} under account {} not found.",
+            key.name, key.account
+        ),
     )
 }
 
 /// The stream, or AWS's not-found error.
-pub(crate) fn find<'a>(state: &'a ClusterState, key: &StreamKey) -> Result<&'a StreamMeta, KinesisError> {
+pub(crate) fn find<'a>(
+    state: &'a ClusterState,
+    key: &StreamKey,
+) -> Result<&'a StreamMeta, KinesisError> {
     state.stream(key).ok_or_else(|| not_found(key))
 }

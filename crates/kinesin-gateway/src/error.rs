@@ -26,7 +26,10 @@ pub(crate) fn from_raft(e: RaftError) -> KinesisError {
 
 pub(crate) fn from_storage(e: kinesin_raft::StorageError) -> KinesisError {
     tracing::error!(error = %e, "storage read failed");
-    KinesisError::new(ErrorKind::InternalFailure, format!("storage read failed: {e}"))
+    KinesisError::new(
+        ErrorKind::InternalFailure,
+        format!("storage read failed: {e}"),
+    )
 }
 
 fn unavailable(message: String) -> KinesisError {

@@ -34,7 +34,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(settings: GatewaySettings, controller: Arc<Controller>, raft: Arc<MultiRaft>) -> Arc<Gateway> {
+    pub fn new(
+        settings: GatewaySettings,
+        controller: Arc<Controller>,
+        raft: Arc<MultiRaft>,
+    ) -> Arc<Gateway> {
         Arc::new(Gateway {
             settings,
             controller,
@@ -54,7 +58,10 @@ impl Gateway {
 }
 
 async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
-    let ready = gateway.controller.group().is_some_and(|g| g.leader().is_some());
+    let ready = gateway
+        .controller
+        .group()
+        .is_some_and(|g| g.leader().is_some());
     if ready {
         (StatusCode::OK, "ok\n").into_response()
     } else {
@@ -62,7 +69,12 @@ async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
     }
 }
 
-async fn handle(State(gateway): State<Arc<Gateway>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers
@@ -86,7 +98,8 @@ async fn handle(State(gateway): State<Arc<Gateway>>, uri: Uri, headers: HeaderMa
         }
         Err(error) => {
             tracing::debug!(op = op_name, %request_id, elapsed_us, error = error.type_name(), message = %error.message, "error");
-            let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let status =
+                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
             envelope(status, error.to_json(), &request_id)
         }
     }

@@ -42,7 +42,11 @@ pub(crate) fn encode<T: Serialize>(token: &T) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(token).unwrap_or_default())
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(token: &str, issued_ms: impl Fn(&T) -> u64, now_ms: u64) -> Result<T, KinesisError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    token: &str,
+    issued_ms: impl Fn(&T) -> u64,
+    now_ms: u64,
+) -> Result<T, KinesisError> {
     let invalid = || KinesisError::new(ErrorKind::InvalidArgument, "Invalid NextToken.");
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let token: T = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
@@ -69,9 +73,12 @@ mod tests {
     #[test]
     fn round_trip_expiry_and_garbage() {
         let encoded = encode(&token(1_000));
-        let decoded: ListStreamsToken = decode(&encoded, |t: &ListStreamsToken| t.issued_ms, 2_000).unwrap();
+        let decoded: ListStreamsToken =
+            decode(&encoded, |t: &ListStreamsToken| t.issued_ms, 2_000).unwrap();
         assert_eq!(decoded, token(1_000));
-        let expired = decode::<ListStreamsToken>(&encoded, |t| t.issued_ms, 1_000 + TOKEN_TTL_MS + 1).unwrap_err();
+        let expired =
+            decode::<ListStreamsToken>(&encoded, |t| t.issued_ms, 1_000 + TOKEN_TTL_MS + 1)
+                .unwrap_err();
         assert_eq!(expired.kind, ErrorKind::ExpiredNextToken);
         let garbage = decode::<ListStreamsToken>("!!!", |t| t.issued_ms, 0).unwrap_err();
         assert_eq!(garbage.kind, ErrorKind::InvalidArgument);

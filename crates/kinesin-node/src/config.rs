@@ -260,7 +260,8 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let file = write("node_id = 3\nlisten = \"127.0.0.1:9000\"\naccount_id = \"123456789012\"\n");
+        let file =
+            write("node_id = 3\nlisten = \"127.0.0.1:9000\"\naccount_id = \"123456789012\"\n");
         let args = ServerArgs {
             config: Some(file.path().to_path_buf()),
             node_id: Some(5),

@@ -52,10 +52,17 @@ impl Node {
             dir: data_dir.display().to_string(),
             message: e.to_string(),
         })?;
-        let engine = Arc::new(Engine::open(&data_dir.join("db"), &EngineOptions::default())?);
+        let engine = Arc::new(Engine::open(
+            &data_dir.join("db"),
+            &EngineOptions::default(),
+        )?);
         check_identity(&engine, &config).await?;
 
-        let raft = Arc::new(MultiRaft::new(config.node_id, engine.clone(), &RaftTuning::default())?);
+        let raft = Arc::new(MultiRaft::new(
+            config.node_id,
+            engine.clone(),
+            &RaftTuning::default(),
+        )?);
         let controller = Arc::new(Controller::new());
         let members = BTreeMap::from([(config.node_id, config.cluster_listen.to_string())]);
         let group = raft
@@ -103,12 +110,13 @@ impl Node {
             controller.clone(),
             raft.clone(),
         );
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| NodeError::Listen {
-                addr: config.listen.to_string(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: config.listen.to_string(),
+                    source,
+                })?;
         let api_addr = listener.local_addr().map_err(|source| NodeError::Listen {
             addr: config.listen.to_string(),
             source,
@@ -161,9 +169,11 @@ async fn check_identity(engine: &Engine, config: &ServerConfig) -> Result<(), No
     };
     match engine.meta(NODE_ID_KEY)? {
         Some(bytes) => {
-            let stored = String::from_utf8_lossy(&bytes).parse::<u64>().map_err(|_| {
-                mismatch("holds an unreadable node id; refusing to start".to_string())
-            })?;
+            let stored = String::from_utf8_lossy(&bytes)
+                .parse::<u64>()
+                .map_err(|_| {
+                    mismatch("holds an unreadable node id; refusing to start".to_string())
+                })?;
             if stored != config.node_id {
                 return Err(mismatch(format!(
                     "belongs to node {stored}, not node {}; use --node-id {stored} or another --data-dir",

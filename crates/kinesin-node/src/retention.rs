@@ -38,7 +38,9 @@ async fn trim_expired(raft: &MultiRaft, controller: &Controller) {
         }
         let cutoff = now_ms().saturating_sub(u64::from(stream.retention_hours) * 3_600_000);
         for shard in &stream.shards {
-            let Some(group) = raft.group(shard.group) else { continue };
+            let Some(group) = raft.group(shard.group) else {
+                continue;
+            };
             let Some(view) = group.shard() else { continue };
             if !group.is_leader() {
                 continue;
@@ -53,8 +55,12 @@ async fn trim_expired(raft: &MultiRaft, controller: &Controller) {
             };
             if oldest.is_some_and(|arrival| arrival < cutoff) {
                 match group.write(Command::Trim { before_ms: cutoff }).await {
-                    Ok(response) => tracing::info!(stream = %stream.key.name, shard = %shard.id, ?response, "retention trimmed records"),
-                    Err(e) => tracing::warn!(stream = %stream.key.name, shard = %shard.id, error = %e, "retention trim failed"),
+                    Ok(response) => {
+                        tracing::info!(stream = %stream.key.name, shard = %shard.id, ?response, "retention trimmed records")
+                    }
+                    Err(e) => {
+                        tracing::warn!(stream = %stream.key.name, shard = %shard.id, error = %e, "retention trim failed")
+                    }
                 }
             }
         }

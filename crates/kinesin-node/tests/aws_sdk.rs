@@ -24,11 +24,17 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn healthy(addr: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(addr) else { return false };
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     if stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -61,7 +67,10 @@ fn start() -> Server {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !healthy(&api) {
         assert!(Instant::now() < deadline, "server did not become healthy");
-        assert!(server.child.try_wait().unwrap().is_none(), "server exited during start-up");
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "server exited during start-up"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     server
@@ -71,7 +80,13 @@ fn client(endpoint: &str) -> Client {
     let config = aws_sdk_kinesis::Config::builder()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"))
+        .credentials_provider(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        ))
         .build();
     Client::from_conf(config)
 }
@@ -85,7 +100,12 @@ async fn wait_active(client: &Client, name: &str) {
             .send()
             .await
             .unwrap();
-        if summary.stream_description_summary().unwrap().stream_status() == &StreamStatus::Active {
+        if summary
+            .stream_description_summary()
+            .unwrap()
+            .stream_status()
+            == &StreamStatus::Active
+        {
             return;
         }
         assert!(Instant::now() < deadline, "stream never became ACTIVE");
@@ -107,7 +127,12 @@ async fn rust_sdk_round_trip() {
         .unwrap();
     wait_active(&kinesis, "sdk").await;
 
-    let shards = kinesis.list_shards().stream_name("sdk").send().await.unwrap();
+    let shards = kinesis
+        .list_shards()
+        .stream_name("sdk")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(shards.shards().len(), 3);
 
     let one = kinesis
@@ -155,7 +180,10 @@ async fn rust_sdk_round_trip() {
             .await
             .unwrap();
         for record in records.records() {
-            seen.push((record.sequence_number().to_string(), record.data().as_ref().to_vec()));
+            seen.push((
+                record.sequence_number().to_string(),
+                record.data().as_ref().to_vec(),
+            ));
         }
     }
     assert_eq!(seen.len(), 31);
@@ -168,7 +196,14 @@ async fn rust_sdk_round_trip() {
         .send()
         .await
         .unwrap_err();
-    assert!(missing.into_service_error().is_resource_not_found_exception());
+    assert!(missing
+        .into_service_error()
+        .is_resource_not_found_exception());
 
-    kinesis.delete_stream().stream_name("sdk").send().await.unwrap();
+    kinesis
+        .delete_stream()
+        .stream_name("sdk")
+        .send()
+        .await
+        .unwrap();
 }

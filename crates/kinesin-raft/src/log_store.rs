@@ -30,7 +30,10 @@ impl LogStore {
         LogStore { group, engine }
     }
 
-    fn read_state<T: serde::de::DeserializeOwned>(&self, tag: StateTag) -> Result<Option<T>, io::Error> {
+    fn read_state<T: serde::de::DeserializeOwned>(
+        &self,
+        tag: StateTag,
+    ) -> Result<Option<T>, io::Error> {
         match self.engine.state(self.group, tag)? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
@@ -39,7 +42,8 @@ impl LogStore {
 
     fn write_state<T: serde::Serialize>(&self, tag: StateTag, value: &T) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
-        self.engine.put_state(&mut batch, self.group, tag, &encode(value)?);
+        self.engine
+            .put_state(&mut batch, self.group, tag, &encode(value)?);
         Ok(self.engine.write(batch)?)
     }
 }
@@ -100,7 +104,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.engine.sync().await?)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogIdOf<TypeConfig>>) -> Result<(), io::Error> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogIdOf<TypeConfig>>,
+    ) -> Result<(), io::Error> {
         // Not synced: it only lets a restarted node re-apply sooner; losing it is harmless.
         self.write_state(StateTag::Committed, &committed)
     }
@@ -111,7 +118,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = EntryOf<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -128,7 +139,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
-    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<TypeConfig>>) -> Result<(), io::Error> {
+    async fn truncate_after(
+        &mut self,
+        last_log_id: Option<LogIdOf<TypeConfig>>,
+    ) -> Result<(), io::Error> {
         let from = last_log_id.map(|id| id.index() + 1).unwrap_or(0);
         Ok(self.engine.delete_log_range(self.group, from, u64::MAX)?)
     }
@@ -137,6 +151,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Record the purge point first: entries at or below it are ignored from then on, so a crash
         // between the two writes leaves at worst some dead entries behind.
         self.write_state(StateTag::LastPurged, &log_id)?;
-        Ok(self.engine.delete_log_range(self.group, 0, log_id.index() + 1)?)
+        Ok(self
+            .engine
+            .delete_log_range(self.group, 0, log_id.index() + 1)?)
     }
 }

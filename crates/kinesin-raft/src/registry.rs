@@ -5,8 +5,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kinesin_storage::Engine;
-use openraft::errors::{ClientWriteError, RaftError as OpenRaftError};
 use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError as OpenRaftError};
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 
 use crate::error::RaftError;
@@ -76,14 +76,18 @@ impl GroupHandle {
     pub async fn write(&self, command: Command) -> Result<Response, RaftError> {
         match self.raft.client_write(command).await {
             Ok(response) => Ok(response.data),
-            Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(RaftError::NotLeader {
-                group: self.id,
-                leader: f.leader_id,
-            }),
-            Err(OpenRaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(RaftError::Unknown {
-                group: self.id,
-                reason: "leader changed before the entry committed".into(),
-            }),
+            Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(RaftError::NotLeader {
+                    group: self.id,
+                    leader: f.leader_id,
+                })
+            }
+            Err(OpenRaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => {
+                Err(RaftError::Unknown {
+                    group: self.id,
+                    reason: "leader changed before the entry committed".into(),
+                })
+            }
             Err(OpenRaftError::APIError(other)) => Err(RaftError::Other(other.to_string())),
             Err(OpenRaftError::Fatal(fatal)) => Err(RaftError::Stopped {
                 group: self.id,
@@ -124,7 +128,11 @@ pub struct MultiRaft {
 }
 
 impl MultiRaft {
-    pub fn new(node_id: NodeId, engine: Arc<Engine>, tuning: &RaftTuning) -> Result<MultiRaft, RaftError> {
+    pub fn new(
+        node_id: NodeId,
+        engine: Arc<Engine>,
+        tuning: &RaftTuning,
+    ) -> Result<MultiRaft, RaftError> {
         let config = Config {
             cluster_name: "kinesin".into(),
             heartbeat_interval: tuning.heartbeat_ms,
@@ -167,7 +175,11 @@ impl MultiRaft {
     }
 
     /// Starts group `id` from what is on disk (creating it when new). Idempotent.
-    pub async fn open_group(&self, id: u64, options: GroupOptions) -> Result<GroupHandle, RaftError> {
+    pub async fn open_group(
+        &self,
+        id: u64,
+        options: GroupOptions,
+    ) -> Result<GroupHandle, RaftError> {
         if let Some(existing) = self.group(id) {
             return Ok(existing);
         }
@@ -184,17 +196,26 @@ impl MultiRaft {
                 None,
             ),
         };
-        let raft = Raft::new(self.node_id, self.config.clone(), Network, log_store, state_machine)
-            .await
-            .map_err(|e| RaftError::Stopped {
-                group: id,
-                reason: e.to_string(),
-            })?;
+        let raft = Raft::new(
+            self.node_id,
+            self.config.clone(),
+            Network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| RaftError::Stopped {
+            group: id,
+            reason: e.to_string(),
+        })?;
         if let Some(members) = options.initial_members {
-            let initialized = raft.is_initialized().await.map_err(|e| RaftError::Stopped {
-                group: id,
-                reason: e.to_string(),
-            })?;
+            let initialized = raft
+                .is_initialized()
+                .await
+                .map_err(|e| RaftError::Stopped {
+                    group: id,
+                    reason: e.to_string(),
+                })?;
             if !initialized {
                 let members: BTreeMap<NodeId, BasicNode> = members
                     .into_iter()

@@ -63,7 +63,10 @@ pub struct GroupStateMachine {
 
 impl GroupStateMachine {
     /// Opens a shard group's state machine from disk.
-    pub fn open_shard(group: u64, engine: Arc<Engine>) -> Result<(GroupStateMachine, Arc<ShardView>), io::Error> {
+    pub fn open_shard(
+        group: u64,
+        engine: Arc<Engine>,
+    ) -> Result<(GroupStateMachine, Arc<ShardView>), io::Error> {
         let applied: Applied = match engine.state(group, StateTag::StateMachine)? {
             Some(bytes) => decode(&bytes)?,
             None => Applied::default(),
@@ -101,8 +104,12 @@ impl GroupStateMachine {
 
     fn persist_applied(&self, batch: &mut WriteBatch) -> Result<(), io::Error> {
         if let Logic::Shard(_) = self.logic {
-            self.engine
-                .put_state(batch, self.group, StateTag::StateMachine, &encode(&self.applied)?);
+            self.engine.put_state(
+                batch,
+                self.group,
+                StateTag::StateMachine,
+                &encode(&self.applied)?,
+            );
         }
         Ok(())
     }
@@ -132,8 +139,12 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
         };
         let mut batch = WriteBatch::default();
         self.persist_applied(&mut batch)?;
-        self.engine
-            .put_state(&mut batch, self.group, StateTag::Snapshot, &encode(&stored)?);
+        self.engine.put_state(
+            &mut batch,
+            self.group,
+            StateTag::Snapshot,
+            &encode(&stored)?,
+        );
         self.engine.write(batch)?;
         // openraft purges the log up to the snapshot next: the snapshot must be on disk first.
         self.engine.sync().await?;
@@ -169,7 +180,9 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                         StoredMembershipOf::<TypeConfig>::new(Some(log_id), membership.clone());
                     Response::None
                 }
-                EntryPayload::Normal(command) => self.apply_command(&mut batch, log_id.index(), command)?,
+                EntryPayload::Normal(command) => {
+                    self.apply_command(&mut batch, log_id.index(), command)?
+                }
             };
             self.applied.log_id = Some(log_id);
             self.applied.counters.next_position = shard::first_position(log_id.index() + 1);
@@ -220,13 +233,19 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
             data: snapshot,
         };
         let mut batch = WriteBatch::default();
-        self.engine
-            .put_state(&mut batch, self.group, StateTag::Snapshot, &encode(&stored)?);
+        self.engine.put_state(
+            &mut batch,
+            self.group,
+            StateTag::Snapshot,
+            &encode(&stored)?,
+        );
         self.engine.write(batch)?;
         Ok(self.engine.sync().await?)
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
         match self.engine.state(self.group, StateTag::Snapshot)? {
             Some(bytes) => {
                 let stored: StoredSnapshot = decode(&bytes)?;
@@ -249,7 +268,13 @@ impl GroupStateMachine {
     ) -> Result<Response, io::Error> {
         let counters = &mut self.applied.counters;
         Ok(match (&self.logic, command) {
-            (Logic::Shard(_), Command::Put { arrival_ms, records }) => shard::apply_put(
+            (
+                Logic::Shard(_),
+                Command::Put {
+                    arrival_ms,
+                    records,
+                },
+            ) => shard::apply_put(
                 &self.engine,
                 batch,
                 self.group,

@@ -36,8 +36,13 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     /// Records of a `Put` got positions `first_position ..` in request order.
-    Put { first_position: u64, arrival_ms: u64 },
-    Trimmed { trim_position: u64 },
+    Put {
+        first_position: u64,
+        arrival_ms: u64,
+    },
+    Trimmed {
+        trim_position: u64,
+    },
     Controller(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A command the group cannot apply (for example a `Put` sent to the controller group). Applied
     /// deterministically as a no-op on every replica.
@@ -57,7 +62,10 @@ openraft::declare_raft_types!(
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::Put { arrival_ms, records } => write!(f, "Put({} records @{arrival_ms})", records.len()),
+            Command::Put {
+                arrival_ms,
+                records,
+            } => write!(f, "Put({} records @{arrival_ms})", records.len()),
             Command::Trim { before_ms } => write!(f, "Trim(<{before_ms})"),
             Command::Controller(bytes) => write!(f, "Controller({} bytes)", bytes.len()),
         }

@@ -35,18 +35,24 @@ impl ControllerApplier for ListApplier {
 struct Builder;
 
 impl StoreBuilder<TypeConfig, LogStore, GroupStateMachine, tempfile::TempDir> for Builder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, GroupStateMachine), StorageError<TypeConfig>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, GroupStateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let engine = Arc::new(Engine::open(dir.path(), &EngineOptions::default()).expect("open engine"));
+        let engine =
+            Arc::new(Engine::open(dir.path(), &EngineOptions::default()).expect("open engine"));
         let group = 7;
         let log = LogStore::new(group, engine.clone());
-        let sm = GroupStateMachine::open_controller(group, engine, Arc::new(ListApplier::default()))
-            .expect("open state machine");
+        let sm =
+            GroupStateMachine::open_controller(group, engine, Arc::new(ListApplier::default()))
+                .expect("open state machine");
         Ok((dir, log, sm))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rocksdb_store_passes_openraft_suite() {
-    Suite::test_all(Builder).await.expect("openraft storage suite");
+    Suite::test_all(Builder)
+        .await
+        .expect("openraft storage suite");
 }

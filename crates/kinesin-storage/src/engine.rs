@@ -62,14 +62,14 @@ impl Engine {
             }
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
-        let db = DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| {
-            StorageError::Open {
+        let db =
+            DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| StorageError::Open {
                 path: dir.display().to_string(),
                 source,
-            }
-        })?;
+            })?;
         let db = Arc::new(db);
-        let syncer = Syncer::start(db.clone()).map_err(|e| StorageError::SyncFailed(e.to_string()))?;
+        let syncer =
+            Syncer::start(db.clone()).map_err(|e| StorageError::SyncFailed(e.to_string()))?;
         Ok(Engine { db, syncer })
     }
 
@@ -131,9 +131,10 @@ impl Engine {
             return Ok(out);
         }
         let from = keys::log_key(group, start);
-        let iter = self
-            .db
-            .iterator_cf(self.cf(CF_RAFT_LOG), IteratorMode::From(&from, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(CF_RAFT_LOG),
+            IteratorMode::From(&from, Direction::Forward),
+        );
         for item in iter {
             let (key, value) = item?;
             let (g, index) = keys::decode_log_key(&key)?;
@@ -148,9 +149,10 @@ impl Engine {
     /// The entry with the highest index of `group`, if any.
     pub fn last_log_entry(&self, group: u64) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
         let end = keys::group_end(group);
-        let mut iter = self
-            .db
-            .iterator_cf(self.cf(CF_RAFT_LOG), IteratorMode::From(&end, Direction::Reverse));
+        let mut iter = self.db.iterator_cf(
+            self.cf(CF_RAFT_LOG),
+            IteratorMode::From(&end, Direction::Reverse),
+        );
         // A reverse seek lands on the last key < end (or == end, which belongs to the next group).
         for item in iter.by_ref() {
             let (key, value) = item?;
@@ -243,7 +245,12 @@ mod tests {
         let mut batch = WriteBatch::default();
         for group in [1u64, 2, 3] {
             for index in 1..=5u64 {
-                engine.put_log_entry(&mut batch, group, index, format!("{group}/{index}").as_bytes());
+                engine.put_log_entry(
+                    &mut batch,
+                    group,
+                    index,
+                    format!("{group}/{index}").as_bytes(),
+                );
             }
         }
         engine.write(batch).unwrap();
@@ -251,13 +258,22 @@ mod tests {
 
         let got = engine.log_entries(2, 2, 4).unwrap();
         assert_eq!(got, vec![(2, b"2/2".to_vec()), (3, b"2/3".to_vec())]);
-        assert_eq!(engine.last_log_entry(2).unwrap(), Some((5, b"2/5".to_vec())));
+        assert_eq!(
+            engine.last_log_entry(2).unwrap(),
+            Some((5, b"2/5".to_vec()))
+        );
         assert_eq!(engine.last_log_entry(9).unwrap(), None);
         assert_eq!(engine.last_log_entry(0).unwrap(), None);
 
         engine.delete_log_range(2, 4, u64::MAX).unwrap();
-        assert_eq!(engine.last_log_entry(2).unwrap(), Some((3, b"2/3".to_vec())));
-        assert_eq!(engine.last_log_entry(3).unwrap(), Some((5, b"3/5".to_vec())));
+        assert_eq!(
+            engine.last_log_entry(2).unwrap(),
+            Some((3, b"2/3".to_vec()))
+        );
+        assert_eq!(
+            engine.last_log_entry(3).unwrap(),
+            Some((5, b"3/5".to_vec()))
+        );
 
         engine.drop_group(1).unwrap();
         assert!(engine.log_entries(1, 0, u64::MAX).unwrap().is_empty());
@@ -299,7 +315,10 @@ mod tests {
             engine.put_meta_durably("node_id", b"1").await.unwrap();
         }
         let engine = Engine::open(dir.path(), &EngineOptions::default()).unwrap();
-        assert_eq!(engine.state(7, StateTag::Vote).unwrap(), Some(b"vote".to_vec()));
+        assert_eq!(
+            engine.state(7, StateTag::Vote).unwrap(),
+            Some(b"vote".to_vec())
+        );
         assert_eq!(engine.meta("node_id").unwrap(), Some(b"1".to_vec()));
     }
 }

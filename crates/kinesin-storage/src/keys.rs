@@ -11,7 +11,13 @@ pub const CF_RAFT_STATE: &str = "raft_state";
 pub const CF_RECORDS: &str = "records";
 pub const CF_RECORDS_BY_TIME: &str = "records_by_time";
 pub const CF_META: &str = "meta";
-pub const ALL_CFS: [&str; 5] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_RECORDS, CF_RECORDS_BY_TIME, CF_META];
+pub const ALL_CFS: [&str; 5] = [
+    CF_RAFT_LOG,
+    CF_RAFT_STATE,
+    CF_RECORDS,
+    CF_RECORDS_BY_TIME,
+    CF_META,
+];
 
 /// `raft_log`: group · index.
 pub fn log_key(group: u64, index: u64) -> [u8; 16] {
@@ -105,7 +111,10 @@ mod tests {
     #[test]
     fn keys_round_trip() {
         assert_eq!(decode_log_key(&log_key(7, 42)).unwrap(), (7, 42));
-        assert_eq!(decode_record_key(&record_key(u64::MAX, 0)).unwrap(), (u64::MAX, 0));
+        assert_eq!(
+            decode_record_key(&record_key(u64::MAX, 0)).unwrap(),
+            (u64::MAX, 0)
+        );
         assert_eq!(decode_time_key(&time_key(1, 2, 3)).unwrap(), (1, 2, 3));
     }
 

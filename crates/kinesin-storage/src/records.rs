@@ -181,13 +181,7 @@ impl Engine {
 
     /// Adds to `batch` the removal of every record of `group` below `position` and of every time
     /// index entry older than `arrival_ms` (retention).
-    pub fn trim_records(
-        &self,
-        batch: &mut WriteBatch,
-        group: u64,
-        position: u64,
-        arrival_ms: u64,
-    ) {
+    pub fn trim_records(&self, batch: &mut WriteBatch, group: u64, position: u64, arrival_ms: u64) {
         batch.delete_range_cf(
             self.cf(CF_RECORDS),
             keys::record_key(group, 0),
@@ -212,7 +206,14 @@ mod tests {
         let mut batch = WriteBatch::default();
         for (group, positions) in [(1u64, 0..3u64), (2, 10..20)] {
             for p in positions {
-                engine.put_record(&mut batch, group, p, 1000 + p, &format!("pk{p}"), &[p as u8; 10]);
+                engine.put_record(
+                    &mut batch,
+                    group,
+                    p,
+                    1000 + p,
+                    &format!("pk{p}"),
+                    &[p as u8; 10],
+                );
                 engine.put_time_index(
                     &mut batch,
                     group,
@@ -244,13 +245,19 @@ mod tests {
     fn reads_stay_inside_the_group_and_honour_limits() {
         let (_dir, engine) = engine_with_records();
         let all = engine.read_records(2, 0, 100, usize::MAX).unwrap();
-        assert_eq!(all.iter().map(|r| r.position).collect::<Vec<_>>(), (10..20).collect::<Vec<_>>());
+        assert_eq!(
+            all.iter().map(|r| r.position).collect::<Vec<_>>(),
+            (10..20).collect::<Vec<_>>()
+        );
         assert_eq!(engine.read_records(2, 15, 2, usize::MAX).unwrap().len(), 2);
         // Each record is 10 bytes of data + 4 of key: a 30-byte budget fits two.
         assert_eq!(engine.read_records(2, 10, 100, 30).unwrap().len(), 2);
         // The first record is returned even when it alone exceeds the budget.
         assert_eq!(engine.read_records(2, 10, 100, 1).unwrap().len(), 1);
-        assert!(engine.read_records(1, 3, 100, usize::MAX).unwrap().is_empty());
+        assert!(engine
+            .read_records(1, 3, 100, usize::MAX)
+            .unwrap()
+            .is_empty());
         assert_eq!(engine.last_record(1).unwrap().unwrap().position, 2);
         assert!(engine.last_record(3).unwrap().is_none());
     }
@@ -264,8 +271,14 @@ mod tests {
         let mut batch = WriteBatch::default();
         engine.trim_records(&mut batch, 2, 15, 1015);
         engine.write(batch).unwrap();
-        assert_eq!(engine.read_records(2, 0, 100, usize::MAX).unwrap()[0].position, 15);
-        assert_eq!(engine.first_at_or_after(2, 0).unwrap().unwrap().position, 15);
+        assert_eq!(
+            engine.read_records(2, 0, 100, usize::MAX).unwrap()[0].position,
+            15
+        );
+        assert_eq!(
+            engine.first_at_or_after(2, 0).unwrap().unwrap().position,
+            15
+        );
         assert_eq!(engine.read_records(1, 0, 100, usize::MAX).unwrap().len(), 3);
     }
 }

@@ -2,9 +2,10 @@
 
 use kinesin_api::model::{
     DescribeLimitsOutput, DescribeStreamInput, DescribeStreamOutput, DescribeStreamSummaryInput,
-    DescribeStreamSummaryOutput, EncryptionType as WireEncryption, EnhancedMetrics, HashKeyRange, ListStreamsInput,
-    ListStreamsOutput, SequenceNumberRange, Shard, StreamDescription, StreamDescriptionSummary, StreamMode as WireMode,
-    StreamModeDetails, StreamStatus as WireStatus, StreamSummary,
+    DescribeStreamSummaryOutput, EncryptionType as WireEncryption, EnhancedMetrics, HashKeyRange,
+    ListStreamsInput, ListStreamsOutput, SequenceNumberRange, Shard, StreamDescription,
+    StreamDescriptionSummary, StreamMode as WireMode, StreamModeDetails,
+    StreamStatus as WireStatus, StreamSummary,
 };
 use kinesin_api::KinesisError;
 use kinesin_controller::{EncryptionType, ShardMeta, StreamMeta, StreamMode, StreamStatus};
@@ -84,7 +85,11 @@ fn enhanced_monitoring(stream: &StreamMeta) -> Vec<EnhancedMetrics> {
     }]
 }
 
-pub(super) fn describe_stream(gateway: &Gateway, ctx: &RequestContext, input: DescribeStreamInput) -> Result<DescribeStreamOutput, KinesisError> {
+pub(super) fn describe_stream(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    input: DescribeStreamInput,
+) -> Result<DescribeStreamOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let state = gateway.controller.state();
     let stream = find(&state, &key)?;
@@ -157,7 +162,11 @@ pub(super) fn describe_summary(
     })
 }
 
-pub(super) fn list_streams(gateway: &Gateway, ctx: &RequestContext, input: ListStreamsInput) -> Result<ListStreamsOutput, KinesisError> {
+pub(super) fn list_streams(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    input: ListStreamsInput,
+) -> Result<ListStreamsOutput, KinesisError> {
     let now = now_ms();
     let after = match (&input.next_token, &input.exclusive_start_stream_name) {
         (Some(_), Some(_)) => {
@@ -165,10 +174,15 @@ pub(super) fn list_streams(gateway: &Gateway, ctx: &RequestContext, input: ListS
                 "NextToken and ExclusiveStartStreamName cannot be provided together.",
             ))
         }
-        (Some(token), None) => Some(tokens::decode::<ListStreamsToken>(token, |t| t.issued_ms, now)?.after),
+        (Some(token), None) => {
+            Some(tokens::decode::<ListStreamsToken>(token, |t| t.issued_ms, now)?.after)
+        }
         (None, name) => name.clone(),
     };
-    let limit = input.limit.map(|l| l.max(1) as usize).unwrap_or(LIST_STREAMS_DEFAULT_LIMIT);
+    let limit = input
+        .limit
+        .map(|l| l.max(1) as usize)
+        .unwrap_or(LIST_STREAMS_DEFAULT_LIMIT);
     let state = gateway.controller.state();
     let mut streams = state
         .streams_in(&ctx.account, &ctx.region)
@@ -200,13 +214,19 @@ pub(super) fn list_streams(gateway: &Gateway, ctx: &RequestContext, input: ListS
     })
 }
 
-pub(super) fn describe_limits(gateway: &Gateway, ctx: &RequestContext) -> Result<DescribeLimitsOutput, KinesisError> {
+pub(super) fn describe_limits(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+) -> Result<DescribeLimitsOutput, KinesisError> {
     let state = gateway.controller.state();
     let streams: Vec<&StreamMeta> = state.streams_in(&ctx.account, &ctx.region).collect();
     Ok(DescribeLimitsOutput {
         shard_limit: gateway.settings.limits.shard_limit as i32,
         open_shard_count: streams.iter().map(|s| s.open_shards().count() as i32).sum(),
-        on_demand_stream_count: streams.iter().filter(|s| s.mode == StreamMode::OnDemand).count() as i32,
+        on_demand_stream_count: streams
+            .iter()
+            .filter(|s| s.mode == StreamMode::OnDemand)
+            .count() as i32,
         on_demand_stream_count_limit: ON_DEMAND_STREAM_LIMIT,
         channel_count: None,
         channel_count_limit: None,

@@ -15,34 +15,64 @@ use serde::Serialize;
 use crate::context::RequestContext;
 use crate::Gateway;
 
-pub(crate) async fn dispatch(gateway: &Gateway, ctx: &RequestContext, request: Request) -> Result<Vec<u8>, KinesisError> {
+pub(crate) async fn dispatch(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    request: Request,
+) -> Result<Vec<u8>, KinesisError> {
     let op = request.operation();
     match request {
         Request::CreateStream(input) => done(op, streams::create(gateway, ctx, input).await?),
         Request::DeleteStream(input) => done(op, streams::delete(gateway, ctx, input).await?),
         Request::IncreaseStreamRetentionPeriod(input) => done(
             op,
-            streams::set_retention(gateway, ctx, input.stream_name, input.stream_arn, input.retention_period_hours, true).await?,
+            streams::set_retention(
+                gateway,
+                ctx,
+                input.stream_name,
+                input.stream_arn,
+                input.retention_period_hours,
+                true,
+            )
+            .await?,
         ),
         Request::DecreaseStreamRetentionPeriod(input) => done(
             op,
-            streams::set_retention(gateway, ctx, input.stream_name, input.stream_arn, input.retention_period_hours, false).await?,
+            streams::set_retention(
+                gateway,
+                ctx,
+                input.stream_name,
+                input.stream_arn,
+                input.retention_period_hours,
+                false,
+            )
+            .await?,
         ),
         Request::DescribeStream(input) => done(op, describe::describe_stream(gateway, ctx, input)?),
-        Request::DescribeStreamSummary(input) => done(op, describe::describe_summary(gateway, ctx, input)?),
+        Request::DescribeStreamSummary(input) => {
+            done(op, describe::describe_summary(gateway, ctx, input)?)
+        }
         Request::ListStreams(input) => done(op, describe::list_streams(gateway, ctx, input)?),
         Request::DescribeLimits(_) => done(op, describe::describe_limits(gateway, ctx)?),
         Request::ListShards(input) => done(op, shards::list_shards(gateway, ctx, input)?),
         Request::PutRecord(input) => done(op, records::put_record(gateway, ctx, input).await?),
         Request::PutRecords(input) => done(op, records::put_records(gateway, ctx, input).await?),
-        Request::GetShardIterator(input) => done(op, records::get_shard_iterator(gateway, ctx, input)?),
+        Request::GetShardIterator(input) => {
+            done(op, records::get_shard_iterator(gateway, ctx, input)?)
+        }
         Request::GetRecords(input) => done(op, records::get_records(gateway, ctx, input)?),
-        Request::AddTagsToStream(input) => done(op, tags::add_to_stream(gateway, ctx, input).await?),
-        Request::RemoveTagsFromStream(input) => done(op, tags::remove_from_stream(gateway, ctx, input).await?),
+        Request::AddTagsToStream(input) => {
+            done(op, tags::add_to_stream(gateway, ctx, input).await?)
+        }
+        Request::RemoveTagsFromStream(input) => {
+            done(op, tags::remove_from_stream(gateway, ctx, input).await?)
+        }
         Request::ListTagsForStream(input) => done(op, tags::list_for_stream(gateway, ctx, input)?),
         Request::TagResource(input) => done(op, tags::tag_resource(gateway, ctx, input).await?),
         Request::UntagResource(input) => done(op, tags::untag_resource(gateway, ctx, input).await?),
-        Request::ListTagsForResource(input) => done(op, tags::list_for_resource(gateway, ctx, input)?),
+        Request::ListTagsForResource(input) => {
+            done(op, tags::list_for_resource(gateway, ctx, input)?)
+        }
         _ => Err(KinesisError::new(
             ErrorKind::UnknownOperation,
             format!("Kinesin does not implement {} yet.", op.name()),

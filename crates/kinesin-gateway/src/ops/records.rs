@@ -5,15 +5,16 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use kinesin_api::model::{
-    ChildShard, GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput, HashKeyRange,
-    PutRecordInput, PutRecordOutput, PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry,
-    PutRecordsResultEntry, Record, ShardIteratorType,
+    ChildShard, GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput,
+    HashKeyRange, PutRecordInput, PutRecordOutput, PutRecordsInput, PutRecordsOutput,
+    PutRecordsRequestEntry, PutRecordsResultEntry, Record, ShardIteratorType,
 };
 use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{ClusterState, ShardMeta, StreamKey, StreamMeta, StreamStatus};
 use kinesin_raft::{Command, NewRecord, Response, ShardView};
 use kinesin_types::{
-    parse_hash_key, partition_key_hash, IteratorCodec, IteratorError, IteratorPayload, SequenceNumber, ShardId,
+    parse_hash_key, partition_key_hash, IteratorCodec, IteratorError, IteratorPayload,
+    SequenceNumber, ShardId,
 };
 
 use super::describe::sequence_number;
@@ -29,7 +30,10 @@ struct Routed {
 }
 
 fn validation(message: String) -> KinesisError {
-    KinesisError::new(ErrorKind::Validation, format!("1 validation error detected: {message}"))
+    KinesisError::new(
+        ErrorKind::Validation,
+        format!("1 validation error detected: {message}"),
+    )
 }
 
 /// The stream if it takes writes and reads: ACTIVE or UPDATING (a CREATING stream is not found,
@@ -84,12 +88,18 @@ fn route(
         .ok_or_else(|| {
             KinesisError::new(
                 ErrorKind::InternalFailure,
-                format!("no open shard of stream {} covers hash key {hash_key}", stream.key.name),
+                format!(
+                    "no open shard of stream {} covers hash key {hash_key}",
+                    stream.key.name
+                ),
             )
         })?;
     Ok(Routed {
         shard,
-        record: NewRecord { partition_key, data },
+        record: NewRecord {
+            partition_key,
+            data,
+        },
     })
 }
 
@@ -107,7 +117,11 @@ fn shard_view(gateway: &Gateway, shard: &ShardMeta) -> Result<Arc<ShardView>, Ki
 }
 
 /// Appends `records` to one shard; on success, the position and arrival time of the first.
-async fn append(gateway: &Gateway, shard: &ShardMeta, records: Vec<NewRecord>) -> Result<(u64, u64), KinesisError> {
+async fn append(
+    gateway: &Gateway,
+    shard: &ShardMeta,
+    records: Vec<NewRecord>,
+) -> Result<(u64, u64), KinesisError> {
     let group = gateway.raft.group(shard.group).ok_or_else(|| {
         KinesisError::new(
             ErrorKind::ServiceUnavailable,
@@ -130,7 +144,11 @@ async fn append(gateway: &Gateway, shard: &ShardMeta, records: Vec<NewRecord>) -
     }
 }
 
-pub(super) async fn put_record(gateway: &Gateway, ctx: &RequestContext, input: PutRecordInput) -> Result<PutRecordOutput, KinesisError> {
+pub(super) async fn put_record(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    input: PutRecordInput,
+) -> Result<PutRecordOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let state = gateway.controller.state();
     let stream = usable(&state, &key)?;
@@ -151,7 +169,11 @@ pub(super) async fn put_record(gateway: &Gateway, ctx: &RequestContext, input: P
     })
 }
 
-pub(super) async fn put_records(gateway: &Gateway, ctx: &RequestContext, input: PutRecordsInput) -> Result<PutRecordsOutput, KinesisError> {
+pub(super) async fn put_records(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    input: PutRecordsInput,
+) -> Result<PutRecordsOutput, KinesisError> {
     let limits = &gateway.settings.limits;
     if input.records.len() > limits.max_put_records {
         return Err(validation(format!(
@@ -184,16 +206,25 @@ pub(super) async fn put_records(gateway: &Gateway, ctx: &RequestContext, input: 
             partition_key,
         } = entry;
         let path = format!("records.{}.member.", i + 1);
-        let routed = route(gateway, stream, data, partition_key, explicit_hash_key.as_deref(), &path)?;
+        let routed = route(
+            gateway,
+            stream,
+            data,
+            partition_key,
+            explicit_hash_key.as_deref(),
+            &path,
+        )?;
         let slot = by_shard.entry(routed.shard).or_default();
         slot.0.push(i);
         slot.1.push(routed.record);
     }
 
-    let writes = by_shard.into_iter().map(|(shard_index, (indices, records))| {
-        let shard = &stream.shards[shard_index];
-        async move { (shard, indices, append(gateway, shard, records).await) }
-    });
+    let writes = by_shard
+        .into_iter()
+        .map(|(shard_index, (indices, records))| {
+            let shard = &stream.shards[shard_index];
+            async move { (shard, indices, append(gateway, shard, records).await) }
+        });
     let mut results: Vec<PutRecordsResultEntry> = vec![PutRecordsResultEntry::default(); count];
     let mut failed = 0;
     for (shard, indices, outcome) in join_all(writes).await {
@@ -201,13 +232,16 @@ pub(super) async fn put_records(gateway: &Gateway, ctx: &RequestContext, input: 
             Ok((first, arrival_ms)) => {
                 for (slot, &i) in indices.iter().enumerate() {
                     results[i].shard_id = Some(shard.id.to_string());
-                    results[i].sequence_number = Some(sequence_number(shard, first + slot as u64, arrival_ms));
+                    results[i].sequence_number =
+                        Some(sequence_number(shard, first + slot as u64, arrival_ms));
                 }
             }
             Err(error) => {
                 failed += indices.len();
                 let code = match error.kind {
-                    ErrorKind::ProvisionedThroughputExceeded => "ProvisionedThroughputExceededException",
+                    ErrorKind::ProvisionedThroughputExceeded => {
+                        "ProvisionedThroughputExceededException"
+                    }
                     _ => "InternalFailure",
                 };
                 for &i in &indices {
@@ -228,7 +262,12 @@ fn iterator_codec(state: &ClusterState) -> Result<IteratorCodec, KinesisError> {
     state
         .iterator_secret
         .map(IteratorCodec::new)
-        .ok_or_else(|| KinesisError::new(ErrorKind::ServiceUnavailable, "the cluster is not bootstrapped yet"))
+        .ok_or_else(|| {
+            KinesisError::new(
+                ErrorKind::ServiceUnavailable,
+                "the cluster is not bootstrapped yet",
+            )
+        })
 }
 
 fn find_shard<'a>(stream: &'a StreamMeta, shard_id: &str) -> Result<&'a ShardMeta, KinesisError> {
@@ -276,8 +315,12 @@ pub(super) fn get_shard_iterator(
     let state = gateway.controller.state();
     let stream = usable(&state, &key)?;
     let shard = find_shard(stream, &input.shard_id)?;
-    let kind = ShardIteratorType::from_wire(&input.shard_iterator_type)
-        .ok_or_else(|| invalid_argument(format!("Invalid ShardIteratorType {}.", input.shard_iterator_type)))?;
+    let kind = ShardIteratorType::from_wire(&input.shard_iterator_type).ok_or_else(|| {
+        invalid_argument(format!(
+            "Invalid ShardIteratorType {}.",
+            input.shard_iterator_type
+        ))
+    })?;
     let now = now_ms();
     let starting = |kind: ShardIteratorType| {
         input.starting_sequence_number.as_deref().ok_or_else(|| {
@@ -291,7 +334,9 @@ pub(super) fn get_shard_iterator(
         ShardIteratorType::TrimHorizon => shard_view(gateway, shard)?.trim_position(),
         ShardIteratorType::Latest => shard_view(gateway, shard)?.next_position(),
         ShardIteratorType::AtSequenceNumber => position_of(shard, stream, starting(kind)?)?,
-        ShardIteratorType::AfterSequenceNumber => position_of(shard, stream, starting(kind)?)?.saturating_add(1),
+        ShardIteratorType::AfterSequenceNumber => {
+            position_of(shard, stream, starting(kind)?)?.saturating_add(1)
+        }
         ShardIteratorType::AtTimestamp => {
             let timestamp = input.timestamp.ok_or_else(|| {
                 invalid_argument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.")
@@ -302,7 +347,9 @@ pub(super) fn get_shard_iterator(
                     "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
                 )));
             }
-            shard_view(gateway, shard)?.position_at_time(at_ms).map_err(from_storage)?
+            shard_view(gateway, shard)?
+                .position_at_time(at_ms)
+                .map_err(from_storage)?
         }
     };
     let iterator = iterator_codec(&state)?.encode(&IteratorPayload {
@@ -326,7 +373,12 @@ fn child_shards(stream: &StreamMeta, parent: ShardId) -> Vec<ChildShard> {
         .filter(|s| s.parent == Some(parent) || s.adjacent_parent == Some(parent))
         .map(|s| ChildShard {
             shard_id: s.id.to_string(),
-            parent_shards: s.parent.iter().chain(s.adjacent_parent.iter()).map(|p| p.to_string()).collect(),
+            parent_shards: s
+                .parent
+                .iter()
+                .chain(s.adjacent_parent.iter())
+                .map(|p| p.to_string())
+                .collect(),
             hash_key_range: HashKeyRange {
                 starting_hash_key: s.hash_range.start.to_string(),
                 ending_hash_key: s.hash_range.end.to_string(),
@@ -335,14 +387,20 @@ fn child_shards(stream: &StreamMeta, parent: ShardId) -> Vec<ChildShard> {
         .collect()
 }
 
-pub(super) fn get_records(gateway: &Gateway, _ctx: &RequestContext, input: GetRecordsInput) -> Result<GetRecordsOutput, KinesisError> {
+pub(super) fn get_records(
+    gateway: &Gateway,
+    _ctx: &RequestContext,
+    input: GetRecordsInput,
+) -> Result<GetRecordsOutput, KinesisError> {
     let state = gateway.controller.state();
     let now = now_ms();
     let payload = iterator_codec(&state)?
         .decode(&input.shard_iterator, now)
         .map_err(|e| match e {
             IteratorError::Invalid => invalid_argument(e.to_string()),
-            IteratorError::Expired { .. } => KinesisError::new(ErrorKind::ExpiredIterator, e.to_string()),
+            IteratorError::Expired { .. } => {
+                KinesisError::new(ErrorKind::ExpiredIterator, e.to_string())
+            }
         })?;
     let key = StreamKey {
         account: payload.account.clone(),
@@ -382,7 +440,9 @@ pub(super) fn get_records(gateway: &Gateway, _ctx: &RequestContext, input: GetRe
             encryption_type: None,
         })
         .collect();
-    let drained = shard.ending_position.is_some_and(|end| next_position >= end);
+    let drained = shard
+        .ending_position
+        .is_some_and(|end| next_position >= end);
     let (next_shard_iterator, child_shards) = if drained {
         (None, Some(child_shards(stream, shard.id)))
     } else {

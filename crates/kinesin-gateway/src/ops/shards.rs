@@ -25,25 +25,32 @@ enum Selection {
 }
 
 impl Selection {
-    fn from_filter(filter: &ShardFilterToken, stream: &StreamMeta) -> Result<Selection, KinesisError> {
-        let kind = ShardFilterType::from_wire(&filter.kind)
-            .ok_or_else(|| invalid_argument(format!("Invalid ShardFilter type {}.", filter.kind)))?;
+    fn from_filter(
+        filter: &ShardFilterToken,
+        stream: &StreamMeta,
+    ) -> Result<Selection, KinesisError> {
+        let kind = ShardFilterType::from_wire(&filter.kind).ok_or_else(|| {
+            invalid_argument(format!("Invalid ShardFilter type {}.", filter.kind))
+        })?;
         let time = || {
             filter
                 .timestamp_ms
                 .map(|t| t.max(stream.created_ms))
-                .ok_or_else(|| invalid_argument(format!("ShardFilter type {} requires a Timestamp.", filter.kind)))
+                .ok_or_else(|| {
+                    invalid_argument(format!(
+                        "ShardFilter type {} requires a Timestamp.",
+                        filter.kind
+                    ))
+                })
         };
         Ok(match kind {
             ShardFilterType::AfterShardId => {
-                let id = filter
-                    .shard_id
-                    .as_deref()
-                    .ok_or_else(|| invalid_argument("ShardFilter type AFTER_SHARD_ID requires a ShardId."))?;
-                Selection::After(
-                    id.parse()
-                        .map_err(|_| invalid_argument(format!("Invalid ShardId {id} in ShardFilter.")))?,
-                )
+                let id = filter.shard_id.as_deref().ok_or_else(|| {
+                    invalid_argument("ShardFilter type AFTER_SHARD_ID requires a ShardId.")
+                })?;
+                Selection::After(id.parse().map_err(|_| {
+                    invalid_argument(format!("Invalid ShardId {id} in ShardFilter."))
+                })?)
             }
             ShardFilterType::AtTrimHorizon => Selection::AtTrimHorizon,
             ShardFilterType::FromTrimHorizon => Selection::All,
@@ -74,7 +81,11 @@ fn filter_token(filter: &ShardFilter) -> ShardFilterToken {
     }
 }
 
-pub(super) fn list_shards(gateway: &Gateway, ctx: &RequestContext, input: ListShardsInput) -> Result<ListShardsOutput, KinesisError> {
+pub(super) fn list_shards(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    input: ListShardsInput,
+) -> Result<ListShardsOutput, KinesisError> {
     let now = now_ms();
     let (key, after, filter, created_ms) = match &input.next_token {
         Some(token) => {
@@ -93,24 +104,35 @@ pub(super) fn list_shards(gateway: &Gateway, ctx: &RequestContext, input: ListSh
                 region: token.region,
                 name: token.stream,
             };
-            (key, Some(ShardId(token.after_shard)), token.filter, Some(token.stream_created_ms))
+            (
+                key,
+                Some(ShardId(token.after_shard)),
+                token.filter,
+                Some(token.stream_created_ms),
+            )
         }
         None => {
             let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
             let after = match &input.exclusive_start_shard_id {
-                Some(id) => Some(
-                    id.parse::<ShardId>()
-                        .map_err(|_| invalid_argument(format!("Invalid ExclusiveStartShardId {id}.")))?,
-                ),
+                Some(id) => Some(id.parse::<ShardId>().map_err(|_| {
+                    invalid_argument(format!("Invalid ExclusiveStartShardId {id}."))
+                })?),
                 None => None,
             };
-            (key, after, input.shard_filter.as_ref().map(filter_token), None)
+            (
+                key,
+                after,
+                input.shard_filter.as_ref().map(filter_token),
+                None,
+            )
         }
     };
     let state = gateway.controller.state();
     let stream = find(&state, &key)?;
     if created_ms.is_some_and(|created| created != stream.created_ms) {
-        return Err(invalid_argument("NextToken belongs to a stream that no longer exists."));
+        return Err(invalid_argument(
+            "NextToken belongs to a stream that no longer exists.",
+        ));
     }
     let selection = match &filter {
         Some(filter) => Selection::from_filter(filter, stream)?,

@@ -1,6 +1,9 @@
 //! Stream lifecycle: create, delete, retention.
 
-use kinesin_api::model::{CreateStreamInput, CreateStreamOutput, DeleteStreamInput, DeleteStreamOutput, StreamMode as WireMode};
+use kinesin_api::model::{
+    CreateStreamInput, CreateStreamOutput, DeleteStreamInput, DeleteStreamOutput,
+    StreamMode as WireMode,
+};
 use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{Command, StreamKey, StreamMode};
 use kinesin_types::stream_arn;
@@ -16,14 +19,20 @@ const DEFAULT_SHARD_COUNT: u32 = 4;
 const MIN_RETENTION_HOURS: i32 = 24;
 const MAX_RETENTION_HOURS: i32 = 8760;
 
-pub(super) async fn create(gateway: &Gateway, ctx: &RequestContext, input: CreateStreamInput) -> Result<CreateStreamOutput, KinesisError> {
+pub(super) async fn create(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    input: CreateStreamInput,
+) -> Result<CreateStreamOutput, KinesisError> {
     let mode = match input.stream_mode_details.as_ref().map(|d| d.stream_mode) {
         Some(WireMode::OnDemand) => StreamMode::OnDemand,
         _ => StreamMode::Provisioned,
     };
     let shard_count = match (mode, input.shard_count) {
         (StreamMode::OnDemand, Some(_)) => {
-            return Err(invalid_argument("ShardCount must not be specified for a stream in ON_DEMAND mode."))
+            return Err(invalid_argument(
+                "ShardCount must not be specified for a stream in ON_DEMAND mode.",
+            ))
         }
         (_, Some(n)) if n < 1 => return Err(invalid_argument("ShardCount must be at least 1.")),
         (_, Some(n)) => n as u32,
@@ -52,12 +61,20 @@ pub(super) async fn create(gateway: &Gateway, ctx: &RequestContext, input: Creat
         replicas: vec![gateway.settings.node_id],
         shard_limit: gateway.settings.limits.shard_limit,
     };
-    gateway.controller.propose(&command).await.map_err(from_controller)?;
+    gateway
+        .controller
+        .propose(&command)
+        .await
+        .map_err(from_controller)?;
     tracing::info!(stream = %input.stream_name, shards = shard_count, "stream created");
     Ok(CreateStreamOutput {})
 }
 
-pub(super) async fn delete(gateway: &Gateway, ctx: &RequestContext, input: DeleteStreamInput) -> Result<DeleteStreamOutput, KinesisError> {
+pub(super) async fn delete(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    input: DeleteStreamInput,
+) -> Result<DeleteStreamOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     gateway
         .controller

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use kinesin_api::model::{
-    AddTagsToStreamInput, AddTagsToStreamOutput, ListTagsForResourceInput, ListTagsForResourceOutput,
-    ListTagsForStreamInput, ListTagsForStreamOutput, RemoveTagsFromStreamInput, RemoveTagsFromStreamOutput, Tag,
-    TagResourceInput, TagResourceOutput, UntagResourceInput, UntagResourceOutput,
+    AddTagsToStreamInput, AddTagsToStreamOutput, ListTagsForResourceInput,
+    ListTagsForResourceOutput, ListTagsForStreamInput, ListTagsForStreamOutput,
+    RemoveTagsFromStreamInput, RemoveTagsFromStreamOutput, Tag, TagResourceInput,
+    TagResourceOutput, UntagResourceInput, UntagResourceOutput,
 };
 use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{Command, StreamKey};
@@ -26,7 +27,9 @@ fn valid_tag_char(c: char) -> bool {
 pub(super) fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), KinesisError> {
     for (key, value) in tags {
         if key.starts_with("aws:") {
-            return Err(invalid_argument(format!("Tag key {key} uses the reserved prefix aws:.")));
+            return Err(invalid_argument(format!(
+                "Tag key {key} uses the reserved prefix aws:."
+            )));
         }
         if !key.chars().chain(value.chars()).all(valid_tag_char) {
             return Err(invalid_argument(
@@ -61,7 +64,11 @@ fn resource_stream(arn: &str) -> Result<StreamKey, KinesisError> {
     }
 }
 
-async fn add(gateway: &Gateway, key: StreamKey, tags: BTreeMap<String, String>) -> Result<(), KinesisError> {
+async fn add(
+    gateway: &Gateway,
+    key: StreamKey,
+    tags: BTreeMap<String, String>,
+) -> Result<(), KinesisError> {
     validate_tags(&tags)?;
     gateway
         .controller
@@ -71,7 +78,11 @@ async fn add(gateway: &Gateway, key: StreamKey, tags: BTreeMap<String, String>) 
     Ok(())
 }
 
-async fn remove(gateway: &Gateway, key: StreamKey, tag_keys: Vec<String>) -> Result<(), KinesisError> {
+async fn remove(
+    gateway: &Gateway,
+    key: StreamKey,
+    tag_keys: Vec<String>,
+) -> Result<(), KinesisError> {
     gateway
         .controller
         .propose(&Command::RemoveTags { key, tag_keys })
@@ -80,7 +91,11 @@ async fn remove(gateway: &Gateway, key: StreamKey, tag_keys: Vec<String>) -> Res
     Ok(())
 }
 
-pub(super) async fn add_to_stream(gateway: &Gateway, ctx: &RequestContext, input: AddTagsToStreamInput) -> Result<AddTagsToStreamOutput, KinesisError> {
+pub(super) async fn add_to_stream(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    input: AddTagsToStreamInput,
+) -> Result<AddTagsToStreamOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     add(gateway, key, input.tags).await?;
     Ok(AddTagsToStreamOutput {})
@@ -96,13 +111,23 @@ pub(super) async fn remove_from_stream(
     Ok(RemoveTagsFromStreamOutput {})
 }
 
-pub(super) fn list_for_stream(gateway: &Gateway, ctx: &RequestContext, input: ListTagsForStreamInput) -> Result<ListTagsForStreamOutput, KinesisError> {
+pub(super) fn list_for_stream(
+    gateway: &Gateway,
+    ctx: &RequestContext,
+    input: ListTagsForStreamInput,
+) -> Result<ListTagsForStreamOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let state = gateway.controller.state();
     let stream = find(&state, &key)?;
-    let limit = input.limit.map(|l| l.max(1) as usize).unwrap_or(LIST_TAGS_DEFAULT_LIMIT);
+    let limit = input
+        .limit
+        .map(|l| l.max(1) as usize)
+        .unwrap_or(LIST_TAGS_DEFAULT_LIMIT);
     let after = input.exclusive_start_tag_key.as_deref();
-    let mut tags = stream.tags.iter().filter(|(k, _)| after.is_none_or(|a| k.as_str() > a));
+    let mut tags = stream
+        .tags
+        .iter()
+        .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a));
     let page = tag_list(tags.by_ref().take(limit));
     Ok(ListTagsForStreamOutput {
         tags: page,
@@ -110,13 +135,26 @@ pub(super) fn list_for_stream(gateway: &Gateway, ctx: &RequestContext, input: Li
     })
 }
 
-pub(super) async fn tag_resource(gateway: &Gateway, _ctx: &RequestContext, input: TagResourceInput) -> Result<TagResourceOutput, KinesisError> {
+pub(super) async fn tag_resource(
+    gateway: &Gateway,
+    _ctx: &RequestContext,
+    input: TagResourceInput,
+) -> Result<TagResourceOutput, KinesisError> {
     add(gateway, resource_stream(&input.resource_arn)?, input.tags).await?;
     Ok(TagResourceOutput {})
 }
 
-pub(super) async fn untag_resource(gateway: &Gateway, _ctx: &RequestContext, input: UntagResourceInput) -> Result<UntagResourceOutput, KinesisError> {
-    remove(gateway, resource_stream(&input.resource_arn)?, input.tag_keys).await?;
+pub(super) async fn untag_resource(
+    gateway: &Gateway,
+    _ctx: &RequestContext,
+    input: UntagResourceInput,
+) -> Result<UntagResourceOutput, KinesisError> {
+    remove(
+        gateway,
+        resource_stream(&input.resource_arn)?,
+        input.tag_keys,
+    )
+    .await?;
     Ok(UntagResourceOutput {})
 }
 
