@@ -254,3 +254,190 @@ impl Command {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> StreamKey {
+        StreamKey {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            name: name.into(),
+        }
+    }
+
+    fn create(name: &str, shards: u32, limit: u32) -> Command {
+        Command::CreateStream {
+            key: key(name),
+            arn: format!("arn:aws:kinesis:us-east-1:000000000000:stream/{name}"),
+            now_ms: 1_700_000_000_000,
+            shard_count: shards,
+            mode: StreamMode::Provisioned,
+            tags: BTreeMap::new(),
+            max_record_size_kib: 1024,
+            replicas: vec![1],
+            shard_limit: limit,
+        }
+    }
+
+    fn bootstrapped() -> ClusterState {
+        let mut state = ClusterState::default();
+        Command::Bootstrap {
+            iterator_secret: [7; 32],
+        }
+        .apply(&mut state)
+        .unwrap();
+        state
+    }
+
+    fn activate(state: &mut ClusterState, name: &str) {
+        let created_ms = state.streams[&key(name)].created_ms;
+        Command::MarkActive {
+            key: key(name),
+            created_ms,
+        }
+        .apply(state)
+        .unwrap();
+    }
+
+    #[test]
+    fn create_allocates_groups_and_splits_the_hash_space() {
+        let mut state = bootstrapped();
+        create("a", 3, 100).apply(&mut state).unwrap();
+        create("b", 2, 100).apply(&mut state).unwrap();
+        let a = &state.streams[&key("a")];
+        let b = &state.streams[&key("b")];
+        assert_eq!(a.status, StreamStatus::Creating);
+        let groups: Vec<u64> = a.shards.iter().chain(&b.shards).map(|s| s.group).collect();
+        assert_eq!(
+            groups,
+            vec![1, 2, 3, 4, 5],
+            "group 0 is the controller; ids are never reused"
+        );
+        assert_eq!(a.shards[0].hash_range.start, 0);
+        assert_eq!(a.shards[2].hash_range.end, u128::MAX);
+        assert_eq!(a.route(u128::MAX).map(|s| s.id), Some(ShardId(2)));
+    }
+
+    #[test]
+    fn duplicate_names_and_limits_are_refused() {
+        let mut state = bootstrapped();
+        create("a", 3, 5).apply(&mut state).unwrap();
+        assert!(matches!(
+            create("a", 1, 5).apply(&mut state),
+            Err(ControllerError::InUse(_))
+        ));
+        assert!(matches!(
+            create("b", 3, 5).apply(&mut state),
+            Err(ControllerError::LimitExceeded(_))
+        ));
+        create("b", 2, 5).apply(&mut state).unwrap();
+        // Five streams in CREATING at most.
+        for name in ["c", "d", "e"] {
+            create(name, 1, 100).apply(&mut state).unwrap();
+        }
+        assert!(matches!(
+            create("f", 1, 100).apply(&mut state),
+            Err(ControllerError::LimitExceeded(_))
+        ));
+        activate(&mut state, "a");
+        create("f", 1, 100).apply(&mut state).unwrap();
+    }
+
+    #[test]
+    fn retention_rules() {
+        let mut state = bootstrapped();
+        create("a", 1, 10).apply(&mut state).unwrap();
+        let set = |hours, increase| Command::SetRetention {
+            key: key("a"),
+            hours,
+            increase,
+        };
+        assert!(
+            matches!(
+                set(48, true).apply(&mut state),
+                Err(ControllerError::InUse(_))
+            ),
+            "not ACTIVE yet"
+        );
+        activate(&mut state, "a");
+        set(48, true).apply(&mut state).unwrap();
+        assert!(matches!(
+            set(30, true).apply(&mut state),
+            Err(ControllerError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            set(72, false).apply(&mut state),
+            Err(ControllerError::InvalidArgument(_))
+        ));
+        set(24, false).apply(&mut state).unwrap();
+        assert_eq!(state.streams[&key("a")].retention_hours, 24);
+        assert!(matches!(
+            Command::SetRetention {
+                key: key("zz"),
+                hours: 48,
+                increase: true
+            }
+            .apply(&mut state),
+            Err(ControllerError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn tags_overwrite_and_cap_at_fifty() {
+        let mut state = bootstrapped();
+        create("a", 1, 10).apply(&mut state).unwrap();
+        let tags = |range: std::ops::Range<u32>, value: &str| Command::AddTags {
+            key: key("a"),
+            tags: range
+                .map(|i| (format!("k{i}"), value.to_string()))
+                .collect(),
+        };
+        tags(0..40, "x").apply(&mut state).unwrap();
+        tags(30..50, "y").apply(&mut state).unwrap();
+        assert_eq!(state.streams[&key("a")].tags.len(), 50);
+        assert_eq!(state.streams[&key("a")].tags["k30"], "y");
+        assert!(matches!(
+            tags(50..51, "z").apply(&mut state),
+            Err(ControllerError::InvalidArgument(_))
+        ));
+        Command::RemoveTags {
+            key: key("a"),
+            tag_keys: vec!["k0".into(), "missing".into()],
+        }
+        .apply(&mut state)
+        .unwrap();
+        assert_eq!(state.streams[&key("a")].tags.len(), 49);
+    }
+
+    #[test]
+    fn delete_then_remove_only_the_same_incarnation() {
+        let mut state = bootstrapped();
+        create("a", 1, 10).apply(&mut state).unwrap();
+        let created_ms = state.streams[&key("a")].created_ms;
+        Command::DeleteStream { key: key("a") }
+            .apply(&mut state)
+            .unwrap();
+        assert_eq!(state.streams[&key("a")].status, StreamStatus::Deleting);
+        assert_eq!(
+            Command::RemoveStream {
+                key: key("a"),
+                created_ms: created_ms + 1
+            }
+            .apply(&mut state),
+            Ok(Outcome::Unchanged)
+        );
+        Command::RemoveStream {
+            key: key("a"),
+            created_ms,
+        }
+        .apply(&mut state)
+        .unwrap();
+        assert!(state.streams.is_empty());
+        assert!(matches!(
+            Command::DeleteStream { key: key("a") }.apply(&mut state),
+            Err(ControllerError::NotFound(_))
+        ));
+    }
+}

@@ -23,11 +23,21 @@ use crate::TypeConfig;
 pub struct LogStore {
     group: u64,
     engine: Arc<Engine>,
+    /// Held by every copy openraft makes, so the registry can tell when they are all gone.
+    _lease: Arc<()>,
 }
 
 impl LogStore {
     pub fn new(group: u64, engine: Arc<Engine>) -> LogStore {
-        LogStore { group, engine }
+        LogStore::with_lease(group, engine, Arc::new(()))
+    }
+
+    pub(crate) fn with_lease(group: u64, engine: Arc<Engine>, lease: Arc<()>) -> LogStore {
+        LogStore {
+            group,
+            engine,
+            _lease: lease,
+        }
     }
 
     fn read_state<T: serde::de::DeserializeOwned>(

@@ -125,7 +125,12 @@ pub struct MultiRaft {
     engine: Arc<Engine>,
     config: Arc<Config>,
     groups: RwLock<HashMap<u64, GroupHandle>>,
+    /// Cloned into every log store and state machine openraft holds; see [`MultiRaft::shutdown`].
+    lease: Arc<()>,
 }
+
+/// How long shutdown waits for openraft's tasks to let go of the storage they hold.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 impl MultiRaft {
     pub fn new(
@@ -149,6 +154,7 @@ impl MultiRaft {
             engine,
             config: Arc::new(config),
             groups: RwLock::new(HashMap::new()),
+            lease: Arc::new(()),
         })
     }
 
@@ -183,7 +189,7 @@ impl MultiRaft {
         if let Some(existing) = self.group(id) {
             return Ok(existing);
         }
-        let log_store = LogStore::new(id, self.engine.clone());
+        let log_store = LogStore::with_lease(id, self.engine.clone(), self.lease.clone());
         let (state_machine, shard) = match &options.kind {
             GroupKind::Shard => {
                 let (sm, view) = GroupStateMachine::open_shard(id, self.engine.clone())
@@ -246,7 +252,8 @@ impl MultiRaft {
         Ok(())
     }
 
-    /// Stops every group (data stays on disk).
+    /// Stops every group (data stays on disk), and returns once openraft's tasks have released
+    /// the storage they held, so the engine can be closed (and reopened by a restarted node).
     pub async fn shutdown(&self) {
         let handles: Vec<GroupHandle> = {
             let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
@@ -256,6 +263,19 @@ impl MultiRaft {
             if let Err(e) = handle.raft.shutdown().await {
                 tracing::warn!(group = handle.id, error = %e, "group did not shut down cleanly");
             }
+        }
+        // RaftCore has returned, but its state machine and replication tasks end on their own a
+        // moment later; there is no event for that, so watch the lease count fall.
+        let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+        while Arc::strong_count(&self.lease) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    holders = Arc::strong_count(&self.lease) - 1,
+                    "openraft tasks still hold storage after shutdown"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 }

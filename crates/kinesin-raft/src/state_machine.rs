@@ -59,6 +59,8 @@ pub struct GroupStateMachine {
     engine: Arc<Engine>,
     logic: Logic,
     applied: Applied,
+    /// See `LogStore::_lease`.
+    lease: Arc<()>,
 }
 
 impl GroupStateMachine {
@@ -77,6 +79,7 @@ impl GroupStateMachine {
             engine,
             logic: Logic::Shard(view.clone()),
             applied,
+            lease: Arc::new(()),
         };
         Ok((sm, view))
     }
@@ -99,7 +102,13 @@ impl GroupStateMachine {
             engine,
             logic: Logic::Controller(applier),
             applied,
+            lease: Arc::new(()),
         })
+    }
+
+    pub(crate) fn with_lease(mut self, lease: Arc<()>) -> GroupStateMachine {
+        self.lease = lease;
+        self
     }
 
     fn persist_applied(&self, batch: &mut WriteBatch) -> Result<(), io::Error> {
@@ -210,6 +219,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                 Logic::Controller(applier) => Logic::Controller(applier.clone()),
             },
             applied: self.applied.clone(),
+            lease: self.lease.clone(),
         }
     }
 
