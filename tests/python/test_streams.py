@@ -16,6 +16,7 @@ from conftest import (
     error_code,
     list_all_shards,
     poll,
+    raw_request,
     unique_name,
     wait_active,
     wait_deleted,
@@ -150,6 +151,30 @@ def test_create_stream_with_tags(kinesis):
     assert resp["HasMoreTags"] is False
 
 
+def test_stream_name_charset_and_max_length(kinesis):
+    # Name regex [a-zA-Z0-9_.-]+, 1..128 characters.
+    for name in ("A.b_c-1" + unique_name("x"), ("n" + unique_name("x")).ljust(128, "z")):
+        assert len(name) <= 128
+        create_stream(kinesis, name=name)
+        s = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        assert s["StreamName"] == name and s["StreamARN"].endswith(f":stream/{name}")
+
+
+def test_stream_id_is_accepted_and_ignored(server, kinesis):
+    # StreamId ("Not Implemented. Reserved for future use.") appears on most inputs since
+    # 2026-02; clients may send it and it must not break the call. (Sent raw: botocore's
+    # endpoint rules route a StreamId to an AWS host even with endpoint_url set.)
+    name = create_stream(kinesis)
+    sid = "abcdefghij0123456789-abc"
+    r = raw_request(server, "DescribeStreamSummary", {"StreamName": name, "StreamId": sid})
+    assert r.status == 200, r
+    assert r.json()["StreamDescriptionSummary"]["StreamName"] == name
+    r = raw_request(server, "PutRecord", {"StreamName": name, "StreamId": sid, "Data": "eA==", "PartitionKey": "k"})
+    assert r.status == 200, r
+    r = raw_request(server, "ListShards", {"StreamName": name, "StreamId": sid})
+    assert r.status == 200 and len(r.json()["Shards"]) == 1, r
+
+
 # ------------------------------------------------------------------------------------------
 # DeleteStream
 # ------------------------------------------------------------------------------------------
@@ -167,6 +192,14 @@ def test_delete_stream(kinesis):
     # The name can be used again, and the new stream starts empty.
     create_stream(kinesis, shards=1, name=name)
     assert kinesis.list_tags_for_stream(StreamName=name)["Tags"] == []
+
+
+def test_delete_stream_while_creating(kinesis):
+    # Allowed (kinesalite recorded this from AWS): the stream goes away without becoming usable.
+    name = unique_name()
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.delete_stream(StreamName=name)
+    wait_deleted(kinesis, name)
 
 
 def test_delete_unknown_stream_is_not_found(kinesis):

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -48,11 +48,11 @@ impl Gateway {
 
     /// `POST /` for the Kinesis API, `GET /healthz` for orchestrators.
     pub fn router(self: &Arc<Self>) -> Router {
-        let body_limit = self.settings.limits.max_body_bytes();
         Router::new()
             .route("/", post(handle))
             .route("/healthz", get(healthz))
-            .layer(DefaultBodyLimit::max(body_limit))
+            // The handler enforces its own limit, to answer with a Kinesis error.
+            .layer(DefaultBodyLimit::disable())
             .with_state(self.clone())
     }
 }
@@ -73,9 +73,23 @@ async fn handle(
     State(gateway): State<Arc<Gateway>>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
+    let limit = gateway.settings.limits.max_body_bytes();
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(e) => {
+            let error = KinesisError::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "The request body could not be read within the limit of {limit} bytes: {e}"
+                ),
+            );
+            let request_id = uuid::Uuid::new_v4().to_string();
+            return envelope(StatusCode::BAD_REQUEST, error.to_json(), &request_id);
+        }
+    };
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers
         .get("x-amz-target")

@@ -202,6 +202,7 @@ impl MultiRaft {
                 None,
             ),
         };
+        let state_machine = state_machine.with_lease(self.lease.clone());
         let raft = Raft::new(
             self.node_id,
             self.config.clone(),

@@ -330,6 +330,17 @@ pub(super) fn get_shard_iterator(
             ))
         })
     };
+    if input.starting_sequence_number.is_some()
+        && !matches!(
+            kind,
+            ShardIteratorType::AtSequenceNumber | ShardIteratorType::AfterSequenceNumber
+        )
+    {
+        return Err(invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and also a StartingSequenceNumber.",
+            kind.as_str()
+        )));
+    }
     let position = match kind {
         ShardIteratorType::TrimHorizon => shard_view(gateway, shard)?.trim_position(),
         ShardIteratorType::Latest => shard_view(gateway, shard)?.next_position(),
