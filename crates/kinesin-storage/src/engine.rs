@@ -301,7 +301,7 @@ mod tests {
         let syncs = stats.syncs.load(std::sync::atomic::Ordering::Relaxed);
         let waiters = stats.waiters.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(waiters, 200);
-        assert!(syncs >= 1 && syncs <= 200);
+        assert!((1..=200).contains(&syncs));
     }
 
     #[tokio::test]
