@@ -219,3 +219,22 @@ def test_graceful_stop_exits_zero_and_keeps_data(fresh_server):
         for r in recs:
             got[r["Data"]] = (shard_id, r["SequenceNumber"])
     assert got == acked
+
+
+def test_every_shard_takes_writes_as_soon_as_healthz_answers_after_a_restart(fresh_server):
+    """/healthz must mean ready: after a restart (graceful or crash) the first write to every shard
+    succeeds without a client retry, even though each shard's Raft group has just restarted."""
+    client = fresh_server.client()
+    stream = create_stream(client, shards=4)
+    shards = list_all_shards(client, stream)
+    for restart in (fresh_server.restart, lambda: (fresh_server.kill9(), fresh_server.start())):
+        restart()
+        client = fresh_server.client()  # retries disabled (max_attempts=1)
+        for shard in shards:
+            out = client.put_record(
+                StreamName=stream,
+                Data=b"first after restart",
+                PartitionKey="k",
+                ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"],
+            )
+            assert out["ShardId"] == shard["ShardId"]

@@ -85,12 +85,27 @@ impl Node {
         }
         tracing::info!(node = config.node_id, data_dir = %data_dir.display(), "controller ready");
 
+        // Open this node's shard groups and let them elect before serving, so the first requests
+        // after a restart find every shard ready.
+        let cluster_addr = config.cluster_listen.to_string();
+        if let Err(e) =
+            reconciler::reconcile(&raft, &controller, &cluster_addr, &controller.state()).await
+        {
+            tracing::warn!(error = %e, "first reconcile pass failed; the reconciler keeps trying");
+        }
+        for id in raft.group_ids() {
+            if let Some(group) = raft.group(id) {
+                group.wait_for_leader(LEADER_WAIT).await?;
+            }
+        }
+        tracing::info!(groups = raft.group_ids().len(), "groups ready");
+
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(reconciler::run(
             raft.clone(),
             controller.clone(),
-            config.cluster_listen.to_string(),
+            cluster_addr,
             stopped.clone(),
         )));
         tasks.push(tokio::spawn(retention::run(

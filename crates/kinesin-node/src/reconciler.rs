@@ -36,7 +36,7 @@ pub(crate) async fn run(
     }
 }
 
-async fn reconcile(
+pub(crate) async fn reconcile(
     raft: &MultiRaft,
     controller: &Controller,
     cluster_addr: &str,

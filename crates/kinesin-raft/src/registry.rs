@@ -233,6 +233,19 @@ impl MultiRaft {
                     .map_err(|e| RaftError::Other(format!("initialize group {id}: {e}")))?;
             }
         }
+        // A group whose only voter is this node (a single-node cluster, or a restarted one)
+        // need not wait out an election timeout: nobody else can be leader, so campaign now.
+        let sole_voter = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow_watched();
+            let voters: Vec<NodeId> = metrics.membership_config.voter_ids().collect();
+            voters == [self.node_id]
+        };
+        if sole_voter && !raft.metrics().borrow_watched().state.is_leader() {
+            if let Err(e) = raft.trigger().elect(false).await {
+                tracing::warn!(group = id, error = %e, "could not start an election");
+            }
+        }
         let handle = GroupHandle { id, raft, shard };
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         Ok(groups.entry(id).or_insert(handle).clone())

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
 use kinesin_api::model::{
@@ -22,6 +23,9 @@ use super::{invalid_argument, ms_to_secs, now_ms, secs_to_ms};
 use crate::context::{find, not_found, RequestContext};
 use crate::error::{from_raft, from_storage};
 use crate::Gateway;
+
+/// How long a write waits for a shard group without a leader to elect one.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
 
 /// A record checked against the limits and routed to a shard.
 struct Routed {
@@ -128,6 +132,14 @@ async fn append(
             format!("shard {} is not available on this node yet", shard.id),
         )
     })?;
+    // A group that has just started (node restart, new stream) elects its leader within an
+    // election timeout: wait for it rather than fail the write.
+    if group.leader().is_none() {
+        group
+            .wait_for_leader(LEADER_WAIT)
+            .await
+            .map_err(from_raft)?;
+    }
     let command = Command::Put {
         arrival_ms: now_ms(),
         records,
