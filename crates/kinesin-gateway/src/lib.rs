@@ -8,6 +8,7 @@
 mod context;
 mod error;
 mod limits;
+mod metrics;
 mod ops;
 mod server;
 mod tokens;

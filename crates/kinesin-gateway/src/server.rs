@@ -16,6 +16,7 @@ use kinesin_raft::MultiRaft;
 
 use crate::context::RequestContext;
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::ops;
 
 /// What a gateway needs to know about its node.
@@ -31,6 +32,7 @@ pub struct Gateway {
     pub(crate) settings: GatewaySettings,
     pub(crate) controller: Arc<Controller>,
     pub(crate) raft: Arc<MultiRaft>,
+    pub(crate) metrics: Metrics,
 }
 
 impl Gateway {
@@ -43,6 +45,7 @@ impl Gateway {
             settings,
             controller,
             raft,
+            metrics: Metrics::default(),
         })
     }
 
@@ -51,6 +54,7 @@ impl Gateway {
         Router::new()
             .route("/", post(handle))
             .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
             // The handler enforces its own limit, to answer with a Kinesis error.
             .layer(DefaultBodyLimit::disable())
             .with_state(self.clone())
@@ -67,6 +71,11 @@ async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "no controller leader\n").into_response()
     }
+}
+
+async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
+    let body = gateway.metrics.render(&gateway.raft);
+    ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn handle(
@@ -107,10 +116,14 @@ async fn handle(
     let elapsed_us = started.elapsed().as_micros() as u64;
     match result {
         Ok(body) => {
+            gateway.metrics.observe(op_name, "ok", elapsed_us);
             tracing::debug!(op = op_name, %request_id, elapsed_us, "ok");
             envelope(StatusCode::OK, body, &request_id)
         }
         Err(error) => {
+            gateway
+                .metrics
+                .observe(op_name, error.type_name(), elapsed_us);
             tracing::debug!(op = op_name, %request_id, elapsed_us, error = error.type_name(), message = %error.message, "error");
             let status =
                 StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);

@@ -1,6 +1,7 @@
 //! The data plane: PutRecord, PutRecords, GetShardIterator, GetRecords.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +141,8 @@ async fn append(
             .await
             .map_err(from_raft)?;
     }
+    let count = records.len() as u64;
+    let bytes = records.iter().map(|r| r.data.len() as u64).sum::<u64>();
     let command = Command::Put {
         arrival_ms: now_ms(),
         records,
@@ -148,7 +151,12 @@ async fn append(
         Response::Put {
             first_position,
             arrival_ms,
-        } => Ok((first_position, arrival_ms)),
+        } => {
+            let metrics = &gateway.metrics;
+            metrics.records_written.fetch_add(count, Ordering::Relaxed);
+            metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+            Ok((first_position, arrival_ms))
+        }
         other => Err(KinesisError::new(
             ErrorKind::InternalFailure,
             format!("shard {} refused the write: {other:?}", shard.id),
