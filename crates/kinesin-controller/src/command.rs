@@ -10,7 +10,8 @@ use kinesin_types::{HashRange, ShardId};
 use serde::{Deserialize, Serialize};
 
 use crate::state::{
-    ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamMode, StreamStatus,
+    place, ClusterState, EncryptionType, NodeInfo, ShardMeta, StreamKey, StreamMeta, StreamMode,
+    StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
 };
 use crate::ControllerError;
 
@@ -23,6 +24,7 @@ pub enum Command {
     /// First command of a new cluster.
     Bootstrap {
         iterator_secret: [u8; 32],
+        nodes: BTreeMap<u64, NodeInfo>,
     },
     CreateStream {
         key: StreamKey,
@@ -32,8 +34,8 @@ pub enum Command {
         mode: StreamMode,
         tags: BTreeMap<String, String>,
         max_record_size_kib: u32,
-        /// Nodes to place each shard's replicas on, chosen by the proposer.
-        replicas: Vec<u64>,
+        /// How many replicas each shard gets (capped at the node count); placed in apply.
+        replication_factor: u32,
         /// Open shards allowed per account and region.
         shard_limit: u32,
     },
@@ -63,6 +65,31 @@ pub enum Command {
         key: StreamKey,
         tag_keys: Vec<String>,
     },
+    /// Enable (or disable) shard-level metrics; `ALL` names every metric.
+    SetEnhancedMetrics {
+        key: StreamKey,
+        metrics: Vec<String>,
+        enable: bool,
+    },
+    StartEncryption {
+        key: StreamKey,
+        key_id: String,
+    },
+    StopEncryption {
+        key: StreamKey,
+        key_id: String,
+    },
+    SetMaxRecordSize {
+        key: StreamKey,
+        kib: u32,
+    },
+    PutPolicy {
+        key: StreamKey,
+        policy: String,
+    },
+    DeletePolicy {
+        key: StreamKey,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +97,23 @@ pub enum Outcome {
     Done,
     /// Nothing changed (a repeated command, e.g. MarkActive of an already active stream).
     Unchanged,
+    /// SetEnhancedMetrics: the stream's metrics before and after, which the caller must answer
+    /// with; read from the state in the same apply, so concurrent changes cannot tear them.
+    Metrics {
+        current: Vec<String>,
+        desired: Vec<String>,
+    },
+}
+
+impl Outcome {
+    /// Whether the state changed (and its version must move).
+    pub fn changed(&self) -> bool {
+        match self {
+            Outcome::Done => true,
+            Outcome::Unchanged => false,
+            Outcome::Metrics { current, desired } => current != desired,
+        }
+    }
 }
 
 pub(crate) fn not_found(key: &StreamKey) -> ControllerError {
@@ -98,15 +142,36 @@ fn require_active(stream: &StreamMeta) -> Result<(), ControllerError> {
     )))
 }
 
+/// The metrics `requested` names, with `ALL` expanded, in the model's order.
+fn expand_metrics(requested: &[String]) -> Result<Vec<&'static str>, ControllerError> {
+    if let Some(bad) = requested
+        .iter()
+        .find(|m| m.as_str() != "ALL" && !SHARD_LEVEL_METRICS.contains(&m.as_str()))
+    {
+        return Err(ControllerError::InvalidArgument(format!(
+            "Invalid shard-level metric {bad}."
+        )));
+    }
+    let all = requested.iter().any(|m| m == "ALL");
+    Ok(SHARD_LEVEL_METRICS
+        .into_iter()
+        .filter(|m| all || requested.iter().any(|r| r.as_str() == *m))
+        .collect())
+}
+
 impl Command {
     /// Applies the command to `state`. Deterministic: depends only on the command and the state.
     pub(crate) fn apply(self, state: &mut ClusterState) -> Result<Outcome, ControllerError> {
         match self {
-            Command::Bootstrap { iterator_secret } => {
+            Command::Bootstrap {
+                iterator_secret,
+                nodes,
+            } => {
                 if state.iterator_secret.is_some() {
                     return Ok(Outcome::Unchanged);
                 }
                 state.iterator_secret = Some(iterator_secret);
+                state.nodes = nodes;
                 state.next_group = state.next_group.max(1);
                 Ok(Outcome::Done)
             }
@@ -118,7 +183,7 @@ impl Command {
                 mode,
                 tags,
                 max_record_size_kib,
-                replicas,
+                replication_factor,
                 shard_limit,
             } => {
                 if state.streams.contains_key(&key) {
@@ -149,6 +214,10 @@ impl Command {
                 let ranges = HashRange::split_evenly(shard_count)
                     .map_err(|e| ControllerError::InvalidArgument(e.to_string()))?;
                 let first_group = state.next_group.max(1);
+                let mut load = state.replica_load();
+                let placements: Vec<Vec<u64>> = (0..ranges.len())
+                    .map(|_| place(&mut load, replication_factor.max(1) as usize))
+                    .collect();
                 let shards = ranges
                     .into_iter()
                     .enumerate()
@@ -162,7 +231,7 @@ impl Command {
                         created_ms: now_ms,
                         closed_ms: None,
                         ending_position: None,
-                        replicas: replicas.clone(),
+                        replicas: placements[i].clone(),
                     })
                     .collect();
                 state.next_group = first_group + u64::from(shard_count);
@@ -181,6 +250,7 @@ impl Command {
                         enhanced_metrics: Vec::new(),
                         max_record_size_kib,
                         next_shard_index: shard_count,
+                        policy: None,
                     },
                 );
                 Ok(Outcome::Done)
@@ -251,6 +321,88 @@ impl Command {
                 }
                 Ok(Outcome::Done)
             }
+            Command::SetEnhancedMetrics {
+                key,
+                metrics,
+                enable,
+            } => {
+                let stream = stream_mut(state, &key)?;
+                require_active(stream)?;
+                let requested = expand_metrics(&metrics)?;
+                let current = stream.enhanced_metrics.clone();
+                // Rebuilt in the model's order so the answer does not depend on request order.
+                let desired: Vec<String> = SHARD_LEVEL_METRICS
+                    .into_iter()
+                    .filter(|m| {
+                        let on = current.iter().any(|c| c.as_str() == *m);
+                        let asked = requested.contains(m);
+                        if enable {
+                            on || asked
+                        } else {
+                            on && !asked
+                        }
+                    })
+                    .map(String::from)
+                    .collect();
+                stream.enhanced_metrics = desired.clone();
+                Ok(Outcome::Metrics { current, desired })
+            }
+            Command::StartEncryption { key, key_id } => {
+                let stream = stream_mut(state, &key)?;
+                require_active(stream)?;
+                let encryption = EncryptionType::Kms { key_id };
+                if stream.encryption == encryption {
+                    return Ok(Outcome::Unchanged);
+                }
+                stream.encryption = encryption;
+                Ok(Outcome::Done)
+            }
+            Command::StopEncryption { key, key_id } => {
+                let stream = stream_mut(state, &key)?;
+                require_active(stream)?;
+                match &stream.encryption {
+                    // Stopping what is already stopped is a no-op, as a retried Stop must be.
+                    EncryptionType::None => Ok(Outcome::Unchanged),
+                    EncryptionType::Kms { key_id: current } if *current != key_id => {
+                        Err(ControllerError::InvalidArgument(format!(
+                            "Stream {} under account {} is encrypted with a different key than {key_id}.",
+                            key.name, key.account
+                        )))
+                    }
+                    EncryptionType::Kms { .. } => {
+                        stream.encryption = EncryptionType::None;
+                        Ok(Outcome::Done)
+                    }
+                }
+            }
+            Command::SetMaxRecordSize { key, kib } => {
+                if !(MIN_RECORD_SIZE_KIB..=MAX_RECORD_SIZE_KIB).contains(&kib) {
+                    return Err(ControllerError::InvalidArgument(format!(
+                        "MaxRecordSizeInKiB {kib} must be between {MIN_RECORD_SIZE_KIB} and {MAX_RECORD_SIZE_KIB}."
+                    )));
+                }
+                let stream = stream_mut(state, &key)?;
+                require_active(stream)?;
+                if stream.max_record_size_kib == kib {
+                    return Ok(Outcome::Unchanged);
+                }
+                stream.max_record_size_kib = kib;
+                Ok(Outcome::Done)
+            }
+            Command::PutPolicy { key, policy } => {
+                let stream = stream_mut(state, &key)?;
+                require_active(stream)?;
+                stream.policy = Some(policy);
+                Ok(Outcome::Done)
+            }
+            Command::DeletePolicy { key } => {
+                let stream = stream_mut(state, &key)?;
+                require_active(stream)?;
+                if stream.policy.take().is_none() {
+                    return Ok(Outcome::Unchanged);
+                }
+                Ok(Outcome::Done)
+            }
         }
     }
 }
@@ -276,19 +428,43 @@ mod tests {
             mode: StreamMode::Provisioned,
             tags: BTreeMap::new(),
             max_record_size_kib: 1024,
-            replicas: vec![1],
+            replication_factor: 3,
             shard_limit: limit,
         }
     }
 
     fn bootstrapped() -> ClusterState {
         let mut state = ClusterState::default();
+        let nodes = (1..=4)
+            .map(|id| {
+                (
+                    id,
+                    NodeInfo {
+                        cluster_addr: format!("10.0.0.{id}:4667"),
+                    },
+                )
+            })
+            .collect();
         Command::Bootstrap {
             iterator_secret: [7; 32],
+            nodes,
         }
         .apply(&mut state)
         .unwrap();
         state
+    }
+
+    #[test]
+    fn replicas_spread_over_the_least_loaded_nodes() {
+        let mut state = bootstrapped();
+        create("a", 4, 100).apply(&mut state).unwrap();
+        let load = state.replica_load();
+        // 4 shards x 3 replicas over 4 nodes: 3 each.
+        assert_eq!(load.values().copied().collect::<Vec<_>>(), vec![3, 3, 3, 3]);
+        for shard in &state.streams[&key("a")].shards {
+            let distinct: std::collections::BTreeSet<_> = shard.replicas.iter().collect();
+            assert_eq!(distinct.len(), 3, "three distinct nodes per shard");
+        }
     }
 
     fn activate(state: &mut ClusterState, name: &str) {
@@ -437,6 +613,153 @@ mod tests {
         assert!(state.streams.is_empty());
         assert!(matches!(
             Command::DeleteStream { key: key("a") }.apply(&mut state),
+            Err(ControllerError::NotFound(_))
+        ));
+    }
+
+    fn active(name: &str) -> ClusterState {
+        let mut state = bootstrapped();
+        create(name, 1, 10).apply(&mut state).unwrap();
+        activate(&mut state, name);
+        state
+    }
+
+    fn metrics(names: &[&str], enable: bool) -> Command {
+        Command::SetEnhancedMetrics {
+            key: key("a"),
+            metrics: names.iter().map(|m| m.to_string()).collect(),
+            enable,
+        }
+    }
+
+    #[test]
+    fn enhanced_metrics_report_before_and_after() {
+        let mut state = bootstrapped();
+        create("a", 1, 10).apply(&mut state).unwrap();
+        assert!(matches!(
+            metrics(&["IncomingBytes"], true).apply(&mut state),
+            Err(ControllerError::InUse(_))
+        ));
+        activate(&mut state, "a");
+        assert_eq!(
+            metrics(&["OutgoingBytes", "IncomingBytes"], true).apply(&mut state),
+            Ok(Outcome::Metrics {
+                current: vec![],
+                desired: vec!["IncomingBytes".into(), "OutgoingBytes".into()],
+            })
+        );
+        let all = metrics(&["ALL"], true).apply(&mut state).unwrap();
+        let Outcome::Metrics { current, desired } = all else {
+            panic!("unexpected outcome {all:?}");
+        };
+        assert_eq!(current.len(), 2);
+        assert_eq!(desired, SHARD_LEVEL_METRICS.map(String::from).to_vec());
+        let off = metrics(&["IncomingBytes", "IteratorAgeMilliseconds"], false)
+            .apply(&mut state)
+            .unwrap();
+        assert!(off.changed());
+        assert_eq!(state.streams[&key("a")].enhanced_metrics.len(), 5);
+        let none = metrics(&["ALL"], false).apply(&mut state).unwrap();
+        assert!(none.changed());
+        assert!(state.streams[&key("a")].enhanced_metrics.is_empty());
+        assert!(
+            !metrics(&["ALL"], false)
+                .apply(&mut state)
+                .unwrap()
+                .changed(),
+            "disabling what is off changes nothing"
+        );
+        assert!(matches!(
+            metrics(&["Bogus"], true).apply(&mut state),
+            Err(ControllerError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn encryption_start_stop_and_key_mismatch() {
+        let mut state = active("a");
+        let start = |key_id: &str| Command::StartEncryption {
+            key: key("a"),
+            key_id: key_id.into(),
+        };
+        let stop = |key_id: &str| Command::StopEncryption {
+            key: key("a"),
+            key_id: key_id.into(),
+        };
+        assert_eq!(stop("k1").apply(&mut state), Ok(Outcome::Unchanged));
+        start("k1").apply(&mut state).unwrap();
+        assert_eq!(start("k1").apply(&mut state), Ok(Outcome::Unchanged));
+        start("k2").apply(&mut state).unwrap();
+        assert_eq!(
+            state.streams[&key("a")].encryption,
+            EncryptionType::Kms {
+                key_id: "k2".into()
+            }
+        );
+        assert!(matches!(
+            stop("k1").apply(&mut state),
+            Err(ControllerError::InvalidArgument(_))
+        ));
+        stop("k2").apply(&mut state).unwrap();
+        assert_eq!(state.streams[&key("a")].encryption, EncryptionType::None);
+        assert!(matches!(
+            Command::StartEncryption {
+                key: key("zz"),
+                key_id: "k".into()
+            }
+            .apply(&mut state),
+            Err(ControllerError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn max_record_size_bounds_and_effect() {
+        let mut state = bootstrapped();
+        create("a", 1, 10).apply(&mut state).unwrap();
+        let set = |kib| Command::SetMaxRecordSize { key: key("a"), kib };
+        assert!(matches!(
+            set(2048).apply(&mut state),
+            Err(ControllerError::InUse(_))
+        ));
+        activate(&mut state, "a");
+        for kib in [1023, 10241] {
+            assert!(matches!(
+                set(kib).apply(&mut state),
+                Err(ControllerError::InvalidArgument(_))
+            ));
+        }
+        assert_eq!(state.streams[&key("a")].max_record_bytes(), 1 << 20);
+        set(10240).apply(&mut state).unwrap();
+        assert_eq!(state.streams[&key("a")].max_record_bytes(), 10 << 20);
+        assert_eq!(set(10240).apply(&mut state), Ok(Outcome::Unchanged));
+    }
+
+    #[test]
+    fn policies_are_stored_replaced_and_deleted() {
+        let mut state = active("a");
+        let put = |policy: &str| Command::PutPolicy {
+            key: key("a"),
+            policy: policy.into(),
+        };
+        put("{\"Version\":\"2012-10-17\"}")
+            .apply(&mut state)
+            .unwrap();
+        put("{}").apply(&mut state).unwrap();
+        assert_eq!(state.streams[&key("a")].policy.as_deref(), Some("{}"));
+        Command::DeletePolicy { key: key("a") }
+            .apply(&mut state)
+            .unwrap();
+        assert_eq!(state.streams[&key("a")].policy, None);
+        assert_eq!(
+            Command::DeletePolicy { key: key("a") }.apply(&mut state),
+            Ok(Outcome::Unchanged)
+        );
+        assert!(matches!(
+            Command::PutPolicy {
+                key: key("zz"),
+                policy: "{}".into()
+            }
+            .apply(&mut state),
             Err(ControllerError::NotFound(_))
         ));
     }

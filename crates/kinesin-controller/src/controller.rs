@@ -2,7 +2,11 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use kinesin_raft::{Command as RaftCommand, ControllerApplier, GroupHandle, RaftError, Response};
+use std::time::Duration;
+
+use kinesin_raft::{
+    Command as RaftCommand, ControllerApplier, GroupHandle, MultiRaft, RaftError, Response,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -12,6 +16,9 @@ use crate::ControllerError;
 
 /// The controller is Raft group 0 on every node that votes in it.
 pub const CONTROLLER_GROUP: u64 = 0;
+
+/// How long a change waits for the controller group (elections included) before failing.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Applied = Result<Outcome, ControllerError>;
 
@@ -45,7 +52,7 @@ impl ControllerApplier for StateCell {
                 let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
                 let state = Arc::make_mut(&mut guard);
                 let outcome = command.apply(state);
-                if matches!(outcome, Ok(Outcome::Done)) {
+                if outcome.as_ref().is_ok_and(Outcome::changed) {
                     state.version += 1;
                     self.version.send_replace(state.version);
                 }
@@ -74,7 +81,7 @@ impl ControllerApplier for StateCell {
 /// The node's view of, and way to change, the cluster metadata.
 pub struct Controller {
     cell: Arc<StateCell>,
-    group: OnceLock<GroupHandle>,
+    raft: OnceLock<Arc<MultiRaft>>,
 }
 
 impl Default for Controller {
@@ -91,7 +98,7 @@ impl Controller {
                 state: RwLock::new(Arc::new(ClusterState::default())),
                 version,
             }),
-            group: OnceLock::new(),
+            raft: OnceLock::new(),
         }
     }
 
@@ -100,13 +107,14 @@ impl Controller {
         self.cell.clone()
     }
 
-    /// Connects the handle of the running controller group (once).
-    pub fn attach(&self, group: GroupHandle) {
-        let _ = self.group.set(group);
+    /// Connects the node's groups, which host (or reach) the controller group (once).
+    pub fn attach(&self, raft: Arc<MultiRaft>) {
+        let _ = self.raft.set(raft);
     }
 
-    pub fn group(&self) -> Option<&GroupHandle> {
-        self.group.get()
+    /// The controller group, when this node hosts a replica of it.
+    pub fn group(&self) -> Option<GroupHandle> {
+        self.raft.get()?.group(CONTROLLER_GROUP)
     }
 
     /// The state as applied on this node.
@@ -119,15 +127,27 @@ impl Controller {
         self.cell.version.subscribe()
     }
 
-    /// Commits `command` through the controller group and returns what applying it decided.
+    /// Commits `command` through the controller group — forwarded to its leader when that is
+    /// another node — and returns what applying it decided.
     pub async fn propose(&self, command: &Command) -> Result<Outcome, ControllerError> {
-        let group = self
-            .group
+        let raft = self
+            .raft
             .get()
             .ok_or_else(|| ControllerError::Unavailable("controller group not started".into()))?;
         let bytes = bincode::serialize(command)
             .map_err(|e| ControllerError::InvalidArgument(format!("unencodable command: {e}")))?;
-        match group.write(RaftCommand::Controller(bytes)).await {
+        let state = self.state();
+        let voters: Vec<u64> = state.nodes.keys().copied().collect();
+        let replicas = state.addresses(&voters);
+        match raft
+            .propose(
+                CONTROLLER_GROUP,
+                RaftCommand::Controller(bytes),
+                &replicas,
+                PROPOSE_TIMEOUT,
+            )
+            .await
+        {
             Ok(Response::Controller(bytes)) => {
                 bincode::deserialize::<Applied>(&bytes).map_err(|e| {
                     ControllerError::Unavailable(format!("undecodable controller response: {e}"))
@@ -137,7 +157,7 @@ impl Controller {
                 "unexpected response {other:?}"
             ))),
             Err(RaftError::NotLeader { leader, .. }) => Err(ControllerError::Unavailable(format!(
-                "this node does not lead the controller (leader: {leader:?})"
+                "the controller has no reachable leader (last known: {leader:?})"
             ))),
             Err(e) => Err(ControllerError::Unavailable(e.to_string())),
         }

@@ -17,5 +17,6 @@ pub use command::{Command, Outcome};
 pub use controller::{Controller, CONTROLLER_GROUP};
 pub use error::ControllerError;
 pub use state::{
-    ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamMode, StreamStatus,
+    ClusterState, EncryptionType, NodeInfo, ShardMeta, StreamKey, StreamMeta, StreamMode,
+    StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
 };

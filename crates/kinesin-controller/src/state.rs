@@ -47,6 +47,22 @@ impl StreamMode {
     }
 }
 
+/// AWS's bounds of a stream's maximum record size (UpdateMaxRecordSize, CreateStream).
+pub const MIN_RECORD_SIZE_KIB: u32 = 1024;
+pub const MAX_RECORD_SIZE_KIB: u32 = 10240;
+
+/// The shard-level metrics enhanced monitoring can enable, in the model's order; `ALL` stands for
+/// every one of them.
+pub const SHARD_LEVEL_METRICS: [&str; 7] = [
+    "IncomingBytes",
+    "IncomingRecords",
+    "OutgoingBytes",
+    "OutgoingRecords",
+    "WriteProvisionedThroughputExceeded",
+    "ReadProvisionedThroughputExceeded",
+    "IteratorAgeMilliseconds",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EncryptionType {
     None,
@@ -98,6 +114,9 @@ pub struct StreamMeta {
     pub enhanced_metrics: Vec<String>,
     pub max_record_size_kib: u32,
     pub next_shard_index: u32,
+    /// The resource policy document (JSON), stored as given and never enforced.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 impl StreamMeta {
@@ -109,10 +128,25 @@ impl StreamMeta {
         self.shards.iter().filter(|s| s.is_open())
     }
 
+    /// Largest record (data + partition key) the stream takes. The stream's own setting decides,
+    /// so UpdateMaxRecordSize can raise it past the node's default, but never past AWS's 10 MiB.
+    pub fn max_record_bytes(&self) -> usize {
+        (self.max_record_size_kib as usize)
+            .saturating_mul(1024)
+            .min(MAX_RECORD_SIZE_KIB as usize * 1024)
+    }
+
     /// The open shard whose hash range holds `hash_key`.
     pub fn route(&self, hash_key: u128) -> Option<&ShardMeta> {
         self.open_shards().find(|s| s.hash_range.contains(hash_key))
     }
+}
+
+/// A node of the cluster as the controller knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Where its cluster transport listens.
+    pub cluster_addr: String,
 }
 
 /// Everything the controller group holds.
@@ -125,9 +159,33 @@ pub struct ClusterState {
     /// Next Raft group id to hand out (0 is the controller group).
     pub next_group: u64,
     pub streams: BTreeMap<StreamKey, StreamMeta>,
+    /// Every node of the cluster by id.
+    #[serde(default)]
+    pub nodes: BTreeMap<u64, NodeInfo>,
 }
 
 impl ClusterState {
+    /// `(node, cluster address)` of each of `nodes` that the controller knows.
+    pub fn addresses(&self, nodes: &[u64]) -> Vec<(u64, String)> {
+        nodes
+            .iter()
+            .filter_map(|id| self.nodes.get(id).map(|n| (*id, n.cluster_addr.clone())))
+            .collect()
+    }
+
+    /// How many shard replicas each node holds (every known node, zero included).
+    pub fn replica_load(&self) -> BTreeMap<u64, usize> {
+        let mut load: BTreeMap<u64, usize> = self.nodes.keys().map(|id| (*id, 0)).collect();
+        for shard in self.streams.values().flat_map(|s| s.shards.iter()) {
+            for node in &shard.replicas {
+                if let Some(n) = load.get_mut(node) {
+                    *n += 1;
+                }
+            }
+        }
+        load
+    }
+
     pub fn stream(&self, key: &StreamKey) -> Option<&StreamMeta> {
         self.streams.get(key)
     }
@@ -142,4 +200,18 @@ impl ClusterState {
             .values()
             .filter(move |s| s.key.account == account && s.key.region == region)
     }
+}
+
+/// Picks `count` nodes for a new shard's replicas — those holding the fewest replicas first, ties
+/// broken by node id — and counts the new replicas in `load`, so consecutive placements spread.
+pub fn place(load: &mut BTreeMap<u64, usize>, count: usize) -> Vec<u64> {
+    let mut by_load: Vec<(usize, u64)> = load.iter().map(|(id, n)| (*n, *id)).collect();
+    by_load.sort();
+    let chosen: Vec<u64> = by_load.into_iter().take(count).map(|(_, id)| id).collect();
+    for id in &chosen {
+        if let Some(n) = load.get_mut(id) {
+            *n += 1;
+        }
+    }
+    chosen
 }

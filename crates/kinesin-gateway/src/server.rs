@@ -26,6 +26,8 @@ pub struct GatewaySettings {
     pub account_id: String,
     pub default_region: String,
     pub limits: Limits,
+    /// Replicas per shard of new streams (capped at the node count).
+    pub replication_factor: u32,
 }
 
 pub struct Gateway {

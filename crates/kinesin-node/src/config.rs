@@ -2,6 +2,7 @@
 //! that order of precedence, over built-in defaults. Every key is documented in `--help` and in
 //! `deploy/kinesin.example.toml` (which a test parses), and a bad key is reported by name.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,16 @@ pub struct ServerArgs {
     /// Address for cluster-internal traffic (Raft, forwarding). [default: 127.0.0.1:4667]
     #[arg(long, env = "KINESIN_CLUSTER_LISTEN", value_name = "ADDR")]
     pub cluster_listen: Option<SocketAddr>,
+
+    /// The cluster's initial nodes, the same list on every one of them: `1@host:port,2@host:port,…`
+    /// (node id @ cluster address as the other nodes reach it). Used to form the cluster on first
+    /// start; afterwards a node rejoins from its data directory. [default: this node alone]
+    #[arg(long, env = "KINESIN_PEERS", value_name = "LIST")]
+    pub peers: Option<String>,
+
+    /// Replicas per shard of new streams, capped at the node count. [default: 3]
+    #[arg(long, env = "KINESIN_REPLICATION_FACTOR", value_name = "N")]
+    pub replication_factor: Option<u32>,
 
     /// The AWS account id streams belong to, 12 digits. [default: 000000000000]
     #[arg(long, env = "KINESIN_ACCOUNT_ID", value_name = "ID")]
@@ -77,6 +88,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
     cluster_listen: Option<SocketAddr>,
+    peers: Option<String>,
+    replication_factor: Option<u32>,
     account_id: Option<String>,
     default_region: Option<String>,
     max_record_bytes: Option<usize>,
@@ -95,6 +108,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub cluster_listen: SocketAddr,
+    /// Initial cluster nodes by id with the cluster address peers reach them at (this node
+    /// included); just this node when `--peers` is not given.
+    pub peers: BTreeMap<u64, String>,
+    pub replication_factor: u32,
     pub account_id: String,
     pub default_region: String,
     pub limits: kinesin_gateway::Limits,
@@ -115,6 +132,38 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+/// Parses `1@host:port,2@host:port`.
+fn parse_peers(list: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "peers",
+        message,
+    };
+    let mut peers = BTreeMap::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry
+            .split_once('@')
+            .ok_or_else(|| invalid(format!("`{entry}` is not id@host:port")))?;
+        let id: u64 = id
+            .parse()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| invalid(format!("`{id}` in `{entry}` is not a positive node id")))?;
+        let port_ok = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(invalid(format!("`{addr}` in `{entry}` is not host:port")));
+        }
+        if peers.insert(id, addr.to_string()).is_some() {
+            return Err(invalid(format!("node id {id} appears twice")));
+        }
+    }
+    if peers.is_empty() {
+        return Err(invalid("is empty".into()));
+    }
+    Ok(peers)
+}
+
 fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
@@ -133,8 +182,17 @@ impl ServerArgs {
             None => FileConfig::default(),
         };
         let defaults = kinesin_gateway::Limits::default();
+        let node_id = self.node_id.or(file.node_id).unwrap_or(1);
+        let cluster_listen = self
+            .cluster_listen
+            .or(file.cluster_listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4667)));
+        let peers = match self.peers.or(file.peers) {
+            Some(list) => parse_peers(&list)?,
+            None => BTreeMap::from([(node_id, cluster_listen.to_string())]),
+        };
         let config = ServerConfig {
-            node_id: self.node_id.or(file.node_id).unwrap_or(1),
+            node_id,
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -143,10 +201,12 @@ impl ServerArgs {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4567))),
-            cluster_listen: self
-                .cluster_listen
-                .or(file.cluster_listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4667))),
+            cluster_listen,
+            peers,
+            replication_factor: self
+                .replication_factor
+                .or(file.replication_factor)
+                .unwrap_or(3),
             account_id: self
                 .account_id
                 .or(file.account_id)
@@ -201,6 +261,12 @@ impl ServerConfig {
         };
         if self.node_id == 0 {
             return invalid("node_id", "must be a positive integer");
+        }
+        if !self.peers.contains_key(&self.node_id) {
+            return invalid("peers", "must include this node's own id");
+        }
+        if self.replication_factor == 0 {
+            return invalid("replication_factor", "must be at least 1");
         }
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return invalid("account_id", "must be 12 digits, like 000000000000");
@@ -289,6 +355,34 @@ mod tests {
         };
         let err = args.resolve().unwrap_err().to_string();
         assert!(err.contains("account_id"), "{err}");
+    }
+
+    #[test]
+    fn peers_parse_and_must_include_this_node() {
+        let args = ServerArgs {
+            node_id: Some(2),
+            peers: Some("1@10.0.0.1:4667, 2@kinesin-2:4667,3@[::1]:4667".into()),
+            ..Default::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.peers.len(), 3);
+        assert_eq!(config.peers[&2], "kinesin-2:4667");
+        for bad in [
+            "1@a:1,1@b:2",
+            "x@a:1",
+            "1@nohost",
+            "1@a:99999",
+            "",
+            "0@a:1",
+            "3@a:1",
+        ] {
+            let args = ServerArgs {
+                peers: Some(bad.into()),
+                ..Default::default()
+            };
+            let err = args.resolve().unwrap_err().to_string();
+            assert!(err.contains("peers"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kinesin_controller::{Command, Controller, CONTROLLER_GROUP};
+use kinesin_controller::{Controller, NodeInfo, CONTROLLER_GROUP};
 use kinesin_gateway::{Gateway, GatewaySettings};
 use kinesin_raft::{GroupKind, GroupOptions, MultiRaft, RaftTuning};
 use kinesin_storage::{Engine, EngineOptions};
@@ -16,7 +16,10 @@ use crate::config::ServerConfig;
 use crate::{reconciler, retention};
 
 const NODE_ID_KEY: &str = "node_id";
-const LEADER_WAIT: Duration = Duration::from_secs(30);
+/// How often start-up reports that it is still waiting for a controller majority.
+const LEADER_WAIT_REPORT: Duration = Duration::from_secs(5);
+/// How long start-up waits for this node's shard groups to elect before serving anyway.
+const GROUPS_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -44,6 +47,13 @@ pub struct Node {
     api_addr: std::net::SocketAddr,
 }
 
+fn listen_error(addr: std::net::SocketAddr) -> impl Fn(std::io::Error) -> NodeError {
+    move |source| NodeError::Listen {
+        addr: addr.to_string(),
+        source,
+    }
+}
+
 impl Node {
     /// Opens the data directory, starts (or rejoins) the cluster and serves the Kinesis API.
     pub async fn start(config: ServerConfig) -> Result<Node, NodeError> {
@@ -63,51 +73,82 @@ impl Node {
             engine.clone(),
             &RaftTuning::default(),
         )?);
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        // Peers must reach this node before it can win (or even learn of) a controller election.
+        let cluster_listener = TcpListener::bind(config.cluster_listen)
+            .await
+            .map_err(listen_error(config.cluster_listen))?;
+        let service = raft.transport_service();
+        let mut cluster_stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(cluster_listener)
+                .with_nodelay(Some(true));
+            let shutdown = async move {
+                let _ = cluster_stopped.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "cluster transport server failed");
+            }
+        }));
+
         let controller = Arc::new(Controller::new());
-        let members = BTreeMap::from([(config.node_id, config.cluster_listen.to_string())]);
+        controller.attach(raft.clone());
         let group = raft
             .open_group(
                 CONTROLLER_GROUP,
                 GroupOptions {
                     kind: GroupKind::Controller(controller.applier()),
-                    initial_members: Some(members),
+                    initial_members: Some(config.peers.clone()),
                 },
             )
             .await?;
-        group.wait_for_leader(LEADER_WAIT).await?;
-        controller.attach(group.clone());
-        if controller.state().iterator_secret.is_none() && group.is_leader() {
-            controller
-                .propose(&Command::Bootstrap {
-                    iterator_secret: rand::random(),
-                })
-                .await?;
+        while group.wait_for_leader(LEADER_WAIT_REPORT).await.is_err() {
+            tracing::info!(
+                peers = config.peers.len(),
+                "waiting for a majority of the controller's nodes to elect a leader"
+            );
         }
         tracing::info!(node = config.node_id, data_dir = %data_dir.display(), "controller ready");
 
+        let nodes: BTreeMap<u64, NodeInfo> = config
+            .peers
+            .iter()
+            .map(|(id, addr)| {
+                (
+                    *id,
+                    NodeInfo {
+                        cluster_addr: addr.clone(),
+                    },
+                )
+            })
+            .collect();
+        let reconciler = Arc::new(reconciler::Reconciler::new(
+            raft.clone(),
+            controller.clone(),
+            nodes,
+        ));
         // Open this node's shard groups and let them elect before serving, so the first requests
         // after a restart find every shard ready.
-        let cluster_addr = config.cluster_listen.to_string();
-        if let Err(e) =
-            reconciler::reconcile(&raft, &controller, &cluster_addr, &controller.state()).await
-        {
-            tracing::warn!(error = %e, "first reconcile pass failed; the reconciler keeps trying");
-        }
+        reconciler.pass_and_log().await;
+        let deadline = tokio::time::Instant::now() + GROUPS_WAIT;
         for id in raft.group_ids() {
-            if let Some(group) = raft.group(id) {
-                group.wait_for_leader(LEADER_WAIT).await?;
+            let Some(group) = raft.group(id) else {
+                continue;
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if group.wait_for_leader(left).await.is_err() {
+                tracing::warn!(group = id, "group has no leader yet; serving anyway");
             }
         }
         tracing::info!(groups = raft.group_ids().len(), "groups ready");
 
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(reconciler::run(
-            raft.clone(),
-            controller.clone(),
-            cluster_addr,
-            stopped.clone(),
-        )));
+        tasks.push(tokio::spawn(reconciler.run(stopped.clone())));
         tasks.push(tokio::spawn(retention::run(
             raft.clone(),
             controller.clone(),
@@ -121,21 +162,15 @@ impl Node {
                 account_id: config.account_id.clone(),
                 default_region: config.default_region.clone(),
                 limits: config.limits.clone(),
+                replication_factor: config.replication_factor,
             },
             controller.clone(),
             raft.clone(),
         );
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| NodeError::Listen {
-                    addr: config.listen.to_string(),
-                    source,
-                })?;
-        let api_addr = listener.local_addr().map_err(|source| NodeError::Listen {
-            addr: config.listen.to_string(),
-            source,
-        })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(listen_error(config.listen))?;
+        let api_addr = listener.local_addr().map_err(listen_error(config.listen))?;
         let mut api_stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {

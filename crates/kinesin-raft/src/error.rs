@@ -11,6 +11,12 @@ pub enum RaftError {
     Stopped { group: u64, reason: String },
     #[error("the outcome of a write to group {group} is unknown: {reason}")]
     Unknown { group: u64, reason: String },
+    #[error("group {group}: node at {addr} unreachable: {reason}")]
+    Unreachable {
+        group: u64,
+        addr: String,
+        reason: String,
+    },
     #[error("storage: {0}")]
     Storage(#[from] kinesin_storage::StorageError),
     #[error("{0}")]

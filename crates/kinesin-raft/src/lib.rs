@@ -11,10 +11,10 @@
 mod codec;
 mod error;
 mod log_store;
-mod network;
 mod registry;
 mod shard;
 mod state_machine;
+mod transport;
 mod types;
 
 pub use error::RaftError;
@@ -22,6 +22,7 @@ pub use kinesin_storage::{StorageError, StoredRecord};
 pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};
 pub use shard::ShardView;
 pub use state_machine::ControllerApplier;
+pub use transport::Peers;
 pub use types::{Command, NewRecord, NodeId, Response, TypeConfig, POSITIONS_PER_ENTRY_BITS};
 
 #[doc(hidden)]

@@ -11,9 +11,9 @@ use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 
 use crate::error::RaftError;
 use crate::log_store::LogStore;
-use crate::network::Network;
 use crate::shard::ShardView;
 use crate::state_machine::{ControllerApplier, GroupStateMachine};
+use crate::transport::{Network, Peers};
 use crate::types::{Command, NodeId, Response, TypeConfig};
 
 type Raft = openraft::Raft<TypeConfig, GroupStateMachine>;
@@ -96,6 +96,20 @@ impl GroupHandle {
         }
     }
 
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The cluster address of `node` as this group's membership records it.
+    pub fn node_addr(&self, node: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .get_node(&node)
+            .map(|n| n.addr.clone())
+    }
+
     /// The current leader as this node knows it.
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow_watched().current_leader
@@ -127,6 +141,7 @@ pub struct MultiRaft {
     groups: RwLock<HashMap<u64, GroupHandle>>,
     /// Cloned into every log store and state machine openraft holds; see [`MultiRaft::shutdown`].
     lease: Arc<()>,
+    peers: Arc<Peers>,
 }
 
 /// How long shutdown waits for openraft's tasks to let go of the storage they hold.
@@ -155,6 +170,7 @@ impl MultiRaft {
             config: Arc::new(config),
             groups: RwLock::new(HashMap::new()),
             lease: Arc::new(()),
+            peers: Arc::new(Peers::default()),
         })
     }
 
@@ -203,10 +219,14 @@ impl MultiRaft {
             ),
         };
         let state_machine = state_machine.with_lease(self.lease.clone());
+        let network = Network {
+            group: id,
+            peers: self.peers.clone(),
+        };
         let raft = Raft::new(
             self.node_id,
             self.config.clone(),
-            Network,
+            network,
             log_store,
             state_machine,
         )
@@ -249,6 +269,77 @@ impl MultiRaft {
         let handle = GroupHandle { id, raft, shard };
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         Ok(groups.entry(id).or_insert(handle).clone())
+    }
+
+    /// Commits `command` in group `id` wherever its leader is: here when this node leads it,
+    /// else forwarded to the leader over the cluster transport. Leader changes and elections are
+    /// retried until `timeout`; only failures after which the command cannot have been applied are
+    /// retried, so a retry never applies a command twice. `replicas` (node, cluster address) are
+    /// the group's nodes as the controller placed them, used when this node does not host the
+    /// group or does not know its leader.
+    pub async fn propose(
+        &self,
+        id: u64,
+        command: Command,
+        replicas: &[(NodeId, String)],
+        timeout: Duration,
+    ) -> Result<Response, RaftError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut hint: Option<NodeId> = None;
+        let mut backoff = Duration::from_millis(10);
+        let mut attempt = 0usize;
+        loop {
+            attempt += 1;
+            let local = self.group(id);
+            if let Some(group) = &local {
+                if group.is_leader() {
+                    match group.write(command.clone()).await {
+                        Err(RaftError::NotLeader { leader, .. }) => hint = leader,
+                        other => return other,
+                    }
+                } else {
+                    hint = hint.or(group.leader());
+                }
+            }
+            let target = hint.filter(|&node| node != self.node_id).or_else(|| {
+                let others: Vec<NodeId> = replicas
+                    .iter()
+                    .map(|(node, _)| *node)
+                    .filter(|&node| node != self.node_id)
+                    .collect();
+                (!others.is_empty()).then(|| others[attempt % others.len()])
+            });
+            let addr = target.and_then(|node| {
+                replicas
+                    .iter()
+                    .find(|(n, _)| *n == node)
+                    .map(|(_, addr)| addr.clone())
+                    .or_else(|| local.as_ref().and_then(|g| g.node_addr(node)))
+            });
+            let error = match addr {
+                Some(addr) => match self.peers.propose(&addr, id, &command).await {
+                    Ok(response) => return Ok(response),
+                    Err(RaftError::NotLeader { leader, .. }) => {
+                        hint = leader;
+                        RaftError::NotLeader { group: id, leader }
+                    }
+                    Err(e @ (RaftError::NoSuchGroup(_) | RaftError::Unreachable { .. })) => {
+                        hint = None;
+                        e
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => RaftError::NotLeader {
+                    group: id,
+                    leader: None,
+                },
+            };
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
     }
 
     /// Stops group `id` and deletes everything it stored on this node.

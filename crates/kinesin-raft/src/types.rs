@@ -13,8 +13,8 @@ pub const POSITIONS_PER_ENTRY_BITS: u32 = 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewRecord {
     pub partition_key: String,
-    #[serde(with = "serde_bytes")]
-    pub data: Vec<u8>,
+    /// Shared, so retrying a proposal (after a leader change) never copies the payload.
+    pub data: bytes::Bytes,
 }
 
 /// The payload of one Raft entry.

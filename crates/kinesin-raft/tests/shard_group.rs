@@ -38,7 +38,7 @@ async fn put(group: &GroupHandle, arrival_ms: u64, data: &[&str]) -> u64 {
         .iter()
         .map(|d| NewRecord {
             partition_key: "pk".into(),
-            data: d.as_bytes().to_vec(),
+            data: d.as_bytes().to_vec().into(),
         })
         .collect();
     match group

@@ -3,6 +3,7 @@
 
 mod describe;
 mod records;
+mod settings;
 mod shards;
 mod streams;
 mod tags;
@@ -72,6 +73,29 @@ pub(crate) async fn dispatch(
         Request::UntagResource(input) => done(op, tags::untag_resource(gateway, ctx, input).await?),
         Request::ListTagsForResource(input) => {
             done(op, tags::list_for_resource(gateway, ctx, input)?)
+        }
+        Request::EnableEnhancedMonitoring(input) => {
+            done(op, settings::enable_monitoring(gateway, ctx, input).await?)
+        }
+        Request::DisableEnhancedMonitoring(input) => {
+            done(op, settings::disable_monitoring(gateway, ctx, input).await?)
+        }
+        Request::StartStreamEncryption(input) => {
+            done(op, settings::start_encryption(gateway, ctx, input).await?)
+        }
+        Request::StopStreamEncryption(input) => {
+            done(op, settings::stop_encryption(gateway, ctx, input).await?)
+        }
+        Request::UpdateMaxRecordSize(input) => done(
+            op,
+            settings::update_max_record_size(gateway, ctx, input).await?,
+        ),
+        Request::PutResourcePolicy(input) => {
+            done(op, settings::put_policy(gateway, ctx, input).await?)
+        }
+        Request::GetResourcePolicy(input) => done(op, settings::get_policy(gateway, ctx, input)?),
+        Request::DeleteResourcePolicy(input) => {
+            done(op, settings::delete_policy(gateway, ctx, input).await?)
         }
         _ => Err(KinesisError::new(
             ErrorKind::UnknownOperation,

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kinesin_api::model::{
-    ChildShard, GetRecordsInput, GetRecordsOutput, GetShardIteratorInput, GetShardIteratorOutput,
-    HashKeyRange, PutRecordInput, PutRecordOutput, PutRecordsInput, PutRecordsOutput,
-    PutRecordsRequestEntry, PutRecordsResultEntry, Record, ShardIteratorType,
+    ChildShard, EncryptionType as WireEncryption, GetRecordsInput, GetRecordsOutput,
+    GetShardIteratorInput, GetShardIteratorOutput, HashKeyRange, PutRecordInput, PutRecordOutput,
+    PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry, PutRecordsResultEntry, Record,
+    ShardIteratorType,
 };
 use kinesin_api::{ErrorKind, KinesisError};
-use kinesin_controller::{ClusterState, ShardMeta, StreamKey, StreamMeta, StreamStatus};
+use kinesin_controller::{
+    ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamStatus,
+};
 use kinesin_raft::{Command, NewRecord, Response, ShardView};
 use kinesin_types::{
     parse_hash_key, partition_key_hash, IteratorCodec, IteratorError, IteratorPayload,
@@ -25,8 +28,9 @@ use crate::context::{find, not_found, RequestContext};
 use crate::error::{from_raft, from_storage};
 use crate::Gateway;
 
-/// How long a write waits for a shard group without a leader to elect one.
-const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// How long a write may spend finding its shard's leader (elections, leader changes) before
+/// failing with ServiceUnavailable.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A record checked against the limits and routed to a shard.
 struct Routed {
@@ -51,31 +55,40 @@ fn usable<'a>(state: &'a ClusterState, key: &StreamKey) -> Result<&'a StreamMeta
     }
 }
 
+/// What records report as their encryption. Kinesin does not encrypt at rest, so this is the
+/// stream's setting at the time of the call (not at the time a record was written); unencrypted
+/// streams leave the member out, as they always have.
+fn record_encryption(stream: &StreamMeta) -> Option<WireEncryption> {
+    match stream.encryption {
+        EncryptionType::Kms { .. } => Some(WireEncryption::Kms),
+        EncryptionType::None => None,
+    }
+}
+
 fn route(
-    gateway: &Gateway,
     stream: &StreamMeta,
     data: Vec<u8>,
     partition_key: Option<String>,
     explicit_hash_key: Option<&str>,
     path: &str,
 ) -> Result<Routed, KinesisError> {
-    let limits = &gateway.settings.limits;
+    // The stream's own maximum (set at creation from the node's `max_record_bytes`, or by
+    // UpdateMaxRecordSize) decides, not the node's setting.
+    let max_record_bytes = stream.max_record_bytes();
     let partition_key = partition_key.ok_or_else(|| {
         validation(format!(
             "Value null at '{path}partitionKey' failed to satisfy constraint: Member must not be null"
         ))
     })?;
-    if data.len() > limits.max_record_bytes {
+    if data.len() > max_record_bytes {
         return Err(validation(format!(
-            "Value at '{path}data' failed to satisfy constraint: Member must have length less than or equal to {}",
-            limits.max_record_bytes
+            "Value at '{path}data' failed to satisfy constraint: Member must have length less than or equal to {max_record_bytes}"
         )));
     }
-    if data.len() + partition_key.len() > limits.max_record_bytes {
+    if data.len() + partition_key.len() > max_record_bytes {
         return Err(invalid_argument(format!(
-            "The record's data and partition key together are {} bytes, over the limit of {} bytes.",
+            "The record's data and partition key together are {} bytes, over the limit of {max_record_bytes} bytes.",
             data.len() + partition_key.len(),
-            limits.max_record_bytes
         )));
     }
     let hash_key = match explicit_hash_key {
@@ -103,7 +116,7 @@ fn route(
         shard,
         record: NewRecord {
             partition_key,
-            data,
+            data: data.into(),
         },
     })
 }
@@ -121,33 +134,27 @@ fn shard_view(gateway: &Gateway, shard: &ShardMeta) -> Result<Arc<ShardView>, Ki
         })
 }
 
-/// Appends `records` to one shard; on success, the position and arrival time of the first.
+/// Appends `records` to one shard, through its leader wherever it is; on success, the position
+/// and arrival time of the first.
 async fn append(
     gateway: &Gateway,
+    state: &ClusterState,
     shard: &ShardMeta,
     records: Vec<NewRecord>,
 ) -> Result<(u64, u64), KinesisError> {
-    let group = gateway.raft.group(shard.group).ok_or_else(|| {
-        KinesisError::new(
-            ErrorKind::ServiceUnavailable,
-            format!("shard {} is not available on this node yet", shard.id),
-        )
-    })?;
-    // A group that has just started (node restart, new stream) elects its leader within an
-    // election timeout: wait for it rather than fail the write.
-    if group.leader().is_none() {
-        group
-            .wait_for_leader(LEADER_WAIT)
-            .await
-            .map_err(from_raft)?;
-    }
     let count = records.len() as u64;
     let bytes = records.iter().map(|r| r.data.len() as u64).sum::<u64>();
     let command = Command::Put {
         arrival_ms: now_ms(),
         records,
     };
-    match group.write(command).await.map_err(from_raft)? {
+    let replicas = state.addresses(&shard.replicas);
+    let response = gateway
+        .raft
+        .propose(shard.group, command, &replicas, WRITE_TIMEOUT)
+        .await
+        .map_err(from_raft)?;
+    match response {
         Response::Put {
             first_position,
             arrival_ms,
@@ -173,7 +180,6 @@ pub(super) async fn put_record(
     let state = gateway.controller.state();
     let stream = usable(&state, &key)?;
     let routed = route(
-        gateway,
         stream,
         input.data,
         input.partition_key,
@@ -181,11 +187,11 @@ pub(super) async fn put_record(
         "",
     )?;
     let shard = &stream.shards[routed.shard];
-    let (position, arrival_ms) = append(gateway, shard, vec![routed.record]).await?;
+    let (position, arrival_ms) = append(gateway, &state, shard, vec![routed.record]).await?;
     Ok(PutRecordOutput {
         shard_id: shard.id.to_string(),
         sequence_number: sequence_number(shard, position, arrival_ms),
-        encryption_type: None,
+        encryption_type: record_encryption(stream),
     })
 }
 
@@ -227,7 +233,6 @@ pub(super) async fn put_records(
         } = entry;
         let path = format!("records.{}.member.", i + 1);
         let routed = route(
-            gateway,
             stream,
             data,
             partition_key,
@@ -243,7 +248,8 @@ pub(super) async fn put_records(
         .into_iter()
         .map(|(shard_index, (indices, records))| {
             let shard = &stream.shards[shard_index];
-            async move { (shard, indices, append(gateway, shard, records).await) }
+            let state = &state;
+            async move { (shard, indices, append(gateway, state, shard, records).await) }
         });
     let mut results: Vec<PutRecordsResultEntry> = vec![PutRecordsResultEntry::default(); count];
     let mut failed = 0;
@@ -274,7 +280,7 @@ pub(super) async fn put_records(
     Ok(PutRecordsOutput {
         failed_record_count: Some(failed as i32),
         records: results,
-        encryption_type: None,
+        encryption_type: record_encryption(stream),
     })
 }
 
@@ -468,7 +474,7 @@ pub(super) fn get_records(
             approximate_arrival_timestamp: Some(ms_to_secs(r.arrival_ms)),
             data: r.data,
             partition_key: Some(r.partition_key),
-            encryption_type: None,
+            encryption_type: record_encryption(stream),
         })
         .collect();
     let drained = shard

@@ -58,7 +58,7 @@ pub(super) async fn create(
         mode,
         tags: input.tags.unwrap_or_default(),
         max_record_size_kib,
-        replicas: vec![gateway.settings.node_id],
+        replication_factor: gateway.settings.replication_factor,
         shard_limit: gateway.settings.limits.shard_limit,
     };
     gateway

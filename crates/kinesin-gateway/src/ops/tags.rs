@@ -49,7 +49,7 @@ fn tag_list<'a>(tags: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<Tag
 }
 
 /// The stream a resource ARN names. Consumers are not supported yet, so their ARNs name nothing.
-fn resource_stream(arn: &str) -> Result<StreamKey, KinesisError> {
+pub(super) fn resource_stream(arn: &str) -> Result<StreamKey, KinesisError> {
     match parse_resource_arn(arn) {
         Ok(ResourceArn::Stream(stream)) => Ok(StreamKey {
             account: stream.account,

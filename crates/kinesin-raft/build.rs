@@ -1,0 +1,12 @@
+//! Generates the cluster transport from proto/raft.proto with a vendored protoc, so building needs
+//! no system protobuf compiler.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    std::env::set_var("PROTOC", protoc);
+    println!("cargo:rerun-if-changed=../../proto/raft.proto");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_protos(&["../../proto/raft.proto"], &["../../proto"])?;
+    Ok(())
+}
