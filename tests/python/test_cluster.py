@@ -8,11 +8,11 @@ import uuid
 from conftest import Server, free_ports, list_all_shards, poll, read_shard, wait_active
 
 
-def start_cluster(tmp_path, size=3):
+def start_cluster(tmp_path, size=3, extra_args=()):
     servers = [Server(tmp_path / f"node{i}", node_id=i) for i in range(1, size + 1)]
     peers = ",".join(f"{s.node_id}@127.0.0.1:{s.cluster_port}" for s in servers)
     for s in servers:
-        s.extra_args = ["--peers", peers]
+        s.extra_args = ["--peers", peers, *extra_args]
     start_all(servers)
     return servers
 
@@ -94,6 +94,39 @@ def test_three_nodes_replicate_forward_and_survive_a_crash(tmp_path):
         acked += put_batch(clients[0], stream, "after-restart")
         for c in clients:
             poll(lambda c=c: len(everything(c, stream)) == len(acked), timeout=30, what="replication after restart")
+            check(acked, everything(c, stream))
+    finally:
+        for s in servers:
+            s.cleanup()
+
+
+def test_a_replica_behind_the_purged_log_catches_up_by_snapshot(tmp_path):
+    """With snapshots every 20 entries and 5 kept, a node that misses 60 writes can only catch up
+    by installing a snapshot that carries the shard's records."""
+    servers = start_cluster(tmp_path, extra_args=["--raft-snapshot-every", "20", "--raft-logs-kept", "5"])
+    try:
+        clients = [s.client() for s in servers]
+        stream = f"snap-{uuid.uuid4().hex[:8]}"
+        clients[0].create_stream(StreamName=stream, ShardCount=1)
+        for c in clients:
+            wait_active(c, stream)
+        acked = put_batch(clients[0], stream, "before", n=5)
+        poll(lambda: len(everything(clients[2], stream)) == len(acked), timeout=30, what="node 3 in sync")
+
+        servers[2].kill9()
+        for i in range(60):
+            acked += put_batch(clients[i % 2], stream, f"gap{i}", n=3)
+
+        servers[2].start()
+        lagging = servers[2].client()
+        poll(lambda: len(everything(lagging, stream)) == len(acked), timeout=60, what="node 3 to catch up")
+        check(acked, everything(lagging, stream))
+        with open(servers[2].log_path) as log:
+            assert "installing a shard snapshot from the leader" in log.read()
+        # And it keeps replicating normally afterwards.
+        acked += put_batch(lagging, stream, "after", n=5)
+        for c in clients[:2] + [lagging]:
+            poll(lambda c=c: len(everything(c, stream)) == len(acked), timeout=30, what="replication")
             check(acked, everything(c, stream))
     finally:
         for s in servers:

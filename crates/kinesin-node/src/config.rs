@@ -75,6 +75,16 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_SHARD_LIMIT", value_name = "N")]
     pub shard_limit: Option<u32>,
 
+    /// Snapshot each Raft group every this many log entries, and purge the log behind it.
+    /// [default: 2000]
+    #[arg(long, env = "KINESIN_RAFT_SNAPSHOT_EVERY", value_name = "ENTRIES")]
+    pub raft_snapshot_every: Option<u64>,
+
+    /// Log entries kept behind a snapshot, so a briefly lagging replica catches up from the log
+    /// rather than by snapshot. [default: 500]
+    #[arg(long, env = "KINESIN_RAFT_LOGS_KEPT", value_name = "ENTRIES")]
+    pub raft_logs_kept: Option<u64>,
+
     /// How often each shard leader removes records older than the stream's retention. [default: 60]
     #[arg(long, env = "KINESIN_RETENTION_CHECK_SECS", value_name = "SECS")]
     pub retention_check_secs: Option<u64>,
@@ -99,6 +109,8 @@ struct FileConfig {
     max_get_records_bytes: Option<usize>,
     shard_limit: Option<u32>,
     retention_check_secs: Option<u64>,
+    raft_snapshot_every: Option<u64>,
+    raft_logs_kept: Option<u64>,
 }
 
 /// The resolved configuration of a node.
@@ -116,6 +128,7 @@ pub struct ServerConfig {
     pub default_region: String,
     pub limits: kinesin_gateway::Limits,
     pub retention_check_secs: u64,
+    pub raft: kinesin_raft::RaftTuning,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +258,20 @@ impl ServerArgs {
                 .retention_check_secs
                 .or(file.retention_check_secs)
                 .unwrap_or(60),
+            raft: {
+                let defaults = kinesin_raft::RaftTuning::default();
+                kinesin_raft::RaftTuning {
+                    snapshot_every: self
+                        .raft_snapshot_every
+                        .or(file.raft_snapshot_every)
+                        .unwrap_or(defaults.snapshot_every),
+                    logs_kept_after_snapshot: self
+                        .raft_logs_kept
+                        .or(file.raft_logs_kept)
+                        .unwrap_or(defaults.logs_kept_after_snapshot),
+                    ..defaults
+                }
+            },
         };
         config.validate()?;
         Ok(config)
@@ -294,6 +321,9 @@ impl ServerConfig {
         }
         if l.max_get_records_bytes == 0 {
             return invalid("max_get_records_bytes", "must be positive");
+        }
+        if self.raft.snapshot_every == 0 {
+            return invalid("raft_snapshot_every", "must be positive");
         }
         if self.retention_check_secs == 0 {
             return invalid("retention_check_secs", "must be positive");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kinesin_controller::{Controller, NodeInfo, CONTROLLER_GROUP};
 use kinesin_gateway::{Gateway, GatewaySettings};
-use kinesin_raft::{GroupKind, GroupOptions, MultiRaft, RaftTuning};
+use kinesin_raft::{GroupKind, GroupOptions, MultiRaft};
 use kinesin_storage::{Engine, EngineOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -71,7 +71,7 @@ impl Node {
         let raft = Arc::new(MultiRaft::new(
             config.node_id,
             engine.clone(),
-            &RaftTuning::default(),
+            &config.raft,
         )?);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();

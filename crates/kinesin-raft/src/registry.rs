@@ -19,7 +19,7 @@ use crate::types::{Command, NodeId, Response, TypeConfig};
 type Raft = openraft::Raft<TypeConfig, GroupStateMachine>;
 
 /// Timing of every group on this node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftTuning {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode};
 use crate::shard::{self, ShardCounters, ShardView};
+use crate::snapshot::{replace_records, Records, SnapshotData};
 use crate::types::{Command, Response};
 use crate::TypeConfig;
 
@@ -123,25 +124,35 @@ impl GroupStateMachine {
         Ok(())
     }
 
-    fn snapshot_data(&self) -> Result<Vec<u8>, io::Error> {
+    fn snapshot_state(&self) -> Result<Vec<u8>, io::Error> {
         match &self.logic {
-            // A shard's data is its records, which live in the record store; the snapshot carries
-            // only the counters. Sending records to a new replica is the transport's job.
+            // A shard's records stay in the record store; see `SnapshotData`.
             Logic::Shard(_) => encode(&self.applied.counters),
             Logic::Controller(applier) => applier.snapshot().map_err(io::Error::other),
         }
     }
+
+    fn snapshot_data(&self, state: Vec<u8>) -> SnapshotData {
+        let records = match &self.logic {
+            Logic::Shard(_) => Records::InStore {
+                group: self.group,
+                engine: self.engine.clone(),
+            },
+            Logic::Controller(_) => Records::None,
+        };
+        SnapshotData { state, records }
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
 
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
         let meta = SnapshotMetaOf::<TypeConfig> {
             last_log_id: self.applied.log_id,
             last_membership: self.applied.membership.clone(),
         };
-        let data = self.snapshot_data()?;
+        let data = self.snapshot_state()?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data: data.clone(),
@@ -157,15 +168,15 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
         self.engine.write(batch)?;
         // openraft purges the log up to the snapshot next: the snapshot must be on disk first.
         self.engine.sync().await?;
-        Ok(SnapshotOf::<TypeConfig, Vec<u8>> {
+        Ok(SnapshotOf::<TypeConfig, SnapshotData> {
             meta,
-            snapshot: data,
+            snapshot: self.snapshot_data(data),
         })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for GroupStateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = Self;
 
     async fn applied_state(
@@ -226,23 +237,36 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMetaOf<TypeConfig>,
-        snapshot: Vec<u8>,
+        snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        match &self.logic {
-            Logic::Controller(applier) => applier.restore(&snapshot).map_err(io::Error::other)?,
-            Logic::Shard(_) => {
+        let mut batch = WriteBatch::default();
+        match (&self.logic, &snapshot.records) {
+            (Logic::Controller(applier), _) => {
+                applier.restore(&snapshot.state).map_err(io::Error::other)?
+            }
+            (Logic::Shard(_), Records::Received(records)) => {
+                tracing::info!(
+                    group = self.group,
+                    records = records.len(),
+                    last_log_id = ?meta.last_log_id,
+                    "installing a shard snapshot from the leader"
+                );
+                replace_records(&self.engine, &mut batch, self.group, records);
+                self.applied.counters = decode(&snapshot.state)?;
+            }
+            (Logic::Shard(_), _) => {
                 return Err(io::Error::other(
-                    "installing a shard snapshot needs its records, which single-node Kinesin never transfers",
-                ))
+                    "a shard snapshot arrived without its records",
+                ));
             }
         }
         self.applied.log_id = meta.last_log_id;
         self.applied.membership = meta.last_membership.clone();
+        self.persist_applied(&mut batch)?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
-            data: snapshot,
+            data: snapshot.state,
         };
-        let mut batch = WriteBatch::default();
         self.engine.put_state(
             &mut batch,
             self.group,
@@ -250,18 +274,22 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
             &encode(&stored)?,
         );
         self.engine.write(batch)?;
-        Ok(self.engine.sync().await?)
+        self.engine.sync().await?;
+        if let Logic::Shard(view) = &self.logic {
+            view.publish(&self.applied.counters);
+        }
+        Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
-    ) -> Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>, io::Error> {
+    ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
         match self.engine.state(self.group, StateTag::Snapshot)? {
             Some(bytes) => {
                 let stored: StoredSnapshot = decode(&bytes)?;
-                Ok(Some(SnapshotOf::<TypeConfig, Vec<u8>> {
+                Ok(Some(SnapshotOf::<TypeConfig, SnapshotData> {
                     meta: stored.meta,
-                    snapshot: stored.data,
+                    snapshot: self.snapshot_data(stored.data),
                 }))
             }
             None => Ok(None),

@@ -25,6 +25,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::codec::{decode, encode};
 use crate::error::RaftError;
 use crate::registry::MultiRaft;
+use crate::snapshot::SnapshotData;
 use crate::types::{Command, NodeId, Response, TypeConfig};
 
 pub(crate) mod pb {
@@ -206,7 +207,7 @@ struct SnapshotMessage {
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerClient {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotData;
 
     async fn append_entries(
         &mut self,
@@ -241,14 +242,17 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<TypeConfig>,
-        snapshot: SnapshotOf<TypeConfig, Vec<u8>>,
+        snapshot: SnapshotOf<TypeConfig, SnapshotData>,
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let data = snapshot.snapshot.into_wire().map_err(|e| {
+            StreamingError::Unreachable(self.unreachable(format!("reading the snapshot: {e}")))
+        })?;
         let message = SnapshotMessage {
             vote,
             meta: snapshot.meta,
-            data: snapshot.snapshot,
+            data,
         };
         self.call(RaftKind::Snapshot, &message, option.hard_ttl())
             .await
@@ -304,9 +308,12 @@ impl RaftTransport for TransportService {
             }
             Ok(RaftKind::Snapshot) => {
                 let message: SnapshotMessage = decode_request(&request.payload)?;
-                let snapshot = SnapshotOf::<TypeConfig, Vec<u8>> {
+                let data = SnapshotData::from_wire(&message.data).map_err(|e| {
+                    tonic::Status::invalid_argument(format!("undecodable snapshot: {e}"))
+                })?;
+                let snapshot = SnapshotOf::<TypeConfig, SnapshotData> {
                     meta: message.meta,
-                    snapshot: message.data,
+                    snapshot: data,
                 };
                 reply(
                     raft.install_full_snapshot(message.vote, snapshot)
