@@ -92,6 +92,17 @@ def error_code(exc):
     return exc.response["Error"]["Code"].split("#")[-1]
 
 
+
+def expect_error(code, fn, *args, **kwargs):
+    """Call fn and assert it fails with the given error code (or one of a tuple of codes), HTTP 400."""
+    codes = (code,) if isinstance(code, str) else tuple(code)
+    with pytest.raises(botocore.exceptions.ClientError) as ei:
+        fn(*args, **kwargs)
+    got = error_code(ei.value)
+    assert got in codes, f"expected {codes}, got {got}: {ei.value.response.get('Error')}"
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400, ei.value.response
+    return ei.value
+
 def poll(predicate, timeout=30.0, interval=0.05, what="condition"):
     """Call predicate until it returns something truthy, or fail after `timeout` seconds.
 

@@ -12,6 +12,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import (
+    expect_error,
     JSON_CONTENT_TYPE,
     MAX_HASH_KEY,
     create_stream,
@@ -23,15 +24,6 @@ from conftest import (
     unique_name,
 )
 
-
-def expect_error(code, fn, *args, **kwargs):
-    codes = (code,) if isinstance(code, str) else tuple(code)
-    with pytest.raises(botocore.exceptions.ClientError) as ei:
-        fn(*args, **kwargs)
-    got = error_code(ei.value)
-    assert got in codes, f"expected {codes}, got {got}: {ei.value.response.get('Error')}"
-    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    return ei.value
 
 
 def assert_raw_error(resp, status, error_type):

@@ -10,6 +10,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import (
+    expect_error,
     MAX_HASH_KEY,
     create_stream,
     error_code,
@@ -23,15 +24,6 @@ from conftest import (
 
 SEQ56_RE = re.compile(r"^[1-9]\d{55}$")
 
-
-def expect_error(code, fn, *args, **kwargs):
-    codes = (code,) if isinstance(code, str) else tuple(code)
-    with pytest.raises(botocore.exceptions.ClientError) as ei:
-        fn(*args, **kwargs)
-    got = error_code(ei.value)
-    assert got in codes, f"expected {codes}, got {got}: {ei.value.response.get('Error')}"
-    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    return ei.value
 
 
 def shards_sorted(client, name):

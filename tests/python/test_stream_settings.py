@@ -6,7 +6,7 @@ import json
 import botocore.exceptions
 import pytest
 
-from conftest import create_stream, error_code, list_all_shards, read_shard, unique_name
+from conftest import create_stream, error_code, list_all_shards, read_shard, unique_name, expect_error
 
 ALL_METRICS = [
     "IncomingBytes",
@@ -32,15 +32,6 @@ POLICY = json.dumps(
     }
 )
 
-
-def expect_error(code, fn, *args, **kwargs):
-    codes = (code,) if isinstance(code, str) else tuple(code)
-    with pytest.raises(botocore.exceptions.ClientError) as ei:
-        fn(*args, **kwargs)
-    got = error_code(ei.value)
-    assert got in codes, f"expected {codes}, got {got}: {ei.value.response.get('Error')}"
-    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400, ei.value.response
-    return ei.value
 
 
 def stream_arn(client, name):

@@ -10,6 +10,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import (
+    expect_error,
     MAX_HASH_KEY,
     REGION,
     create_stream,
@@ -26,16 +27,6 @@ SHARD_ID_RE = re.compile(r"^shardId-\d{12}$")
 SEQ_RE = re.compile(r"^(0|[1-9]\d{0,128})$")
 ARN_RE = re.compile(r"^arn:aws:kinesis:([a-z0-9-]+):(\d{12}):stream/(.+)$")
 
-
-def expect_error(code, fn, *args, **kwargs):
-    """Call fn and assert it fails with the given error code (or one of a tuple of codes)."""
-    codes = (code,) if isinstance(code, str) else tuple(code)
-    with pytest.raises(botocore.exceptions.ClientError) as ei:
-        fn(*args, **kwargs)
-    got = error_code(ei.value)
-    assert got in codes, f"expected {codes}, got {got}: {ei.value.response.get('Error')}"
-    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400, ei.value.response
-    return ei.value
 
 
 def assert_even_split(shards):
