@@ -2,7 +2,10 @@
 request (forwarding writes to shard leaders), every acknowledged record is on every replica, and
 the cluster keeps taking writes when a node is killed, which catches up when it comes back."""
 
+import json
 import threading
+import urllib.error
+import urllib.request
 import uuid
 
 from conftest import Server, free_ports, list_all_shards, poll, read_shard, wait_active
@@ -128,6 +131,48 @@ def test_a_replica_behind_the_purged_log_catches_up_by_snapshot(tmp_path):
         for c in clients[:2] + [lagging]:
             poll(lambda c=c: len(everything(c, stream)) == len(acked), timeout=30, what="replication")
             check(acked, everything(c, stream))
+    finally:
+        for s in servers:
+            s.cleanup()
+
+
+def admin(server, path):
+    with urllib.request.urlopen(f"{server.endpoint}{path}", timeout=10) as r:
+        assert r.status == 200
+        return json.loads(r.read())
+
+
+def test_admin_views_show_nodes_placement_and_leaders(tmp_path):
+    servers = start_cluster(tmp_path)
+    try:
+        client = servers[1].client()
+        stream = f"adm-{uuid.uuid4().hex[:8]}"
+        client.create_stream(StreamName=stream, ShardCount=2)
+        for s in servers:
+            wait_active(s.client(), stream)
+
+        views = [admin(s, "/admin/v1/cluster") for s in servers]
+        for s, view in zip(servers, views):
+            assert view["node_id"] == s.node_id
+            assert [n["id"] for n in view["nodes"]] == [1, 2, 3]
+            assert sum(n["controller_leader"] for n in view["nodes"]) == 1
+        assert len({v["controller_leader"] for v in views}) == 1, "every node agrees on the controller leader"
+
+        def leaders_known():
+            shards = admin(servers[0], f"/admin/v1/streams/{stream}/shards")["shards"]
+            return all(sh["leader"] in (1, 2, 3) for sh in shards) and shards
+
+        shards = poll(leaders_known, timeout=30, what="shard leaders")
+        assert [sh["shard_id"] for sh in shards] == ["shardId-000000000000", "shardId-000000000001"]
+        for sh in shards:
+            assert sorted(sh["replicas"]) == [1, 2, 3] and sh["state"] == "OPEN"
+        assert shards[0]["starting_hash_key"] == "0"
+        assert shards[1]["ending_hash_key"] == str(2**128 - 1)
+        try:
+            admin(servers[0], "/admin/v1/streams/no-such-stream/shards")
+            raise AssertionError("expected 404")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
     finally:
         for s in servers:
             s.cleanup()

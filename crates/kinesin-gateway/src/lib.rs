@@ -5,6 +5,7 @@
 //! It must never write to storage directly or decide cluster metadata: records go through shard
 //! groups' Raft logs, metadata changes through the controller.
 
+mod admin;
 mod context;
 mod error;
 mod limits;

@@ -57,6 +57,11 @@ impl Gateway {
             .route("/", post(handle))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
+            .route("/admin/v1/cluster", get(crate::admin::cluster))
+            .route(
+                "/admin/v1/streams/{name}/shards",
+                get(crate::admin::stream_shards),
+            )
             // The handler enforces its own limit, to answer with a Kinesis error.
             .layer(DefaultBodyLimit::disable())
             .with_state(self.clone())
