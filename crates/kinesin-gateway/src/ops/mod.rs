@@ -11,9 +11,11 @@ mod tags;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kinesin_api::{encode_output, ErrorKind, KinesisError, Operation, Request};
+use kinesin_controller::{Command, Outcome};
 use serde::Serialize;
 
 use crate::context::RequestContext;
+use crate::error::from_controller;
 use crate::Gateway;
 
 pub(crate) async fn dispatch(
@@ -131,6 +133,15 @@ pub(crate) fn secs_to_ms(secs: f64) -> u64 {
     } else {
         0
     }
+}
+
+/// Commits a change to the cluster metadata, answering with the Kinesis error apply decided.
+pub(crate) async fn change(gateway: &Gateway, command: &Command) -> Result<Outcome, KinesisError> {
+    gateway
+        .controller
+        .propose(command)
+        .await
+        .map_err(from_controller)
 }
 
 pub(crate) fn invalid_argument(message: impl Into<String>) -> KinesisError {

@@ -11,10 +11,9 @@ use kinesin_api::model::{
 use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{Command, Outcome, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB};
 
-use super::invalid_argument;
 use super::tags::resource_stream;
+use super::{change, invalid_argument};
 use crate::context::{find, RequestContext};
-use crate::error::from_controller;
 use crate::Gateway;
 
 /// What GetResourcePolicy answers for a stream without a policy, as AWS does.
@@ -51,15 +50,15 @@ async fn set_monitoring(
     metrics: Vec<String>,
     enable: bool,
 ) -> Result<EnhancedMonitoringOutput, KinesisError> {
-    let outcome = gateway
-        .controller
-        .propose(&Command::SetEnhancedMetrics {
+    let outcome = change(
+        gateway,
+        &Command::SetEnhancedMetrics {
             key: key.clone(),
             metrics,
             enable,
-        })
-        .await
-        .map_err(from_controller)?;
+        },
+    )
+    .await?;
     let Outcome::Metrics { current, desired } = outcome else {
         return Err(KinesisError::new(
             ErrorKind::InternalFailure,
@@ -98,14 +97,14 @@ pub(super) async fn start_encryption(
 ) -> Result<StartStreamEncryptionOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     require_kms(&input.encryption_type)?;
-    gateway
-        .controller
-        .propose(&Command::StartEncryption {
+    change(
+        gateway,
+        &Command::StartEncryption {
             key,
             key_id: input.key_id,
-        })
-        .await
-        .map_err(from_controller)?;
+        },
+    )
+    .await?;
     Ok(StartStreamEncryptionOutput {})
 }
 
@@ -116,14 +115,14 @@ pub(super) async fn stop_encryption(
 ) -> Result<StopStreamEncryptionOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     require_kms(&input.encryption_type)?;
-    gateway
-        .controller
-        .propose(&Command::StopEncryption {
+    change(
+        gateway,
+        &Command::StopEncryption {
             key,
             key_id: input.key_id,
-        })
-        .await
-        .map_err(from_controller)?;
+        },
+    )
+    .await?;
     Ok(StopStreamEncryptionOutput {})
 }
 
@@ -147,11 +146,7 @@ pub(super) async fn update_max_record_size(
                 ),
             )
         })?;
-    gateway
-        .controller
-        .propose(&Command::SetMaxRecordSize { key, kib })
-        .await
-        .map_err(from_controller)?;
+    change(gateway, &Command::SetMaxRecordSize { key, kib }).await?;
     Ok(UpdateMaxRecordSizeOutput {})
 }
 
@@ -171,14 +166,14 @@ pub(super) async fn put_policy(
             input.resource_arn
         )));
     }
-    gateway
-        .controller
-        .propose(&Command::PutPolicy {
+    change(
+        gateway,
+        &Command::PutPolicy {
             key,
             policy: input.policy,
-        })
-        .await
-        .map_err(from_controller)?;
+        },
+    )
+    .await?;
     Ok(PutResourcePolicyOutput {})
 }
 
@@ -201,10 +196,6 @@ pub(super) async fn delete_policy(
     input: DeleteResourcePolicyInput,
 ) -> Result<DeleteResourcePolicyOutput, KinesisError> {
     let key = resource_stream(&input.resource_arn)?;
-    gateway
-        .controller
-        .propose(&Command::DeletePolicy { key })
-        .await
-        .map_err(from_controller)?;
+    change(gateway, &Command::DeletePolicy { key }).await?;
     Ok(DeleteResourcePolicyOutput {})
 }

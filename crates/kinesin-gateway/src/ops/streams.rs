@@ -8,9 +8,8 @@ use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{Command, StreamKey, StreamMode};
 use kinesin_types::stream_arn;
 
-use super::{invalid_argument, now_ms};
+use super::{change, invalid_argument, now_ms};
 use crate::context::RequestContext;
-use crate::error::from_controller;
 use crate::Gateway;
 
 /// AWS creates 4 shards when neither a count nor on-demand mode is given, and on-demand streams
@@ -61,11 +60,7 @@ pub(super) async fn create(
         replication_factor: gateway.settings.replication_factor,
         shard_limit: gateway.settings.limits.shard_limit,
     };
-    gateway
-        .controller
-        .propose(&command)
-        .await
-        .map_err(from_controller)?;
+    change(gateway, &command).await?;
     tracing::info!(stream = %input.stream_name, shards = shard_count, "stream created");
     Ok(CreateStreamOutput {})
 }
@@ -76,11 +71,7 @@ pub(super) async fn delete(
     input: DeleteStreamInput,
 ) -> Result<DeleteStreamOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    gateway
-        .controller
-        .propose(&Command::DeleteStream { key })
-        .await
-        .map_err(from_controller)?;
+    change(gateway, &Command::DeleteStream { key }).await?;
     Ok(DeleteStreamOutput {})
 }
 
@@ -104,14 +95,14 @@ pub(super) async fn set_retention(
             format!("Retention period hours {hours} must be between {MIN_RETENTION_HOURS} and {MAX_RETENTION_HOURS} ({bound})."),
         ));
     }
-    gateway
-        .controller
-        .propose(&Command::SetRetention {
+    change(
+        gateway,
+        &Command::SetRetention {
             key,
             hours: hours as u32,
             increase,
-        })
-        .await
-        .map_err(from_controller)?;
+        },
+    )
+    .await?;
     Ok(())
 }

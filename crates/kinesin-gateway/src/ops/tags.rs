@@ -12,9 +12,8 @@ use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{Command, StreamKey};
 use kinesin_types::{parse_resource_arn, ResourceArn};
 
-use super::invalid_argument;
+use super::{change, invalid_argument};
 use crate::context::{find, RequestContext};
-use crate::error::from_controller;
 use crate::Gateway;
 
 const LIST_TAGS_DEFAULT_LIMIT: usize = 50;
@@ -70,11 +69,7 @@ async fn add(
     tags: BTreeMap<String, String>,
 ) -> Result<(), KinesisError> {
     validate_tags(&tags)?;
-    gateway
-        .controller
-        .propose(&Command::AddTags { key, tags })
-        .await
-        .map_err(from_controller)?;
+    change(gateway, &Command::AddTags { key, tags }).await?;
     Ok(())
 }
 
@@ -83,11 +78,7 @@ async fn remove(
     key: StreamKey,
     tag_keys: Vec<String>,
 ) -> Result<(), KinesisError> {
-    gateway
-        .controller
-        .propose(&Command::RemoveTags { key, tag_keys })
-        .await
-        .map_err(from_controller)?;
+    change(gateway, &Command::RemoveTags { key, tag_keys }).await?;
     Ok(())
 }
 
