@@ -194,81 +194,51 @@ impl ServerArgs {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
+        // A flag (or its environment variable) wins over the file, which wins over the default.
+        macro_rules! layered {
+            ($key:ident, $default:expr) => {
+                self.$key.or(file.$key).unwrap_or_else(|| $default)
+            };
+        }
         let defaults = kinesin_gateway::Limits::default();
-        let node_id = self.node_id.or(file.node_id).unwrap_or(1);
-        let cluster_listen = self
-            .cluster_listen
-            .or(file.cluster_listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4667)));
+        let node_id = layered!(node_id, 1);
+        let cluster_listen = layered!(cluster_listen, SocketAddr::from(([127, 0, 0, 1], 4667)));
         let peers = match self.peers.or(file.peers) {
             Some(list) => parse_peers(&list)?,
             None => BTreeMap::from([(node_id, cluster_listen.to_string())]),
         };
         let config = ServerConfig {
             node_id,
-            data_dir: self
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./data")),
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4567))),
+            data_dir: layered!(data_dir, PathBuf::from("./data")),
+            listen: layered!(listen, SocketAddr::from(([127, 0, 0, 1], 4567))),
             cluster_listen,
             peers,
-            replication_factor: self
-                .replication_factor
-                .or(file.replication_factor)
-                .unwrap_or(3),
-            account_id: self
-                .account_id
-                .or(file.account_id)
-                .unwrap_or_else(|| "000000000000".into()),
-            default_region: self
-                .default_region
-                .or(file.default_region)
-                .unwrap_or_else(|| "us-east-1".into()),
+            replication_factor: layered!(replication_factor, 3),
+            account_id: layered!(account_id, "000000000000".into()),
+            default_region: layered!(default_region, "us-east-1".into()),
             limits: kinesin_gateway::Limits {
-                max_record_bytes: self
-                    .max_record_bytes
-                    .or(file.max_record_bytes)
-                    .unwrap_or(defaults.max_record_bytes),
-                max_put_records: self
-                    .max_put_records
-                    .or(file.max_put_records)
-                    .unwrap_or(defaults.max_put_records),
-                max_put_records_bytes: self
-                    .max_put_records_bytes
-                    .or(file.max_put_records_bytes)
-                    .unwrap_or(defaults.max_put_records_bytes),
-                max_get_records: self
-                    .max_get_records
-                    .or(file.max_get_records)
-                    .unwrap_or(defaults.max_get_records),
-                max_get_records_bytes: self
-                    .max_get_records_bytes
-                    .or(file.max_get_records_bytes)
-                    .unwrap_or(defaults.max_get_records_bytes),
-                shard_limit: self
-                    .shard_limit
-                    .or(file.shard_limit)
-                    .unwrap_or(defaults.shard_limit),
+                max_record_bytes: layered!(max_record_bytes, defaults.max_record_bytes),
+                max_put_records: layered!(max_put_records, defaults.max_put_records),
+                max_put_records_bytes: layered!(
+                    max_put_records_bytes,
+                    defaults.max_put_records_bytes
+                ),
+                max_get_records: layered!(max_get_records, defaults.max_get_records),
+                max_get_records_bytes: layered!(
+                    max_get_records_bytes,
+                    defaults.max_get_records_bytes
+                ),
+                shard_limit: layered!(shard_limit, defaults.shard_limit),
             },
-            retention_check_secs: self
-                .retention_check_secs
-                .or(file.retention_check_secs)
-                .unwrap_or(60),
+            retention_check_secs: layered!(retention_check_secs, 60),
             raft: {
                 let defaults = kinesin_raft::RaftTuning::default();
                 kinesin_raft::RaftTuning {
-                    snapshot_every: self
-                        .raft_snapshot_every
-                        .or(file.raft_snapshot_every)
-                        .unwrap_or(defaults.snapshot_every),
-                    logs_kept_after_snapshot: self
-                        .raft_logs_kept
-                        .or(file.raft_logs_kept)
-                        .unwrap_or(defaults.logs_kept_after_snapshot),
+                    snapshot_every: layered!(raft_snapshot_every, defaults.snapshot_every),
+                    logs_kept_after_snapshot: layered!(
+                        raft_logs_kept,
+                        defaults.logs_kept_after_snapshot
+                    ),
                     ..defaults
                 }
             },
