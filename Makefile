@@ -42,3 +42,24 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## Docker: a three-node cluster on this machine (deploy/docker-compose.yml, see README.md).
+# The image is built from a release binary compiled here and a Debian base made offline with
+# mmdebstrap (deploy/build-image.sh); no image registry is needed.
+KINESIN_IMAGE ?= kinesin:latest
+export KINESIN_IMAGE
+
+.PHONY: docker-image docker-up docker-down
+
+docker-image: setup
+	cargo build --release -p kinesin-node --bin kinesin
+	deploy/build-image.sh --binary $(CARGO_TARGET_DIR)/release/kinesin --tag $(KINESIN_IMAGE)
+
+## Start the cluster (building the image first if it is missing) and wait until every node is healthy.
+docker-up:
+	@docker image inspect $(KINESIN_IMAGE) >/dev/null 2>&1 || $(MAKE) docker-image
+	deploy/cluster.sh up
+
+## Stop the cluster; `make docker-down ARGS=--volumes` deletes its data too.
+docker-down:
+	deploy/cluster.sh down $(ARGS)

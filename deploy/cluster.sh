@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs the three-node cluster of deploy/docker-compose.yml.
+#
+#   deploy/cluster.sh up              start it (image must exist: `make docker-image`), wait until
+#                                     every node is healthy, print the endpoints
+#   deploy/cluster.sh down [-v|--volumes]   stop and remove the containers (with -v: the data too)
+#   deploy/cluster.sh ps | logs [ARGS] | compose ARGS...   passed to docker compose
+#
+# Environment: KINESIN_COMPOSE_PROJECT (compose project name, default "kinesin"), KINESIN_UP_TIMEOUT
+# (seconds `up` waits for health, default 120), and the variables docker-compose.yml documents
+# (KINESIN_IMAGE, KINESIN_NODE{1,2,3}_PORT, KINESIN_PUBLISH_ADDR, ...).
+# Uses `docker compose` when the plugin is installed, otherwise `docker-compose`.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+project="${KINESIN_COMPOSE_PROJECT:-kinesin}"
+image="${KINESIN_IMAGE:-kinesin:latest}"
+timeout="${KINESIN_UP_TIMEOUT:-120}"
+nodes=(node1 node2 node3)
+
+die() { echo "cluster: $*" >&2; exit 1; }
+
+if docker compose version >/dev/null 2>&1; then
+  compose_cmd=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  compose_cmd=(docker-compose)
+else
+  die "neither \`docker compose\` nor \`docker-compose\` is installed"
+fi
+compose() { "${compose_cmd[@]}" -p "$project" -f "$here/docker-compose.yml" "$@"; }
+
+container_of() { compose ps -q "$1"; }
+
+wait_healthy() {
+  local deadline=$((SECONDS + timeout)) pending id status
+  while :; do
+    pending=()
+    for n in "${nodes[@]}"; do
+      id=$(container_of "$n")
+      [[ -n "$id" ]] || die "no container for $n"
+      status=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id")
+      case "$status" in
+        "running healthy") ;;
+        running*) pending+=("$n") ;;
+        *) compose logs --tail 40 "$n" >&2 || true
+           die "$n is not running ($status); its last log lines are above" ;;
+      esac
+    done
+    ((${#pending[@]})) || return 0
+    if ((SECONDS >= deadline)); then
+      for n in "${pending[@]}"; do compose logs --tail 40 "$n" >&2 || true; done
+      die "not healthy after ${timeout}s: ${pending[*]} (last log lines above)"
+    fi
+    sleep 1
+  done
+}
+
+endpoint_of() {
+  local hostport
+  hostport=$(compose port "$1" 4567)
+  hostport="${hostport/0.0.0.0/127.0.0.1}"
+  echo "http://$hostport"
+}
+
+cmd="${1:-}"
+[[ $# -gt 0 ]] && shift
+case "$cmd" in
+  up)
+    docker image inspect "$image" >/dev/null 2>&1 \
+      || die "image $image does not exist: build it with \`make docker-image\` (or deploy/build-image.sh)"
+    compose up -d "$@"
+    echo "cluster: waiting for the nodes to become healthy (a controller leader must be elected)"
+    wait_healthy
+    first=$(endpoint_of node1)
+    echo
+    echo "Kinesin cluster \"$project\" is up (image $image). Kinesis API endpoints:"
+    for n in "${nodes[@]}"; do echo "  $n  $(endpoint_of "$n")"; done
+    cat <<EOF
+
+Every node serves every request. With the AWS CLI (credentials can be anything):
+  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1
+  aws kinesis create-stream --stream-name demo --shard-count 3 --endpoint-url $first
+  aws kinesis put-record --stream-name demo --partition-key user-1 --data aGVsbG8= --endpoint-url $first
+  aws kinesis describe-stream-summary --stream-name demo --endpoint-url $(endpoint_of node2)
+Cluster view: curl $first/admin/v1/cluster
+Stop: make docker-down (keeps the data), make docker-down ARGS=--volumes (deletes it)
+EOF
+    ;;
+  down)
+    args=()
+    for a in "$@"; do
+      case "$a" in
+        -v|--volumes) args+=(--volumes) ;;
+        *) die "down: unknown argument $a" ;;
+      esac
+    done
+    compose down --remove-orphans "${args[@]}"
+    ;;
+  ps|logs) compose "$cmd" "$@" ;;
+  compose) compose "$@" ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+esac
