@@ -90,6 +90,20 @@ pub enum Command {
     DeletePolicy {
         key: StreamKey,
     },
+    /// The controller's leader saw `node` stop answering at `since_ms` (or, with `None`, answer
+    /// again).
+    SetNodeDown {
+        node: u64,
+        since_ms: Option<u64>,
+    },
+    /// `node` has been down for `dead_after_ms` at `now_ms`: move each of its replicas to the
+    /// least-loaded node that is up and holds no replica of that shard yet. The shards' leaders
+    /// then change their groups' membership to match.
+    ReplaceNode {
+        node: u64,
+        now_ms: u64,
+        dead_after_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,7 +228,7 @@ impl Command {
                 let ranges = HashRange::split_evenly(shard_count)
                     .map_err(|e| ControllerError::InvalidArgument(e.to_string()))?;
                 let first_group = state.next_group.max(1);
-                let mut load = state.replica_load();
+                let mut load = state.placeable_load();
                 let placements: Vec<Vec<u64>> = (0..ranges.len())
                     .map(|_| place(&mut load, replication_factor.max(1) as usize))
                     .collect();
@@ -232,6 +246,7 @@ impl Command {
                         closed_ms: None,
                         ending_position: None,
                         replicas: placements[i].clone(),
+                        founders: placements[i].clone(),
                     })
                     .collect();
                 state.next_group = first_group + u64::from(shard_count);
@@ -403,7 +418,61 @@ impl Command {
                 }
                 Ok(Outcome::Done)
             }
+            Command::SetNodeDown { node, since_ms } => {
+                let Some(info) = state.nodes.get_mut(&node) else {
+                    return Ok(Outcome::Unchanged);
+                };
+                if info.down_since_ms.is_some() == since_ms.is_some() {
+                    return Ok(Outcome::Unchanged);
+                }
+                info.down_since_ms = since_ms;
+                Ok(Outcome::Done)
+            }
+            Command::ReplaceNode {
+                node,
+                now_ms,
+                dead_after_ms,
+            } => Ok(replace_node(state, node, now_ms, dead_after_ms)),
         }
+    }
+}
+
+/// Moves the replicas of a node that has been down for `dead_after_ms` to nodes that are up.
+/// Shards for which no eligible node exists keep the replica (and stay under-replicated) until one
+/// does; a later command moves them.
+fn replace_node(state: &mut ClusterState, node: u64, now_ms: u64, dead_after_ms: u64) -> Outcome {
+    let dead = state
+        .nodes
+        .get(&node)
+        .and_then(|info| info.down_since_ms)
+        .is_some_and(|since| now_ms.saturating_sub(since) >= dead_after_ms);
+    if !dead {
+        return Outcome::Unchanged;
+    }
+    let mut load = state.placeable_load();
+    let mut moved = false;
+    let live_streams = state
+        .streams
+        .values_mut()
+        .filter(|s| s.status != StreamStatus::Deleting);
+    for shard in live_streams.flat_map(|s| s.shards.iter_mut()) {
+        let Some(slot) = shard.replicas.iter().position(|&n| n == node) else {
+            continue;
+        };
+        let mut candidates = load.clone();
+        candidates.retain(|id, _| !shard.replicas.contains(id));
+        let Some(&replacement) = place(&mut candidates, 1).first() else {
+            continue;
+        };
+        *load.entry(replacement).or_default() += 1;
+        shard.replicas[slot] = replacement;
+        shard.founders.clear();
+        moved = true;
+    }
+    if moved {
+        Outcome::Done
+    } else {
+        Outcome::Unchanged
     }
 }
 
@@ -436,14 +505,7 @@ mod tests {
     fn bootstrapped() -> ClusterState {
         let mut state = ClusterState::default();
         let nodes = (1..=4)
-            .map(|id| {
-                (
-                    id,
-                    NodeInfo {
-                        cluster_addr: format!("10.0.0.{id}:4667"),
-                    },
-                )
-            })
+            .map(|id| (id, NodeInfo::new(format!("10.0.0.{id}:4667"))))
             .collect();
         Command::Bootstrap {
             iterator_secret: [7; 32],
@@ -762,5 +824,67 @@ mod tests {
             .apply(&mut state),
             Err(ControllerError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_dead_node_is_replaced_on_live_nodes_only_after_the_timeout() {
+        let mut state = bootstrapped();
+        create("a", 4, 100).apply(&mut state).unwrap();
+        let on = |state: &ClusterState, node: u64| {
+            state.streams[&key("a")]
+                .shards
+                .iter()
+                .filter(|s| s.replicas.contains(&node))
+                .count()
+        };
+        assert_eq!(on(&state, 1), 3, "4 shards x 3 replicas over 4 nodes");
+        let down = |node, since_ms| Command::SetNodeDown { node, since_ms };
+        let replace = |now_ms| Command::ReplaceNode {
+            node: 1,
+            now_ms,
+            dead_after_ms: 1000,
+        };
+        // A node that is up is never replaced.
+        assert_eq!(replace(5000).apply(&mut state), Ok(Outcome::Unchanged));
+        assert_eq!(down(1, Some(1000)).apply(&mut state), Ok(Outcome::Done));
+        assert_eq!(
+            down(1, Some(1500)).apply(&mut state),
+            Ok(Outcome::Unchanged)
+        );
+        // Too early.
+        assert_eq!(replace(1999).apply(&mut state), Ok(Outcome::Unchanged));
+        // Node 2 is down too: the replicas can go only to nodes 3 and 4, which each shard on node
+        // 1 already has one of, save those placed on 2 as well.
+        assert_eq!(down(2, Some(1000)).apply(&mut state), Ok(Outcome::Done));
+        let before = state.clone();
+        let outcome = replace(2000).apply(&mut state);
+        let stream = &state.streams[&key("a")];
+        for (old, new) in before.streams[&key("a")].shards.iter().zip(&stream.shards) {
+            let mut distinct = new.replicas.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 3, "no node twice: {:?}", new.replicas);
+            assert!(!new.replicas.contains(&2) || old.replicas.contains(&2));
+            if new.replicas != old.replicas {
+                assert!(
+                    new.founders.is_empty(),
+                    "moved shards are not re-initialized"
+                );
+            }
+        }
+        // Every shard on node 1 also had node 2 or lacked exactly one of 3 and 4: those without 2
+        // moved to the free node; the others had no eligible node.
+        assert_eq!(outcome, Ok(Outcome::Done));
+        // Node 2 comes back: the rest of node 1's replicas can move to it.
+        assert_eq!(down(2, None).apply(&mut state), Ok(Outcome::Done));
+        assert_eq!(replace(3000).apply(&mut state), Ok(Outcome::Done));
+        assert_eq!(on(&state, 1), 0);
+        assert_eq!(replace(4000).apply(&mut state), Ok(Outcome::Unchanged));
+        // New streams avoid the down node.
+        create("b", 4, 100).apply(&mut state).unwrap();
+        assert!(state.streams[&key("b")]
+            .shards
+            .iter()
+            .all(|s| !s.replicas.contains(&1) && s.replicas.len() == 3));
     }
 }

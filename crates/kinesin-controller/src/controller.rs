@@ -19,18 +19,24 @@ pub const CONTROLLER_GROUP: u64 = 0;
 
 /// How long a change waits for the controller group (elections included) before failing.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a committed change waits to be applied on this node too before answering anyway.
+const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(5);
 
-type Applied = Result<Outcome, ControllerError>;
+/// What applying a command answers: the log index it was applied at, and the outcome.
+type Applied = (u64, Result<Outcome, ControllerError>);
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     state: ClusterState,
+    applied_index: u64,
 }
 
 /// Holds the applied state; readers get cheap `Arc` snapshots of it.
 struct StateCell {
     state: RwLock<Arc<ClusterState>>,
     version: watch::Sender<u64>,
+    /// Log index of the last command applied here.
+    applied_index: watch::Sender<u64>,
 }
 
 impl StateCell {
@@ -46,8 +52,8 @@ impl StateCell {
 }
 
 impl ControllerApplier for StateCell {
-    fn apply(&self, _log_index: u64, command: &[u8]) -> Vec<u8> {
-        let outcome: Applied = match bincode::deserialize::<Command>(command) {
+    fn apply(&self, log_index: u64, command: &[u8]) -> Vec<u8> {
+        let outcome = match bincode::deserialize::<Command>(command) {
             Ok(command) => {
                 let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
                 let state = Arc::make_mut(&mut guard);
@@ -62,18 +68,27 @@ impl ControllerApplier for StateCell {
                 "undecodable controller command: {e}"
             ))),
         };
+        self.applied_index.send_replace(log_index);
+        let applied: Applied = (log_index, outcome);
         // Encoding our own enum cannot fail; an empty response decodes as an error upstream.
-        bincode::serialize(&outcome).unwrap_or_default()
+        bincode::serialize(&applied).unwrap_or_default()
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, String> {
+        // The index is read first: the state can only be newer than it, never older.
+        let applied_index = *self.applied_index.borrow();
         let state = (*self.read()).clone();
-        bincode::serialize(&Snapshot { state }).map_err(|e| e.to_string())
+        bincode::serialize(&Snapshot {
+            state,
+            applied_index,
+        })
+        .map_err(|e| e.to_string())
     }
 
     fn restore(&self, snapshot: &[u8]) -> Result<(), String> {
         let snapshot: Snapshot = bincode::deserialize(snapshot).map_err(|e| e.to_string())?;
         self.replace(snapshot.state);
+        self.applied_index.send_replace(snapshot.applied_index);
         Ok(())
     }
 }
@@ -93,10 +108,12 @@ impl Default for Controller {
 impl Controller {
     pub fn new() -> Controller {
         let (version, _) = watch::channel(0);
+        let (applied_index, _) = watch::channel(0);
         Controller {
             cell: Arc::new(StateCell {
                 state: RwLock::new(Arc::new(ClusterState::default())),
                 version,
+                applied_index,
             }),
             raft: OnceLock::new(),
         }
@@ -128,7 +145,8 @@ impl Controller {
     }
 
     /// Commits `command` through the controller group — forwarded to its leader when that is
-    /// another node — and returns what applying it decided.
+    /// another node — and returns what applying it decided, once this node has applied it too
+    /// (so a client that changes something through this node sees the change here next).
     pub async fn propose(&self, command: &Command) -> Result<Outcome, ControllerError> {
         let raft = self
             .raft
@@ -149,9 +167,18 @@ impl Controller {
             .await
         {
             Ok(Response::Controller(bytes)) => {
-                bincode::deserialize::<Applied>(&bytes).map_err(|e| {
+                let (index, outcome) = bincode::deserialize::<Applied>(&bytes).map_err(|e| {
                     ControllerError::Unavailable(format!("undecodable controller response: {e}"))
-                })?
+                })?;
+                let mut applied = self.cell.applied_index.subscribe();
+                let caught_up = applied.wait_for(|&applied| applied >= index);
+                if tokio::time::timeout(LOCAL_APPLY_WAIT, caught_up)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(index, "controller change not yet applied on this node");
+                }
+                outcome
             }
             Ok(other) => Err(ControllerError::Unavailable(format!(
                 "unexpected response {other:?}"

@@ -87,6 +87,10 @@ pub struct ShardMeta {
     pub ending_position: Option<u64>,
     /// Nodes holding a replica.
     pub replicas: Vec<u64>,
+    /// The nodes that form the shard's group when it is created; they alone may initialize it.
+    /// Emptied once the replicas change: later members are added by the group's leader.
+    #[serde(default)]
+    pub founders: Vec<u64>,
 }
 
 impl ShardMeta {
@@ -147,6 +151,23 @@ impl StreamMeta {
 pub struct NodeInfo {
     /// Where its cluster transport listens.
     pub cluster_addr: String,
+    /// Since when (the controller leader's clock, ms) the node has not answered the controller's
+    /// leader; `None` while it does.
+    #[serde(default)]
+    pub down_since_ms: Option<u64>,
+}
+
+impl NodeInfo {
+    pub fn new(cluster_addr: impl Into<String>) -> NodeInfo {
+        NodeInfo {
+            cluster_addr: cluster_addr.into(),
+            down_since_ms: None,
+        }
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down_since_ms.is_some()
+    }
 }
 
 /// Everything the controller group holds.
@@ -183,6 +204,13 @@ impl ClusterState {
                 }
             }
         }
+        load
+    }
+
+    /// [`Self::replica_load`] of the nodes that are up: where new replicas may go.
+    pub fn placeable_load(&self) -> BTreeMap<u64, usize> {
+        let mut load = self.replica_load();
+        load.retain(|id, _| self.nodes.get(id).is_some_and(|n| !n.is_down()));
         load
     }
 

@@ -17,15 +17,29 @@ pub(crate) async fn cluster(State(gateway): State<Arc<Gateway>>) -> Response {
     let state = gateway.controller.state();
     let controller = gateway.raft.group(CONTROLLER_GROUP);
     let leader = controller.as_ref().and_then(|g| g.leader());
+    // Only the controller's leader hears from every node; elsewhere the age is unknown (null).
+    let ack_ages = controller.as_ref().and_then(|g| g.ack_ages());
+    let load = state.replica_load();
     let nodes: Vec<_> = state
         .nodes
         .iter()
         .map(|(id, node)| {
+            let last_heartbeat_ms_ago = if *id == gateway.settings.node_id {
+                Some(0)
+            } else {
+                ack_ages
+                    .as_ref()
+                    .and_then(|ages| ages.get(id).copied().flatten())
+                    .map(|age| age.as_millis() as u64)
+            };
             json!({
                 "id": id,
                 "cluster_addr": node.cluster_addr,
+                "state": if node.is_down() { "down" } else { "up" },
+                "down_since_ms": node.down_since_ms,
+                "last_heartbeat_ms_ago": last_heartbeat_ms_ago,
                 "controller_leader": Some(*id) == leader,
-                "replicas": state.replica_load().get(id).copied().unwrap_or(0),
+                "replicas": load.get(id).copied().unwrap_or(0),
             })
         })
         .collect();

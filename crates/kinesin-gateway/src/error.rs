@@ -16,20 +16,15 @@ pub(crate) fn from_controller(e: ControllerError) -> KinesisError {
 
 pub(crate) fn from_raft(e: RaftError) -> KinesisError {
     match e {
-        RaftError::NotLeader { .. } | RaftError::NoSuchGroup(_) => unavailable(e.to_string()),
+        // The request never reached a leader, so nothing was written: the client may retry.
+        RaftError::NotLeader { .. } | RaftError::NoSuchGroup(_) | RaftError::Unreachable { .. } => {
+            unavailable(e.to_string())
+        }
         other => {
-            tracing::error!(error = %other, "shard write failed");
+            tracing::error!(error = %other, "shard request failed");
             KinesisError::new(ErrorKind::InternalFailure, other.to_string())
         }
     }
-}
-
-pub(crate) fn from_storage(e: kinesin_raft::StorageError) -> KinesisError {
-    tracing::error!(error = %e, "storage read failed");
-    KinesisError::new(
-        ErrorKind::InternalFailure,
-        format!("storage read failed: {e}"),
-    )
 }
 
 fn unavailable(message: String) -> KinesisError {

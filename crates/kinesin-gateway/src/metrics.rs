@@ -56,6 +56,7 @@ impl Metrics {
         }
         drop(requests);
         let sync = raft.engine().sync_stats();
+        let transport = raft.transport_stats();
         let gauges = [
             (
                 "kinesin_records_written_total",
@@ -80,6 +81,18 @@ impl Metrics {
                 "counter",
                 "Writes completed by WAL fsyncs; divided by syncs, the group-commit factor.",
                 sync.waiters.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_cluster_rpcs_sent_total",
+                "counter",
+                "Calls this node made to other nodes over the cluster transport (a batch counts once).",
+                transport.rpcs_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_raft_heartbeats_batched_total",
+                "counter",
+                "Raft heartbeats sent to other nodes inside batches.",
+                transport.heartbeats_batched.load(Ordering::Relaxed),
             ),
             (
                 "kinesin_raft_groups",

@@ -88,6 +88,13 @@ pub struct ServerArgs {
     /// How often each shard leader removes records older than the stream's retention. [default: 60]
     #[arg(long, env = "KINESIN_RETENTION_CHECK_SECS", value_name = "SECS")]
     pub retention_check_secs: Option<u64>,
+
+    /// A node that has not answered the controller's leader for this long is declared dead: its
+    /// replicas move to other nodes (which copy the data first), restoring the replication
+    /// factor. A node is shown as down in the admin view after a few seconds already.
+    /// [default: 300]
+    #[arg(long, env = "KINESIN_DEAD_NODE_SECS", value_name = "SECS")]
+    pub dead_node_secs: Option<u64>,
 }
 
 /// The same keys, as read from the TOML file. Unknown keys are errors (a typo must not be ignored).
@@ -109,6 +116,7 @@ struct FileConfig {
     max_get_records_bytes: Option<usize>,
     shard_limit: Option<u32>,
     retention_check_secs: Option<u64>,
+    dead_node_secs: Option<u64>,
     raft_snapshot_every: Option<u64>,
     raft_logs_kept: Option<u64>,
 }
@@ -128,6 +136,7 @@ pub struct ServerConfig {
     pub default_region: String,
     pub limits: kinesin_gateway::Limits,
     pub retention_check_secs: u64,
+    pub dead_node_secs: u64,
     pub raft: kinesin_raft::RaftTuning,
 }
 
@@ -231,6 +240,7 @@ impl ServerArgs {
                 shard_limit: layered!(shard_limit, defaults.shard_limit),
             },
             retention_check_secs: layered!(retention_check_secs, 60),
+            dead_node_secs: layered!(dead_node_secs, 300),
             raft: {
                 let defaults = kinesin_raft::RaftTuning::default();
                 kinesin_raft::RaftTuning {
@@ -297,6 +307,9 @@ impl ServerConfig {
         }
         if self.retention_check_secs == 0 {
             return invalid("retention_check_secs", "must be positive");
+        }
+        if self.dead_node_secs == 0 {
+            return invalid("dead_node_secs", "must be positive");
         }
         Ok(())
     }

@@ -5,9 +5,10 @@
 //! consensus or the Kinesis API itself: it composes the crates that do.
 
 pub mod config;
+mod liveness;
 mod node;
 mod reconciler;
 mod retention;
 
 pub use config::{ServerArgs, ServerConfig};
-pub use node::{Node, NodeError};
+pub use node::{Listeners, Node, NodeError};

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
-use crate::{reconciler, retention};
+use crate::{liveness, reconciler, retention};
 
 const NODE_ID_KEY: &str = "node_id";
 /// How often start-up reports that it is still waiting for a controller majority.
@@ -39,9 +39,16 @@ pub enum NodeError {
     },
 }
 
+/// Sockets a node serves on, bound by the caller (a test that must know its ports up front).
+pub struct Listeners {
+    pub cluster: TcpListener,
+    pub api: TcpListener,
+}
+
 /// A running node. Dropping it does not stop it; call [`Node::shutdown`].
 pub struct Node {
     raft: Arc<MultiRaft>,
+    controller: Arc<Controller>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     api_addr: std::net::SocketAddr,
@@ -57,6 +64,22 @@ fn listen_error(addr: std::net::SocketAddr) -> impl Fn(std::io::Error) -> NodeEr
 impl Node {
     /// Opens the data directory, starts (or rejoins) the cluster and serves the Kinesis API.
     pub async fn start(config: ServerConfig) -> Result<Node, NodeError> {
+        Node::start_with(config, None).await
+    }
+
+    /// [`Node::start`] on listeners the caller bound.
+    pub async fn start_on(config: ServerConfig, listeners: Listeners) -> Result<Node, NodeError> {
+        Node::start_with(config, Some(listeners)).await
+    }
+
+    async fn start_with(
+        config: ServerConfig,
+        listeners: Option<Listeners>,
+    ) -> Result<Node, NodeError> {
+        let (cluster_listener, api_listener) = match listeners {
+            Some(l) => (Some(l.cluster), Some(l.api)),
+            None => (None, None),
+        };
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir {
             dir: data_dir.display().to_string(),
@@ -77,9 +100,12 @@ impl Node {
         let mut tasks = Vec::new();
 
         // Peers must reach this node before it can win (or even learn of) a controller election.
-        let cluster_listener = TcpListener::bind(config.cluster_listen)
-            .await
-            .map_err(listen_error(config.cluster_listen))?;
+        let cluster_listener = match cluster_listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(config.cluster_listen)
+                .await
+                .map_err(listen_error(config.cluster_listen))?,
+        };
         let service = raft.transport_service();
         let mut cluster_stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
@@ -119,14 +145,7 @@ impl Node {
         let nodes: BTreeMap<u64, NodeInfo> = config
             .peers
             .iter()
-            .map(|(id, addr)| {
-                (
-                    *id,
-                    NodeInfo {
-                        cluster_addr: addr.clone(),
-                    },
-                )
-            })
+            .map(|(id, addr)| (*id, NodeInfo::new(addr.clone())))
             .collect();
         let reconciler = Arc::new(reconciler::Reconciler::new(
             raft.clone(),
@@ -149,6 +168,15 @@ impl Node {
         tracing::info!(groups = raft.group_ids().len(), "groups ready");
 
         tasks.push(tokio::spawn(reconciler.run(stopped.clone())));
+        tasks.push(tokio::spawn(
+            liveness::Liveness {
+                controller: controller.clone(),
+                node_id: config.node_id,
+                down_after: Duration::from_millis(config.raft.election_max_ms * 3),
+                dead_after: Duration::from_secs(config.dead_node_secs),
+            }
+            .run(stopped.clone()),
+        ));
         tasks.push(tokio::spawn(retention::run(
             raft.clone(),
             controller.clone(),
@@ -167,9 +195,13 @@ impl Node {
             controller.clone(),
             raft.clone(),
         );
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(listen_error(config.listen))?;
+        // Bound only now (unless given), so a client that can connect finds the node serving.
+        let listener = match api_listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(config.listen)
+                .await
+                .map_err(listen_error(config.listen))?,
+        };
         let api_addr = listener.local_addr().map_err(listen_error(config.listen))?;
         let mut api_stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
@@ -186,6 +218,7 @@ impl Node {
         tracing::info!(node = config.node_id, endpoint = %format!("http://{api_addr}"), "serving the Kinesis API");
         Ok(Node {
             raft,
+            controller,
             stop,
             tasks,
             api_addr,
@@ -195,6 +228,15 @@ impl Node {
     /// Where the Kinesis API listens (useful with port 0).
     pub fn api_addr(&self) -> std::net::SocketAddr {
         self.api_addr
+    }
+
+    /// This node's groups (tests inspect them and inject network faults through them).
+    pub fn raft(&self) -> &Arc<MultiRaft> {
+        &self.raft
+    }
+
+    pub fn controller(&self) -> &Arc<Controller> {
+        &self.controller
     }
 
     /// Stops serving, lets in-flight requests finish, then stops every group.

@@ -3,11 +3,12 @@
 //! The controller decides (which shards exist, where their replicas go, which streams are being
 //! deleted); this loop converges: it opens groups this node should host, drops groups of deleted
 //! streams, and — on the controller's leader — reports progress back (cluster bootstrapped,
-//! stream active, stream removed) as controller commands. Every step is idempotent, so a crash
-//! anywhere is repaired by the next pass.
+//! stream active, stream removed) as controller commands. Where this node leads a shard whose
+//! replicas the controller moved (a dead node replaced), it changes the group's membership to
+//! match. Every step is idempotent, so a crash anywhere is repaired by the next pass.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kinesin_controller::{Command, Controller, NodeInfo, StreamStatus, CONTROLLER_GROUP};
@@ -16,6 +17,9 @@ use tokio::sync::watch;
 
 /// A pass also runs this often without a state change, to retry what failed.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// How long one membership change may take (a new replica copying the shard included) before it
+/// is abandoned and retried by a later pass.
+const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 
 type PassError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -24,6 +28,8 @@ pub(crate) struct Reconciler {
     controller: Arc<Controller>,
     /// The cluster's initial nodes, recorded by the bootstrap command.
     initial_nodes: BTreeMap<u64, NodeInfo>,
+    /// Groups whose membership change is under way here.
+    changing: Arc<Mutex<HashSet<u64>>>,
 }
 
 impl Reconciler {
@@ -36,6 +42,7 @@ impl Reconciler {
             raft,
             controller,
             initial_nodes,
+            changing: Arc::default(),
         }
     }
 
@@ -97,16 +104,27 @@ impl Reconciler {
             }
             for shard in &local {
                 wanted.insert(shard.group);
-                let members: BTreeMap<u64, String> =
-                    state.addresses(&shard.replicas).into_iter().collect();
-                raft.open_group(
-                    shard.group,
-                    GroupOptions {
-                        kind: GroupKind::Shard,
-                        initial_members: Some(members),
-                    },
-                )
-                .await?;
+                // Only the shard's founders form its group; a node added later waits for the
+                // leader to bring it in (as a learner, with the data).
+                let initial_members = shard
+                    .founders
+                    .contains(&me)
+                    .then(|| state.addresses(&shard.founders).into_iter().collect());
+                let group = raft
+                    .open_group(
+                        shard.group,
+                        GroupOptions {
+                            kind: GroupKind::Shard,
+                            initial_members,
+                        },
+                    )
+                    .await?;
+                if group.is_leader() {
+                    self.change_voters(
+                        group,
+                        state.addresses(&shard.replicas).into_iter().collect(),
+                    );
+                }
             }
             // The controller's leader activates a stream once the shards it can see have leaders;
             // shards placed elsewhere elect on their own nodes, and writes to them wait for that.
@@ -126,11 +144,51 @@ impl Reconciler {
             }
         }
         for group in raft.group_ids() {
-            if !wanted.contains(&group) {
+            if !wanted.contains(&group) && !self.is_changing(group) {
                 tracing::info!(group, "dropping a group no stream uses");
                 raft.drop_group(group).await?;
             }
         }
         Ok(())
+    }
+
+    fn is_changing(&self, group: u64) -> bool {
+        self.changing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&group)
+    }
+
+    /// Starts making `group`'s voters `desired` in the background, unless they already are or a
+    /// change is under way. A new member first copies the shard as a learner, which can take a
+    /// while, so a pass does not wait for it.
+    fn change_voters(&self, group: kinesin_raft::GroupHandle, desired: BTreeMap<u64, String>) {
+        let wanted: std::collections::BTreeSet<u64> = desired.keys().copied().collect();
+        if group.voters() == wanted {
+            return;
+        }
+        if !self
+            .changing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group.id())
+        {
+            return;
+        }
+        let changing = self.changing.clone();
+        tokio::spawn(async move {
+            let id = group.id();
+            match tokio::time::timeout(MEMBERSHIP_CHANGE_TIMEOUT, group.change_voters(&desired))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(group = id, error = %e, "membership change failed"),
+                Err(_) => tracing::warn!(group = id, "membership change timed out"),
+            }
+            changing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
     }
 }

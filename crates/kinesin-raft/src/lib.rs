@@ -8,9 +8,11 @@
 //! It must never acknowledge a write before openraft reports it committed, and it must never
 //! interpret controller commands (they are opaque bytes handed to a [`ControllerApplier`]).
 
+mod batch;
 mod codec;
 mod error;
 mod log_store;
+mod query;
 mod registry;
 mod shard;
 mod snapshot;
@@ -18,13 +20,15 @@ mod state_machine;
 mod transport;
 mod types;
 
+pub use batch::TransportStats;
 pub use error::RaftError;
 pub use kinesin_storage::{StorageError, StoredRecord};
+pub use query::{ShardBounds, ShardQuery, ShardRead};
 pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};
 pub use shard::ShardView;
 pub use snapshot::SnapshotData;
 pub use state_machine::ControllerApplier;
-pub use transport::Peers;
+pub use transport::{NetworkFaults, Peers};
 pub use types::{Command, NewRecord, NodeId, Response, TypeConfig, POSITIONS_PER_ENTRY_BITS};
 
 #[doc(hidden)]

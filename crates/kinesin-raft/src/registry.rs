@@ -1,13 +1,13 @@
 //! The node's groups: create, find, stop and drop Raft groups that all share one engine.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kinesin_storage::Engine;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError as OpenRaftError};
-use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, Config, Instant as _, ServerState, SnapshotPolicy};
 
 use crate::error::RaftError;
 use crate::log_store::LogStore;
@@ -119,6 +119,93 @@ impl GroupHandle {
         self.raft.metrics().borrow_watched().state == ServerState::Leader
     }
 
+    /// The group's voters as this node's latest membership records them.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .voter_ids()
+            .collect()
+    }
+
+    /// Index of the last log entry applied here (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.last_applied.as_ref().map_or(0, |id| id.index)
+    }
+
+    /// Index of the newest snapshot this replica holds (built here or installed from the leader).
+    pub fn snapshot_index(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.snapshot.as_ref().map(|id| id.index)
+    }
+
+    /// On the leader: how long ago each other member last acknowledged a heartbeat or an append
+    /// (`None` for a member that never did). `None` when this node does not lead the group.
+    pub fn ack_ages(&self) -> Option<BTreeMap<NodeId, Option<Duration>>> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let heartbeat = metrics.heartbeat.as_ref()?;
+        Some(
+            heartbeat
+                .iter()
+                .filter(|(node, _)| **node != metrics.id)
+                .map(|(node, acked)| (*node, acked.as_ref().map(|at| at.elapsed())))
+                .collect(),
+        )
+    }
+
+    /// On the leader: makes the group's voters exactly `desired` (node → cluster address). New
+    /// members join as learners and are promoted only once they have caught up, so the group never
+    /// counts a node without the data towards its majority. Returns whether anything changed.
+    pub async fn change_voters(
+        &self,
+        desired: &BTreeMap<NodeId, String>,
+    ) -> Result<bool, RaftError> {
+        let wanted: BTreeSet<NodeId> = desired.keys().copied().collect();
+        if self.voters() == wanted {
+            return Ok(false);
+        }
+        let members: BTreeSet<NodeId> = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            metrics
+                .membership_config
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let management = |e: OpenRaftError<TypeConfig, ClientWriteError<TypeConfig>>| match e {
+            OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => RaftError::NotLeader {
+                group: self.id,
+                leader: f.leader_id,
+            },
+            other => RaftError::Other(format!("group {} membership: {other}", self.id)),
+        };
+        for (node, addr) in desired {
+            if !members.contains(node) {
+                tracing::info!(
+                    group = self.id,
+                    node,
+                    "adding a learner; waiting for it to catch up"
+                );
+                self.raft
+                    .add_learner(*node, BasicNode::new(addr.clone()), true)
+                    .await
+                    .map_err(management)?;
+            }
+        }
+        self.raft
+            .change_membership(wanted.clone(), false)
+            .await
+            .map_err(management)?;
+        tracing::info!(group = self.id, voters = ?wanted, "group membership changed");
+        Ok(true)
+    }
+
     /// Waits until some node leads the group.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, RaftError> {
         let metrics = self
@@ -180,6 +267,19 @@ impl MultiRaft {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    pub(crate) fn peers(&self) -> &Arc<Peers> {
+        &self.peers
+    }
+
+    pub fn transport_stats(&self) -> &crate::TransportStats {
+        self.peers.stats()
+    }
+
+    /// Fault injection on this node's outgoing cluster traffic (tests).
+    pub fn network_faults(&self) -> &crate::NetworkFaults {
+        self.peers.faults()
     }
 
     pub fn group(&self, id: u64) -> Option<GroupHandle> {
@@ -293,9 +393,18 @@ impl MultiRaft {
             let local = self.group(id);
             if let Some(group) = &local {
                 if group.is_leader() {
-                    match group.write(command.clone()).await {
-                        Err(RaftError::NotLeader { leader, .. }) => hint = leader,
-                        other => return other,
+                    // A leader cut off from its majority cannot commit, and openraft keeps the
+                    // entry waiting: the deadline ends the wait, with the outcome unknown (a
+                    // later leader may still commit the entry).
+                    match tokio::time::timeout_at(deadline, group.write(command.clone())).await {
+                        Err(_) => {
+                            return Err(RaftError::Unknown {
+                                group: id,
+                                reason: "not committed before the deadline".into(),
+                            })
+                        }
+                        Ok(Err(RaftError::NotLeader { leader, .. })) => hint = leader,
+                        Ok(other) => return other,
                     }
                 } else {
                     hint = hint.or(group.leader());

@@ -4,9 +4,10 @@
 //! per node pair, on which tonic multiplexes the groups' calls. Messages are openraft's own types,
 //! bincode-encoded inside the proto envelope.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use openraft::alias::{SnapshotOf, VoteOf};
@@ -22,8 +23,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
 
+use crate::batch::{HeartbeatQueues, TransportStats};
 use crate::codec::{decode, encode};
 use crate::error::RaftError;
+use crate::query::{ShardQuery, WireAnswer};
 use crate::registry::MultiRaft;
 use crate::snapshot::SnapshotData;
 use crate::types::{Command, NodeId, Response, TypeConfig};
@@ -34,7 +37,10 @@ pub(crate) mod pb {
 
 use pb::raft_transport_client::RaftTransportClient;
 use pb::raft_transport_server::{RaftTransport, RaftTransportServer};
-use pb::{ProposeReply, ProposeRequest, RaftKind, RaftReply, RaftRequest};
+use pb::{
+    ProposeReply, ProposeRequest, QueryReply, QueryRequest, RaftBatchReply, RaftBatchRequest,
+    RaftKind, RaftReply, RaftRequest,
+};
 
 /// Connection setup and per-call limits for cluster traffic.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -60,14 +66,68 @@ impl RemoteError {
 
 type Remote<T> = Result<T, RemoteError>;
 
+/// Fault injection: cluster traffic this node sends to a blocked address fails at once, as if
+/// the peer were unreachable. Tests partition nodes with it (blocking both directions) or drop
+/// one direction only. Nothing blocks by default, and the check is one atomic load then.
+#[derive(Default)]
+pub struct NetworkFaults {
+    any: AtomicBool,
+    blocked: RwLock<HashSet<String>>,
+}
+
+impl NetworkFaults {
+    /// Drops everything this node sends to the node listening at `addr`.
+    pub fn block(&self, addr: &str) {
+        let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
+        blocked.insert(addr.to_string());
+        self.any.store(true, Ordering::Release);
+    }
+
+    pub fn unblock(&self, addr: &str) {
+        let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
+        blocked.remove(addr);
+        self.any.store(!blocked.is_empty(), Ordering::Release);
+    }
+
+    /// Lets all traffic through again.
+    pub fn heal(&self) {
+        let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
+        blocked.clear();
+        self.any.store(false, Ordering::Release);
+    }
+
+    fn check(&self, addr: &str) -> Result<(), String> {
+        if !self.any.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let blocked = self.blocked.read().unwrap_or_else(|p| p.into_inner());
+        if blocked.contains(addr) {
+            return Err(format!("traffic to {addr} is blocked (fault injection)"));
+        }
+        Ok(())
+    }
+}
+
 /// One lazily connected channel per peer address, shared by every group.
 #[derive(Default)]
 pub struct Peers {
     channels: Mutex<HashMap<String, RaftTransportClient<Channel>>>,
+    faults: NetworkFaults,
+    heartbeats: HeartbeatQueues,
+    stats: Arc<TransportStats>,
 }
 
 impl Peers {
+    pub fn faults(&self) -> &NetworkFaults {
+        &self.faults
+    }
+
+    pub fn stats(&self) -> &TransportStats {
+        &self.stats
+    }
+
     fn client(&self, addr: &str) -> Result<RaftTransportClient<Channel>, String> {
+        self.faults.check(addr)?;
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(client) = channels.get(addr) {
             return Ok(client.clone());
@@ -101,11 +161,34 @@ impl Peers {
             payload,
         });
         call.set_timeout(timeout);
+        self.stats.rpcs_sent.fetch_add(1, Ordering::Relaxed);
         let reply = client
             .raft(call)
             .await
             .map_err(|status| status.to_string())?;
         decode(&reply.into_inner().payload).map_err(|e| e.to_string())
+    }
+
+    /// [`Self::raft_call`] for a heartbeat: it travels in the peer's next batch.
+    async fn heartbeat_call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        group: u64,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Remote<Resp>, String> {
+        self.faults.check(addr)?;
+        let payload = encode(request).map_err(|e| e.to_string())?;
+        let request = RaftRequest {
+            group,
+            kind: RaftKind::Append as i32,
+            payload,
+        };
+        let reply = self
+            .heartbeats
+            .send(addr, || self.client(addr), &self.stats, request, timeout)
+            .await?;
+        decode(&reply).map_err(|e| e.to_string())
     }
 
     /// Proposes `command` to `group` on the node at `addr`, which must lead it.
@@ -137,6 +220,32 @@ impl Peers {
                 },
             })?;
         let result: Remote<Response> =
+            decode(&reply.into_inner().payload).map_err(|e| RaftError::Other(e.to_string()))?;
+        result.map_err(|e| e.into_raft_error(group))
+    }
+
+    /// Asks the replica of `group` on the node at `addr` a read-only question.
+    pub(crate) async fn query(
+        &self,
+        addr: &str,
+        group: u64,
+        query: &ShardQuery,
+        timeout: Duration,
+    ) -> Result<WireAnswer, RaftError> {
+        let unreachable = |reason: String| RaftError::Unreachable {
+            group,
+            addr: addr.to_string(),
+            reason,
+        };
+        let mut client = self.client(addr).map_err(unreachable)?;
+        let query = encode(query).map_err(|e| RaftError::Other(e.to_string()))?;
+        let mut call = tonic::Request::new(QueryRequest { group, query });
+        call.set_timeout(timeout);
+        let reply = client
+            .query(call)
+            .await
+            .map_err(|status| unreachable(status.to_string()))?;
+        let result: Remote<WireAnswer> =
             decode(&reply.into_inner().payload).map_err(|e| RaftError::Other(e.to_string()))?;
         result.map_err(|e| e.into_raft_error(group))
     }
@@ -183,11 +292,18 @@ impl PeerClient {
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, Unreachable<TypeConfig>> {
-        match self
+        let answer = self
             .peers
             .raft_call::<Req, Resp>(&self.addr, self.group, kind, request, timeout)
-            .await
-        {
+            .await;
+        self.unpack(answer)
+    }
+
+    fn unpack<Resp>(
+        &self,
+        answer: Result<Remote<Resp>, String>,
+    ) -> Result<Resp, Unreachable<TypeConfig>> {
+        match answer {
             Ok(Ok(response)) => Ok(response),
             // A peer that does not host the group yet (its reconciler has not opened it) or that
             // failed looks like a down peer to openraft, which retries with backoff.
@@ -214,6 +330,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        if rpc.entries.is_empty() {
+            let answer = self
+                .peers
+                .heartbeat_call(&self.addr, self.group, &rpc, option.soft_ttl())
+                .await;
+            return self.unpack(answer).map_err(RPCError::Unreachable);
+        }
         self.call(RaftKind::Append, &rpc, option.soft_ttl())
             .await
             .map_err(RPCError::Unreachable)
@@ -265,9 +388,9 @@ pub(crate) struct TransportService {
     raft: Weak<MultiRaft>,
 }
 
-fn reply<T: Serialize>(result: Remote<T>) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+fn reply<T: Serialize>(result: Remote<T>) -> Result<RaftReply, tonic::Status> {
     let payload = encode(&result).map_err(|e| tonic::Status::internal(e.to_string()))?;
-    Ok(tonic::Response::new(RaftReply { payload }))
+    Ok(RaftReply { payload })
 }
 
 fn decode_request<T: DeserializeOwned>(payload: &[u8]) -> Result<T, tonic::Status> {
@@ -279,19 +402,16 @@ fn failed(e: impl std::fmt::Display) -> RemoteError {
     RemoteError::Failed(e.to_string())
 }
 
-#[tonic::async_trait]
-impl RaftTransport for TransportService {
-    async fn raft(
-        &self,
-        request: tonic::Request<RaftRequest>,
-    ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
-        let request = request.into_inner();
+impl TransportService {
+    /// Hands one openraft RPC to its group.
+    async fn handle(&self, request: RaftRequest) -> Result<RaftReply, tonic::Status> {
         let Some(multi) = self.raft.upgrade() else {
             return Err(tonic::Status::unavailable("node is shutting down"));
         };
         let Some(group) = multi.group(request.group) else {
             return reply::<()>(Err(RemoteError::NoSuchGroup));
         };
+        drop(multi);
         let raft = group.raft();
         match RaftKind::try_from(request.kind) {
             Ok(RaftKind::Append) => {
@@ -327,6 +447,39 @@ impl RaftTransport for TransportService {
             ))),
         }
     }
+}
+
+#[tonic::async_trait]
+impl RaftTransport for TransportService {
+    async fn raft(
+        &self,
+        request: tonic::Request<RaftRequest>,
+    ) -> Result<tonic::Response<RaftReply>, tonic::Status> {
+        self.handle(request.into_inner())
+            .await
+            .map(tonic::Response::new)
+    }
+
+    async fn raft_batch(
+        &self,
+        request: tonic::Request<RaftBatchRequest>,
+    ) -> Result<tonic::Response<RaftBatchReply>, tonic::Status> {
+        let requests = request.into_inner().requests;
+        let answers = futures::future::join_all(requests.into_iter().map(|r| self.handle(r))).await;
+        let replies = answers
+            .into_iter()
+            .map(|answer| {
+                // One group's failure must not fail the others' heartbeats.
+                answer.or_else(|status| {
+                    let failure: Remote<()> = Err(RemoteError::Failed(status.to_string()));
+                    encode(&failure)
+                        .map(|payload| RaftReply { payload })
+                        .map_err(|e| tonic::Status::internal(e.to_string()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(tonic::Response::new(RaftBatchReply { replies }))
+    }
 
     async fn propose(
         &self,
@@ -348,6 +501,28 @@ impl RaftTransport for TransportService {
         };
         let payload = encode(&result).map_err(|e| tonic::Status::internal(e.to_string()))?;
         Ok(tonic::Response::new(ProposeReply { payload }))
+    }
+
+    async fn query(
+        &self,
+        request: tonic::Request<QueryRequest>,
+    ) -> Result<tonic::Response<QueryReply>, tonic::Status> {
+        let request = request.into_inner();
+        let Some(multi) = self.raft.upgrade() else {
+            return Err(tonic::Status::unavailable("node is shutting down"));
+        };
+        let result: Remote<WireAnswer> = match multi.group(request.group) {
+            Some(group) => match group.shard() {
+                Some(view) => {
+                    let query: ShardQuery = decode_request(&request.query)?;
+                    view.answer(&query).map_err(failed)
+                }
+                None => Err(failed(format!("group {} is not a shard", request.group))),
+            },
+            None => Err(RemoteError::NoSuchGroup),
+        };
+        let payload = encode(&result).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        Ok(tonic::Response::new(QueryReply { payload }))
     }
 }
 

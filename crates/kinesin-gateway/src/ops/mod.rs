@@ -61,9 +61,9 @@ pub(crate) async fn dispatch(
         Request::PutRecord(input) => done(op, records::put_record(gateway, ctx, input).await?),
         Request::PutRecords(input) => done(op, records::put_records(gateway, ctx, input).await?),
         Request::GetShardIterator(input) => {
-            done(op, records::get_shard_iterator(gateway, ctx, input)?)
+            done(op, records::get_shard_iterator(gateway, ctx, input).await?)
         }
-        Request::GetRecords(input) => done(op, records::get_records(gateway, ctx, input)?),
+        Request::GetRecords(input) => done(op, records::get_records(gateway, ctx, input).await?),
         Request::AddTagsToStream(input) => {
             done(op, tags::add_to_stream(gateway, ctx, input).await?)
         }

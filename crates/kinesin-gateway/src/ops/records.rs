@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -16,7 +15,7 @@ use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{
     ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamStatus,
 };
-use kinesin_raft::{Command, NewRecord, Response, ShardView};
+use kinesin_raft::{Command, NewRecord, Response, ShardBounds, ShardRead};
 use kinesin_types::{
     parse_hash_key, partition_key_hash, IteratorCodec, IteratorError, IteratorPayload,
     SequenceNumber, ShardId,
@@ -25,7 +24,7 @@ use kinesin_types::{
 use super::describe::sequence_number;
 use super::{invalid_argument, ms_to_secs, now_ms, secs_to_ms};
 use crate::context::{find, not_found, RequestContext};
-use crate::error::{from_raft, from_storage};
+use crate::error::from_raft;
 use crate::Gateway;
 
 /// How long a write may spend finding its shard's leader (elections, leader changes) before
@@ -121,17 +120,17 @@ fn route(
     })
 }
 
-fn shard_view(gateway: &Gateway, shard: &ShardMeta) -> Result<Arc<ShardView>, KinesisError> {
+/// The retained range of `shard`, from this node's replica or another's.
+async fn shard_bounds(
+    gateway: &Gateway,
+    state: &ClusterState,
+    shard: &ShardMeta,
+) -> Result<ShardBounds, KinesisError> {
     gateway
         .raft
-        .group(shard.group)
-        .and_then(|g| g.shard().cloned())
-        .ok_or_else(|| {
-            KinesisError::new(
-                ErrorKind::ServiceUnavailable,
-                format!("shard {} is not available on this node yet", shard.id),
-            )
-        })
+        .shard_bounds(shard.group, &state.addresses(&shard.replicas))
+        .await
+        .map_err(from_raft)
 }
 
 /// Appends `records` to one shard, through its leader wherever it is; on success, the position
@@ -332,7 +331,7 @@ fn position_of(shard: &ShardMeta, stream: &StreamMeta, text: &str) -> Result<u64
     Ok(number.position)
 }
 
-pub(super) fn get_shard_iterator(
+pub(super) async fn get_shard_iterator(
     gateway: &Gateway,
     ctx: &RequestContext,
     input: GetShardIteratorInput,
@@ -368,8 +367,8 @@ pub(super) fn get_shard_iterator(
         )));
     }
     let position = match kind {
-        ShardIteratorType::TrimHorizon => shard_view(gateway, shard)?.trim_position(),
-        ShardIteratorType::Latest => shard_view(gateway, shard)?.next_position(),
+        ShardIteratorType::TrimHorizon => shard_bounds(gateway, &state, shard).await?.trim_position,
+        ShardIteratorType::Latest => shard_bounds(gateway, &state, shard).await?.next_position,
         ShardIteratorType::AtSequenceNumber => position_of(shard, stream, starting(kind)?)?,
         ShardIteratorType::AfterSequenceNumber => {
             position_of(shard, stream, starting(kind)?)?.saturating_add(1)
@@ -384,9 +383,11 @@ pub(super) fn get_shard_iterator(
                     "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
                 )));
             }
-            shard_view(gateway, shard)?
-                .position_at_time(at_ms)
-                .map_err(from_storage)?
+            gateway
+                .raft
+                .position_at(shard.group, at_ms, &state.addresses(&shard.replicas))
+                .await
+                .map_err(from_raft)?
         }
     };
     let iterator = iterator_codec(&state)?.encode(&IteratorPayload {
@@ -424,7 +425,7 @@ fn child_shards(stream: &StreamMeta, parent: ShardId) -> Vec<ChildShard> {
         .collect()
 }
 
-pub(super) fn get_records(
+pub(super) async fn get_records(
     gateway: &Gateway,
     _ctx: &RequestContext,
     input: GetRecordsInput,
@@ -455,17 +456,27 @@ pub(super) fn get_records(
         .map(|l| l.max(1) as usize)
         .unwrap_or(limits.max_get_records)
         .min(limits.max_get_records);
-    let view = shard_view(gateway, shard)?;
-    let stored = view
-        .read(payload.position, limit, limits.max_get_records_bytes)
-        .map_err(from_storage)?;
+    let ShardRead {
+        records: stored,
+        bounds,
+    } = gateway
+        .raft
+        .read_shard(
+            shard.group,
+            payload.position,
+            limit,
+            limits.max_get_records_bytes,
+            &state.addresses(&shard.replicas),
+        )
+        .await
+        .map_err(from_raft)?;
     let next_position = stored
         .last()
         .map(|r| r.position + 1)
-        .unwrap_or_else(|| payload.position.max(view.trim_position()));
+        .unwrap_or_else(|| payload.position.max(bounds.trim_position));
     let millis_behind_latest = stored
         .last()
-        .map(|r| view.last_arrival_ms().saturating_sub(r.arrival_ms))
+        .map(|r| bounds.last_arrival_ms.saturating_sub(r.arrival_ms))
         .unwrap_or(0);
     let records = stored
         .into_iter()

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Idle cost of many shards: starts a 3-node cluster on loopback, creates streams with --shards
+shards in all (replication factor 3, so every node hosts every shard), waits until they are
+ACTIVE and the cluster has settled, then measures the CPU the idle nodes burn (utime + stime from
+/proc) and the cluster RPCs they send (from /metrics) over --seconds.
+
+    python3 benches/idle_cpu.py --bin $CARGO_TARGET_DIR/release/kinesin --shards 1000
+
+Needs boto3 (the test venv has it: ~/.cache/kinesin-venv/bin/python).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import boto3
+from botocore.config import Config
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def metric(endpoint, name):
+    try:
+        body = urllib.request.urlopen(f"{endpoint}/metrics", timeout=5).read().decode()
+    except OSError:
+        return None
+    total = None
+    for line in body.splitlines():
+        if line.startswith(name):
+            total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def healthy(endpoint):
+    try:
+        return urllib.request.urlopen(f"{endpoint}/healthz", timeout=1).status == 200
+    except OSError:
+        return False
+
+
+def wait(what, condition, timeout=600):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--shards", type=int, default=1000, help="shards in all")
+    parser.add_argument("--per-stream", type=int, default=100, help="shards per stream")
+    parser.add_argument("--seconds", type=float, default=30, help="measuring window")
+    parser.add_argument("--settle", type=float, default=10, help="wait after ACTIVE before measuring")
+    parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = parser.parse_args()
+
+    base = tempfile.mkdtemp(prefix="kinesin-idle-")
+    ports = free_ports(2 * args.nodes)
+    api = ports[: args.nodes]
+    cluster = ports[args.nodes :]
+    peers = ",".join(f"{i + 1}@127.0.0.1:{cluster[i]}" for i in range(args.nodes))
+    procs = []
+    try:
+        for i in range(args.nodes):
+            log = open(os.path.join(base, f"node{i + 1}.log"), "wb")
+            procs.append(
+                subprocess.Popen(
+                    [
+                        args.bin, "server",
+                        "--node-id", str(i + 1),
+                        "--data-dir", os.path.join(base, f"node{i + 1}"),
+                        "--listen", f"127.0.0.1:{api[i]}",
+                        "--cluster-listen", f"127.0.0.1:{cluster[i]}",
+                        "--peers", peers,
+                        "--shard-limit", str(args.shards + 10),
+                    ],
+                    stdout=log, stderr=subprocess.STDOUT,
+                )
+            )
+        endpoints = [f"http://127.0.0.1:{p}" for p in api]
+        wait("the nodes to serve", lambda: all(healthy(e) for e in endpoints))
+        kinesis = boto3.client(
+            "kinesis", endpoint_url=endpoints[0], region_name="us-east-1",
+            aws_access_key_id="x", aws_secret_access_key="x",
+            config=Config(retries={"max_attempts": 10, "mode": "standard"}),
+        )
+        started = time.monotonic()
+        names = []
+        remaining = args.shards
+        while remaining > 0:
+            count = min(args.per_stream, remaining)
+            name = f"idle-{len(names)}"
+            kinesis.create_stream(StreamName=name, ShardCount=count)
+            names.append(name)
+            remaining -= count
+            # AWS allows 5 streams in CREATING at once.
+            wait("streams to become ACTIVE", lambda: sum(
+                kinesis.describe_stream_summary(StreamName=n)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE"
+                for n in names) < 5)
+        wait("every stream to become ACTIVE", lambda: all(
+            kinesis.describe_stream_summary(StreamName=n)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
+            for n in names))
+        print(f"{args.shards} shards in {len(names)} streams ACTIVE after {time.monotonic() - started:.1f} s", flush=True)
+        time.sleep(args.settle)
+
+        before = [cpu_seconds(p.pid) for p in procs]
+        rpcs_before = [metric(e, "kinesin_cluster_rpcs_sent_total") for e in endpoints]
+        t0 = time.monotonic()
+        time.sleep(args.seconds)
+        elapsed = time.monotonic() - t0
+        after = [cpu_seconds(p.pid) for p in procs]
+        rpcs_after = [metric(e, "kinesin_cluster_rpcs_sent_total") for e in endpoints]
+
+        total = 0.0
+        for i, (b, a) in enumerate(zip(before, after)):
+            share = (a - b) / elapsed
+            total += share
+            rpcs = ""
+            if rpcs_before[i] is not None and rpcs_after[i] is not None:
+                rpcs = f", {(rpcs_after[i] - rpcs_before[i]) / elapsed:,.0f} cluster RPCs/s sent"
+            print(f"node {i + 1}: {share * 100:.1f}% of a core{rpcs}")
+        print(f"cluster: {total * 100:.1f}% of a core for {args.shards} idle shards x {args.nodes} replicas "
+              f"({total * 100 / args.shards * 1000:.1f}% per 1,000 shards), over {elapsed:.0f} s")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if args.keep:
+            print(f"data and logs kept in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

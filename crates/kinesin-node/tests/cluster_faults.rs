@@ -1,0 +1,265 @@
+//! Faults on an in-process cluster (see `testkit`): crashes, partitions, restarts and the
+//! replacement of a dead node, each checked against every acknowledged record, read back with
+//! `aws-sdk-kinesis` through every node's gateway.
+
+mod testkit;
+
+use testkit::{
+    create_stream, eventually, verify, wait_for_acks, History, Options, TestCluster, Writer,
+};
+
+const FIRST_SHARD: &str = "shardId-000000000000";
+
+/// One writer per running node, tagged with the node id.
+fn writers(cluster: &TestCluster, stream: &str) -> Vec<(u64, Writer)> {
+    cluster
+        .running()
+        .map(|n| {
+            let tag = format!("n{}", n.id);
+            (n.id, Writer::start(n.client(), stream, &tag))
+        })
+        .collect()
+}
+
+fn except(writers: &[(u64, Writer)], node: u64) -> Vec<&Writer> {
+    writers
+        .iter()
+        .filter(|(id, _)| *id != node)
+        .map(|(_, w)| w)
+        .collect()
+}
+
+fn all(writers: &[(u64, Writer)]) -> Vec<&Writer> {
+    writers.iter().map(|(_, w)| w).collect()
+}
+
+async fn finish(writers: Vec<(u64, Writer)>) -> History {
+    let mut history = History::default();
+    for (_, writer) in writers {
+        history.merge(writer.finish().await);
+    }
+    history
+}
+
+/// Waits for the replicas to converge, then checks every running node's gateway against the
+/// history, and that they all return the same records.
+async fn verify_everywhere(cluster: &TestCluster, stream: &str, history: &History) {
+    cluster.wait_converged(stream).await;
+    let mut reads = Vec::new();
+    for node in cluster.running() {
+        reads.push((node.id, verify(&node.client(), stream, history).await));
+    }
+    for (id, read) in &reads[1..] {
+        assert_eq!(
+            read, &reads[0].1,
+            "node {id} and node {} disagree",
+            reads[0].0
+        );
+    }
+    assert!(!history.acked.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_crash_during_writes_loses_no_acknowledged_record() {
+    let mut cluster = TestCluster::start(Options::default()).await;
+    create_stream(&cluster.node(1).client(), "crash", 2).await;
+    let group = cluster.groups(1, "crash")[FIRST_SHARD];
+    let leader = cluster.wait_leader(group).await;
+    let writers = writers(&cluster, "crash");
+    wait_for_acks(&all(&writers), 50, "writes before the crash").await;
+
+    cluster.crash(leader).await;
+    wait_for_acks(
+        &except(&writers, leader),
+        50,
+        "writes after the leader crashed",
+    )
+    .await;
+    let successor = cluster.wait_leader(group).await;
+    assert_ne!(successor, leader);
+
+    cluster.restart(leader).await;
+    wait_for_acks(&all(&writers), 50, "writes after the restart").await;
+    let history = finish(writers).await;
+    verify_everywhere(&cluster, "crash", &history).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_acknowledges_nothing_and_catches_up_after_healing() {
+    let cluster = TestCluster::start(Options::default()).await;
+    create_stream(&cluster.node(1).client(), "minority", 1).await;
+    let group = cluster.groups(1, "minority")[FIRST_SHARD];
+    let leader = cluster.wait_leader(group).await;
+    let writers = writers(&cluster, "minority");
+    wait_for_acks(&all(&writers), 30, "writes before the partition").await;
+
+    cluster.isolate(leader);
+    let majority = except(&writers, leader);
+    wait_for_acks(&majority, 30, "the majority side to accept writes again").await;
+    let isolated = &writers.iter().find(|(id, _)| *id == leader).unwrap().1;
+    let acked_while_cut_off = isolated.acked();
+    let failed = isolated.failed();
+    // Wait out at least one full write attempt through the isolated node: it must fail.
+    eventually("a write through the isolated node to fail", || {
+        isolated.failed() > failed
+    })
+    .await;
+    wait_for_acks(&majority, 30, "more writes on the majority side").await;
+    assert_eq!(
+        isolated.acked(),
+        acked_while_cut_off,
+        "a node without a majority acknowledged a write"
+    );
+    let majority_leaders: std::collections::BTreeSet<Option<u64>> = cluster
+        .running()
+        .filter(|n| n.id != leader)
+        .map(|n| n.node().raft().group(group).and_then(|g| g.leader()))
+        .collect();
+    assert!(
+        !majority_leaders.contains(&Some(leader)) || majority_leaders.len() > 1,
+        "the majority side still follows the isolated leader"
+    );
+
+    cluster.heal();
+    wait_for_acks(&[isolated], 10, "writes through the healed node").await;
+    let history = finish(writers).await;
+    verify_everywhere(&cluster, "minority", &history).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_majority_nothing_is_acknowledged() {
+    let cluster = TestCluster::start(Options::default()).await;
+    create_stream(&cluster.node(1).client(), "nomajority", 1).await;
+    let writers = writers(&cluster, "nomajority");
+    wait_for_acks(&all(&writers), 30, "writes before the partition").await;
+
+    // Every node alone.
+    for id in 1..=3 {
+        cluster.isolate(id);
+    }
+    // A request in flight when the partition came may still have been committed; once every
+    // writer has seen a failure, every later one started inside the partition.
+    let failed: Vec<usize> = all(&writers).iter().map(|w| w.failed()).collect();
+    eventually("every writer to see a failure", || {
+        all(&writers)
+            .iter()
+            .zip(&failed)
+            .all(|(w, f)| w.failed() > *f)
+    })
+    .await;
+    let acked: Vec<usize> = all(&writers).iter().map(|w| w.acked()).collect();
+    let failed: Vec<usize> = all(&writers).iter().map(|w| w.failed()).collect();
+    eventually("every writer to fail again", || {
+        all(&writers)
+            .iter()
+            .zip(&failed)
+            .all(|(w, f)| w.failed() > *f)
+    })
+    .await;
+    let acked_after: Vec<usize> = all(&writers).iter().map(|w| w.acked()).collect();
+    assert_eq!(
+        acked_after, acked,
+        "a write was acknowledged without a majority"
+    );
+
+    cluster.heal();
+    wait_for_acks(&all(&writers), 30, "writes after healing").await;
+    let history = finish(writers).await;
+    verify_everywhere(&cluster, "nomajority", &history).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_catches_up_by_snapshot() {
+    let mut cluster = TestCluster::start(Options {
+        snapshot_every: 20,
+        logs_kept: 5,
+        ..Options::default()
+    })
+    .await;
+    create_stream(&cluster.node(1).client(), "snap", 1).await;
+    let group = cluster.groups(1, "snap")[FIRST_SHARD];
+    let behind = 3;
+    let index_at_crash = cluster
+        .node(behind)
+        .node()
+        .raft()
+        .group(group)
+        .expect("node 3 hosts the shard")
+        .applied_index();
+    cluster.crash(behind).await;
+
+    // Far more entries than the leader keeps in its log behind a snapshot.
+    let writers = writers(&cluster, "snap");
+    wait_for_acks(&all(&writers), 200, "writes while node 3 is down").await;
+    cluster.restart(behind).await;
+    let history = finish(writers).await;
+    verify_everywhere(&cluster, "snap", &history).await;
+    let replica = cluster.node(behind).node().raft().group(group).unwrap();
+    let snapshot = replica.snapshot_index().expect("node 3 holds a snapshot");
+    assert!(
+        snapshot > index_at_crash + 5,
+        "snapshot at {snapshot}, crashed at {index_at_crash}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_is_replaced_and_replication_restored() {
+    let mut cluster = TestCluster::start(Options {
+        nodes: 4,
+        replication_factor: 3,
+        dead_node_secs: 2,
+        ..Options::default()
+    })
+    .await;
+    create_stream(&cluster.node(1).client(), "replace", 4).await;
+    let writers = writers(&cluster, "replace");
+    wait_for_acks(&all(&writers), 50, "writes before the crash").await;
+
+    let dead = 2;
+    cluster.crash(dead).await;
+    let controller = cluster.node(1).node().controller().clone();
+    eventually("the dead node's replicas to move", || {
+        let state = controller.state();
+        state.nodes.get(&dead).is_some_and(|n| n.is_down())
+            && state
+                .streams
+                .values()
+                .flat_map(|s| &s.shards)
+                .all(|s| !s.replicas.contains(&dead) && s.replicas.len() == 3)
+    })
+    .await;
+    // Each shard's leader adds the new replica (after it caught up) and removes the dead one.
+    let shards: Vec<(u64, Vec<u64>)> = controller
+        .state()
+        .streams
+        .values()
+        .flat_map(|s| &s.shards)
+        .map(|s| (s.group, s.replicas.clone()))
+        .collect();
+    eventually("every group's voters to match its new replicas", || {
+        shards.iter().all(|(group, replicas)| {
+            let wanted: std::collections::BTreeSet<u64> = replicas.iter().copied().collect();
+            cluster
+                .running()
+                .filter(|n| wanted.contains(&n.id))
+                .all(|n| {
+                    n.node()
+                        .raft()
+                        .group(*group)
+                        .is_some_and(|g| g.voters() == wanted)
+                })
+        })
+    })
+    .await;
+    wait_for_acks(&except(&writers, dead), 50, "writes after the replacement").await;
+
+    // The dead node comes back: it gives up the replicas it no longer holds, and its gateway
+    // serves every shard by asking nodes that do.
+    cluster.restart(dead).await;
+    eventually("the returning node to drop its old replicas", || {
+        cluster.node(dead).node().raft().group_ids() == vec![0]
+    })
+    .await;
+    let history = finish(writers).await;
+    verify_everywhere(&cluster, "replace", &history).await;
+}

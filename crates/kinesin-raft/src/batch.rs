@@ -1,0 +1,150 @@
+//! Heartbeat batching: the empty AppendEntries that every group's leader sends each follower every
+//! heartbeat interval are gathered per peer for a few milliseconds and sent as one `RaftBatch`
+//! call. With a thousand groups, that turns thousands of calls per second per node pair into a
+//! few hundred, while each heartbeat still reaches its group within the interval.
+//!
+//! Only heartbeats wait here; appends that carry entries go straight out, so batching never adds
+//! to write latency.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tonic::transport::Channel;
+
+use crate::transport::pb::raft_transport_client::RaftTransportClient;
+use crate::transport::pb::{RaftBatchRequest, RaftRequest};
+
+/// How long the first heartbeat of a batch waits for others to join it.
+const LINGER: Duration = Duration::from_millis(5);
+/// Most requests in one batch.
+const MAX_BATCH: usize = 4096;
+
+/// Counters of the cluster transport, shown at `/metrics`.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    /// Calls made to other nodes (a batch counts once).
+    pub rpcs_sent: AtomicU64,
+    /// Heartbeats sent inside batches.
+    pub heartbeats_batched: AtomicU64,
+}
+
+type Reply = Result<Vec<u8>, String>;
+
+struct Queued {
+    request: RaftRequest,
+    timeout: Duration,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// One queue (and one sending task) per peer address.
+#[derive(Default)]
+pub(crate) struct HeartbeatQueues {
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Queued>>>,
+}
+
+impl HeartbeatQueues {
+    /// Sends `request` to `addr` in the next batch; the reply's payload, or why it failed.
+    pub(crate) async fn send(
+        &self,
+        addr: &str,
+        client: impl FnOnce() -> Result<RaftTransportClient<Channel>, String>,
+        stats: &Arc<TransportStats>,
+        request: RaftRequest,
+        timeout: Duration,
+    ) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            request,
+            timeout,
+            reply,
+        };
+        let queued = {
+            let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            let sent = match queues.get(addr) {
+                Some(queue) => queue.send(queued),
+                None => Err(mpsc::error::SendError(queued)),
+            };
+            match sent {
+                Ok(()) => None,
+                // No queue yet, or its task ended with the runtime it ran on: start one.
+                Err(mpsc::error::SendError(queued)) => {
+                    let client = client()?;
+                    let (queue, requests) = mpsc::unbounded_channel();
+                    tokio::spawn(run(requests, client, stats.clone()));
+                    queues.insert(addr.to_string(), queue.clone());
+                    queue.send(queued).err().map(|e| e.0)
+                }
+            }
+        };
+        if queued.is_some() {
+            return Err("heartbeat queue closed".into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err("heartbeat batch dropped".into()))
+    }
+}
+
+async fn run(
+    mut requests: mpsc::UnboundedReceiver<Queued>,
+    client: RaftTransportClient<Channel>,
+    stats: Arc<TransportStats>,
+) {
+    while let Some(first) = requests.recv().await {
+        tokio::time::sleep(LINGER).await;
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        // Heartbeats whose sender gave up (timed out) are not worth sending.
+        batch.retain(|q| !q.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        // Sent on its own task, so a slow or unreachable peer never holds up the next batch.
+        tokio::spawn(send_batch(batch, client.clone(), stats.clone()));
+    }
+}
+
+async fn send_batch(
+    batch: Vec<Queued>,
+    mut client: RaftTransportClient<Channel>,
+    stats: Arc<TransportStats>,
+) {
+    let timeout = batch.iter().map(|q| q.timeout).max().unwrap_or(LINGER);
+    let (requests, replies): (Vec<RaftRequest>, Vec<oneshot::Sender<Reply>>) =
+        batch.into_iter().map(|q| (q.request, q.reply)).unzip();
+    stats.rpcs_sent.fetch_add(1, Ordering::Relaxed);
+    stats
+        .heartbeats_batched
+        .fetch_add(requests.len() as u64, Ordering::Relaxed);
+    let count = requests.len();
+    let mut call = tonic::Request::new(RaftBatchRequest { requests });
+    call.set_timeout(timeout);
+    match client.raft_batch(call).await {
+        Ok(answer) => {
+            let answers = answer.into_inner().replies;
+            if answers.len() != count {
+                let reason = format!("batch of {count} answered with {}", answers.len());
+                for reply in replies {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+                return;
+            }
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(Ok(answer.payload));
+            }
+        }
+        Err(status) => {
+            for reply in replies {
+                let _ = reply.send(Err(status.to_string()));
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Reads of a shard, served by any of its replicas: from the local [`ShardView`] when this node
+//! hosts one, else by one call to a node that does.
+//!
+//! Every replica answers from what it has applied, and applied means committed, so a read never
+//! returns a record that could still be lost. A lagging replica answers with less, never with
+//! something else; readers move forward by the positions in their iterators, so switching to a
+//! lagging node stalls a reader briefly but never moves it backwards.
+
+use kinesin_storage::StoredRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::error::RaftError;
+use crate::shard::ShardView;
+
+/// What a reader asks of a shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardQuery {
+    /// Up to `max_records` records (and about `max_bytes`) from position `from` on.
+    Records {
+        from: u64,
+        max_records: u32,
+        max_bytes: u64,
+    },
+    /// The shard's retained range and its newest arrival time.
+    Bounds,
+    /// The position of the first record that arrived at or after `arrival_ms`.
+    PositionAt { arrival_ms: u64 },
+}
+
+/// The retained range of a shard as one replica sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardBounds {
+    /// The oldest retained position (`TRIM_HORIZON`).
+    pub trim_position: u64,
+    /// The position after every applied record (`LATEST`).
+    pub next_position: u64,
+    pub last_arrival_ms: u64,
+}
+
+/// A record as it travels between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireRecord {
+    position: u64,
+    arrival_ms: u64,
+    partition_key: String,
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireAnswer {
+    Records {
+        records: Vec<WireRecord>,
+        bounds: ShardBounds,
+    },
+    Bounds(ShardBounds),
+    Position(u64),
+}
+
+/// Records read from a shard, with the bounds of the replica that served them (read after the
+/// records, so `next_position` is never behind the last record returned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRead {
+    pub records: Vec<StoredRecord>,
+    pub bounds: ShardBounds,
+}
+
+impl ShardView {
+    pub fn bounds(&self) -> ShardBounds {
+        ShardBounds {
+            trim_position: self.trim_position(),
+            next_position: self.next_position(),
+            last_arrival_ms: self.last_arrival_ms(),
+        }
+    }
+
+    /// Answers `query` from this replica's applied state.
+    pub(crate) fn answer(&self, query: &ShardQuery) -> Result<WireAnswer, RaftError> {
+        Ok(match *query {
+            ShardQuery::Records {
+                from,
+                max_records,
+                max_bytes,
+            } => {
+                let records = self
+                    .read(
+                        from,
+                        max_records as usize,
+                        usize::try_from(max_bytes).unwrap_or(usize::MAX),
+                    )?
+                    .into_iter()
+                    .map(|r| WireRecord {
+                        position: r.position,
+                        arrival_ms: r.arrival_ms,
+                        partition_key: r.partition_key,
+                        data: r.data,
+                    })
+                    .collect();
+                WireAnswer::Records {
+                    records,
+                    bounds: self.bounds(),
+                }
+            }
+            ShardQuery::Bounds => WireAnswer::Bounds(self.bounds()),
+            ShardQuery::PositionAt { arrival_ms } => {
+                WireAnswer::Position(self.position_at_time(arrival_ms)?)
+            }
+        })
+    }
+}
+
+impl WireAnswer {
+    pub(crate) fn into_read(self, group: u64) -> Result<ShardRead, RaftError> {
+        match self {
+            WireAnswer::Records { records, bounds } => Ok(ShardRead {
+                records: records
+                    .into_iter()
+                    .map(|r| StoredRecord {
+                        position: r.position,
+                        arrival_ms: r.arrival_ms,
+                        partition_key: r.partition_key,
+                        data: r.data,
+                    })
+                    .collect(),
+                bounds,
+            }),
+            other => Err(mismatch(group, &other)),
+        }
+    }
+
+    pub(crate) fn into_bounds(self, group: u64) -> Result<ShardBounds, RaftError> {
+        match self {
+            WireAnswer::Bounds(bounds) => Ok(bounds),
+            other => Err(mismatch(group, &other)),
+        }
+    }
+
+    pub(crate) fn into_position(self, group: u64) -> Result<u64, RaftError> {
+        match self {
+            WireAnswer::Position(position) => Ok(position),
+            other => Err(mismatch(group, &other)),
+        }
+    }
+}
+
+fn mismatch(group: u64, answer: &WireAnswer) -> RaftError {
+    let kind = match answer {
+        WireAnswer::Records { .. } => "records",
+        WireAnswer::Bounds(_) => "bounds",
+        WireAnswer::Position(_) => "a position",
+    };
+    RaftError::Other(format!(
+        "group {group}: a replica answered with {kind} to another question"
+    ))
+}
+
+/// How long one forwarded read may take before the next replica is tried.
+const REMOTE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl crate::registry::MultiRaft {
+    /// Asks `query` of group `id`: of the local replica when this node hosts one, else of the
+    /// other `replicas` (node, cluster address) in turn until one answers.
+    async fn query_shard(
+        &self,
+        id: u64,
+        query: ShardQuery,
+        replicas: &[(crate::NodeId, String)],
+    ) -> Result<WireAnswer, RaftError> {
+        if let Some(view) = self.group(id).and_then(|g| g.shard().cloned()) {
+            return view.answer(&query);
+        }
+        let mut last_error = RaftError::NoSuchGroup(id);
+        for (_, addr) in replicas.iter().filter(|(node, _)| *node != self.node_id()) {
+            match self
+                .peers()
+                .query(addr, id, &query, REMOTE_READ_TIMEOUT)
+                .await
+            {
+                Ok(answer) => return Ok(answer),
+                Err(e) => {
+                    tracing::debug!(group = id, addr, error = %e, "replica could not answer a read");
+                    last_error = e;
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Committed records of shard group `id` from `from` on, from any replica.
+    pub async fn read_shard(
+        &self,
+        id: u64,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+        replicas: &[(crate::NodeId, String)],
+    ) -> Result<ShardRead, RaftError> {
+        let query = ShardQuery::Records {
+            from,
+            max_records: u32::try_from(max_records).unwrap_or(u32::MAX),
+            max_bytes: max_bytes as u64,
+        };
+        self.query_shard(id, query, replicas).await?.into_read(id)
+    }
+
+    /// The retained range of shard group `id`, from any replica.
+    pub async fn shard_bounds(
+        &self,
+        id: u64,
+        replicas: &[(crate::NodeId, String)],
+    ) -> Result<ShardBounds, RaftError> {
+        self.query_shard(id, ShardQuery::Bounds, replicas)
+            .await?
+            .into_bounds(id)
+    }
+
+    /// The position of the first record of group `id` that arrived at or after `arrival_ms`.
+    pub async fn position_at(
+        &self,
+        id: u64,
+        arrival_ms: u64,
+        replicas: &[(crate::NodeId, String)],
+    ) -> Result<u64, RaftError> {
+        self.query_shard(id, ShardQuery::PositionAt { arrival_ms }, replicas)
+            .await?
+            .into_position(id)
+    }
+}
