@@ -1,5 +1,9 @@
 //! The `kinesin` command.
 
+mod ctl;
+
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use kinesin_node::{Node, ServerArgs};
 use tracing_subscriber::EnvFilter;
@@ -16,14 +20,25 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up; boxing would gain nothing
 enum Commands {
     /// Run a node. With no peers it forms (or, on restart, rejoins) a single-node cluster over its
     /// data directory. Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more detail.
     Server(ServerArgs),
+    /// Inspect a running cluster through any node's HTTP admin API, as tables (or --json).
+    ///
+    /// Shows the nodes and the controller leader, or a stream's shards with their replicas,
+    /// leaders and hash key ranges, as the node at --endpoint sees them. Errors (an unreachable
+    /// node, an unknown stream) are one line on stderr and a non-zero exit status.
+    #[command(after_help = "Examples:\n  \
+        kinesin ctl cluster\n  \
+        kinesin ctl --endpoint http://10.0.0.2:4567 shards events\n  \
+        KINESIN_ENDPOINT=http://10.0.0.2:4567 kinesin ctl shards events --region eu-west-1 --json")]
+    Ctl(ctl::CtlArgs),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -33,7 +48,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Commands::Server(args) => serve(args).await,
+        Commands::Server(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Commands::Ctl(args) => Ok(ctl::run(args).await),
     }
 }
 
