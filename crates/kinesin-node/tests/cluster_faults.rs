@@ -126,6 +126,17 @@ async fn an_isolated_leader_acknowledges_nothing_and_catches_up_after_healing() 
     verify_everywhere(&cluster, "minority", &history).await;
 }
 
+async fn every_writer_fails_once_more(writers: &[(u64, Writer)]) {
+    let failed: Vec<usize> = all(writers).iter().map(|w| w.failed()).collect();
+    eventually("every writer to see one more failure", || {
+        all(writers)
+            .iter()
+            .zip(&failed)
+            .all(|(w, f)| w.failed() > *f)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_majority_nothing_is_acknowledged() {
     let cluster = TestCluster::start(Options::default()).await;
@@ -139,23 +150,9 @@ async fn without_a_majority_nothing_is_acknowledged() {
     }
     // A request in flight when the partition came may still have been committed; once every
     // writer has seen a failure, every later one started inside the partition.
-    let failed: Vec<usize> = all(&writers).iter().map(|w| w.failed()).collect();
-    eventually("every writer to see a failure", || {
-        all(&writers)
-            .iter()
-            .zip(&failed)
-            .all(|(w, f)| w.failed() > *f)
-    })
-    .await;
+    every_writer_fails_once_more(&writers).await;
     let acked: Vec<usize> = all(&writers).iter().map(|w| w.acked()).collect();
-    let failed: Vec<usize> = all(&writers).iter().map(|w| w.failed()).collect();
-    eventually("every writer to fail again", || {
-        all(&writers)
-            .iter()
-            .zip(&failed)
-            .all(|(w, f)| w.failed() > *f)
-    })
-    .await;
+    every_writer_fails_once_more(&writers).await;
     let acked_after: Vec<usize> = all(&writers).iter().map(|w| w.acked()).collect();
     assert_eq!(
         acked_after, acked,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::RaftError;
 use crate::shard::ShardView;
+use crate::snapshot::WireRecord;
 
 /// What a reader asks of a shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,16 +36,6 @@ pub struct ShardBounds {
     /// The position after every applied record (`LATEST`).
     pub next_position: u64,
     pub last_arrival_ms: u64,
-}
-
-/// A record as it travels between nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct WireRecord {
-    position: u64,
-    arrival_ms: u64,
-    partition_key: String,
-    #[serde(with = "serde_bytes")]
-    data: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,12 +80,7 @@ impl ShardView {
                         usize::try_from(max_bytes).unwrap_or(usize::MAX),
                     )?
                     .into_iter()
-                    .map(|r| WireRecord {
-                        position: r.position,
-                        arrival_ms: r.arrival_ms,
-                        partition_key: r.partition_key,
-                        data: r.data,
-                    })
+                    .map(WireRecord::from)
                     .collect();
                 WireAnswer::Records {
                     records,
@@ -113,15 +99,7 @@ impl WireAnswer {
     pub(crate) fn into_read(self, group: u64) -> Result<ShardRead, RaftError> {
         match self {
             WireAnswer::Records { records, bounds } => Ok(ShardRead {
-                records: records
-                    .into_iter()
-                    .map(|r| StoredRecord {
-                        position: r.position,
-                        arrival_ms: r.arrival_ms,
-                        partition_key: r.partition_key,
-                        data: r.data,
-                    })
-                    .collect(),
+                records: records.into_iter().map(StoredRecord::from).collect(),
                 bounds,
             }),
             other => Err(mismatch(group, &other)),

@@ -8,7 +8,7 @@
 use std::io;
 use std::sync::Arc;
 
-use kinesin_storage::{Engine, TimeIndexEntry, WriteBatch};
+use kinesin_storage::{Engine, StoredRecord, TimeIndexEntry, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode};
@@ -28,13 +28,36 @@ pub(crate) enum Records {
     Received(Vec<WireRecord>),
 }
 
-#[derive(Serialize, Deserialize)]
+/// A stored record as it travels between nodes (in snapshots and answers to reads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct WireRecord {
     position: u64,
     arrival_ms: u64,
     partition_key: String,
     #[serde(with = "serde_bytes")]
     data: Vec<u8>,
+}
+
+impl From<StoredRecord> for WireRecord {
+    fn from(r: StoredRecord) -> WireRecord {
+        WireRecord {
+            position: r.position,
+            arrival_ms: r.arrival_ms,
+            partition_key: r.partition_key,
+            data: r.data,
+        }
+    }
+}
+
+impl From<WireRecord> for StoredRecord {
+    fn from(r: WireRecord) -> StoredRecord {
+        StoredRecord {
+            position: r.position,
+            arrival_ms: r.arrival_ms,
+            partition_key: r.partition_key,
+            data: r.data,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -53,12 +76,7 @@ impl SnapshotData {
             Records::InStore { group, engine } => engine
                 .read_records(group, 0, usize::MAX, usize::MAX)?
                 .into_iter()
-                .map(|r| WireRecord {
-                    position: r.position,
-                    arrival_ms: r.arrival_ms,
-                    partition_key: r.partition_key,
-                    data: r.data,
-                })
+                .map(WireRecord::from)
                 .collect(),
         };
         encode(&Wire {

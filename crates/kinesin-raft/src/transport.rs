@@ -198,12 +198,8 @@ impl Peers {
         group: u64,
         command: &Command,
     ) -> Result<Response, RaftError> {
-        let unreachable = |reason: String| RaftError::Unreachable {
-            group,
-            addr: addr.to_string(),
-            reason,
-        };
-        let mut client = self.client(addr).map_err(unreachable)?;
+        let unreachable = unreachable(group, addr);
+        let mut client = self.client(addr).map_err(&unreachable)?;
         let command = encode(command).map_err(|e| RaftError::Other(e.to_string()))?;
         let mut call = tonic::Request::new(ProposeRequest { group, command });
         call.set_timeout(PROPOSE_TIMEOUT);
@@ -219,9 +215,7 @@ impl Peers {
                     reason: format!("forwarded proposal to {addr}: {status}"),
                 },
             })?;
-        let result: Remote<Response> =
-            decode(&reply.into_inner().payload).map_err(|e| RaftError::Other(e.to_string()))?;
-        result.map_err(|e| e.into_raft_error(group))
+        decode_remote(&reply.into_inner().payload, group)
     }
 
     /// Asks the replica of `group` on the node at `addr` a read-only question.
@@ -232,12 +226,8 @@ impl Peers {
         query: &ShardQuery,
         timeout: Duration,
     ) -> Result<WireAnswer, RaftError> {
-        let unreachable = |reason: String| RaftError::Unreachable {
-            group,
-            addr: addr.to_string(),
-            reason,
-        };
-        let mut client = self.client(addr).map_err(unreachable)?;
+        let unreachable = unreachable(group, addr);
+        let mut client = self.client(addr).map_err(&unreachable)?;
         let query = encode(query).map_err(|e| RaftError::Other(e.to_string()))?;
         let mut call = tonic::Request::new(QueryRequest { group, query });
         call.set_timeout(timeout);
@@ -245,10 +235,23 @@ impl Peers {
             .query(call)
             .await
             .map_err(|status| unreachable(status.to_string()))?;
-        let result: Remote<WireAnswer> =
-            decode(&reply.into_inner().payload).map_err(|e| RaftError::Other(e.to_string()))?;
-        result.map_err(|e| e.into_raft_error(group))
+        decode_remote(&reply.into_inner().payload, group)
     }
+}
+
+/// How a call that never reached `addr` fails.
+fn unreachable(group: u64, addr: &str) -> impl Fn(String) -> RaftError + '_ {
+    move |reason| RaftError::Unreachable {
+        group,
+        addr: addr.to_string(),
+        reason,
+    }
+}
+
+/// Decodes a peer's answer, turning the error it reports into ours.
+fn decode_remote<T: DeserializeOwned>(payload: &[u8], group: u64) -> Result<T, RaftError> {
+    let result: Remote<T> = decode(payload).map_err(|e| RaftError::Other(e.to_string()))?;
+    result.map_err(|e| e.into_raft_error(group))
 }
 
 /// openraft's network factory for one group.
