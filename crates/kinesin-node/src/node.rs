@@ -125,12 +125,15 @@ impl Node {
 
         let controller = Arc::new(Controller::new());
         controller.attach(raft.clone());
+        // The first few initial nodes vote in the controller group; the others follow it as
+        // learners (added by its leader), so every node has the cluster state locally.
+        let voters = controller_voters(&config.peers);
         let group = raft
             .open_group(
                 CONTROLLER_GROUP,
                 GroupOptions {
                     kind: GroupKind::Controller(controller.applier()),
-                    initial_members: Some(config.peers.clone()),
+                    initial_members: voters.contains_key(&config.node_id).then_some(voters),
                 },
             )
             .await?;
@@ -252,6 +255,22 @@ impl Node {
     }
 }
 
+/// Voters of the controller group among the initial nodes: all of up to three, three of four, five
+/// of five or more (lowest ids first). More voters would add latency to every metadata change and
+/// tolerate no more failures than the shards' own groups do.
+pub(crate) fn controller_voters(peers: &BTreeMap<u64, String>) -> BTreeMap<u64, String> {
+    let count = match peers.len() {
+        0..=3 => peers.len(),
+        4 => 3,
+        _ => 5,
+    };
+    peers
+        .iter()
+        .take(count)
+        .map(|(id, addr)| (*id, addr.clone()))
+        .collect()
+}
+
 /// A data directory belongs to one node id forever: starting node 2 on node 1's data would make
 /// it vote with someone else's log.
 async fn check_identity(engine: &Engine, config: &ServerConfig) -> Result<(), NodeError> {
@@ -280,4 +299,22 @@ async fn check_identity(engine: &Engine, config: &ServerConfig) -> Result<(), No
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_controller_group_has_three_or_five_voters() {
+        let peers = |n: u64| -> BTreeMap<u64, String> {
+            (1..=n).map(|id| (id, format!("h{id}:4667"))).collect()
+        };
+        let voters = |n| controller_voters(&peers(n)).into_keys().collect::<Vec<_>>();
+        assert_eq!(voters(1), vec![1]);
+        assert_eq!(voters(3), vec![1, 2, 3]);
+        assert_eq!(voters(4), vec![1, 2, 3]);
+        assert_eq!(voters(5), vec![1, 2, 3, 4, 5]);
+        assert_eq!(voters(9), vec![1, 2, 3, 4, 5]);
+    }
 }

@@ -80,6 +80,17 @@ impl Reconciler {
             tracing::info!(nodes = self.initial_nodes.len(), "cluster bootstrapped");
             return Ok(());
         }
+        if leads_controller {
+            // Nodes beyond the controller's voters follow it as learners.
+            if let Some(group) = controller.group() {
+                let everyone: BTreeMap<u64, String> = state
+                    .nodes
+                    .iter()
+                    .map(|(id, n)| (*id, n.cluster_addr.clone()))
+                    .collect();
+                group.add_learners(&everyone).await?;
+            }
+        }
         let mut wanted = HashSet::from([CONTROLLER_GROUP]);
         for stream in state.streams.values() {
             let local: Vec<_> = stream

@@ -212,6 +212,15 @@ async fn a_dead_node_is_replaced_and_replication_restored() {
     let writers = writers(&cluster, "replace");
     wait_for_acks(&all(&writers), 50, "writes before the crash").await;
 
+    // Three of the four nodes vote in the controller group; the fourth follows it as a learner
+    // and still knows every stream.
+    let controller_group = cluster.node(1).node().controller().group().unwrap();
+    assert_eq!(controller_group.voters(), [1, 2, 3].into());
+    eventually("node 4 to learn the stream", || {
+        cluster.node(4).node().controller().state().streams.len() == 1
+    })
+    .await;
+
     let dead = 2;
     cluster.crash(dead).await;
     let controller = cluster.node(1).node().controller().clone();

@@ -129,6 +129,17 @@ impl GroupHandle {
             .collect()
     }
 
+    /// Voters and learners.
+    fn members(&self) -> BTreeSet<NodeId> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Index of the last log entry applied here (0 before any).
     pub fn applied_index(&self) -> u64 {
         let metrics = self.raft.metrics();
@@ -169,15 +180,7 @@ impl GroupHandle {
         if self.voters() == wanted {
             return Ok(false);
         }
-        let members: BTreeSet<NodeId> = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow_watched();
-            metrics
-                .membership_config
-                .nodes()
-                .map(|(id, _)| *id)
-                .collect()
-        };
+        let members = self.members();
         let management = |e: OpenRaftError<TypeConfig, ClientWriteError<TypeConfig>>| match e {
             OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => RaftError::NotLeader {
                 group: self.id,
@@ -204,6 +207,22 @@ impl GroupHandle {
             .map_err(management)?;
         tracing::info!(group = self.id, voters = ?wanted, "group membership changed");
         Ok(true)
+    }
+
+    /// On the leader: adds each of `nodes` (node → cluster address) that is not a member yet as a
+    /// learner, which receives the log but does not vote. Does not wait for them to catch up.
+    pub async fn add_learners(&self, nodes: &BTreeMap<NodeId, String>) -> Result<(), RaftError> {
+        let members = self.members();
+        for (node, addr) in nodes {
+            if !members.contains(node) {
+                self.raft
+                    .add_learner(*node, BasicNode::new(addr.clone()), false)
+                    .await
+                    .map_err(|e| RaftError::Other(format!("group {} add learner: {e}", self.id)))?;
+                tracing::info!(group = self.id, node, "added a learner");
+            }
+        }
+        Ok(())
     }
 
     /// Waits until some node leads the group.
