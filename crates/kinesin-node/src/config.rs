@@ -85,6 +85,11 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_RAFT_LOGS_KEPT", value_name = "ENTRIES")]
     pub raft_logs_kept: Option<u64>,
 
+    /// How long Raft heartbeats to a peer wait so that all groups' heartbeats travel in one call;
+    /// 0 sends each on its own (one call per group per heartbeat interval). [default: 5]
+    #[arg(long, env = "KINESIN_RAFT_HEARTBEAT_BATCH_MS", value_name = "MS")]
+    pub raft_heartbeat_batch_ms: Option<u64>,
+
     /// How often each shard leader removes records older than the stream's retention. [default: 60]
     #[arg(long, env = "KINESIN_RETENTION_CHECK_SECS", value_name = "SECS")]
     pub retention_check_secs: Option<u64>,
@@ -119,6 +124,7 @@ struct FileConfig {
     dead_node_secs: Option<u64>,
     raft_snapshot_every: Option<u64>,
     raft_logs_kept: Option<u64>,
+    raft_heartbeat_batch_ms: Option<u64>,
 }
 
 /// The resolved configuration of a node.
@@ -248,6 +254,10 @@ impl ServerArgs {
                     logs_kept_after_snapshot: layered!(
                         raft_logs_kept,
                         defaults.logs_kept_after_snapshot
+                    ),
+                    heartbeat_batch_ms: layered!(
+                        raft_heartbeat_batch_ms,
+                        defaults.heartbeat_batch_ms
                     ),
                     ..defaults
                 }

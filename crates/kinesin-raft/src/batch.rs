@@ -17,8 +17,6 @@ use tonic::transport::Channel;
 use crate::transport::pb::raft_transport_client::RaftTransportClient;
 use crate::transport::pb::{RaftBatchRequest, RaftRequest};
 
-/// How long the first heartbeat of a batch waits for others to join it.
-const LINGER: Duration = Duration::from_millis(5);
 /// Most requests in one batch.
 const MAX_BATCH: usize = 4096;
 
@@ -40,12 +38,25 @@ struct Queued {
 }
 
 /// One queue (and one sending task) per peer address.
-#[derive(Default)]
 pub(crate) struct HeartbeatQueues {
+    /// How long the first heartbeat of a batch waits for others to join it; zero turns batching
+    /// off (every heartbeat is its own call).
+    linger: Duration,
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Queued>>>,
 }
 
 impl HeartbeatQueues {
+    pub(crate) fn new(linger: Duration) -> HeartbeatQueues {
+        HeartbeatQueues {
+            linger,
+            queues: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        !self.linger.is_zero()
+    }
+
     /// Sends `request` to `addr` in the next batch; the reply's payload, or why it failed.
     pub(crate) async fn send(
         &self,
@@ -73,7 +84,7 @@ impl HeartbeatQueues {
                 Err(mpsc::error::SendError(queued)) => {
                     let client = client()?;
                     let (queue, requests) = mpsc::unbounded_channel();
-                    tokio::spawn(run(requests, client, stats.clone()));
+                    tokio::spawn(run(requests, client, stats.clone(), self.linger));
                     queues.insert(addr.to_string(), queue.clone());
                     queue.send(queued).err().map(|e| e.0)
                 }
@@ -92,9 +103,10 @@ async fn run(
     mut requests: mpsc::UnboundedReceiver<Queued>,
     client: RaftTransportClient<Channel>,
     stats: Arc<TransportStats>,
+    linger: Duration,
 ) {
     while let Some(first) = requests.recv().await {
-        tokio::time::sleep(LINGER).await;
+        tokio::time::sleep(linger).await;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match requests.try_recv() {
@@ -117,7 +129,11 @@ async fn send_batch(
     mut client: RaftTransportClient<Channel>,
     stats: Arc<TransportStats>,
 ) {
-    let timeout = batch.iter().map(|q| q.timeout).max().unwrap_or(LINGER);
+    let timeout = batch
+        .iter()
+        .map(|q| q.timeout)
+        .max()
+        .unwrap_or(Duration::from_secs(1));
     let (requests, replies): (Vec<RaftRequest>, Vec<oneshot::Sender<Reply>>) =
         batch.into_iter().map(|q| (q.request, q.reply)).unzip();
     stats.rpcs_sent.fetch_add(1, Ordering::Relaxed);

@@ -28,6 +28,8 @@ pub struct RaftTuning {
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot so a slightly lagging follower can catch up from the log.
     pub logs_kept_after_snapshot: u64,
+    /// How long heartbeats to a peer wait to be sent together in one call (0: each on its own).
+    pub heartbeat_batch_ms: u64,
 }
 
 impl Default for RaftTuning {
@@ -38,6 +40,7 @@ impl Default for RaftTuning {
             election_max_ms: 1000,
             snapshot_every: 2000,
             logs_kept_after_snapshot: 500,
+            heartbeat_batch_ms: 5,
         }
     }
 }
@@ -276,7 +279,7 @@ impl MultiRaft {
             config: Arc::new(config),
             groups: RwLock::new(HashMap::new()),
             lease: Arc::new(()),
-            peers: Arc::new(Peers::default()),
+            peers: Arc::new(Peers::new(Duration::from_millis(tuning.heartbeat_batch_ms))),
         })
     }
 

@@ -109,7 +109,6 @@ impl NetworkFaults {
 }
 
 /// One lazily connected channel per peer address, shared by every group.
-#[derive(Default)]
 pub struct Peers {
     channels: Mutex<HashMap<String, RaftTransportClient<Channel>>>,
     faults: NetworkFaults,
@@ -118,6 +117,16 @@ pub struct Peers {
 }
 
 impl Peers {
+    /// `heartbeat_linger`: how long heartbeats wait to be batched per peer (zero: not batched).
+    pub fn new(heartbeat_linger: Duration) -> Peers {
+        Peers {
+            channels: Mutex::default(),
+            faults: NetworkFaults::default(),
+            heartbeats: HeartbeatQueues::new(heartbeat_linger),
+            stats: Arc::default(),
+        }
+    }
+
     pub fn faults(&self) -> &NetworkFaults {
         &self.faults
     }
@@ -333,7 +342,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        if rpc.entries.is_empty() {
+        if rpc.entries.is_empty() && self.peers.heartbeats.enabled() {
             let answer = self
                 .peers
                 .heartbeat_call(&self.addr, self.group, &rpc, option.soft_ttl())

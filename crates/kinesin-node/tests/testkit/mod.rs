@@ -39,6 +39,7 @@ pub struct Options {
     pub dead_node_secs: u64,
     pub snapshot_every: u64,
     pub logs_kept: u64,
+    pub heartbeat_batch_ms: u64,
 }
 
 impl Default for Options {
@@ -49,6 +50,7 @@ impl Default for Options {
             dead_node_secs: 300,
             snapshot_every: 2000,
             logs_kept: 500,
+            heartbeat_batch_ms: 5,
         }
     }
 }
@@ -186,6 +188,7 @@ impl TestCluster {
                 dead_node_secs: Some(options.dead_node_secs),
                 raft_snapshot_every: Some(options.snapshot_every),
                 raft_logs_kept: Some(options.logs_kept),
+                raft_heartbeat_batch_ms: Some(options.heartbeat_batch_ms),
                 ..Default::default()
             }
             .resolve()
