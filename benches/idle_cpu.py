@@ -78,6 +78,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=30, help="measuring window")
     parser.add_argument("--settle", type=float, default=10, help="wait after ACTIVE before measuring")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--server-arg", action="append", default=[],
+                        help="extra flag for every `kinesin server`, e.g. --server-arg=--raft-heartbeat-batch-ms=0")
     args = parser.parse_args()
 
     base = tempfile.mkdtemp(prefix="kinesin-idle-")
@@ -99,6 +101,7 @@ def main():
                         "--cluster-listen", f"127.0.0.1:{cluster[i]}",
                         "--peers", peers,
                         "--shard-limit", str(args.shards + 10),
+                        *args.server_arg,
                     ],
                     stdout=log, stderr=subprocess.STDOUT,
                 )

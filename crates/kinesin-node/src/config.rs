@@ -85,6 +85,18 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_RAFT_LOGS_KEPT", value_name = "ENTRIES")]
     pub raft_logs_kept: Option<u64>,
 
+    /// Interval of Raft heartbeats from each group's leader to its followers, in milliseconds. Each
+    /// heartbeat costs every group some CPU on every replica, so fewer means less idle cost for
+    /// many shards. [default: 300]
+    #[arg(long, env = "KINESIN_RAFT_HEARTBEAT_MS", value_name = "MS")]
+    pub raft_heartbeat_ms: Option<u64>,
+
+    /// A follower that hears nothing from its leader for a random time between this and twice
+    /// this starts an election: roughly how long a crashed leader's shards are unavailable.
+    /// At least three heartbeat intervals. [default: 1000]
+    #[arg(long, env = "KINESIN_RAFT_ELECTION_TIMEOUT_MS", value_name = "MS")]
+    pub raft_election_timeout_ms: Option<u64>,
+
     /// How long Raft heartbeats to a peer wait so that all groups' heartbeats travel in one call;
     /// 0 sends each on its own (one call per group per heartbeat interval). [default: 5]
     #[arg(long, env = "KINESIN_RAFT_HEARTBEAT_BATCH_MS", value_name = "MS")]
@@ -124,6 +136,8 @@ struct FileConfig {
     dead_node_secs: Option<u64>,
     raft_snapshot_every: Option<u64>,
     raft_logs_kept: Option<u64>,
+    raft_heartbeat_ms: Option<u64>,
+    raft_election_timeout_ms: Option<u64>,
     raft_heartbeat_batch_ms: Option<u64>,
 }
 
@@ -259,6 +273,12 @@ impl ServerArgs {
                         raft_heartbeat_batch_ms,
                         defaults.heartbeat_batch_ms
                     ),
+                    heartbeat_ms: layered!(raft_heartbeat_ms, defaults.heartbeat_ms),
+                    election_min_ms: layered!(raft_election_timeout_ms, defaults.election_min_ms),
+                    election_max_ms: 2 * layered!(
+                        raft_election_timeout_ms,
+                        defaults.election_min_ms
+                    ),
                     ..defaults
                 }
             },
@@ -318,6 +338,15 @@ impl ServerConfig {
         if self.retention_check_secs == 0 {
             return invalid("retention_check_secs", "must be positive");
         }
+        if self.raft.heartbeat_ms == 0 {
+            return invalid("raft_heartbeat_ms", "must be positive");
+        }
+        if self.raft.election_min_ms < 3 * self.raft.heartbeat_ms {
+            return invalid(
+                "raft_election_timeout_ms",
+                "must be at least three times raft_heartbeat_ms",
+            );
+        }
         if self.dead_node_secs == 0 {
             return invalid("dead_node_secs", "must be positive");
         }
@@ -345,6 +374,24 @@ mod tests {
         assert_eq!(config.account_id, "000000000000");
         assert_eq!(config.limits.max_record_bytes, 1 << 20);
         assert_eq!(config.limits.max_put_records, 500);
+        assert_eq!(config.dead_node_secs, 300);
+        assert_eq!(config.raft.heartbeat_ms, 300);
+        assert_eq!(
+            (config.raft.election_min_ms, config.raft.election_max_ms),
+            (1000, 2000)
+        );
+        assert_eq!(config.raft.heartbeat_batch_ms, 5);
+    }
+
+    #[test]
+    fn an_election_timeout_below_three_heartbeats_is_refused_by_name() {
+        let args = ServerArgs {
+            raft_heartbeat_ms: Some(500),
+            raft_election_timeout_ms: Some(1000),
+            ..Default::default()
+        };
+        let error = args.resolve().unwrap_err().to_string();
+        assert!(error.contains("raft_election_timeout_ms"), "{error}");
     }
 
     #[test]

@@ -35,9 +35,12 @@ pub struct RaftTuning {
 impl Default for RaftTuning {
     fn default() -> Self {
         RaftTuning {
-            heartbeat_ms: 150,
-            election_min_ms: 500,
-            election_max_ms: 1000,
+            // openraft ticks every group about five times per heartbeat interval, and that (not
+            // the heartbeats themselves, which are batched) is most of what idle groups cost:
+            // 150 ms took 1.8 cores for 1,000 shards on 3 nodes, 300 ms about 1 (benches/README.md).
+            heartbeat_ms: 300,
+            election_min_ms: 1000,
+            election_max_ms: 2000,
             snapshot_every: 2000,
             logs_kept_after_snapshot: 500,
             heartbeat_batch_ms: 5,
