@@ -279,7 +279,6 @@ impl ServerArgs {
                         raft_election_timeout_ms,
                         defaults.election_min_ms
                     ),
-                    ..defaults
                 }
             },
         };
