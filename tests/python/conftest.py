@@ -299,7 +299,9 @@ class Server:
 
 
 def make_client(endpoint, region=REGION, **config_overrides):
-    cfg = dict(retries={"max_attempts": 1}, read_timeout=30, connect_timeout=10)
+    # No retries: botocore's `max_attempts` counts retries (1 would mean two tries, and a retried
+    # write could be stored twice); `total_max_attempts` counts tries.
+    cfg = dict(retries={"total_max_attempts": 1}, read_timeout=30, connect_timeout=10)
     cfg.update(config_overrides)
     return boto3.session.Session().client(
         "kinesis",

@@ -229,7 +229,7 @@ def test_every_shard_takes_writes_as_soon_as_healthz_answers_after_a_restart(fre
     shards = list_all_shards(client, stream)
     for restart in (fresh_server.restart, lambda: (fresh_server.kill9(), fresh_server.start())):
         restart()
-        client = fresh_server.client()  # retries disabled (max_attempts=1)
+        client = fresh_server.client()  # no retries (total_max_attempts=1)
         for shard in shards:
             out = client.put_record(
                 StreamName=stream,
