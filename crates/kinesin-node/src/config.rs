@@ -91,7 +91,7 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_RAFT_HEARTBEAT_MS", value_name = "MS")]
     pub raft_heartbeat_ms: Option<u64>,
 
-    /// A follower that hears nothing from its leader for a random time between this and twice
+    /// A follower that hears nothing from its leader for a random time between this and 1.5 times
     /// this starts an election: roughly how long a crashed leader's shards are unavailable.
     /// At least three heartbeat intervals. [default: 1000]
     #[arg(long, env = "KINESIN_RAFT_ELECTION_TIMEOUT_MS", value_name = "MS")]
@@ -275,10 +275,11 @@ impl ServerArgs {
                     ),
                     heartbeat_ms: layered!(raft_heartbeat_ms, defaults.heartbeat_ms),
                     election_min_ms: layered!(raft_election_timeout_ms, defaults.election_min_ms),
-                    election_max_ms: 2 * layered!(
-                        raft_election_timeout_ms,
-                        defaults.election_min_ms
-                    ),
+                    // openraft's leader lease is the maximum: followers refuse to vote for that
+                    // long after the leader's last word, so a narrow spread keeps failover short.
+                    election_max_ms: layered!(raft_election_timeout_ms, defaults.election_min_ms)
+                        * 3
+                        / 2,
                 }
             },
         };
@@ -377,7 +378,7 @@ mod tests {
         assert_eq!(config.raft.heartbeat_ms, 300);
         assert_eq!(
             (config.raft.election_min_ms, config.raft.election_max_ms),
-            (1000, 2000)
+            (1000, 1500)
         );
         assert_eq!(config.raft.heartbeat_batch_ms, 5);
     }
