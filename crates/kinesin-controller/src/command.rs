@@ -10,8 +10,8 @@ use kinesin_types::{HashRange, ShardId};
 use serde::{Deserialize, Serialize};
 
 use crate::state::{
-    place, ClusterState, EncryptionType, NodeInfo, ShardMeta, StreamKey, StreamMeta, StreamMode,
-    StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
+    place, prefer_leader, ClusterState, EncryptionType, NodeInfo, ShardMeta, StreamKey, StreamMeta,
+    StreamMode, StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
 };
 use crate::ControllerError;
 
@@ -229,8 +229,13 @@ impl Command {
                     .map_err(|e| ControllerError::InvalidArgument(e.to_string()))?;
                 let first_group = state.next_group.max(1);
                 let mut load = state.placeable_load();
+                let mut leaders = state.leader_load();
                 let placements: Vec<Vec<u64>> = (0..ranges.len())
-                    .map(|_| place(&mut load, replication_factor.max(1) as usize))
+                    .map(|_| {
+                        let mut replicas = place(&mut load, replication_factor.max(1) as usize);
+                        prefer_leader(&mut replicas, &mut leaders);
+                        replicas
+                    })
                     .collect();
                 let shards = ranges
                     .into_iter()
@@ -886,5 +891,20 @@ mod tests {
             .shards
             .iter()
             .all(|s| !s.replicas.contains(&1) && s.replicas.len() == 3));
+    }
+
+    #[test]
+    fn preferred_leaders_spread_over_the_nodes() {
+        let mut state = bootstrapped();
+        create("a", 8, 100).apply(&mut state).unwrap();
+        let leaders = state.leader_load();
+        assert_eq!(leaders.values().sum::<usize>(), 8);
+        assert!(
+            leaders.values().all(|&n| n == 2),
+            "8 shards over 4 nodes lead 2 each: {leaders:?}"
+        );
+        // A second stream keeps them balanced.
+        create("b", 4, 100).apply(&mut state).unwrap();
+        assert!(state.leader_load().values().all(|&n| n == 3));
     }
 }

@@ -85,7 +85,8 @@ pub struct ShardMeta {
     pub closed_ms: Option<u64>,
     /// Set when the shard was sealed by a split or merge: the position of its last record + 1.
     pub ending_position: Option<u64>,
-    /// Nodes holding a replica.
+    /// Nodes holding a replica; the first is the preferred leader, chosen so that leaderships
+    /// spread over the nodes like replicas do.
     pub replicas: Vec<u64>,
     /// The nodes that form the shard's group when it is created; they alone may initialize it.
     /// Emptied once the replicas change: later members are added by the group's leader.
@@ -207,6 +208,22 @@ impl ClusterState {
         load
     }
 
+    /// How many open shards prefer each known node as their leader (zero included).
+    pub fn leader_load(&self) -> BTreeMap<u64, usize> {
+        let mut load: BTreeMap<u64, usize> = self.nodes.keys().map(|id| (*id, 0)).collect();
+        let open = self
+            .streams
+            .values()
+            .filter(|s| s.status != StreamStatus::Deleting)
+            .flat_map(|s| s.open_shards());
+        for shard in open {
+            if let Some(n) = shard.replicas.first().and_then(|id| load.get_mut(id)) {
+                *n += 1;
+            }
+        }
+        load
+    }
+
     /// [`Self::replica_load`] of the nodes that are up: where new replicas may go.
     pub fn placeable_load(&self) -> BTreeMap<u64, usize> {
         let mut load = self.replica_load();
@@ -228,6 +245,18 @@ impl ClusterState {
             .values()
             .filter(move |s| s.key.account == account && s.key.region == region)
     }
+}
+
+/// Puts the replica that leads the fewest shards first (its preferred leader) and counts it in
+/// `leaders`, so consecutive placements spread leaderships too.
+pub fn prefer_leader(replicas: &mut [u64], leaders: &mut BTreeMap<u64, usize>) {
+    let Some(best) = (0..replicas.len())
+        .min_by_key(|&i| (leaders.get(&replicas[i]).copied().unwrap_or(0), replicas[i]))
+    else {
+        return;
+    };
+    replicas.swap(0, best);
+    *leaders.entry(replicas[0]).or_default() += 1;
 }
 
 /// Picks `count` nodes for a new shard's replicas — those holding the fewest replicas first, ties

@@ -17,6 +17,11 @@ use tokio::sync::watch;
 
 /// A pass also runs this often without a state change, to retry what failed.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// How often a leader may hand a group to its preferred leader: a preferred node that cannot keep
+/// the leadership (too slow, flapping) must not make the group change leaders all the time.
+const LEADER_TRANSFER_EVERY: Duration = Duration::from_secs(10);
+/// A preferred leader must have acknowledged the current leader this recently to be handed a group.
+const PREFERRED_LEADER_FRESHNESS: Duration = Duration::from_secs(1);
 /// How long one membership change may take (a new replica copying the shard included) before it
 /// is abandoned and retried by a later pass.
 const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -30,6 +35,8 @@ pub(crate) struct Reconciler {
     initial_nodes: BTreeMap<u64, NodeInfo>,
     /// Groups whose membership change is under way here.
     changing: Arc<Mutex<HashSet<u64>>>,
+    /// When this node last handed each group to its preferred leader.
+    transfers: Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
 }
 
 impl Reconciler {
@@ -43,6 +50,7 @@ impl Reconciler {
             controller,
             initial_nodes,
             changing: Arc::default(),
+            transfers: Mutex::default(),
         }
     }
 
@@ -132,9 +140,10 @@ impl Reconciler {
                     .await?;
                 if group.is_leader() {
                     self.change_voters(
-                        group,
+                        group.clone(),
                         state.addresses(&shard.replicas).into_iter().collect(),
                     );
+                    self.hand_to_preferred_leader(&group, shard, &state).await;
                 }
             }
             // The controller's leader activates a stream once the shards it can see have leaders;
@@ -201,5 +210,48 @@ impl Reconciler {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
         });
+    }
+
+    /// Leaderships spread over the nodes as the controller placed them: a leader that is not its
+    /// shard's preferred leader hands the group over when that node is up and already votes in it.
+    async fn hand_to_preferred_leader(
+        &self,
+        group: &kinesin_raft::GroupHandle,
+        shard: &kinesin_controller::ShardMeta,
+        state: &kinesin_controller::ClusterState,
+    ) {
+        let me = self.raft.node_id();
+        let Some(&preferred) = shard.replicas.first() else {
+            return;
+        };
+        // Only to a node that answered this leader just now: handing a group to a node that has
+        // just died would cost it an election.
+        let answering = group
+            .ack_ages()
+            .and_then(|ages| ages.get(&preferred).copied().flatten())
+            .is_some_and(|age| age < PREFERRED_LEADER_FRESHNESS);
+        let up = state.nodes.get(&preferred).is_some_and(|n| !n.is_down());
+        if preferred == me || !up || !answering || !group.voters().contains(&preferred) {
+            return;
+        }
+        {
+            let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
+            let now = tokio::time::Instant::now();
+            if transfers
+                .get(&group.id())
+                .is_some_and(|at| now.duration_since(*at) < LEADER_TRANSFER_EVERY)
+            {
+                return;
+            }
+            transfers.insert(group.id(), now);
+        }
+        tracing::info!(
+            group = group.id(),
+            to = preferred,
+            "handing leadership to the preferred leader"
+        );
+        if let Err(e) = group.transfer_leader(preferred).await {
+            tracing::warn!(group = group.id(), error = %e, "leader transfer failed");
+        }
     }
 }

@@ -271,3 +271,36 @@ async fn a_dead_node_is_replaced_and_replication_restored() {
     let history = finish(writers).await;
     verify_everywhere(&cluster, "replace", &history).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaderships_spread_over_the_nodes_and_return_after_a_restart() {
+    let mut cluster = TestCluster::start(Options::default()).await;
+    create_stream(&cluster.node(1).client(), "spread", 6).await;
+    let groups: Vec<u64> = cluster.groups(1, "spread").into_values().collect();
+    let spread = |cluster: &TestCluster| {
+        let mut led = std::collections::BTreeMap::new();
+        for &group in &groups {
+            if let Some(leader) = cluster.leader_of(group) {
+                *led.entry(leader).or_insert(0) += 1;
+            }
+        }
+        led
+    };
+    let even: std::collections::BTreeMap<u64, i32> = [(1, 2), (2, 2), (3, 2)].into();
+    eventually("each node to lead two of the six shards", || {
+        spread(&cluster) == even
+    })
+    .await;
+
+    // Node 3's shards fail over to the others, and come back once it is up again.
+    cluster.crash(3).await;
+    eventually("the survivors to lead every shard", || {
+        spread(&cluster).values().sum::<i32>() == 6
+    })
+    .await;
+    cluster.restart(3).await;
+    eventually("node 3 to lead its two shards again", || {
+        spread(&cluster) == even
+    })
+    .await;
+}

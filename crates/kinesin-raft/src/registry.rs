@@ -231,6 +231,19 @@ impl GroupHandle {
         Ok(())
     }
 
+    /// On the leader: asks `to` (an up-to-date voter) to take over leadership. Ignored when this
+    /// node no longer leads.
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), RaftError> {
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| RaftError::Stopped {
+                group: self.id,
+                reason: e.to_string(),
+            })
+    }
+
     /// Waits until some node leads the group.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, RaftError> {
         let metrics = self

@@ -342,12 +342,20 @@ impl TestCluster {
 }
 
 impl Drop for TestCluster {
+    /// Stops every node and waits (briefly) until their storage is closed, so no RocksDB is still
+    /// open in a background thread when the test process exits.
     fn drop(&mut self) {
+        let mut engines = Vec::new();
         for node in &mut self.nodes {
             if let Some(running) = node.running.take() {
+                engines.push(Arc::downgrade(running.node.raft().engine()));
                 drop(running.node);
                 running.runtime.shutdown_background();
             }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while engines.iter().any(|e| e.strong_count() > 0) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
