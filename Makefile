@@ -28,7 +28,7 @@ run: setup
 # differently and rebuilds RocksDB's C++ (15 minutes) a second time.
 test: setup
 	cargo test --workspace
-	KINESIN_BIN=$(CARGO_TARGET_DIR)/debug/kinesin $(KINESIN_VENV)/bin/python -m pytest tests/python
+	KINESIN_BIN=$(CARGO_TARGET_DIR)/debug/kinesin $(KINESIN_VENV)/bin/python -m pytest tests/python jepsen/tests
 
 build:
 	cargo build --workspace
