@@ -8,7 +8,7 @@ KINESIN_VENV ?= $(HOME)/.cache/kinesin-venv
 export KINESIN_VENV
 ARGS ?=
 
-.PHONY: run test setup build release lint fmt
+.PHONY: run test setup build release lint fmt jepsen
 
 setup:
 	@scripts/setup.sh
@@ -63,3 +63,10 @@ docker-up:
 ## Stop the cluster; `make docker-down ARGS=--volumes` deletes its data too.
 docker-down:
 	deploy/cluster.sh down $(ARGS)
+
+## Jepsen-style run (first slice: 3 processes on loopback, kill -9 and pause nemeses, then the
+## checker over the whole history; jepsen/store/<run-id>/ keeps history, results and node logs).
+## ARGS passes options, e.g. make jepsen ARGS="--time-limit 300 --seed 7 --nemesis kill".
+jepsen: setup
+	cargo build --workspace
+	cd jepsen && $(KINESIN_VENV)/bin/python -m kinesin_jepsen.run --bin $(CARGO_TARGET_DIR)/debug/kinesin --time-limit 60 $(ARGS)
