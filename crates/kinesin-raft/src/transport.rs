@@ -15,7 +15,8 @@ use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable}
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::storage::SnapshotMeta;
 use openraft::{AnyError, BasicNode, OptionalSend};
@@ -374,6 +375,18 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             .map_err(RPCError::Unreachable)
     }
 
+    /// Tells the chosen node to campaign now (leader transfer), instead of everyone waiting out
+    /// the old leader's lease and electing whoever times out first.
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(RaftKind::TransferLeader, &rpc, option.soft_ttl())
+            .await
+            .map_err(RPCError::Unreachable)
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<TypeConfig>,
@@ -437,6 +450,10 @@ impl TransportService {
             Ok(RaftKind::PreVote) => {
                 let rpc = decode_request(&request.payload)?;
                 reply(raft.pre_vote(rpc).await.map_err(failed))
+            }
+            Ok(RaftKind::TransferLeader) => {
+                let rpc = decode_request(&request.payload)?;
+                reply(raft.handle_transfer_leader(rpc).await.map_err(failed))
             }
             Ok(RaftKind::Snapshot) => {
                 let message: SnapshotMessage = decode_request(&request.payload)?;
