@@ -11,10 +11,7 @@ Needs boto3 (the test venv has it: ~/.cache/kinesin-venv/bin/python).
 
 import argparse
 import os
-import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,17 +20,11 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
+# The cluster on loopback is the Jepsen harness's: one way to start and stop kinesin processes.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
+from kinesin_jepsen.local import LocalCluster  # noqa: E402
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def cpu_seconds(pid):
@@ -52,13 +43,6 @@ def metric(endpoint, name):
         if line.startswith(name):
             total = (total or 0) + float(line.rsplit(" ", 1)[1])
     return total
-
-
-def healthy(endpoint):
-    try:
-        return urllib.request.urlopen(f"{endpoint}/healthz", timeout=1).status == 200
-    except OSError:
-        return False
 
 
 def wait(what, condition, timeout=600):
@@ -83,31 +67,12 @@ def main():
     args = parser.parse_args()
 
     base = tempfile.mkdtemp(prefix="kinesin-idle-")
-    ports = free_ports(2 * args.nodes)
-    api = ports[: args.nodes]
-    cluster = ports[args.nodes :]
-    peers = ",".join(f"{i + 1}@127.0.0.1:{cluster[i]}" for i in range(args.nodes))
-    procs = []
+    cluster = LocalCluster(args.bin, args.nodes, base,
+                           extra_args=["--shard-limit", str(args.shards + 10), *args.server_arg])
     try:
-        for i in range(args.nodes):
-            log = open(os.path.join(base, f"node{i + 1}.log"), "wb")
-            procs.append(
-                subprocess.Popen(
-                    [
-                        args.bin, "server",
-                        "--node-id", str(i + 1),
-                        "--data-dir", os.path.join(base, f"node{i + 1}"),
-                        "--listen", f"127.0.0.1:{api[i]}",
-                        "--cluster-listen", f"127.0.0.1:{cluster[i]}",
-                        "--peers", peers,
-                        "--shard-limit", str(args.shards + 10),
-                        *args.server_arg,
-                    ],
-                    stdout=log, stderr=subprocess.STDOUT,
-                )
-            )
-        endpoints = [f"http://127.0.0.1:{p}" for p in api]
-        wait("the nodes to serve", lambda: all(healthy(e) for e in endpoints))
+        cluster.start_all(timeout=600)
+        endpoints = [cluster.endpoint(n) for n in cluster.nodes()]
+        procs = [cluster.procs[n] for n in cluster.nodes()]
         kinesis = boto3.client(
             "kinesis", endpoint_url=endpoints[0], region_name="us-east-1",
             aws_access_key_id="x", aws_secret_access_key="x",
@@ -151,13 +116,7 @@ def main():
         print(f"cluster: {total * 100:.1f}% of a core for {args.shards} idle shards x {args.nodes} replicas "
               f"({total * 100 / args.shards * 1000:.1f}% per 1,000 shards), over {elapsed:.0f} s")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        cluster.stop_all()
         if args.keep:
             print(f"data and logs kept in {base}")
         else:

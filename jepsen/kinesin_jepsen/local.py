@@ -20,8 +20,9 @@ def free_ports(n):
 
 
 class LocalCluster:
-    def __init__(self, binary, nodes, directory):
+    def __init__(self, binary, nodes, directory, extra_args=()):
         self.binary = binary
+        self.extra_args = list(extra_args)
         self.directory = directory
         ports = free_ports(2 * nodes)
         self.api = {i + 1: ports[i] for i in range(nodes)}
@@ -46,6 +47,7 @@ class LocalCluster:
                 "--listen", f"127.0.0.1:{self.api[node]}",
                 "--cluster-listen", f"127.0.0.1:{self.cluster[node]}",
                 "--peers", self.peers,
+                *self.extra_args,
             ],
             stdout=log, stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("KINESIN_")},

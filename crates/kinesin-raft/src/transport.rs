@@ -84,12 +84,6 @@ impl NetworkFaults {
         self.any.store(true, Ordering::Release);
     }
 
-    pub fn unblock(&self, addr: &str) {
-        let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
-        blocked.remove(addr);
-        self.any.store(!blocked.is_empty(), Ordering::Release);
-    }
-
     /// Lets all traffic through again.
     pub fn heal(&self) {
         let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
