@@ -1,6 +1,7 @@
 """A cluster of real `kinesin` processes on loopback: the harness's first cluster under test, before
 the docker compose one. Faults come from outside the processes: SIGKILL, SIGSTOP / SIGCONT."""
 
+import json
 import os
 import signal
 import socket
@@ -76,6 +77,14 @@ class LocalCluster:
         if proc and proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+
+    def running(self, node):
+        proc = self.procs.get(node)
+        return proc is not None and proc.poll() is None
+
+    def admin(self, node, path):
+        with urllib.request.urlopen(f"{self.endpoint(node)}{path}", timeout=5) as r:
+            return json.loads(r.read())
 
     def restart(self, node):
         self.start(node)

@@ -1,11 +1,15 @@
 """One harness run: a cluster, producers and consumers speaking the public Kinesis API (no client
-retries), a seeded nemesis, then heal, read everything, and check the whole history.
+retries), optional stream-metadata races, seeded nemeses, then heal, read everything, and check the
+whole history.
 
-    python -m kinesin_jepsen.run --bin target/debug/kinesin --time-limit 60 --seed 7
+    python -m kinesin_jepsen.run --bin target/debug/kinesin --time-limit 120 --seed 7 \
+        --cluster docker --nodes 5 --nemesis kill,pause,partition,clock,disk --workload produce,metadata
 
-Writes jepsen/store/<run-id>/ (history.jsonl, results.json, node logs) and exits 1 when the
-history is invalid. This first slice runs the cluster as processes on loopback with kill -9 and
-pause nemeses; the docker compose cluster and its network nemeses come next (issue 4).
+Writes jepsen/store/<run-id>/ (history.jsonl, results.json, timeline.svg, each node's log, the
+generated compose file) and exits 1 when the history is invalid.
+
+Clusters: `docker` (default) is the compose deployment of deploy/ with N nodes and every nemesis;
+`local` runs N processes on loopback (kill and pause only), for quick runs without Docker.
 """
 
 import argparse
@@ -16,41 +20,28 @@ import sys
 import threading
 import time
 
-import boto3
-import botocore.exceptions
-from botocore.config import Config
-
 from .checker import check
+from .clients import client, error_code, is_definite_failure
+from .docker import DockerCluster, build_image
 from .history import History
 from .local import LocalCluster
+from .metadata import MetadataWorkload, check_metadata, record_final_state
+from .nemesis import DOCKER_ONLY, KINDS, PARTITIONS, Nemesis
+from .timeline import latency_summary, render
 
-# No retries at all: every outcome in the history is what one request got.
-CLIENT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=5)
-# Definite failures: the cluster answered that the write was not done.
-DEFINITE = {"ServiceUnavailableException", "ResourceNotFoundException", "ValidationException",
-            "InvalidArgumentException", "ResourceInUseException"}
-
-
-def client(endpoint):
-    return boto3.session.Session().client(
-        "kinesis", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id="jepsen", aws_secret_access_key="jepsen", config=CLIENT_CONFIG)
-
-
-def error_type(exc):
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return exc.response.get("Error", {}).get("Code", "ClientError")
-    return type(exc).__name__
+WORKLOADS = ("produce", "metadata")
 
 
 class Run:
-    def __init__(self, args, store):
+    def __init__(self, args, store, cluster):
         self.args = args
-        self.rng = random.Random(args.seed)
-        self.cluster = LocalCluster(args.bin, args.nodes, store)
+        self.cluster = cluster
         self.history = History(os.path.join(store, "history.jsonl"))
         self.stop = threading.Event()
         self.stream = "jepsen"
+        self.nemesis = Nemesis(args.nemesis, cluster, self.history, args.seed, self.stop,
+                               leader_of_most=self.leader_of_most, shapes=args.partition_shapes,
+                               concurrent=args.concurrent_faults)
 
     # -- clients ---------------------------------------------------------------------------------
     def producer(self, process, node):
@@ -71,8 +62,8 @@ class Run:
             out = kinesis.put_record(StreamName=self.stream, Data=data.encode(), PartitionKey=key)
             self.history.record(process, "ok", "put", {"key": key, "data": data, "shard": out["ShardId"], "seq": out["SequenceNumber"]})
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is fatal
-            kind = "fail" if error_type(exc) in DEFINITE else "info"
-            self.history.record(process, kind, "put", {"key": key, "data": data, "error": error_type(exc)})
+            kind = "fail" if is_definite_failure(exc) else "info"
+            self.history.record(process, kind, "put", {"key": key, "data": data, "error": error_code(exc)})
             time.sleep(0.05)
 
     def put_many(self, kinesis, process, batch):
@@ -86,9 +77,9 @@ class Run:
                 else:
                     self.history.record(process, "info", "put", {"key": key, "data": data, "error": result.get("ErrorCode")})
         except Exception as exc:  # noqa: BLE001
-            kind = "fail" if error_type(exc) in DEFINITE else "info"
+            kind = "fail" if is_definite_failure(exc) else "info"
             for data, key in batch:
-                self.history.record(process, kind, "put", {"key": key, "data": data, "error": error_type(exc)})
+                self.history.record(process, kind, "put", {"key": key, "data": data, "error": error_code(exc)})
             time.sleep(0.05)
 
     def consumer(self, process, node, shard):
@@ -109,7 +100,7 @@ class Run:
                 if not records:
                     time.sleep(0.05)
             except Exception as exc:  # noqa: BLE001
-                self.history.record(process, "info", "read", {"shard": shard, "error": error_type(exc)})
+                self.history.record(process, "info", "read", {"shard": shard, "error": error_code(exc)})
                 iterator = None
                 time.sleep(0.1)
 
@@ -126,24 +117,21 @@ class Run:
         self.history.record(process, "ok", "shards", listing)
         return listing
 
-    # -- nemesis ---------------------------------------------------------------------------------
-    def nemesis(self):
-        faults = self.args.nemesis
-        while not self.stop.wait(self.rng.uniform(1, 3)):
-            fault = self.rng.choice(faults)
-            node = self.rng.choice(self.cluster.nodes())
-            name = f"{fault} n{node}"
-            self.history.record("nemesis", "info", "start", name)
-            if fault == "kill":
-                self.cluster.kill(node)
-            else:
-                self.cluster.pause(node)
-            self.stop.wait(self.rng.uniform(2, 5))
-            if fault == "kill":
-                self.cluster.restart(node)
-            else:
-                self.cluster.resume(node)
-            self.history.record("nemesis", "info", "stop", name)
+    def leader_of_most(self):
+        """The node leading the most shards of the stream, as the nodes that answer report it."""
+        leaders = {}
+        for node in self.cluster.nodes():
+            try:
+                view = self.cluster.admin(node, f"/admin/v1/streams/{self.stream}/shards")
+            except OSError:
+                continue
+            for shard in view["shards"]:
+                if shard.get("leader"):
+                    leaders.setdefault(shard["shard_id"], shard["leader"])
+        counts = {}
+        for leader in leaders.values():
+            counts[leader] = counts.get(leader, 0) + 1
+        return max(counts, key=counts.get) if counts else None
 
     # -- the run ---------------------------------------------------------------------------------
     def final_read(self):
@@ -179,63 +167,137 @@ class Run:
         admin.get_waiter("stream_exists").wait(StreamName=self.stream, WaiterConfig={"Delay": 1})
         shards = [s["shard"] for s in self.list_shards(admin)]
         nodes = self.cluster.nodes()
-        threads = [threading.Thread(target=self.producer, args=(p, nodes[p % len(nodes)]), daemon=True)
-                   for p in range(self.args.producers)]
-        threads += [threading.Thread(target=self.consumer, args=(100 + i, nodes[i % len(nodes)], shard), daemon=True)
-                    for i, shard in enumerate(shards)]
-        threads.append(threading.Thread(target=self.nemesis, daemon=True))
+        threads = []
+        if "produce" in self.args.workload:
+            threads += [threading.Thread(target=self.producer, args=(p, nodes[p % len(nodes)]), daemon=True)
+                        for p in range(self.args.producers)]
+            threads += [threading.Thread(target=self.consumer, args=(100 + i, nodes[i % len(nodes)], shard), daemon=True)
+                        for i, shard in enumerate(shards)]
+        metadata = MetadataWorkload(self.history, self.client_for_node, nodes, self.args.seed)
+        if "metadata" in self.args.workload:
+            threads += [threading.Thread(target=metadata.run, args=(200 + i, self.stop), daemon=True) for i in range(3)]
         for t in threads:
             t.start()
+        self.nemesis.start()
         self.stop.wait(self.args.time_limit)
         self.stop.set()
+        print("jepsen: load stopped; healing", flush=True)
+        self.nemesis.join()
         for t in threads:
             t.join(timeout=60)
-        # Heal: everything running again.
-        for node in list(self.cluster.paused):
-            self.cluster.resume(node)
-        for node in nodes:
-            if self.cluster.procs[node].poll() is not None:
-                self.cluster.restart(node)
-        self.cluster.wait_healthy(nodes)
+        self.heal()
         self.list_shards(admin)
         agreed = self.final_read()
         result = check(self.history.ops)
         result["nodes_agree"] = agreed
         result["valid"] = result["valid"] and agreed
+        if "metadata" in self.args.workload:
+            record_final_state(self.history, self.client_for_node, nodes)
+            result["metadata"] = check_metadata(self.history.ops)
+            result["valid"] = result["valid"] and result["metadata"]["valid"]
+            result["errors"] = result["errors"] + result["metadata"].pop("errors")
+        result["faults"] = self.nemesis.counts
+        result["latency_ms"] = latency_summary(self.history.ops)
         return result
 
+    def client_for_node(self, node):
+        return client(self.cluster.endpoint(node))
 
-def main(argv=None):
+    def heal(self):
+        """Everything running and connected again, clocks true, disks free; then wait for health."""
+        for node in list(self.cluster.paused):
+            self.cluster.resume(node)
+        if isinstance(self.cluster, DockerCluster):
+            self.cluster.heal_network()
+            for node in self.cluster.nodes():
+                self.cluster.set_clock_offset(node, 0)
+            if self.cluster.disk_node:
+                self.cluster.free_disk()
+        for node in self.cluster.nodes():
+            if not self.cluster.running(node):
+                self.cluster.restart(node)
+        self.cluster.wait_healthy(self.cluster.nodes())
+
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True, help="the kinesin binary")
-    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--bin", required=True, help="the kinesin binary (put in an image for --cluster docker)")
+    parser.add_argument("--cluster", choices=("docker", "local"), default="docker")
+    parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--producers", type=int, default=6)
     parser.add_argument("--time-limit", type=float, default=60, help="seconds of load and faults")
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--nemesis", default="kill,pause", help="comma-separated: kill, pause")
+    parser.add_argument("--nemesis", default="kill,pause,partition,clock,disk",
+                        help=f"comma-separated, any of: {', '.join(KINDS)} (empty: no faults)")
+    parser.add_argument("--partition-shapes", default=",".join(PARTITIONS),
+                        help=f"the partitions the partition nemesis picks from: {', '.join(PARTITIONS)}")
+    parser.add_argument("--concurrent-faults", type=int, default=1,
+                        help="fault schedules running at once (1: one fault at a time, with quiet periods)")
+    parser.add_argument("--workload", default="produce,metadata", help=f"comma-separated: {', '.join(WORKLOADS)}")
     parser.add_argument("--store", default=os.path.join(os.path.dirname(__file__), "..", "store"))
+    parser.add_argument("--expect-invalid", action="store_true",
+                        help="exit 0 only when the run is INVALID (for a binary built with a fault switch)")
     args = parser.parse_args(argv)
     args.nemesis = [n for n in args.nemesis.split(",") if n]
-    run_id = time.strftime("%Y%m%dT%H%M%S") + f"-seed{args.seed}"
-    store = os.path.abspath(os.path.join(args.store, run_id))
-    os.makedirs(store)
-    print(f"jepsen run {run_id}: {args.nodes} nodes, nemeses {args.nemesis}, {args.time_limit:.0f} s, store {store}", flush=True)
-    run = Run(args, store)
-    try:
-        result = run.go()
-    finally:
-        run.stop.set()
-        run.cluster.stop_all()
-        run.history.close()
-    result["seed"] = args.seed
+    args.workload = [w for w in args.workload.split(",") if w]
+    args.partition_shapes = [p for p in args.partition_shapes.split(",") if p]
+    bad = [k for k in args.nemesis if k not in KINDS] + [w for w in args.workload if w not in WORKLOADS]
+    bad += [p for p in args.partition_shapes if p not in PARTITIONS]
+    if bad:
+        parser.error(f"unknown nemesis or workload: {', '.join(bad)}")
+    if args.cluster == "local" and DOCKER_ONLY & set(args.nemesis):
+        parser.error(f"--cluster local supports only kill and pause, not {', '.join(sorted(DOCKER_ONLY & set(args.nemesis)))}")
+    return args
+
+
+def make_cluster(args, store, run_id):
+    if args.cluster == "local":
+        return LocalCluster(args.bin, args.nodes, store)
+    tag = f"kinesin-jepsen:{run_id.lower()}"
+    print(f"jepsen: building image {tag} from {args.bin}", flush=True)
+    build_image(args.bin, tag)
+    disk_node = args.nodes if "disk" in args.nemesis else None
+    return DockerCluster(tag, args.nodes, store, project=f"jepsen{run_id.lower().replace('-', '')}", disk_node=disk_node)
+
+
+def report(result, store):
     with open(os.path.join(store, "results.json"), "w") as f:
         json.dump(result, f, indent=2)
     summary = {k: v for k, v in result.items() if k != "errors"}
     print(json.dumps(summary, indent=2))
     for e in result["errors"][:20]:
         print("VIOLATION", json.dumps(e))
+    print(f"store: {store}")
     print("VALID" if result["valid"] else "INVALID", flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    run_id = time.strftime("%Y%m%dT%H%M%S") + f"-seed{args.seed}"
+    store = os.path.abspath(os.path.join(args.store, run_id))
+    os.makedirs(store)
+    print(f"jepsen run {run_id}: {args.cluster} cluster of {args.nodes} nodes, nemeses {args.nemesis or 'none'}, "
+          f"workloads {args.workload}, {args.time_limit:.0f} s, store {store}", flush=True)
+    cluster = make_cluster(args, store, run_id)
+    run = Run(args, store, cluster)
+    try:
+        result = run.go()
+    finally:
+        run.stop.set()
+        cluster.stop_all()
+        run.history.close()
+        if isinstance(cluster, DockerCluster):
+            cluster.remove_image()
+    result["seed"] = args.seed
+    result["cluster"] = {"kind": args.cluster, "nodes": args.nodes, "shards": args.shards}
+    result["nemesis"] = args.nemesis
+    result["workload"] = args.workload
+    render(run.history.ops, os.path.join(store, "timeline.svg"),
+           title=f"{run_id}: {args.nodes} nodes, nemeses {','.join(args.nemesis) or 'none'}")
+    report(result, store)
+    if args.expect_invalid:
+        return 0 if not result["valid"] else 1
     return 0 if result["valid"] else 1
 
 

@@ -17,6 +17,9 @@ use crate::ControllerError;
 /// The controller is Raft group 0 on every node that votes in it.
 pub const CONTROLLER_GROUP: u64 = 0;
 
+/// How long a metadata read waits to learn the newest cluster state before answering unavailable.
+const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How long a change waits for the controller group (elections included) before failing.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a committed change waits to be applied on this node too before answering anyway.
@@ -147,6 +150,20 @@ impl Controller {
     /// Commits `command` through the controller group — forwarded to its leader when that is
     /// another node — and returns what applying it decided, once this node has applied it too
     /// (so a client that changes something through this node sees the change here next).
+    /// Waits until this node's copy of the cluster state holds every change committed before the
+    /// call: a linearizable-read barrier (one call to the controller's leader when it is elsewhere).
+    /// Metadata reads go through it, so a node that lags (just restarted, just healed) answers as
+    /// the node that made a change would, instead of "not found" for a stream that exists.
+    pub async fn catch_up(&self) -> Result<(), ControllerError> {
+        let raft = self
+            .raft
+            .get()
+            .ok_or_else(|| ControllerError::Unavailable("controller group not started".into()))?;
+        raft.linearize(CONTROLLER_GROUP, CATCH_UP_TIMEOUT)
+            .await
+            .map_err(|e| ControllerError::Unavailable(e.to_string()))
+    }
+
     pub async fn propose(&self, command: &Command) -> Result<Outcome, ControllerError> {
         let raft = self
             .raft

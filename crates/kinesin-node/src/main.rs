@@ -53,6 +53,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Exit status after a storage failure (EX_IOERR in sysexits.h).
+const STORAGE_FAILED_EXIT: i32 = 74;
+
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     let node = Node::start(config).await?;
@@ -60,7 +63,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         "Kinesin is ready: Kinesis API at http://{addr}\n  try: aws kinesis list-streams --endpoint-url http://{addr} --region us-east-1",
         addr = node.api_addr()
     );
-    shutdown_signal().await;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        failure = node.storage_failed() => {
+            // Fail-stop: no graceful shutdown over a disk that cannot be trusted. What was
+            // acknowledged is on a majority; this node catches up when it is restarted.
+            tracing::error!(%failure, "storage failed: stopping the node now; restart it once the disk is healthy");
+            std::process::exit(STORAGE_FAILED_EXIT);
+        }
+    }
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())

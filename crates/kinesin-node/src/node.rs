@@ -52,6 +52,7 @@ pub struct Node {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     api_addr: std::net::SocketAddr,
+    storage_failure: watch::Receiver<Option<String>>,
 }
 
 fn listen_error(addr: std::net::SocketAddr) -> impl Fn(std::io::Error) -> NodeError {
@@ -80,6 +81,9 @@ impl Node {
             Some(l) => (Some(l.cluster), Some(l.api)),
             None => (None, None),
         };
+        if kinesin_raft::UNSAFE_EARLY_ACK {
+            tracing::error!("TEST BUILD: the unsafe-early-ack fault is on; this node acknowledges writes before a majority has them and WILL lose data");
+        }
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir {
             dir: data_dir.display().to_string(),
@@ -90,6 +94,7 @@ impl Node {
             &EngineOptions::default(),
         )?);
         check_identity(&engine, &config).await?;
+        let storage_failure = engine.failed();
 
         let raft = Arc::new(MultiRaft::new(
             config.node_id,
@@ -142,6 +147,11 @@ impl Node {
                 peers = config.peers.len(),
                 "waiting for a majority of the controller's nodes to elect a leader"
             );
+        }
+        // Learn what changed while this node was away before choosing the groups to host: with a
+        // stale state it reopens the groups of streams deleted meanwhile and waits for them to elect.
+        if let Err(e) = controller.catch_up().await {
+            tracing::warn!(error = %e, "could not catch up with the controller's leader; starting from the local state");
         }
         tracing::info!(node = config.node_id, data_dir = %data_dir.display(), "controller ready");
 
@@ -225,7 +235,21 @@ impl Node {
             stop,
             tasks,
             api_addr,
+            storage_failure,
         })
+    }
+
+    /// Resolves, with what failed, when the storage engine fails a write or an fsync. The node's
+    /// durable state is then uncertain; the binary stops the process at once so it restarts from
+    /// the disk (fail-stop), rather than serving from a state it cannot make durable.
+    pub async fn storage_failed(&self) -> String {
+        let mut failure = self.storage_failure.clone();
+        let failed = failure.wait_for(Option::is_some).await.map(|f| f.clone());
+        match failed {
+            Ok(Some(what)) => what,
+            // The engine is gone (shut down): it can no longer fail.
+            _ => std::future::pending().await,
+        }
     }
 
     /// Where the Kinesis API listens (useful with port 0).

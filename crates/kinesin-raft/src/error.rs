@@ -17,6 +17,10 @@ pub enum RaftError {
         addr: String,
         reason: String,
     },
+    /// A linearizable read could not be served: no leader, or the leader could not confirm its
+    /// leadership with a quorum, or this replica did not catch up in time.
+    #[error("group {group}: cannot read linearizably now: {reason}")]
+    NotLinearizable { group: u64, reason: String },
     #[error("storage: {0}")]
     Storage(#[from] kinesin_storage::StorageError),
     #[error("{0}")]

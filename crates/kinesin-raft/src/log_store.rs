@@ -138,12 +138,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::default();
+        #[cfg(feature = "unsafe-early-ack")]
+        let mut appended = Vec::new();
         for entry in entries {
             self.engine
                 .put_log_entry(&mut batch, self.group, entry.index(), &encode(&entry)?);
+            #[cfg(feature = "unsafe-early-ack")]
+            if let openraft::EntryPayload::Normal(command) = entry.payload {
+                appended.push((entry.index(), command));
+            }
         }
         // Written now so the entries are readable when this returns; durable when the callback fires.
         self.engine.write(batch)?;
+        #[cfg(feature = "unsafe-early-ack")]
+        for (index, command) in appended {
+            crate::unsafe_early_ack::appended(self.group, index, &command);
+        }
         self.engine
             .sync_then(move |result| callback.io_completed(result.map_err(io::Error::from)));
         Ok(())

@@ -26,6 +26,9 @@ pub enum ShardQuery {
     Bounds,
     /// The position of the first record that arrived at or after `arrival_ms`.
     PositionAt { arrival_ms: u64 },
+    /// Asked of a group's leader, of any group: the log index a replica must have applied to
+    /// answer as of now (Raft's read index, after the leader confirmed it still leads).
+    ReadIndex,
 }
 
 /// The retained range of a shard as one replica sees it.
@@ -46,6 +49,7 @@ pub(crate) enum WireAnswer {
     },
     Bounds(ShardBounds),
     Position(u64),
+    ReadIndex(u64),
 }
 
 /// Records read from a shard, with the bounds of the replica that served them (read after the
@@ -91,6 +95,11 @@ impl ShardView {
             ShardQuery::PositionAt { arrival_ms } => {
                 WireAnswer::Position(self.position_at_time(arrival_ms)?)
             }
+            ShardQuery::ReadIndex => {
+                return Err(RaftError::Other(
+                    "a read index is asked of the group, not of a shard view".into(),
+                ))
+            }
         })
     }
 }
@@ -119,6 +128,13 @@ impl WireAnswer {
             other => Err(mismatch(group, &other)),
         }
     }
+
+    pub(crate) fn into_read_index(self, group: u64) -> Result<u64, RaftError> {
+        match self {
+            WireAnswer::ReadIndex(index) => Ok(index),
+            other => Err(mismatch(group, &other)),
+        }
+    }
 }
 
 fn mismatch(group: u64, answer: &WireAnswer) -> RaftError {
@@ -126,6 +142,7 @@ fn mismatch(group: u64, answer: &WireAnswer) -> RaftError {
         WireAnswer::Records { .. } => "records",
         WireAnswer::Bounds(_) => "bounds",
         WireAnswer::Position(_) => "a position",
+        WireAnswer::ReadIndex(_) => "a read index",
     };
     RaftError::Other(format!(
         "group {group}: a replica answered with {kind} to another question"
@@ -190,6 +207,50 @@ impl crate::registry::MultiRaft {
         self.query_shard(id, ShardQuery::Bounds, replicas)
             .await?
             .into_bounds(id)
+    }
+
+    /// A linearizable-read barrier: waits until this node's replica of group `id` has applied
+    /// everything committed before the call, so what it answers next is at least as new as any
+    /// write acknowledged before (on any node). Asks the group's leader for its read index (one
+    /// call when the leader is elsewhere), then waits for the local replica to apply that far.
+    pub async fn linearize(&self, id: u64, timeout: std::time::Duration) -> Result<(), RaftError> {
+        let group = self.group(id).ok_or(RaftError::NoSuchGroup(id))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let not_now = |reason: String| RaftError::NotLinearizable { group: id, reason };
+        // Right after an election or a healed partition the leader may be unknown for a moment,
+        // or the one we knew may have just stepped down: wait for the next, up to the deadline.
+        let index = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let leader = match group.leader() {
+                Some(leader) => leader,
+                None => group
+                    .wait_for_leader(left)
+                    .await
+                    .map_err(|e| not_now(format!("no leader: {e}")))?,
+            };
+            let asked = if leader == self.node_id() {
+                group.read_index().await
+            } else {
+                let addr = group.node_addr(leader).ok_or(RaftError::NoSuchGroup(id))?;
+                match self
+                    .peers()
+                    .query(&addr, id, &ShardQuery::ReadIndex, left)
+                    .await
+                {
+                    Ok(answer) => answer.into_read_index(id),
+                    Err(e) => Err(e),
+                }
+            };
+            match asked {
+                Ok(index) => break index,
+                Err(RaftError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(not_now(e.to_string())),
+            }
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        group.wait_applied(index, left).await
     }
 
     /// The position of the first record of group `id` that arrived at or after `arrival_ms`.

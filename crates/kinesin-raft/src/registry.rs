@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use kinesin_storage::Engine;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, RaftError as OpenRaftError};
-use openraft::{BasicNode, Config, Instant as _, ServerState, SnapshotPolicy};
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError as OpenRaftError};
+use openraft::{BasicNode, Config, Instant as _, ReadPolicy, ServerState, SnapshotPolicy};
 
 use crate::error::RaftError;
 use crate::log_store::LogStore;
@@ -80,6 +80,41 @@ impl GroupHandle {
 
     /// Proposes `command` and waits until it is committed on a majority and applied here.
     pub async fn write(&self, command: Command) -> Result<Response, RaftError> {
+        #[cfg(feature = "unsafe-early-ack")]
+        if let Some(appended) = crate::unsafe_early_ack::register(self.id, &command) {
+            return self.write_acknowledging_early(command, appended).await;
+        }
+        self.write_committed(command).await
+    }
+
+    /// The `unsafe-early-ack` fault: answers as soon as this node's log has the entry, while the
+    /// honest write goes on in the background.
+    #[cfg(feature = "unsafe-early-ack")]
+    async fn write_acknowledging_early(
+        &self,
+        command: Command,
+        appended: tokio::sync::oneshot::Receiver<u64>,
+    ) -> Result<Response, RaftError> {
+        let arrival_ms = match &command {
+            Command::Put { arrival_ms, .. } => *arrival_ms,
+            _ => 0,
+        };
+        let handle = self.clone();
+        let fingerprinted = command.clone();
+        let mut committed = tokio::spawn(async move { handle.write_committed(command).await });
+        tokio::select! {
+            Ok(index) = appended => Ok(Response::Put {
+                first_position: crate::shard::first_position(index),
+                arrival_ms,
+            }),
+            result = &mut committed => {
+                crate::unsafe_early_ack::unregister(self.id, &fingerprinted);
+                result.unwrap_or_else(|e| Err(RaftError::Other(e.to_string())))
+            }
+        }
+    }
+
+    async fn write_committed(&self, command: Command) -> Result<Response, RaftError> {
         match self.raft.client_write(command).await {
             Ok(response) => Ok(response.data),
             Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
@@ -147,6 +182,37 @@ impl GroupHandle {
     }
 
     /// Index of the last log entry applied here (0 before any).
+    /// On the leader: Raft's read index, the log index a replica must have applied to answer as
+    /// of now. The leader first confirms with a quorum that it still leads.
+    pub async fn read_index(&self) -> Result<u64, RaftError> {
+        match self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await {
+            Ok(linearizer) => Ok(linearizer.read_log_id().log_id().index),
+            Err(OpenRaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                Err(RaftError::NotLeader {
+                    group: self.id,
+                    leader: f.leader_id,
+                })
+            }
+            Err(other) => Err(RaftError::NotLinearizable {
+                group: self.id,
+                reason: other.to_string(),
+            }),
+        }
+    }
+
+    /// Waits (at most `timeout`) until this replica has applied through `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), RaftError> {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map(|_| ())
+            .map_err(|e| RaftError::NotLinearizable {
+                group: self.id,
+                reason: e.to_string(),
+            })
+    }
+
     pub fn applied_index(&self) -> u64 {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();

@@ -45,6 +45,10 @@ use pb::{
 
 /// Connection setup and per-call limits for cluster traffic.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// HTTP/2 pings on each peer connection, and how long an unanswered one may wait before the
+/// connection is declared dead.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the receiving node could not do, as sent back to the caller.
@@ -140,7 +144,12 @@ impl Peers {
             .map_err(|e| format!("bad peer address {addr}: {e}"))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
+            // A peer cut off by a partition must be noticed in about two seconds: the connection
+            // is then dropped and the next call dials afresh. Left to TCP, a connection that lost
+            // packets during a partition resumes only at its next retransmission, which backs off
+            // to several seconds and kept shards unavailable for ~10 s after a partition healed.
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
         let client = RaftTransportClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(usize::MAX)
@@ -534,15 +543,18 @@ impl RaftTransport for TransportService {
         let Some(multi) = self.raft.upgrade() else {
             return Err(tonic::Status::unavailable("node is shutting down"));
         };
-        let result: Remote<WireAnswer> = match multi.group(request.group) {
-            Some(group) => match group.shard() {
-                Some(view) => {
-                    let query: ShardQuery = decode_request(&request.query)?;
-                    view.answer(&query).map_err(failed)
-                }
+        let query: ShardQuery = decode_request(&request.query)?;
+        let result: Remote<WireAnswer> = match (multi.group(request.group), query) {
+            (Some(group), ShardQuery::ReadIndex) => match group.read_index().await {
+                Ok(index) => Ok(WireAnswer::ReadIndex(index)),
+                Err(RaftError::NotLeader { leader, .. }) => Err(RemoteError::NotLeader { leader }),
+                Err(other) => Err(failed(other)),
+            },
+            (Some(group), query) => match group.shard() {
+                Some(view) => view.answer(&query).map_err(failed),
                 None => Err(failed(format!("group {} is not a shard", request.group))),
             },
-            None => Err(RemoteError::NoSuchGroup),
+            (None, _) => Err(RemoteError::NoSuchGroup),
         };
         let payload = encode(&result).map_err(|e| tonic::Status::internal(e.to_string()))?;
         Ok(tonic::Response::new(QueryReply { payload }))

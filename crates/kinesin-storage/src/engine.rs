@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 use tokio::sync::oneshot;
 
+use crate::failure::FailureFlag;
 use crate::keys::{self, ALL_CFS, CF_META, CF_RAFT_LOG, CF_RAFT_STATE};
 use crate::syncer::{SyncStats, Syncer};
 use crate::StorageError;
@@ -42,6 +43,7 @@ impl Default for EngineOptions {
 pub struct Engine {
     db: Arc<DB>,
     syncer: Syncer,
+    failure: FailureFlag,
 }
 
 impl Engine {
@@ -68,9 +70,14 @@ impl Engine {
                 source,
             })?;
         let db = Arc::new(db);
-        let syncer =
-            Syncer::start(db.clone()).map_err(|e| StorageError::SyncFailed(e.to_string()))?;
-        Ok(Engine { db, syncer })
+        let failure = FailureFlag::new();
+        let syncer = Syncer::start(db.clone(), failure.clone())
+            .map_err(|e| StorageError::SyncFailed(e.to_string()))?;
+        Ok(Engine {
+            db,
+            syncer,
+            failure,
+        })
     }
 
     pub(crate) fn cf(&self, name: &'static str) -> &ColumnFamily {
@@ -91,8 +98,16 @@ impl Engine {
     pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(false);
-        self.db.write_opt(batch, &opts)?;
+        self.db.write_opt(batch, &opts).inspect_err(|e| {
+            self.failure.raise(format!("write failed: {e}"));
+        })?;
         Ok(())
+    }
+
+    /// Becomes `Some(what failed)` at the engine's first failed write or fsync; from then on the
+    /// node's durable state is uncertain and it must stop (see `failure.rs`).
+    pub fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.failure.subscribe()
     }
 
     /// Calls `callback` once everything written so far is durable. Many callers share one fsync.

@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod error;
+mod failure;
 pub mod keys;
 pub mod records;
 mod syncer;

@@ -12,6 +12,7 @@ use std::thread;
 
 use rocksdb::DB;
 
+use crate::failure::FailureFlag;
 use crate::StorageError;
 
 pub(crate) type SyncCallback = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
@@ -31,13 +32,13 @@ pub(crate) struct Syncer {
 }
 
 impl Syncer {
-    pub(crate) fn start(db: Arc<DB>) -> std::io::Result<Syncer> {
+    pub(crate) fn start(db: Arc<DB>, failure: FailureFlag) -> std::io::Result<Syncer> {
         let (tx, rx) = mpsc::channel::<SyncCallback>();
         let stats = Arc::new(SyncStats::default());
         let thread_stats = stats.clone();
         let thread = thread::Builder::new()
             .name("kinesin-wal-sync".into())
-            .spawn(move || run(db, rx, thread_stats))?;
+            .spawn(move || run(db, rx, thread_stats, failure))?;
         Ok(Syncer {
             tx: Some(tx),
             thread: Some(thread),
@@ -68,7 +69,7 @@ impl Drop for Syncer {
     }
 }
 
-fn run(db: Arc<DB>, rx: Receiver<SyncCallback>, stats: Arc<SyncStats>) {
+fn run(db: Arc<DB>, rx: Receiver<SyncCallback>, stats: Arc<SyncStats>, failure: FailureFlag) {
     let mut waiting = Vec::with_capacity(1024);
     while let Ok(first) = rx.recv() {
         waiting.push(first);
@@ -79,7 +80,7 @@ fn run(db: Arc<DB>, rx: Receiver<SyncCallback>, stats: Arc<SyncStats>) {
             .waiters
             .fetch_add(waiting.len() as u64, Ordering::Relaxed);
         if let Err(e) = &result {
-            tracing::error!(error = %e, "WAL fsync failed; waiting writes fail and the groups stop");
+            failure.raise(format!("WAL fsync failed: {e}"));
         }
         for callback in waiting.drain(..) {
             callback(

@@ -24,6 +24,13 @@ pub(crate) async fn dispatch(
     request: Request,
 ) -> Result<Vec<u8>, KinesisError> {
     let op = request.operation();
+    if reads_cluster_state(op) {
+        gateway
+            .controller
+            .catch_up()
+            .await
+            .map_err(from_controller)?;
+    }
     match request {
         Request::CreateStream(input) => done(op, streams::create(gateway, ctx, input).await?),
         Request::DeleteStream(input) => done(op, streams::delete(gateway, ctx, input).await?),
@@ -104,6 +111,26 @@ pub(crate) async fn dispatch(
             format!("Kinesin does not implement {} yet.", op.name()),
         )),
     }
+}
+
+/// Operations that answer from the cluster state (streams, shards, tags, policies) rather than
+/// change it or move records. They first catch up with the controller, so every node answers them
+/// as of now. Record reads and writes do not pay for that: a stream they cannot find yet is
+/// retried by clients as Kinesis clients retry a stream still CREATING.
+fn reads_cluster_state(op: Operation) -> bool {
+    matches!(
+        op,
+        Operation::DescribeStream
+            | Operation::DescribeStreamSummary
+            | Operation::ListStreams
+            | Operation::ListShards
+            | Operation::GetShardIterator
+            | Operation::ListTagsForStream
+            | Operation::ListTagsForResource
+            | Operation::GetResourcePolicy
+            | Operation::DescribeStreamConsumer
+            | Operation::ListStreamConsumers
+    )
 }
 
 /// Encodes an operation's output; operations the model gives no output answer with an empty body.

@@ -1,0 +1,39 @@
+"""Kinesis clients as the harness uses them: no retries, bounded timeouts, and one rule for which
+errors mean "definitely not done" (fail) and which leave the outcome unknown (info)."""
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+# No retries at all: every outcome in the history is what one request got.
+CLIENT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=5)
+
+# The cluster answered: the operation was decided and not done.
+DEFINITE_ERRORS = {"ResourceInUseException", "ResourceNotFoundException", "LimitExceededException",
+                   "ValidationException", "InvalidArgumentException", "ServiceUnavailableException"}
+# The connection was never established, so no byte of the request reached a node (a killed node
+# refuses connections). Without this, every operation against a dead node would stay possible
+# forever and blunt the checks that need "nothing could have happened since".
+NEVER_SENT = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)
+
+
+def client(endpoint):
+    return boto3.session.Session().client(
+        "kinesis", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="jepsen", aws_secret_access_key="jepsen", config=CLIENT_CONFIG)
+
+
+def error_code(exc):
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code", "ClientError")
+    return type(exc).__name__
+
+
+def is_definite_failure(exc):
+    """Did the operation definitely not happen? Timeouts, dropped connections and InternalFailure
+    may all hide a proposal that commits later, so they are unknown."""
+    return isinstance(exc, NEVER_SENT) or error_code(exc) in DEFINITE_ERRORS
+
+
+def is_not_found(exc):
+    return error_code(exc) == "ResourceNotFoundException"

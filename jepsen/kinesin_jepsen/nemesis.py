@@ -1,0 +1,172 @@
+"""Nemeses: faults injected from outside the processes, on a schedule that follows from a seed.
+
+A schedule alternates a quiet period (no fault of its own) and one fault: it picks the next kind
+from the enabled ones (each in turn, in a seeded order, so every kind is exercised), starts the
+fault (recorded in the history as process `nemesis`, f `start`, value the fault's name), holds it
+for a random while, and stops it (f `stop`, same name). `--concurrent-faults N` runs N schedules
+at once, so faults of different kinds overlap as they do in production; with 1 there are quiet
+stretches in which the cluster must recover.
+
+Kinds (`--nemesis`, comma-separated):
+- `kill`: kill -9 of a minority of the nodes (one, or up to (n-1)/2), then restart;
+- `pause`: freeze one node (SIGSTOP / the docker freezer), then thaw it;
+- `partition` (docker): one of: `halves` (a random minority cut from the majority), `leader` (the
+  node leading the most shards cut from the rest), `bridge` (two sides that only one node sees
+  both of), `ring` (each node sees only its two ring neighbours: every node is in a majority, no
+  two agree which), `one-way` (a node stops hearing the others, or they stop hearing it);
+- `clock` (docker): one node's wall clock steps by up to ±5 minutes, then back;
+- `disk` (docker, root): the disk-full node's file system fills up, then is freed.
+"""
+
+import random
+import threading
+
+KINDS = ("kill", "pause", "partition", "clock", "disk")
+DOCKER_ONLY = {"partition", "clock", "disk"}
+PARTITIONS = ("halves", "leader", "bridge", "ring", "one-way")
+
+
+def _set(nodes):
+    return "{" + ",".join(map(str, sorted(nodes))) + "}"
+
+
+class Nemesis:
+    def __init__(self, kinds, cluster, history, seed, stop, leader_of_most=None,
+                 shapes=PARTITIONS, concurrent=1, quiet=(3.0, 6.0), hold=(3.0, 8.0)):
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown nemesis {unknown}; choose from {', '.join(KINDS)}")
+        self.kinds = list(kinds)
+        self.shapes = list(shapes)
+        self.cluster = cluster
+        self.history = history
+        self.seed = seed
+        self.stop = stop
+        self.leader_of_most = leader_of_most or (lambda: None)
+        self.concurrent = concurrent
+        self.quiet = quiet
+        self.hold = hold
+        self.threads = []
+        self.counts = {}
+        self.busy = set()  # kinds with a fault in force: two schedules never run the same kind at once
+        self.lock = threading.Lock()
+
+    def start(self):
+        if not self.kinds:
+            return
+        for schedule in range(self.concurrent):
+            thread = threading.Thread(target=self._schedule, args=(schedule,), name=f"nemesis-{schedule}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def join(self, timeout=120):
+        for thread in self.threads:
+            thread.join(timeout)
+
+    def _next_kind(self, rng, order):
+        with self.lock:
+            for _ in range(len(order)):
+                kind = order.pop(0)
+                order.append(kind)
+                if kind not in self.busy:
+                    self.busy.add(kind)
+                    return kind
+        return None
+
+    def _schedule(self, schedule):
+        rng = random.Random(f"{self.seed}-{schedule}")
+        order = rng.sample(self.kinds, len(self.kinds))
+        while not self.stop.wait(rng.uniform(*self.quiet)):
+            kind = self._next_kind(rng, order)
+            if kind is None:
+                continue
+            try:
+                self._inflict(kind, rng)
+            finally:
+                with self.lock:
+                    self.busy.discard(kind)
+
+    def _inflict(self, kind, rng):
+        try:
+            name, undo = getattr(self, f"_start_{kind}")(rng)
+        except Exception as exc:  # noqa: BLE001 - a fault that could not start is reported, not fatal
+            self.history.record("nemesis", "info", "error", f"{kind}: {exc}")
+            return
+        self.history.record("nemesis", "info", "start", name)
+        with self.lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.stop.wait(rng.uniform(*self.hold))
+        try:
+            undo()
+        except Exception as exc:  # noqa: BLE001 - the final heal restores what this could not
+            self.history.record("nemesis", "info", "error", f"{name}: {exc}")
+        self.history.record("nemesis", "info", "stop", name)
+
+    # -- the faults: each returns (name, undo) -----------------------------------------------------
+    def _start_kill(self, rng):
+        nodes = self.cluster.nodes()
+        victims = rng.sample(nodes, rng.randint(1, max(1, (len(nodes) - 1) // 2)))
+        for node in victims:
+            self.cluster.kill(node)
+
+        def undo():
+            for node in victims:
+                self.cluster.restart(node)
+        return f"kill {_set(victims)}", undo
+
+    def _start_pause(self, rng):
+        node = rng.choice(self.cluster.nodes())
+        self.cluster.pause(node)
+        return f"pause n{node}", lambda: self.cluster.resume(node)
+
+    def _start_partition(self, rng):
+        nodes = self.cluster.nodes()
+        shape = rng.choice(self.shapes)
+        order = rng.sample(nodes, len(nodes))
+        if shape == "halves":
+            cut = rng.randint(1, len(nodes) // 2)
+            groups = [order[:cut], order[cut:]]
+            self.cluster.partition(groups)
+            name = f"partition-halves {_set(groups[0])}|{_set(groups[1])}"
+        elif shape == "leader":
+            leader = self.leader_of_most() or order[0]
+            groups = [[leader], [n for n in nodes if n != leader]]
+            self.cluster.partition(groups)
+            name = f"partition-leader n{leader}"
+        elif shape == "bridge":
+            bridge, rest = order[0], order[1:]
+            left, right = rest[: len(rest) // 2], rest[len(rest) // 2:]
+            self.cluster.drop([(a, b) for a in left for b in right] + [(b, a) for a in left for b in right])
+            name = f"partition-bridge {_set(left)}<n{bridge}>{_set(right)}"
+        elif shape == "ring":
+            n = len(order)
+            neighbours = {order[i]: {order[(i - 1) % n], order[(i + 1) % n]} for i in range(n)}
+            self.cluster.drop([(a, b) for a in nodes for b in nodes if a != b and a not in neighbours[b]])
+            name = "partition-ring " + "-".join(map(str, order))
+        else:
+            node, others = order[0], order[1:]
+            if rng.random() < 0.5:
+                self.cluster.drop([(o, node) for o in others])
+                name = f"partition-one-way n{node} deaf"
+            else:
+                self.cluster.drop([(node, o) for o in others])
+                name = f"partition-one-way n{node} mute"
+        return name, self.cluster.heal_network
+
+    def _start_clock(self, rng):
+        node = rng.choice(self.cluster.nodes())
+        offset = rng.choice([-1, 1]) * rng.randint(1, 300)
+        self.cluster.set_clock_offset(node, offset)
+        return f"clock n{node} {offset:+d}s", lambda: self.cluster.set_clock_offset(node, 0)
+
+    def _start_disk(self, rng):
+        node = self.cluster.disk_node
+        self.cluster.fill_disk()
+
+        def undo():
+            # A node whose disk filled stops itself (fail-stop); its operator frees space and
+            # starts it again, as a supervisor would.
+            self.cluster.free_disk()
+            if not self.cluster.running(node):
+                self.cluster.restart(node)
+        return f"disk-full n{node}", undo

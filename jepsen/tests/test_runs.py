@@ -1,0 +1,63 @@
+"""Whole harness runs, as `make test` and CI run them: the docker compose cluster (5 nodes) under
+every nemesis must come out VALID, and a test build that acknowledges writes before a majority has
+them (cargo feature unsafe-early-ack) must come out INVALID with acknowledged records lost.
+
+KINESIN_BIN is the binary under test; KINESIN_UNSAFE_BIN the fault-switch build (`make
+unsafe-bin`). Each run keeps its store under jepsen/store/ for a person to look at.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+JEPSEN = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+STORE = os.path.join(JEPSEN, "store")
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def binary(variable):
+    path = os.environ.get(variable)
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail(f"{variable} must name the binary to test (make test sets it)", pytrace=False)
+    return path
+
+
+def harness(*args):
+    """Runs the harness; returns (exit code, results.json, output)."""
+    before = set(os.listdir(STORE)) if os.path.isdir(STORE) else set()
+    out = subprocess.run([sys.executable, "-m", "kinesin_jepsen.run", *args], cwd=JEPSEN,
+                         capture_output=True, text=True, timeout=850)
+    output = out.stdout + out.stderr
+    created = sorted(set(os.listdir(STORE)) - before)
+    assert created, f"the run made no store directory:\n{output}"
+    results = os.path.join(STORE, created[-1], "results.json")
+    assert os.path.exists(results), f"no results.json:\n{output}"
+    with open(results) as f:
+        return out.returncode, json.load(f), output, os.path.join(STORE, created[-1])
+
+
+def test_cluster_under_every_nemesis_is_valid():
+    code, result, output, store = harness(
+        "--bin", binary("KINESIN_BIN"), "--cluster", "docker", "--nodes", "5", "--time-limit", "90",
+        "--seed", "4", "--nemesis", "kill,pause,partition,clock,disk", "--workload", "produce,metadata")
+    assert code == 0 and result["valid"], output[-5000:]
+    assert result["acknowledged"] > 1000, result
+    assert result["reads"] > 0 and result["nodes_agree"]
+    assert result["metadata"]["creates_ok"] > 0 and result["metadata"]["describes"] > 0
+    assert set(result["faults"]) == {"kill", "pause", "partition", "clock", "disk"}, result["faults"]
+    for name in ("history.jsonl", "timeline.svg", "node1.log", "node5.log"):
+        assert os.path.getsize(os.path.join(store, name)) > 0, name
+
+
+def test_acknowledging_before_a_majority_is_caught():
+    code, result, output, _ = harness(
+        "--bin", binary("KINESIN_UNSAFE_BIN"), "--cluster", "docker", "--nodes", "5", "--time-limit", "45",
+        "--seed", "5", "--nemesis", "partition", "--partition-shapes", "leader,halves", "--workload", "produce",
+        "--expect-invalid")
+    assert code == 0 and not result["valid"], output[-5000:]
+    lost = [e for e in result["errors"] if e["kind"] in ("lost", "moved")]
+    assert lost, result["errors"][:10]
