@@ -204,6 +204,10 @@ class DockerCluster:
                 raise RuntimeError(f"node {node} not healthy after {timeout} s")
             time.sleep(0.2)
 
+    def start_without_waiting(self, node):
+        with self.lock:
+            run(["docker", "start", self.containers[node]], check=False)
+
     def _ip(self, node):
         return run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                     self.containers[node]]).stdout.strip()

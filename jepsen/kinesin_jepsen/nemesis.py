@@ -15,7 +15,8 @@ Kinds (`--nemesis`, comma-separated):
   both of), `ring` (each node sees only its two ring neighbours: every node is in a majority, no
   two agree which), `one-way` (a node stops hearing the others, or they stop hearing it);
 - `clock` (docker): one node's wall clock steps by up to ±5 minutes, then back;
-- `disk` (docker, root): the disk-full node's file system fills up, then is freed.
+- `disk` (docker, root): the disk-full node's file system fills up and the node is crashed and
+  started on it; then the disk is freed and the node restarted.
 """
 
 import random
@@ -160,13 +161,16 @@ class Nemesis:
         return f"clock n{node} {offset:+d}s", lambda: self.cluster.set_clock_offset(node, 0)
 
     def _start_disk(self, rng):
+        # RocksDB preallocates its WAL, so a disk filling under a running node bites only at the
+        # next new file (a memtable flush, minutes away at this load). The node is therefore also
+        # crashed and started on the full disk: it must refuse to start, not start damaged.
         node = self.cluster.disk_node
         self.cluster.fill_disk()
+        self.cluster.kill(node)
+        self.cluster.start_without_waiting(node)
 
         def undo():
-            # A node whose disk filled stops itself (fail-stop); its operator frees space and
-            # starts it again, as a supervisor would.
             self.cluster.free_disk()
-            if not self.cluster.running(node):
-                self.cluster.restart(node)
+            self.cluster.kill(node)  # whether it failed to start or is still trying
+            self.cluster.restart(node)
         return f"disk-full n{node}", undo

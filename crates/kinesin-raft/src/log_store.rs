@@ -144,8 +144,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             self.engine
                 .put_log_entry(&mut batch, self.group, entry.index(), &encode(&entry)?);
             #[cfg(feature = "unsafe-early-ack")]
-            if let openraft::EntryPayload::Normal(command) = entry.payload {
-                appended.push((entry.index(), command));
+            if let openraft::EntryPayload::Normal(command) = &entry.payload {
+                appended.push((entry.index(), command.clone()));
             }
         }
         // Written now so the entries are readable when this returns; durable when the callback fires.

@@ -216,18 +216,18 @@ impl Peers {
         let command = encode(command).map_err(|e| RaftError::Other(e.to_string()))?;
         let mut call = tonic::Request::new(ProposeRequest { group, command });
         call.set_timeout(PROPOSE_TIMEOUT);
-        let reply = client
-            .propose(call)
-            .await
-            .map_err(|status| match status.code() {
-                // The connection could not be made: the proposal was never delivered, so trying
-                // another node cannot apply it twice.
-                tonic::Code::Unavailable => unreachable(status.to_string()),
-                _ => RaftError::Unknown {
+        let reply = client.propose(call).await.map_err(|status| {
+            if never_sent(&status) {
+                // The connection could not be made: the proposal was never delivered, so
+                // trying another node cannot apply it twice.
+                unreachable(status.to_string())
+            } else {
+                RaftError::Unknown {
                     group,
                     reason: format!("forwarded proposal to {addr}: {status}"),
-                },
-            })?;
+                }
+            }
+        })?;
         decode_remote(&reply.into_inner().payload, group)
     }
 
@@ -259,6 +259,21 @@ fn unreachable(group: u64, addr: &str) -> impl Fn(String) -> RaftError + '_ {
         addr: addr.to_string(),
         reason,
     }
+}
+
+/// Whether a call failed before any byte of it left this node: only a failed connection proves
+/// that. `Unavailable` alone does not — tonic also reports a connection closed mid-call (a missed
+/// keepalive ping, a reset) as `Unavailable`, after the peer may have received and applied the
+/// request; retrying such a proposal elsewhere stored records twice (found by jepsen/).
+fn never_sent(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Decodes a peer's answer, turning the error it reports into ours.
@@ -569,5 +584,25 @@ impl MultiRaft {
         })
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::never_sent;
+
+    #[test]
+    fn only_a_failed_connection_counts_as_never_sent() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let connect = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(refused))));
+        assert_eq!(connect.code(), tonic::Code::Unavailable);
+        assert!(never_sent(&connect));
+
+        // What a keepalive timeout or a reset mid-call looks like: also Unavailable, but the
+        // request may have arrived, so a retry elsewhere could store it twice.
+        let dropped = tonic::Status::unavailable("connection closed: keep-alive timed out");
+        assert!(!never_sent(&dropped));
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        assert!(!never_sent(&tonic::Status::from_error(Box::new(reset))));
     }
 }
