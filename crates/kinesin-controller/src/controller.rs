@@ -203,7 +203,13 @@ impl Controller {
             Err(RaftError::NotLeader { leader, .. }) => Err(ControllerError::Unavailable(format!(
                 "the controller has no reachable leader (last known: {leader:?})"
             ))),
-            Err(e) => Err(ControllerError::Unavailable(e.to_string())),
+            // Refused before any leader took it: not made.
+            Err(e @ (RaftError::NoSuchGroup(_) | RaftError::Unreachable { .. })) => {
+                Err(ControllerError::Unavailable(e.to_string()))
+            }
+            // Anything else (a timeout, a connection lost mid-call, a remote failure) may still
+            // commit.
+            Err(e) => Err(ControllerError::OutcomeUnknown(e.to_string())),
         }
     }
 }

@@ -12,7 +12,11 @@ pub enum ControllerError {
     LimitExceeded(String),
     #[error("{0}")]
     InvalidArgument(String),
-    /// The controller group could not commit the change (no leader, stopped, unknown outcome).
+    /// The controller group could not take the change (no leader, stopped): it was not made.
     #[error("controller unavailable: {0}")]
     Unavailable(String),
+    /// The change was handed to a leader and may still commit (a timeout, a connection lost
+    /// mid-call). Never "unavailable": a client must not take it as not done.
+    #[error("the outcome of this change is unknown: {0}")]
+    OutcomeUnknown(String),
 }

@@ -11,6 +11,10 @@ pub(crate) fn from_controller(e: ControllerError) -> KinesisError {
         ControllerError::LimitExceeded(m) => KinesisError::new(ErrorKind::LimitExceeded, m),
         ControllerError::InvalidArgument(m) => KinesisError::new(ErrorKind::InvalidArgument, m),
         ControllerError::Unavailable(m) => unavailable(m),
+        ControllerError::OutcomeUnknown(m) => {
+            tracing::error!(message = %m, "controller change failed");
+            KinesisError::new(ErrorKind::InternalFailure, m)
+        }
     }
 }
 
