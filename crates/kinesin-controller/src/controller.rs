@@ -18,7 +18,10 @@ use crate::ControllerError;
 pub const CONTROLLER_GROUP: u64 = 0;
 
 /// How long a metadata read waits to learn the newest cluster state before answering unavailable.
-const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Long enough to ride through one election: a node that restarts can campaign with a higher term
+/// and unseat the controller's leader (openraft has no pre-vote here), and the next leader is
+/// elected only after the followers' lease runs out, about 3 s later (CI caught reads failing at 3 s).
+const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// How long a change waits for the controller group (elections included) before failing.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
