@@ -21,10 +21,10 @@ import shutil
 import subprocess
 import threading
 import time
-import urllib.request
 
 import yaml
 
+from .endpoints import NodeEndpoints
 from .local import free_ports
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -70,7 +70,7 @@ def build_image(binary, tag):
     return tag
 
 
-class DockerCluster:
+class DockerCluster(NodeEndpoints):
     def __init__(self, image, nodes, store, project, disk_node=None, disk_mb=512, extra_env=None):
         self.image = image
         self.count = nodes
@@ -163,23 +163,6 @@ class DockerCluster:
 
     def endpoint(self, node):
         return f"http://127.0.0.1:{self.api[node]}"
-
-    def healthy(self, node):
-        try:
-            return urllib.request.urlopen(f"{self.endpoint(node)}/healthz", timeout=1).status == 200
-        except OSError:
-            return False
-
-    def wait_healthy(self, nodes, timeout=120):
-        deadline = time.monotonic() + timeout
-        while not all(self.healthy(n) for n in nodes):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nodes {nodes} not healthy after {timeout} s")
-            time.sleep(0.2)
-
-    def admin(self, node, path):
-        with urllib.request.urlopen(f"{self.endpoint(node)}{path}", timeout=5) as r:
-            return json.loads(r.read())
 
     # -- process faults --------------------------------------------------------------------------
     def running(self, node):

@@ -1,13 +1,12 @@
 """A cluster of real `kinesin` processes on loopback: the harness's first cluster under test, before
 the docker compose one. Faults come from outside the processes: SIGKILL, SIGSTOP / SIGCONT."""
 
-import json
 import os
 import signal
 import socket
 import subprocess
-import time
-import urllib.request
+
+from .endpoints import NodeEndpoints
 
 
 def free_ports(n):
@@ -20,7 +19,7 @@ def free_ports(n):
     return ports
 
 
-class LocalCluster:
+class LocalCluster(NodeEndpoints):
     def __init__(self, binary, nodes, directory, extra_args=()):
         self.binary = binary
         self.extra_args = list(extra_args)
@@ -59,19 +58,6 @@ class LocalCluster:
             self.start(node)
         self.wait_healthy(self.nodes(), timeout)
 
-    def healthy(self, node):
-        try:
-            return urllib.request.urlopen(f"{self.endpoint(node)}/healthz", timeout=1).status == 200
-        except OSError:
-            return False
-
-    def wait_healthy(self, nodes, timeout=120):
-        deadline = time.monotonic() + timeout
-        while not all(self.healthy(n) for n in nodes):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nodes {nodes} not healthy after {timeout} s")
-            time.sleep(0.1)
-
     def kill(self, node):
         proc = self.procs.get(node)
         if proc and proc.poll() is None:
@@ -81,10 +67,6 @@ class LocalCluster:
     def running(self, node):
         proc = self.procs.get(node)
         return proc is not None and proc.poll() is None
-
-    def admin(self, node, path):
-        with urllib.request.urlopen(f"{self.endpoint(node)}{path}", timeout=5) as r:
-            return json.loads(r.read())
 
     def restart(self, node):
         self.start(node)
