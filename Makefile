@@ -80,8 +80,9 @@ jepsen-unsafe: setup unsafe-bin
 	cd jepsen && $(KINESIN_VENV)/bin/python -m kinesin_jepsen.run --bin $(UNSAFE_BIN) --expect-invalid \
 		--time-limit 60 --nemesis partition,kill --workload produce $(ARGS)
 
-# Built first and copied aside: the feature changes the crates the normal binary is made of, and
-# the next normal build relinks target/debug/kinesin without it.
+# Built, copied aside, then the normal binary relinked at once (both sets of crates stay cached),
+# so target/debug/kinesin is never left as the unsafe build.
 unsafe-bin:
 	cargo build --workspace --features kinesin-node/unsafe-early-ack
 	cp $(CARGO_TARGET_DIR)/debug/kinesin $(UNSAFE_BIN)
+	cargo build --workspace
