@@ -18,7 +18,33 @@ pub(crate) struct ShardCounters {
     pub trim_position: u64,
     /// Position the next entry's records would start at: `(last applied index + 1) << 20`.
     pub next_position: u64,
+    /// Set by `Seal` (resharding's fence): the position of the seal entry. Every record of the
+    /// shard is below it and no `Put` is applied after it.
+    pub sealed_at: Option<u64>,
 }
+
+/// [`ShardCounters`] as written before shards could be sealed: still read from older data
+/// directories and snapshots.
+#[derive(Deserialize)]
+pub(crate) struct ShardCountersBeforeSeal {
+    last_arrival_ms: u64,
+    trim_position: u64,
+    next_position: u64,
+}
+
+impl From<ShardCountersBeforeSeal> for ShardCounters {
+    fn from(old: ShardCountersBeforeSeal) -> Self {
+        ShardCounters {
+            last_arrival_ms: old.last_arrival_ms,
+            trim_position: old.trim_position,
+            next_position: old.next_position,
+            sealed_at: None,
+        }
+    }
+}
+
+/// `ShardView::sealed_at` while the shard is open.
+const OPEN: u64 = u64::MAX;
 
 /// What readers of a shard see: committed (applied) records only.
 pub struct ShardView {
@@ -27,6 +53,7 @@ pub struct ShardView {
     last_arrival_ms: AtomicU64,
     trim_position: AtomicU64,
     next_position: AtomicU64,
+    sealed_at: AtomicU64,
 }
 
 impl ShardView {
@@ -37,6 +64,7 @@ impl ShardView {
             last_arrival_ms: AtomicU64::new(counters.last_arrival_ms),
             trim_position: AtomicU64::new(counters.trim_position),
             next_position: AtomicU64::new(counters.next_position),
+            sealed_at: AtomicU64::new(counters.sealed_at.unwrap_or(OPEN)),
         }
     }
 
@@ -47,6 +75,13 @@ impl ShardView {
             .store(counters.trim_position, Ordering::Release);
         self.next_position
             .store(counters.next_position, Ordering::Release);
+        self.sealed_at
+            .store(counters.sealed_at.unwrap_or(OPEN), Ordering::Release);
+    }
+
+    /// `Some(position of the seal)` once the shard is sealed: it holds no record at or after it.
+    pub fn sealed_at(&self) -> Option<u64> {
+        Some(self.sealed_at.load(Ordering::Acquire)).filter(|&at| at != OPEN)
     }
 
     pub fn group(&self) -> u64 {
@@ -104,6 +139,10 @@ pub(crate) fn apply_put(
     arrival_ms: u64,
     records: &[NewRecord],
 ) -> Response {
+    if let Some(sealed_at) = counters.sealed_at {
+        // Deterministic on every replica: the fence holds however late a write arrives.
+        return Response::Sealed { sealed_at };
+    }
     if records.len() >= 1 << POSITIONS_PER_ENTRY_BITS {
         return Response::Rejected(format!("{} records do not fit in one entry", records.len()));
     }
@@ -134,6 +173,14 @@ pub(crate) fn apply_put(
         first_position: first,
         arrival_ms,
     }
+}
+
+/// Seals the shard at `log_index` (idempotent: a second seal answers with the first's position).
+pub(crate) fn apply_seal(counters: &mut ShardCounters, log_index: u64) -> Response {
+    let sealed_at = *counters
+        .sealed_at
+        .get_or_insert_with(|| first_position(log_index));
+    Response::Sealed { sealed_at }
 }
 
 /// Adds the removal of records that arrived before `before_ms` to `batch`.

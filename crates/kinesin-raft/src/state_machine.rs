@@ -18,7 +18,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode};
-use crate::shard::{self, ShardCounters, ShardView};
+use crate::shard::{self, ShardCounters, ShardCountersBeforeSeal, ShardView};
 use crate::snapshot::{replace_records, Records, SnapshotData};
 use crate::types::{Command, Response};
 use crate::TypeConfig;
@@ -47,6 +47,39 @@ struct Applied {
     counters: ShardCounters,
 }
 
+/// [`Applied`] as written before shards could be sealed.
+#[derive(Deserialize)]
+struct AppliedBeforeSeal {
+    log_id: Option<LogIdOf<TypeConfig>>,
+    membership: StoredMembershipOf<TypeConfig>,
+    counters: ShardCountersBeforeSeal,
+}
+
+impl Applied {
+    /// Reads what this or an earlier version wrote (bincode is not self-describing, so the
+    /// shorter, older layout is tried when the current one runs out of bytes).
+    fn decode(bytes: &[u8]) -> Result<Applied, io::Error> {
+        decode::<Applied>(bytes).or_else(|current| {
+            decode::<AppliedBeforeSeal>(bytes)
+                .map(|old| Applied {
+                    log_id: old.log_id,
+                    membership: old.membership,
+                    counters: old.counters.into(),
+                })
+                .map_err(|_| current)
+        })
+    }
+}
+
+/// A shard snapshot's counters, in this or the earlier layout (see [`Applied::decode`]).
+fn decode_counters(bytes: &[u8]) -> Result<ShardCounters, io::Error> {
+    decode::<ShardCounters>(bytes).or_else(|current| {
+        decode::<ShardCountersBeforeSeal>(bytes)
+            .map(ShardCounters::from)
+            .map_err(|_| current)
+    })
+}
+
 /// A snapshot as stored under `StateTag::Snapshot`.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
@@ -71,7 +104,7 @@ impl GroupStateMachine {
         engine: Arc<Engine>,
     ) -> Result<(GroupStateMachine, Arc<ShardView>), io::Error> {
         let applied: Applied = match engine.state(group, StateTag::StateMachine)? {
-            Some(bytes) => decode(&bytes)?,
+            Some(bytes) => Applied::decode(&bytes)?,
             None => Applied::default(),
         };
         let view = Arc::new(ShardView::new(group, engine.clone(), &applied.counters));
@@ -252,7 +285,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                     "installing a shard snapshot from the leader"
                 );
                 replace_records(&self.engine, &mut batch, self.group, records);
-                self.applied.counters = decode(&snapshot.state)?;
+                self.applied.counters = decode_counters(&snapshot.state)?;
             }
             (Logic::Shard(_), _) => {
                 return Err(io::Error::other(
@@ -321,6 +354,7 @@ impl GroupStateMachine {
                 *arrival_ms,
                 records,
             ),
+            (Logic::Shard(_), Command::Seal) => shard::apply_seal(counters, log_index),
             (Logic::Shard(_), Command::Trim { before_ms }) => {
                 // The trim point is found by reading the store, so earlier entries of this batch
                 // must be in it first.
@@ -332,5 +366,53 @@ impl GroupStateMachine {
             }
             (_, other) => Response::Rejected(format!("command not for this group: {other:?}")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    use super::*;
+
+    /// The layout data directories written before sealing existed hold.
+    #[derive(Serialize)]
+    struct OldApplied {
+        log_id: Option<LogIdOf<TypeConfig>>,
+        membership: StoredMembershipOf<TypeConfig>,
+        counters: (u64, u64, u64),
+    }
+
+    #[test]
+    fn state_written_before_seals_existed_still_opens_as_an_open_shard() {
+        let old = crate::codec::encode(&OldApplied {
+            log_id: None,
+            membership: Default::default(),
+            counters: (7, 3 << 20, 9 << 20),
+        })
+        .unwrap();
+        let applied = Applied::decode(&old).unwrap();
+        assert_eq!(
+            applied.counters,
+            ShardCounters {
+                last_arrival_ms: 7,
+                trim_position: 3 << 20,
+                next_position: 9 << 20,
+                sealed_at: None,
+            }
+        );
+        let counters =
+            decode_counters(&crate::codec::encode(&(1u64, 2u64, 3u64)).unwrap()).unwrap();
+        assert_eq!(counters.next_position, 3);
+
+        let current = Applied {
+            counters: ShardCounters {
+                sealed_at: Some(5 << 20),
+                ..applied.counters
+            },
+            ..Applied::default()
+        };
+        let reread = Applied::decode(&crate::codec::encode(&current).unwrap()).unwrap();
+        assert_eq!(reread.counters.sealed_at, Some(5 << 20));
     }
 }

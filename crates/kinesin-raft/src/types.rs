@@ -28,6 +28,9 @@ pub enum Command {
     },
     /// Shard group: retention. Removes records that arrived before `before_ms`.
     Trim { before_ms: u64 },
+    /// Shard group: resharding's fence. Closes the shard at this entry: every record is below
+    /// it, and every later `Put` is answered `Sealed` instead of stored.
+    Seal,
     /// Controller group: a controller command, opaque to this crate.
     Controller(#[serde(with = "serde_bytes")] Vec<u8>),
 }
@@ -42,6 +45,10 @@ pub enum Response {
     },
     Trimmed {
         trim_position: u64,
+    },
+    /// The shard is sealed at `sealed_at` (the answer to `Seal`, and to a `Put` after it).
+    Sealed {
+        sealed_at: u64,
     },
     Controller(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A command the group cannot apply (for example a `Put` sent to the controller group). Applied
@@ -67,6 +74,7 @@ impl std::fmt::Display for Command {
                 records,
             } => write!(f, "Put({} records @{arrival_ms})", records.len()),
             Command::Trim { before_ms } => write!(f, "Trim(<{before_ms})"),
+            Command::Seal => write!(f, "Seal"),
             Command::Controller(bytes) => write!(f, "Controller({} bytes)", bytes.len()),
         }
     }

@@ -133,3 +133,51 @@ async fn controller_commands_are_refused_by_shard_groups() {
         .unwrap();
     assert!(matches!(response, Response::Rejected(_)), "{response:?}");
 }
+
+async fn seal(group: &GroupHandle) -> u64 {
+    match group.write(Command::Seal).await.unwrap() {
+        Response::Sealed { sealed_at } => sealed_at,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_shard_stores_nothing_more_and_stays_sealed_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (raft, group) = open(dir.path()).await;
+    put(&group, 1_000, &["a0", "a1"]).await;
+    let b = put(&group, 2_000, &["b0"]).await;
+    assert_eq!(group.shard().unwrap().sealed_at(), None);
+
+    let sealed_at = seal(&group).await;
+    assert!(sealed_at > b, "every record is below the seal");
+    assert_eq!(group.shard().unwrap().sealed_at(), Some(sealed_at));
+    // The fence: a write after the seal is answered, not stored.
+    let late = group
+        .write(Command::Put {
+            arrival_ms: 3_000,
+            records: vec![NewRecord {
+                partition_key: "pk".into(),
+                data: b"late".to_vec().into(),
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(late, Response::Sealed { sealed_at });
+    assert_eq!(
+        seal(&group).await,
+        sealed_at,
+        "sealing again changes nothing"
+    );
+    let stored = ["a0", "a1", "b0"];
+    let data =
+        |group: &GroupHandle| -> Vec<String> { read_all(group).into_iter().map(|r| r.1).collect() };
+    assert_eq!(data(&group), stored);
+
+    raft.shutdown().await;
+    drop(group);
+    drop(raft);
+    let (_raft, group) = open(dir.path()).await;
+    assert_eq!(group.shard().unwrap().sealed_at(), Some(sealed_at));
+    assert_eq!(data(&group), stored);
+}
