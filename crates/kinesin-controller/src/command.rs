@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use kinesin_types::{HashRange, ShardId};
 use serde::{Deserialize, Serialize};
 
+use crate::reshard::{self, Change};
 use crate::state::{
     place, prefer_leader, ClusterState, EncryptionType, NodeInfo, ShardMeta, StreamKey, StreamMeta,
     StreamMode, StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
@@ -103,6 +104,70 @@ pub enum Command {
         node: u64,
         now_ms: u64,
         dead_after_ms: u64,
+    },
+    /// SplitShard: starts a resharding procedure (see `reshard`). `on_demand`: asked by the
+    /// cluster's own scaling of an ON_DEMAND stream (clients may reshard PROVISIONED ones only).
+    SplitShard {
+        key: StreamKey,
+        shard: ShardId,
+        new_starting_hash_key: u128,
+        now_ms: u64,
+        shard_limit: u32,
+        replication_factor: u32,
+        on_demand: bool,
+    },
+    MergeShards {
+        key: StreamKey,
+        shard: ShardId,
+        adjacent: ShardId,
+        now_ms: u64,
+        replication_factor: u32,
+        on_demand: bool,
+    },
+    UpdateShardCount {
+        key: StreamKey,
+        target: u32,
+        now_ms: u64,
+        shard_limit: u32,
+        replication_factor: u32,
+    },
+    /// A parent of the stream's resharding round is sealed at `sealed_at`.
+    ShardSealed {
+        key: StreamKey,
+        shard: ShardId,
+        sealed_at: u64,
+        now_ms: u64,
+    },
+    /// UpdateStreamMode.
+    SetStreamMode {
+        key: StreamKey,
+        mode: StreamMode,
+        now_ms: u64,
+    },
+    /// Forgets the stream's closed shards whose every record is past retention at `now_ms`
+    /// (EXPIRED: no longer listed; their groups are dropped).
+    ExpireShards {
+        key: StreamKey,
+        now_ms: u64,
+    },
+    /// A node joins the running cluster (`kinesin server --join`); replicas then move onto it
+    /// until the nodes hold about as many each.
+    AddNode {
+        node: u64,
+        cluster_addr: String,
+    },
+    /// `kinesin ctl node drain`: the node takes no new replicas, and its replicas move off it.
+    DrainNode {
+        node: u64,
+    },
+    /// `kinesin ctl node remove`: forgets a drained node that holds nothing any more.
+    RemoveNode {
+        node: u64,
+    },
+    /// The leader of `group` made its voters `replicas`: the nodes that left may drop it.
+    ReplicasSettled {
+        group: u64,
+        replicas: Vec<u64>,
     },
 }
 
@@ -252,6 +317,7 @@ impl Command {
                         ending_position: None,
                         replicas: placements[i].clone(),
                         founders: placements[i].clone(),
+                        leaving: Vec::new(),
                     })
                     .collect();
                 state.next_group = first_group + u64::from(shard_count);
@@ -271,6 +337,8 @@ impl Command {
                         max_record_size_kib,
                         next_shard_index: shard_count,
                         policy: None,
+                        reshard: None,
+                        mode_changes_ms: Vec::new(),
                     },
                 );
                 Ok(Outcome::Done)
@@ -438,7 +506,266 @@ impl Command {
                 now_ms,
                 dead_after_ms,
             } => Ok(replace_node(state, node, now_ms, dead_after_ms)),
+            Command::SplitShard {
+                key,
+                shard,
+                new_starting_hash_key,
+                now_ms,
+                shard_limit,
+                replication_factor,
+                on_demand,
+            } => {
+                let change = Change::Split {
+                    shard,
+                    at: new_starting_hash_key,
+                };
+                reshard::check_limits(state, &key, 1, shard_limit, on_demand)?;
+                reshard::validate(state, &key, change)?;
+                reshard::start_round(state, &key, &[change], None, replication_factor, now_ms)?;
+                Ok(Outcome::Done)
+            }
+            Command::MergeShards {
+                key,
+                shard,
+                adjacent,
+                now_ms,
+                replication_factor,
+                on_demand,
+            } => {
+                let change = Change::Merge { shard, adjacent };
+                reshard::check_limits(state, &key, -1, u32::MAX, on_demand)?;
+                reshard::validate(state, &key, change)?;
+                reshard::start_round(state, &key, &[change], None, replication_factor, now_ms)?;
+                Ok(Outcome::Done)
+            }
+            Command::UpdateShardCount {
+                key,
+                target,
+                now_ms,
+                shard_limit,
+                replication_factor,
+            } => {
+                let stream = state.stream(&key).ok_or_else(|| not_found(&key))?;
+                let current = stream.open_shards().count();
+                require_active(stream)?;
+                reshard::check_target(current, target)?;
+                reshard::check_limits(
+                    state,
+                    &key,
+                    i64::from(target) - current as i64,
+                    shard_limit,
+                    false,
+                )?;
+                let open: Vec<&ShardMeta> = stream.open_shards().collect();
+                let round = reshard::next_round(&open, target)?;
+                if round.is_empty() {
+                    return Ok(Outcome::Unchanged);
+                }
+                reshard::start_round(
+                    state,
+                    &key,
+                    &round,
+                    Some(target),
+                    replication_factor,
+                    now_ms,
+                )?;
+                Ok(Outcome::Done)
+            }
+            Command::ShardSealed {
+                key,
+                shard,
+                sealed_at,
+                now_ms,
+            } => Ok(changed(reshard::record_seal(
+                state, &key, shard, sealed_at, now_ms,
+            )?)),
+            Command::SetStreamMode { key, mode, now_ms } => set_mode(state, &key, mode, now_ms),
+            Command::ExpireShards { key, now_ms } => {
+                let stream = stream_mut(state, &key)?;
+                let retention_ms = u64::from(stream.retention_hours) * 3_600_000;
+                let before = stream.shards.len();
+                stream.shards.retain(|s| {
+                    s.closed_ms
+                        .is_none_or(|closed| closed.saturating_add(retention_ms) > now_ms)
+                });
+                Ok(changed(stream.shards.len() != before))
+            }
+            Command::AddNode { node, cluster_addr } => {
+                if let Some(known) = state.nodes.get(&node) {
+                    if known.cluster_addr == cluster_addr {
+                        return Ok(Outcome::Unchanged);
+                    }
+                    return Err(ControllerError::InUse(format!(
+                        "node {node} is already a member of the cluster, at {}",
+                        known.cluster_addr
+                    )));
+                }
+                state.nodes.insert(node, NodeInfo::new(cluster_addr));
+                rebalance(state);
+                Ok(Outcome::Done)
+            }
+            Command::DrainNode { node } => {
+                let info = state
+                    .nodes
+                    .get_mut(&node)
+                    .ok_or_else(|| unknown_node(node))?;
+                let newly = !info.draining;
+                info.draining = true;
+                let moved = move_replicas_off(state, node);
+                Ok(changed(newly || moved))
+            }
+            Command::ReplicasSettled { group, replicas } => {
+                let settled = hosted_shards_mut(state)
+                    .find(|s| s.group == group)
+                    .filter(|s| !s.leaving.is_empty() && same_nodes(&s.replicas, &replicas))
+                    .map(|s| s.leaving.clear());
+                Ok(changed(settled.is_some()))
+            }
+            Command::RemoveNode { node } => {
+                let info = state.nodes.get(&node).ok_or_else(|| unknown_node(node))?;
+                if !info.draining {
+                    return Err(ControllerError::InUse(format!(
+                        "node {node} is not drained; run `kinesin ctl node drain {node}` first"
+                    )));
+                }
+                let held = state.held_replicas(node);
+                if held > 0 {
+                    return Err(ControllerError::InUse(format!(
+                        "node {node} still holds {held} shard replicas; wait for its drain to finish"
+                    )));
+                }
+                if state.nodes.len() <= 1 {
+                    return Err(ControllerError::InUse(format!(
+                        "node {node} is the cluster's last node"
+                    )));
+                }
+                state.nodes.remove(&node);
+                Ok(Outcome::Done)
+            }
         }
+    }
+}
+
+fn changed(yes: bool) -> Outcome {
+    if yes {
+        Outcome::Done
+    } else {
+        Outcome::Unchanged
+    }
+}
+
+fn same_nodes(a: &[u64], b: &[u64]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+fn unknown_node(node: u64) -> ControllerError {
+    ControllerError::NotFound(format!("node {node} is not a member of the cluster"))
+}
+
+/// AWS allows two switches of the capacity mode per rolling 24 hours.
+const MODE_SWITCHES_PER_DAY: usize = 2;
+const DAY_MS: u64 = 24 * 3_600_000;
+
+fn set_mode(
+    state: &mut ClusterState,
+    key: &StreamKey,
+    mode: StreamMode,
+    now_ms: u64,
+) -> Result<Outcome, ControllerError> {
+    let stream = stream_mut(state, key)?;
+    require_active(stream)?;
+    if stream.mode == mode {
+        return Ok(Outcome::Unchanged);
+    }
+    stream
+        .mode_changes_ms
+        .retain(|at| now_ms.saturating_sub(*at) < DAY_MS);
+    if stream.mode_changes_ms.len() >= MODE_SWITCHES_PER_DAY {
+        return Err(ControllerError::LimitExceeded(format!(
+            "Stream {} under account {} has had its capacity mode changed {MODE_SWITCHES_PER_DAY} times in the last 24 hours.",
+            key.name, key.account
+        )));
+    }
+    stream.mode_changes_ms.push(now_ms);
+    stream.mode = mode;
+    Ok(Outcome::Done)
+}
+
+/// Every shard replica of the live streams, the pending children of reshards included.
+fn hosted_shards_mut(state: &mut ClusterState) -> impl Iterator<Item = &mut ShardMeta> {
+    state
+        .streams
+        .values_mut()
+        .filter(|s| s.status != StreamStatus::Deleting)
+        .flat_map(|s| {
+            let StreamMeta {
+                shards, reshard, ..
+            } = s;
+            shards
+                .iter_mut()
+                .chain(reshard.iter_mut().flat_map(|r| r.round.children.iter_mut()))
+        })
+}
+
+/// Moves each replica `node` holds to the least-loaded placeable node that holds none of that
+/// shard yet. Shards without such a node keep the replica until one exists. Returns whether any
+/// replica moved. The shards' leaders then change their groups' membership to match.
+fn move_replicas_off(state: &mut ClusterState, node: u64) -> bool {
+    let mut load = state.placeable_load();
+    load.remove(&node);
+    let mut moved = false;
+    for shard in hosted_shards_mut(state) {
+        let Some(slot) = shard.replicas.iter().position(|&n| n == node) else {
+            continue;
+        };
+        let mut candidates = load.clone();
+        candidates.retain(|id, _| !shard.replicas.contains(id));
+        let Some(&replacement) = place(&mut candidates, 1).first() else {
+            continue;
+        };
+        *load.entry(replacement).or_default() += 1;
+        shard.replicas[slot] = replacement;
+        shard.founders.clear();
+        if !shard.leaving.contains(&node) {
+            shard.leaving.push(node);
+        }
+        moved = true;
+    }
+    moved
+}
+
+/// Moves replicas from the most to the least loaded placeable node until they differ by at most
+/// one (a node that joined fills up). Returns whether any replica moved.
+fn rebalance(state: &mut ClusterState) -> bool {
+    let mut moved = false;
+    loop {
+        let load = state.placeable_load();
+        let (Some((&light, &low)), Some((&heavy, &high))) = (
+            load.iter().min_by_key(|(id, n)| (**n, **id)),
+            load.iter().max_by_key(|(id, n)| (**n, u64::MAX - **id)),
+        ) else {
+            return moved;
+        };
+        if high <= low + 1 {
+            return moved;
+        }
+        let Some(shard) = hosted_shards_mut(state)
+            .find(|s| s.replicas.contains(&heavy) && !s.replicas.contains(&light))
+        else {
+            return moved;
+        };
+        if let Some(slot) = shard.replicas.iter_mut().find(|n| **n == heavy) {
+            *slot = light;
+        }
+        shard.founders.clear();
+        if !shard.leaving.contains(&heavy) {
+            shard.leaving.push(heavy);
+        }
+        moved = true;
     }
 }
 
@@ -454,31 +781,7 @@ fn replace_node(state: &mut ClusterState, node: u64, now_ms: u64, dead_after_ms:
     if !dead {
         return Outcome::Unchanged;
     }
-    let mut load = state.placeable_load();
-    let mut moved = false;
-    let live_streams = state
-        .streams
-        .values_mut()
-        .filter(|s| s.status != StreamStatus::Deleting);
-    for shard in live_streams.flat_map(|s| s.shards.iter_mut()) {
-        let Some(slot) = shard.replicas.iter().position(|&n| n == node) else {
-            continue;
-        };
-        let mut candidates = load.clone();
-        candidates.retain(|id, _| !shard.replicas.contains(id));
-        let Some(&replacement) = place(&mut candidates, 1).first() else {
-            continue;
-        };
-        *load.entry(replacement).or_default() += 1;
-        shard.replicas[slot] = replacement;
-        shard.founders.clear();
-        moved = true;
-    }
-    if moved {
-        Outcome::Done
-    } else {
-        Outcome::Unchanged
-    }
+    changed(move_replicas_off(state, node))
 }
 
 #[cfg(test)]
@@ -906,5 +1209,79 @@ mod tests {
         // A second stream keeps them balanced.
         create("b", 4, 100).apply(&mut state).unwrap();
         assert!(state.leader_load().values().all(|&n| n == 3));
+    }
+
+    #[test]
+    fn a_joining_node_takes_a_fair_share_and_a_drained_node_empties() {
+        let mut state = bootstrapped();
+        create("a", 8, 100).apply(&mut state).unwrap();
+        // 8 shards x 3 replicas over 4 nodes: 6 each; a fifth node brings it to 24 / 5.
+        Command::AddNode {
+            node: 5,
+            cluster_addr: "10.0.0.5:4667".into(),
+        }
+        .apply(&mut state)
+        .unwrap();
+        let load = state.replica_load();
+        let (min, max) = (load.values().min().unwrap(), load.values().max().unwrap());
+        assert!(max - min <= 1, "balanced: {load:?}");
+        assert!(load[&5] >= 4);
+        assert!(matches!(
+            Command::AddNode {
+                node: 5,
+                cluster_addr: "elsewhere:1".into()
+            }
+            .apply(&mut state),
+            Err(ControllerError::InUse(_))
+        ));
+        // Node 2 drains: its replicas move, but it keeps them until each group settles.
+        Command::DrainNode { node: 2 }.apply(&mut state).unwrap();
+        assert_eq!(state.replica_load()[&2], 0);
+        let held = state.held_replicas(2);
+        assert!(held > 0);
+        assert!(matches!(
+            Command::RemoveNode { node: 2 }.apply(&mut state),
+            Err(ControllerError::InUse(_))
+        ));
+        let moved: Vec<(u64, Vec<u64>)> = state.streams[&key("a")]
+            .shards
+            .iter()
+            .filter(|s| s.leaving.contains(&2))
+            .map(|s| (s.group, s.replicas.clone()))
+            .collect();
+        assert_eq!(moved.len(), held);
+        for (group, replicas) in moved {
+            assert!(!replicas.contains(&2));
+            Command::ReplicasSettled { group, replicas }
+                .apply(&mut state)
+                .unwrap();
+        }
+        assert_eq!(state.held_replicas(2), 0);
+        // New shards avoid the draining node.
+        create("b", 4, 100).apply(&mut state).unwrap();
+        assert!(state.streams[&key("b")]
+            .shards
+            .iter()
+            .all(|s| !s.replicas.contains(&2)));
+        Command::RemoveNode { node: 2 }.apply(&mut state).unwrap();
+        assert!(!state.nodes.contains_key(&2));
+    }
+
+    #[test]
+    fn a_settle_report_for_other_replicas_changes_nothing() {
+        let mut state = bootstrapped();
+        create("a", 1, 100).apply(&mut state).unwrap();
+        Command::DrainNode { node: 1 }.apply(&mut state).unwrap();
+        let shard = state.streams[&key("a")].shards[0].clone();
+        assert_eq!(shard.leaving, vec![1]);
+        assert_eq!(
+            Command::ReplicasSettled {
+                group: shard.group,
+                replicas: vec![1, 2, 3],
+            }
+            .apply(&mut state),
+            Ok(Outcome::Unchanged)
+        );
+        assert_eq!(state.held_replicas(1), 1);
     }
 }

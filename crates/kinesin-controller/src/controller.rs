@@ -180,7 +180,7 @@ impl Controller {
         match raft
             .propose(
                 CONTROLLER_GROUP,
-                RaftCommand::Controller(bytes),
+                &RaftCommand::Controller(bytes),
                 &replicas,
                 PROPOSE_TIMEOUT,
             )

@@ -11,11 +11,13 @@
 mod command;
 mod controller;
 mod error;
+mod reshard;
 mod state;
 
 pub use command::{Command, Outcome};
 pub use controller::{Controller, CONTROLLER_GROUP};
 pub use error::ControllerError;
+pub use reshard::{ParentSeal, Reshard, Round};
 pub use state::{
     ClusterState, EncryptionType, NodeInfo, ShardMeta, StreamKey, StreamMeta, StreamMode,
     StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use kinesin_types::{HashRange, ShardId};
 use serde::{Deserialize, Serialize};
 
+use crate::reshard::Reshard;
+
 /// Streams live in (account, region), as on AWS.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StreamKey {
@@ -92,6 +94,11 @@ pub struct ShardMeta {
     /// Emptied once the replicas change: later members are added by the group's leader.
     #[serde(default)]
     pub founders: Vec<u64>,
+    /// Nodes whose replica moved elsewhere but which still belong to the group until its leader
+    /// has changed the membership (they keep the data until then: a majority of the old
+    /// configuration must hold every entry throughout).
+    #[serde(default)]
+    pub leaving: Vec<u64>,
 }
 
 impl ShardMeta {
@@ -122,6 +129,12 @@ pub struct StreamMeta {
     /// The resource policy document (JSON), stored as given and never enforced.
     #[serde(default)]
     pub policy: Option<String>,
+    /// The resharding under way (the stream is UPDATING meanwhile).
+    #[serde(default)]
+    pub reshard: Option<Reshard>,
+    /// When the stream mode last changed (UpdateStreamMode), for AWS's rate of switches.
+    #[serde(default)]
+    pub mode_changes_ms: Vec<u64>,
 }
 
 impl StreamMeta {
@@ -156,6 +169,10 @@ pub struct NodeInfo {
     /// leader; `None` while it does.
     #[serde(default)]
     pub down_since_ms: Option<u64>,
+    /// Being drained (`kinesin ctl node drain`): holds no new replicas, and its replicas move
+    /// to other nodes.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 impl NodeInfo {
@@ -163,6 +180,7 @@ impl NodeInfo {
         NodeInfo {
             cluster_addr: cluster_addr.into(),
             down_since_ms: None,
+            draining: false,
         }
     }
 
@@ -195,10 +213,10 @@ impl ClusterState {
             .collect()
     }
 
-    /// How many shard replicas each node holds (every known node, zero included).
+    /// How many shard replicas are placed on each node (every known node, zero included).
     pub fn replica_load(&self) -> BTreeMap<u64, usize> {
         let mut load: BTreeMap<u64, usize> = self.nodes.keys().map(|id| (*id, 0)).collect();
-        for shard in self.streams.values().flat_map(|s| s.shards.iter()) {
+        for shard in self.hosted_shards() {
             for node in &shard.replicas {
                 if let Some(n) = load.get_mut(node) {
                     *n += 1;
@@ -206,6 +224,14 @@ impl ClusterState {
             }
         }
         load
+    }
+
+    /// How many shard groups each node still belongs to: its placed replicas, plus those moved
+    /// away whose membership change is not finished. A drained node is empty when this is 0.
+    pub fn held_replicas(&self, node: u64) -> usize {
+        self.hosted_shards()
+            .filter(|s| s.replicas.contains(&node) || s.leaving.contains(&node))
+            .count()
     }
 
     /// How many open shards prefer each known node as their leader (zero included).
@@ -224,11 +250,29 @@ impl ClusterState {
         load
     }
 
-    /// [`Self::replica_load`] of the nodes that are up: where new replicas may go.
+    /// [`Self::replica_load`] of the nodes that are up and not draining: where new replicas may
+    /// go.
     pub fn placeable_load(&self) -> BTreeMap<u64, usize> {
         let mut load = self.replica_load();
-        load.retain(|id, _| self.nodes.get(id).is_some_and(|n| !n.is_down()));
+        load.retain(|id, _| {
+            self.nodes
+                .get(id)
+                .is_some_and(|n| !n.is_down() && !n.draining)
+        });
         load
+    }
+
+    /// Every shard of every stream not being deleted, the children of reshards under way included
+    /// (their groups exist on their replicas before they take writes).
+    pub fn hosted_shards(&self) -> impl Iterator<Item = &ShardMeta> {
+        self.streams
+            .values()
+            .filter(|s| s.status != StreamStatus::Deleting)
+            .flat_map(|s| {
+                s.shards
+                    .iter()
+                    .chain(s.reshard.iter().flat_map(|r| r.round.children.iter()))
+            })
     }
 
     pub fn stream(&self, key: &StreamKey) -> Option<&StreamMeta> {

@@ -1,5 +1,7 @@
-//! Operator views as JSON: `GET /admin/v1/cluster` and `GET /admin/v1/streams/{name}/shards`.
-//! Read from this node's applied controller state and its local groups' Raft metrics.
+//! The operators' API, as JSON: views (`GET /admin/v1/cluster`, `GET
+//! /admin/v1/streams/{name}/shards`), read from this node's applied controller state and its local
+//! groups' Raft metrics; and membership changes (`POST /admin/v1/nodes`, `POST
+//! /admin/v1/nodes/{id}/drain`, `DELETE /admin/v1/nodes/{id}`), proposed to the controller.
 
 use std::sync::Arc;
 
@@ -7,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kinesin_controller::{StreamKey, CONTROLLER_GROUP};
+use kinesin_controller::{Command, ControllerError, StreamKey, CONTROLLER_GROUP};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,7 +21,6 @@ pub(crate) async fn cluster(State(gateway): State<Arc<Gateway>>) -> Response {
     let leader = controller.as_ref().and_then(|g| g.leader());
     // Only the controller's leader hears from every node; elsewhere the age is unknown (null).
     let ack_ages = controller.as_ref().and_then(|g| g.ack_ages());
-    let load = state.replica_load();
     let nodes: Vec<_> = state
         .nodes
         .iter()
@@ -39,7 +40,8 @@ pub(crate) async fn cluster(State(gateway): State<Arc<Gateway>>) -> Response {
                 "down_since_ms": node.down_since_ms,
                 "last_heartbeat_ms_ago": last_heartbeat_ms_ago,
                 "controller_leader": Some(*id) == leader,
-                "replicas": load.get(id).copied().unwrap_or(0),
+                "draining": node.draining,
+                "replicas": state.held_replicas(*id),
             })
         })
         .collect();
@@ -103,4 +105,73 @@ pub(crate) async fn stream_shards(
         "shards": shards,
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewNode {
+    node_id: u64,
+    cluster_addr: String,
+}
+
+/// Answers a membership change: 200 with the node's state after it, or the controller's refusal.
+async fn membership_change(gateway: &Gateway, node: u64, command: Command) -> Response {
+    match gateway.controller.propose(&command).await {
+        Ok(_) => {
+            let state = gateway.controller.state();
+            let info = state.nodes.get(&node);
+            Json(json!({
+                "node_id": node,
+                "member": info.is_some(),
+                "draining": info.is_some_and(|n| n.draining),
+                "replicas": state.held_replicas(node),
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            let status = match &e {
+                ControllerError::NotFound(_) => StatusCode::NOT_FOUND,
+                ControllerError::InUse(_) => StatusCode::CONFLICT,
+                ControllerError::InvalidArgument(_) | ControllerError::LimitExceeded(_) => {
+                    StatusCode::BAD_REQUEST
+                }
+                ControllerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ControllerError::OutcomeUnknown(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, Json(json!({"error": e.to_string()}))).into_response()
+        }
+    }
+}
+
+/// `kinesin server --join`: adds a node to the cluster.
+pub(crate) async fn add_node(
+    State(gateway): State<Arc<Gateway>>,
+    Json(node): Json<NewNode>,
+) -> Response {
+    if node.node_id == 0 || node.cluster_addr.is_empty() {
+        let body =
+            json!({"error": "node_id must be a positive integer and cluster_addr host:port"});
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    tracing::info!(node = node.node_id, addr = %node.cluster_addr, "a node asks to join");
+    let command = Command::AddNode {
+        node: node.node_id,
+        cluster_addr: node.cluster_addr,
+    };
+    membership_change(&gateway, node.node_id, command).await
+}
+
+/// `kinesin ctl node drain`: moves every replica off the node.
+pub(crate) async fn drain_node(
+    State(gateway): State<Arc<Gateway>>,
+    Path(node): Path<u64>,
+) -> Response {
+    membership_change(&gateway, node, Command::DrainNode { node }).await
+}
+
+/// `kinesin ctl node remove`: forgets a drained node.
+pub(crate) async fn remove_node(
+    State(gateway): State<Arc<Gateway>>,
+    Path(node): Path<u64>,
+) -> Response {
+    membership_change(&gateway, node, Command::RemoveNode { node }).await
 }

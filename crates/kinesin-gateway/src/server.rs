@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use base64::Engine as _;
 use kinesin_api::{ErrorKind, KinesisError, Operation, CONTENT_TYPE_JSON};
@@ -58,6 +58,9 @@ impl Gateway {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .route("/admin/v1/cluster", get(crate::admin::cluster))
+            .route("/admin/v1/nodes", post(crate::admin::add_node))
+            .route("/admin/v1/nodes/{id}", delete(crate::admin::remove_node))
+            .route("/admin/v1/nodes/{id}/drain", post(crate::admin::drain_node))
             .route(
                 "/admin/v1/streams/{name}/shards",
                 get(crate::admin::stream_shards),

@@ -39,6 +39,19 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_PEERS", value_name = "LIST")]
     pub peers: Option<String>,
 
+    /// Join a running cluster through any of its nodes: the URL of that node's Kinesis API
+    /// (http://host:port). For a node that is not among the cluster's initial --peers; give it
+    /// a new --node-id and no --peers. Replicas then move onto it. Needed on the first start only
+    /// (afterwards the node rejoins from its data directory); repeating it is harmless.
+    #[arg(long, env = "KINESIN_JOIN", value_name = "URL")]
+    pub join: Option<String>,
+
+    /// The cluster address other nodes reach this node at (host:port), when it differs from
+    /// --cluster-listen (e.g. 0.0.0.0:4667 in a container named node6: node6:4667). Used by
+    /// --join. [default: this node's address in --peers, else --cluster-listen]
+    #[arg(long, env = "KINESIN_CLUSTER_ADVERTISE", value_name = "ADDR")]
+    pub cluster_advertise: Option<String>,
+
     /// Replicas per shard of new streams, capped at the node count. [default: 3]
     #[arg(long, env = "KINESIN_REPLICATION_FACTOR", value_name = "N")]
     pub replication_factor: Option<u32>,
@@ -106,6 +119,31 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_RETENTION_CHECK_SECS", value_name = "SECS")]
     pub retention_check_secs: Option<u64>,
 
+    /// ON_DEMAND streams: a shard writing more records per second than this (over the last check
+    /// interval) is split. [default: 800]
+    #[arg(long, env = "KINESIN_ON_DEMAND_SPLIT_RECORDS", value_name = "N")]
+    pub on_demand_split_records: Option<u64>,
+
+    /// ON_DEMAND streams: a shard writing more bytes per second than this is split.
+    /// [default: 819200]
+    #[arg(long, env = "KINESIN_ON_DEMAND_SPLIT_BYTES", value_name = "BYTES")]
+    pub on_demand_split_bytes: Option<u64>,
+
+    /// ON_DEMAND streams: two adjacent shards each writing fewer records per second than this
+    /// (and fewer bytes than on_demand_merge_bytes) are merged, down to 4 shards. [default: 100]
+    #[arg(long, env = "KINESIN_ON_DEMAND_MERGE_RECORDS", value_name = "N")]
+    pub on_demand_merge_records: Option<u64>,
+
+    /// ON_DEMAND streams: the bytes per second under which adjacent shards merge.
+    /// [default: 102400]
+    #[arg(long, env = "KINESIN_ON_DEMAND_MERGE_BYTES", value_name = "BYTES")]
+    pub on_demand_merge_bytes: Option<u64>,
+
+    /// How often the controller's leader measures ON_DEMAND streams' shards, in seconds; each
+    /// check splits or merges at most one shard (pair) per stream. [default: 30]
+    #[arg(long, env = "KINESIN_ON_DEMAND_CHECK_SECS", value_name = "SECS")]
+    pub on_demand_check_secs: Option<u64>,
+
     /// A node that has not answered the controller's leader for this long is declared dead: its
     /// replicas move to other nodes (which copy the data first), restoring the replication
     /// factor. A node is shown as down in the admin view after a few seconds already.
@@ -123,6 +161,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     cluster_listen: Option<SocketAddr>,
     peers: Option<String>,
+    join: Option<String>,
+    cluster_advertise: Option<String>,
     replication_factor: Option<u32>,
     account_id: Option<String>,
     default_region: Option<String>,
@@ -134,6 +174,11 @@ struct FileConfig {
     shard_limit: Option<u32>,
     retention_check_secs: Option<u64>,
     dead_node_secs: Option<u64>,
+    on_demand_split_records: Option<u64>,
+    on_demand_split_bytes: Option<u64>,
+    on_demand_merge_records: Option<u64>,
+    on_demand_merge_bytes: Option<u64>,
+    on_demand_check_secs: Option<u64>,
     raft_snapshot_every: Option<u64>,
     raft_logs_kept: Option<u64>,
     raft_heartbeat_ms: Option<u64>,
@@ -151,13 +196,28 @@ pub struct ServerConfig {
     /// Initial cluster nodes by id with the cluster address peers reach them at (this node
     /// included); just this node when `--peers` is not given.
     pub peers: BTreeMap<u64, String>,
+    /// `--join`: the API URL of a member of the running cluster this node joins.
+    pub join: Option<String>,
+    /// The cluster address other nodes reach this node at.
+    pub cluster_advertise: String,
     pub replication_factor: u32,
     pub account_id: String,
     pub default_region: String,
     pub limits: kinesin_gateway::Limits,
     pub retention_check_secs: u64,
     pub dead_node_secs: u64,
+    pub on_demand: OnDemandScaling,
     pub raft: kinesin_raft::RaftTuning,
+}
+
+/// When the cluster splits and merges the shards of ON_DEMAND streams (per second, per shard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnDemandScaling {
+    pub split_records: u64,
+    pub split_bytes: u64,
+    pub merge_records: u64,
+    pub merge_bytes: u64,
+    pub check_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,16 +292,30 @@ impl ServerArgs {
         let defaults = kinesin_gateway::Limits::default();
         let node_id = layered!(node_id, 1);
         let cluster_listen = layered!(cluster_listen, SocketAddr::from(([127, 0, 0, 1], 4667)));
+        let join = self.join.or(file.join);
         let peers = match self.peers.or(file.peers) {
+            Some(_) if join.is_some() => {
+                return Err(ConfigError::Invalid {
+                    key: "join",
+                    message: "cannot be combined with peers: a joining node learns the cluster from the node it joins through".into(),
+                })
+            }
             Some(list) => parse_peers(&list)?,
             None => BTreeMap::from([(node_id, cluster_listen.to_string())]),
         };
+        let cluster_advertise = self
+            .cluster_advertise
+            .or(file.cluster_advertise)
+            .or_else(|| peers.get(&node_id).cloned())
+            .unwrap_or_else(|| cluster_listen.to_string());
         let config = ServerConfig {
             node_id,
             data_dir: layered!(data_dir, PathBuf::from("./data")),
             listen: layered!(listen, SocketAddr::from(([127, 0, 0, 1], 4567))),
             cluster_listen,
             peers,
+            join,
+            cluster_advertise,
             replication_factor: layered!(replication_factor, 3),
             account_id: layered!(account_id, "000000000000".into()),
             default_region: layered!(default_region, "us-east-1".into()),
@@ -261,6 +335,13 @@ impl ServerArgs {
             },
             retention_check_secs: layered!(retention_check_secs, 60),
             dead_node_secs: layered!(dead_node_secs, 300),
+            on_demand: OnDemandScaling {
+                split_records: layered!(on_demand_split_records, 800),
+                split_bytes: layered!(on_demand_split_bytes, 800 * 1024),
+                merge_records: layered!(on_demand_merge_records, 100),
+                merge_bytes: layered!(on_demand_merge_bytes, 100 * 1024),
+                check_secs: layered!(on_demand_check_secs, 30),
+            },
             raft: {
                 let defaults = kinesin_raft::RaftTuning::default();
                 kinesin_raft::RaftTuning {
@@ -349,6 +430,22 @@ impl ServerConfig {
         }
         if self.dead_node_secs == 0 {
             return invalid("dead_node_secs", "must be positive");
+        }
+        let d = &self.on_demand;
+        if d.check_secs == 0 {
+            return invalid("on_demand_check_secs", "must be positive");
+        }
+        if d.merge_records >= d.split_records {
+            return invalid(
+                "on_demand_merge_records",
+                "must be below on_demand_split_records (or shards would split and merge in turn)",
+            );
+        }
+        if d.merge_bytes >= d.split_bytes {
+            return invalid(
+                "on_demand_merge_bytes",
+                "must be below on_demand_split_bytes (or shards would split and merge in turn)",
+            );
         }
         Ok(())
     }
@@ -453,6 +550,28 @@ mod tests {
             let err = args.resolve().unwrap_err().to_string();
             assert!(err.contains("peers"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn join_excludes_peers_and_advertises_the_cluster_address() {
+        let args = ServerArgs {
+            node_id: Some(6),
+            join: Some("http://node1:4567".into()),
+            peers: Some("6@node6:4667".into()),
+            ..Default::default()
+        };
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("join"), "{err}");
+        let args = ServerArgs {
+            node_id: Some(6),
+            join: Some("http://node1:4567".into()),
+            cluster_advertise: Some("node6:4667".into()),
+            ..Default::default()
+        };
+        let config = args.resolve().unwrap();
+        assert_eq!(config.cluster_advertise, "node6:4667");
+        let config = ServerArgs::default().resolve().unwrap();
+        assert_eq!(config.cluster_advertise, "127.0.0.1:4667");
     }
 
     #[test]

@@ -55,6 +55,31 @@ pub enum CtlCommand {
     /// Per shard: state, replicas, Raft leader, hash key range and parent shards. A node knows
     /// the leader only of the shards it hosts a replica of.
     Shards(ShardsArgs),
+    /// Change the cluster's membership: drain a node, or remove a drained one.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+/// `kinesin ctl node …`
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Move every shard replica and leadership off node N, showing progress until it holds none.
+    ///
+    /// The node takes no new replicas from then on. Each replica moves as Raft does it: the new
+    /// node copies the shard as a learner, then the group's membership changes; writes continue
+    /// throughout. Interrupting the command does not stop the drain.
+    Drain {
+        /// The node's id.
+        node: u64,
+        /// Give up waiting after this many seconds (the drain goes on).
+        #[arg(long, default_value_t = 3600, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Forget node N, once drained (it must hold no replicas). Then stop its process.
+    Remove {
+        /// The node's id.
+        node: u64,
+    },
 }
 
 /// Arguments of `kinesin ctl shards`.
@@ -90,6 +115,20 @@ async fn execute(args: &CtlArgs) -> anyhow::Result<()> {
     let (path, render): (String, Renderer) = match &args.command {
         CtlCommand::Cluster => ("/admin/v1/cluster".to_owned(), render_cluster),
         CtlCommand::Shards(shards) => (shards_path(shards), render_shards),
+        CtlCommand::Node(NodeCommand::Drain { node, timeout }) => {
+            return drain(&endpoint, *node, Duration::from_secs(*timeout)).await
+        }
+        CtlCommand::Node(NodeCommand::Remove { node }) => {
+            change(
+                &endpoint,
+                "DELETE",
+                &format!("/admin/v1/nodes/{node}"),
+                None,
+            )
+            .await?;
+            println!("node {node} removed from the cluster; its process can be stopped");
+            return Ok(());
+        }
     };
     let response = endpoint.get(&path).await?;
     let json: Option<Value> = serde_json::from_slice(&response.body).ok();
@@ -102,18 +141,7 @@ async fn execute(args: &CtlArgs) -> anyhow::Result<()> {
         write_stdout(&raw)?;
     }
     if !(200..300).contains(&response.status) {
-        let message = json
-            .as_ref()
-            .and_then(|j| j.get("error"))
-            .and_then(Value::as_str);
-        match message {
-            Some(message) => bail!("{message}"),
-            None => bail!(
-                "{endpoint} answered GET {path} with HTTP {}{}",
-                response.status,
-                snippet(&response.body)
-            ),
-        }
+        return Err(refusal(&endpoint, "GET", &path, &response, json.as_ref()));
     }
     let Some(json) = json else {
         bail!(
@@ -126,6 +154,117 @@ async fn execute(args: &CtlArgs) -> anyhow::Result<()> {
         write_stdout(text.as_bytes())?;
     }
     Ok(())
+}
+
+/// The error a node answered with: its `error` message, or the status and the start of the body.
+fn refusal(
+    endpoint: &Endpoint,
+    method: &str,
+    path: &str,
+    response: &HttpResponse,
+    json: Option<&Value>,
+) -> anyhow::Error {
+    match json.and_then(|j| j.get("error")).and_then(Value::as_str) {
+        Some(message) => anyhow!("{message}"),
+        None => anyhow!(
+            "{endpoint} answered {method} {path} with HTTP {}{}",
+            response.status,
+            snippet(&response.body)
+        ),
+    }
+}
+
+/// Sends a membership change and returns the node's answer, or its error as the failure.
+async fn change(
+    endpoint: &Endpoint,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Value> {
+    let response = endpoint.request(method, path, body).await?;
+    let json: Option<Value> = serde_json::from_slice(&response.body).ok();
+    if !(200..300).contains(&response.status) {
+        return Err(refusal(endpoint, method, path, &response, json.as_ref()));
+    }
+    json.ok_or_else(|| {
+        anyhow!("{endpoint} answered {method} {path} with something that is not JSON")
+    })
+}
+
+/// How often `ctl node drain` looks at the progress.
+const DRAIN_POLL: Duration = Duration::from_millis(500);
+
+/// Starts draining `node` and shows how many replicas it still holds until none.
+async fn drain(endpoint: &Endpoint, node: u64, timeout: Duration) -> anyhow::Result<()> {
+    let path = format!("/admin/v1/nodes/{node}/drain");
+    let answer = change(endpoint, "POST", &path, None).await?;
+    let total = answer.get("replicas").and_then(Value::as_u64).unwrap_or(0);
+    println!("draining node {node}: {total} shard replicas to move");
+    let started = tokio::time::Instant::now();
+    let mut shown = total;
+    loop {
+        let cluster = endpoint.get("/admin/v1/cluster").await?;
+        let json: Value = serde_json::from_slice(&cluster.body)
+            .with_context(|| format!("{endpoint} answered GET /admin/v1/cluster with no JSON"))?;
+        let left = json
+            .get("nodes")
+            .and_then(Value::as_array)
+            .and_then(|nodes| {
+                nodes
+                    .iter()
+                    .find(|n| n.get("id").and_then(Value::as_u64) == Some(node))
+            })
+            .and_then(|n| n.get("replicas"))
+            .and_then(Value::as_u64)
+            .ok_or_else(|| anyhow!("node {node} is no longer listed by {endpoint}"))?;
+        if left != shown {
+            let moved = total.saturating_sub(left);
+            println!(
+                "node {node}: {moved}/{total} moved, {left} left ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            shown = left;
+        }
+        if left == 0 {
+            println!(
+                "node {node} drained in {:.1} s; remove it with `kinesin ctl node remove {node}`",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            bail!(
+                "node {node} still holds {left} replicas after {} s; the drain goes on",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+}
+
+/// `kinesin server --join`: asks the node at `url` to add this node to its cluster. Retried
+/// until `timeout`, as the cluster may be electing.
+pub async fn join(
+    url: &str,
+    node: u64,
+    cluster_addr: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let endpoint = Endpoint::parse(url)?;
+    let body = serde_json::json!({"node_id": node, "cluster_addr": cluster_addr});
+    let started = tokio::time::Instant::now();
+    loop {
+        match change(&endpoint, "POST", "/admin/v1/nodes", Some(&body)).await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if started.elapsed() < timeout && !e.to_string().contains("already a member") =>
+            {
+                tracing::warn!(error = %e, %endpoint, "could not join yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.context(format!("joining the cluster through {endpoint}"))),
+        }
+    }
 }
 
 /// Writes to stdout; a closed pipe (`kinesin ctl … | head`) is not an error.
@@ -276,6 +415,16 @@ impl Endpoint {
 
     /// `GET base_path + path`, the whole answer read and decoded.
     async fn get(&self, path: &str) -> anyhow::Result<HttpResponse> {
+        self.request("GET", path, None).await
+    }
+
+    /// `method base_path + path` with an optional JSON body, the whole answer read and decoded.
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        json: Option<&Value>,
+    ) -> anyhow::Result<HttpResponse> {
         let connect = TcpStream::connect((self.host.as_str(), self.port));
         let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(stream)) => stream,
@@ -287,9 +436,18 @@ impl Endpoint {
                 CONNECT_TIMEOUT.as_secs()
             ),
         };
+        let body = json.map(Value::to_string).unwrap_or_default();
+        let content = if json.is_some() {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+        } else {
+            String::new()
+        };
         let request = format!(
-            "GET {}{path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\
-             User-Agent: kinesin-ctl/{}\r\nConnection: close\r\n\r\n",
+            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\
+             User-Agent: kinesin-ctl/{}\r\n{content}Connection: close\r\n\r\n{body}",
             self.base_path,
             self.authority,
             env!("CARGO_PKG_VERSION"),
@@ -305,17 +463,19 @@ impl Endpoint {
         };
         let raw = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(Ok(raw)) => raw,
-            Ok(Err(e)) => bail!("GET {path} from {self} failed: {e}"),
+            Ok(Err(e)) => bail!("{method} {path} from {self} failed: {e}"),
             Err(_) => bail!(
-                "GET {path} from {self}: no complete answer within {} s",
+                "{method} {path} from {self}: no complete answer within {} s",
                 REQUEST_TIMEOUT.as_secs()
             ),
         };
         if raw.len() as u64 > MAX_RESPONSE_BYTES {
-            bail!("GET {path} from {self}: the answer is larger than {MAX_RESPONSE_BYTES} bytes");
+            bail!(
+                "{method} {path} from {self}: the answer is larger than {MAX_RESPONSE_BYTES} bytes"
+            );
         }
         parse_response(&raw)
-            .with_context(|| format!("GET {path} from {self}: not a valid HTTP answer"))
+            .with_context(|| format!("{method} {path} from {self}: not a valid HTTP answer"))
     }
 }
 

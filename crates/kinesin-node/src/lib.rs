@@ -4,11 +4,15 @@
 //! This is the only crate that wires the others together. It must never implement storage,
 //! consensus or the Kinesis API itself: it composes the crates that do.
 
+mod autoscale;
+mod clock;
 pub mod config;
 mod liveness;
 mod node;
 mod reconciler;
+mod resharder;
 mod retention;
 
-pub use config::{ServerArgs, ServerConfig};
+pub use config::{OnDemandScaling, ServerArgs, ServerConfig};
 pub use node::{Listeners, Node, NodeError};
+pub use resharder::ReshardFaults;

@@ -8,10 +8,12 @@
 //! reconciler). A new controller leader judges only after watching for `down_after` itself.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kinesin_controller::{Command, Controller};
 use tokio::sync::watch;
+
+use crate::clock::now_ms;
 use tokio::time::Instant;
 
 const CHECK_EVERY: Duration = Duration::from_millis(500);
@@ -23,12 +25,6 @@ pub(crate) struct Liveness {
     pub down_after: Duration,
     /// Silence after which a node's replicas are moved.
     pub dead_after: Duration,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Liveness {

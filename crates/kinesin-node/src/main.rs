@@ -53,12 +53,32 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// How long `server --join` keeps asking to be let in.
+const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Exit status after a storage failure (EX_IOERR in sysexits.h).
 const STORAGE_FAILED_EXIT: i32 = 74;
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
-    let node = Node::start(config).await?;
+    // The node starts listening and waits to be let in while the join request is answered.
+    let node = match config.join.clone() {
+        Some(url) => {
+            let (node_id, advertise) = (config.node_id, config.cluster_advertise.clone());
+            let joining = ctl::join(&url, node_id, &advertise, JOIN_TIMEOUT);
+            let starting = Node::start(config);
+            tokio::pin!(starting);
+            tokio::select! {
+                joined = joining => {
+                    joined?;
+                    starting.await?
+                }
+                // Started before the answer came: it was a member already (a restart).
+                node = &mut starting => node?,
+            }
+        }
+        None => Node::start(config).await?,
+    };
     eprintln!(
         "Kinesin is ready: Kinesis API at http://{addr}\n  try: aws kinesis list-streams --endpoint-url http://{addr} --region us-east-1",
         addr = node.api_addr()

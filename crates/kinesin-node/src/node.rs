@@ -13,9 +13,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
-use crate::{liveness, reconciler, retention};
+use crate::resharder::ReshardFaults;
+use crate::{autoscale, liveness, reconciler, retention};
 
 const NODE_ID_KEY: &str = "node_id";
+/// Set once a node joined a running cluster (`--join`).
+const JOINED_KEY: &str = "joined";
 /// How often start-up reports that it is still waiting for a controller majority.
 const LEADER_WAIT_REPORT: Duration = Duration::from_secs(5);
 /// How long start-up waits for this node's shard groups to elect before serving anyway.
@@ -49,6 +52,7 @@ pub struct Listeners {
 pub struct Node {
     raft: Arc<MultiRaft>,
     controller: Arc<Controller>,
+    reshard_faults: Arc<ReshardFaults>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     api_addr: std::net::SocketAddr,
@@ -132,13 +136,20 @@ impl Node {
         controller.attach(raft.clone());
         // The first few initial nodes vote in the controller group; the others follow it as
         // learners (added by its leader), so every node has the cluster state locally.
+        // A node that joined a running cluster never forms a controller group of its own: it
+        // waits to be added to the existing one (also on restarts without --join).
+        let joined = config.join.is_some() || engine.meta(JOINED_KEY)?.is_some();
+        if config.join.is_some() {
+            engine.put_meta_durably(JOINED_KEY, b"1").await?;
+        }
         let voters = controller_voters(&config.peers);
         let group = raft
             .open_group(
                 CONTROLLER_GROUP,
                 GroupOptions {
                     kind: GroupKind::Controller(controller.applier()),
-                    initial_members: voters.contains_key(&config.node_id).then_some(voters),
+                    initial_members: (!joined && voters.contains_key(&config.node_id))
+                        .then_some(voters),
                 },
             )
             .await?;
@@ -160,10 +171,12 @@ impl Node {
             .iter()
             .map(|(id, addr)| (*id, NodeInfo::new(addr.clone())))
             .collect();
+        let reshard_faults = Arc::new(ReshardFaults::default());
         let reconciler = Arc::new(reconciler::Reconciler::new(
             raft.clone(),
             controller.clone(),
             nodes,
+            reshard_faults.clone(),
         ));
         // Open this node's shard groups and let them elect before serving, so the first requests
         // after a restart find every shard ready.
@@ -187,6 +200,16 @@ impl Node {
                 node_id: config.node_id,
                 down_after: Duration::from_millis(config.raft.election_max_ms * 3),
                 dead_after: Duration::from_secs(config.dead_node_secs),
+            }
+            .run(stopped.clone()),
+        ));
+        tasks.push(tokio::spawn(
+            autoscale::Autoscaler {
+                raft: raft.clone(),
+                controller: controller.clone(),
+                scaling: config.on_demand.clone(),
+                replication_factor: config.replication_factor,
+                shard_limit: config.limits.shard_limit,
             }
             .run(stopped.clone()),
         ));
@@ -232,6 +255,7 @@ impl Node {
         Ok(Node {
             raft,
             controller,
+            reshard_faults,
             stop,
             tasks,
             api_addr,
@@ -266,6 +290,11 @@ impl Node {
         &self.controller
     }
 
+    /// Fault injection into resharding (tests).
+    pub fn reshard_faults(&self) -> &ReshardFaults {
+        &self.reshard_faults
+    }
+
     /// Stops serving, lets in-flight requests finish, then stops every group.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -283,16 +312,21 @@ impl Node {
 /// of five or more (lowest ids first). More voters would add latency to every metadata change and
 /// tolerate no more failures than the shards' own groups do.
 pub(crate) fn controller_voters(peers: &BTreeMap<u64, String>) -> BTreeMap<u64, String> {
-    let count = match peers.len() {
-        0..=3 => peers.len(),
-        4 => 3,
-        _ => 5,
-    };
     peers
         .iter()
-        .take(count)
+        .take(controller_voter_count(peers.len()))
         .map(|(id, addr)| (*id, addr.clone()))
         .collect()
+}
+
+/// How many of `nodes` vote in the controller group: all of up to three, three of four, five of
+/// five or more.
+pub(crate) fn controller_voter_count(nodes: usize) -> usize {
+    match nodes {
+        0..=3 => nodes,
+        4 => 3,
+        _ => 5,
+    }
 }
 
 /// A data directory belongs to one node id forever: starting node 2 on node 1's data would make

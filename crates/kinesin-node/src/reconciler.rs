@@ -11,9 +11,15 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kinesin_controller::{Command, Controller, NodeInfo, StreamStatus, CONTROLLER_GROUP};
-use kinesin_raft::{GroupKind, GroupOptions, MultiRaft};
+use kinesin_controller::{
+    ClusterState, Command, Controller, NodeInfo, ShardMeta, StreamStatus, CONTROLLER_GROUP,
+};
+use kinesin_raft::{GroupHandle, GroupKind, GroupOptions, MultiRaft};
 use tokio::sync::watch;
+
+use crate::clock::now_ms;
+use crate::node::controller_voter_count;
+use crate::resharder::{ReshardFaults, Resharder};
 
 /// A pass also runs this often without a state change, to retry what failed.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
@@ -37,6 +43,17 @@ pub(crate) struct Reconciler {
     changing: Arc<Mutex<HashSet<u64>>>,
     /// When this node last handed each group to its preferred leader.
     transfers: Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
+    resharder: Arc<Resharder>,
+}
+
+/// Reports a finished membership change of a shard group (see `Command::ReplicasSettled`).
+async fn settle(controller: &Controller, group: u64, replicas: Vec<u64>) {
+    if let Err(e) = controller
+        .propose(&Command::ReplicasSettled { group, replicas })
+        .await
+    {
+        tracing::warn!(group, error = %e, "could not report a finished membership change");
+    }
 }
 
 impl Reconciler {
@@ -44,8 +61,10 @@ impl Reconciler {
         raft: Arc<MultiRaft>,
         controller: Arc<Controller>,
         initial_nodes: BTreeMap<u64, NodeInfo>,
+        faults: Arc<ReshardFaults>,
     ) -> Self {
         Reconciler {
+            resharder: Arc::new(Resharder::new(raft.clone(), controller.clone(), faults)),
             raft,
             controller,
             initial_nodes,
@@ -101,10 +120,14 @@ impl Reconciler {
         }
         let mut wanted = HashSet::from([CONTROLLER_GROUP]);
         for stream in state.streams.values() {
-            let local: Vec<_> = stream
+            // Pending children of a reshard are hosted (and elect) before they take writes; a
+            // node a replica moved away from keeps it until the group's membership no longer
+            // counts it.
+            let local: Vec<&ShardMeta> = stream
                 .shards
                 .iter()
-                .filter(|s| s.replicas.contains(&me))
+                .chain(stream.reshard.iter().flat_map(|r| r.round.children.iter()))
+                .filter(|s| s.replicas.contains(&me) || s.leaving.contains(&me))
                 .collect();
             if stream.status == StreamStatus::Deleting {
                 for shard in &local {
@@ -139,11 +162,7 @@ impl Reconciler {
                     )
                     .await?;
                 if group.is_leader() {
-                    self.change_voters(
-                        group.clone(),
-                        state.addresses(&shard.replicas).into_iter().collect(),
-                    );
-                    self.hand_to_preferred_leader(&group, shard, &state).await;
+                    self.lead(&group, shard, &state).await;
                 }
             }
             // The controller's leader activates a stream once the shards it can see have leaders;
@@ -163,11 +182,141 @@ impl Reconciler {
                 }
             }
         }
+        if leads_controller {
+            self.resharder.drive(&state);
+            self.expire_closed_shards(&state).await?;
+            self.manage_controller_members(&state).await?;
+        }
         for group in raft.group_ids() {
             if !wanted.contains(&group) && !self.is_changing(group) {
                 tracing::info!(group, "dropping a group no stream uses");
                 raft.drop_group(group).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// What the leader of a shard's group does: make the voters the controller's replicas (or,
+    /// when this node is leaving the group, hand the leadership to a node that stays first),
+    /// report a finished move, and hand the group to its preferred leader.
+    async fn lead(&self, group: &GroupHandle, shard: &ShardMeta, state: &ClusterState) {
+        let me = self.raft.node_id();
+        if !shard.replicas.contains(&me) {
+            let staying = group
+                .ack_ages()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(node, age)| {
+                    shard.replicas.contains(node)
+                        && group.voters().contains(node)
+                        && age.is_some_and(|a| a < PREFERRED_LEADER_FRESHNESS)
+                })
+                .map(|(node, _)| node)
+                .next();
+            if let Some(to) = staying {
+                if self.may_transfer(group.id()) {
+                    tracing::info!(
+                        group = group.id(),
+                        to,
+                        "leaving the group: handing its leadership over first"
+                    );
+                    if let Err(e) = group.transfer_leader(to).await {
+                        tracing::warn!(group = group.id(), error = %e, "leader transfer failed");
+                    }
+                }
+                return;
+            }
+        }
+        let desired: BTreeMap<u64, String> = state.addresses(&shard.replicas).into_iter().collect();
+        if group.voters() == desired.keys().copied().collect() {
+            if !shard.leaving.is_empty() {
+                self.settle(group, shard.replicas.clone()).await;
+            }
+        } else {
+            self.change_voters(group.clone(), desired, Some(shard.replicas.clone()));
+        }
+        self.hand_to_preferred_leader(group, shard, state).await;
+    }
+
+    /// Tells the controller that `group`'s voters are `replicas`, so the nodes that left it may
+    /// drop their copies.
+    async fn settle(&self, group: &GroupHandle, replicas: Vec<u64>) {
+        settle(&self.controller, group.id(), replicas).await;
+    }
+
+    /// Forgets closed shards whose records are all past retention (EXPIRED shards are not listed;
+    /// their groups are dropped by the next pass on every node).
+    async fn expire_closed_shards(&self, state: &ClusterState) -> Result<(), PassError> {
+        let now = now_ms();
+        for stream in state.streams.values() {
+            let retention_ms = u64::from(stream.retention_hours) * 3_600_000;
+            let expired = stream.shards.iter().any(|s| {
+                s.closed_ms
+                    .is_some_and(|closed| closed.saturating_add(retention_ms) <= now)
+            });
+            if expired {
+                self.controller
+                    .propose(&Command::ExpireShards {
+                        key: stream.key.clone(),
+                        now_ms: now,
+                    })
+                    .await?;
+                tracing::info!(stream = %stream.key.name, "closed shards expired");
+            }
+        }
+        Ok(())
+    }
+
+    /// On the controller's leader: keeps the controller group's voters on nodes that are members
+    /// and not draining (three, or five from five nodes on), and removes nodes that left the
+    /// cluster from the group altogether.
+    async fn manage_controller_members(&self, state: &ClusterState) -> Result<(), PassError> {
+        let Some(group) = self.controller.group() else {
+            return Ok(());
+        };
+        if state.nodes.is_empty() || self.is_changing(CONTROLLER_GROUP) {
+            return Ok(());
+        }
+        let me = self.raft.node_id();
+        let staying: Vec<u64> = state
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.draining)
+            .map(|(id, _)| *id)
+            .collect();
+        let count = controller_voter_count(staying.len());
+        let current = group.voters();
+        // Current voters that stay, this node first; then nodes that are up, lowest id first.
+        let mut desired: Vec<u64> = current
+            .iter()
+            .copied()
+            .filter(|id| staying.contains(id))
+            .collect();
+        desired.sort_by_key(|id| (*id != me, *id));
+        let up = staying
+            .iter()
+            .copied()
+            .filter(|id| state.nodes.get(id).is_some_and(|n| !n.is_down()));
+        for id in up {
+            if !desired.contains(&id) {
+                desired.push(id);
+            }
+        }
+        desired.truncate(count);
+        let desired_set: std::collections::BTreeSet<u64> = desired.iter().copied().collect();
+        if desired_set != current && !desired.is_empty() {
+            tracing::info!(from = ?current, to = ?desired_set, "changing the controller's voters");
+            let addresses = state.addresses(&desired).into_iter().collect();
+            self.change_voters(group, addresses, None);
+            return Ok(());
+        }
+        let gone: std::collections::BTreeSet<u64> = group
+            .members()
+            .into_iter()
+            .filter(|id| !state.nodes.contains_key(id))
+            .collect();
+        if !gone.is_empty() {
+            group.remove_learners(&gone).await?;
         }
         Ok(())
     }
@@ -182,7 +331,13 @@ impl Reconciler {
     /// Starts making `group`'s voters `desired` in the background, unless they already are or a
     /// change is under way. A new member first copies the shard as a learner, which can take a
     /// while, so a pass does not wait for it.
-    fn change_voters(&self, group: kinesin_raft::GroupHandle, desired: BTreeMap<u64, String>) {
+    /// `settled`: the shard's replicas, reported to the controller once they are the voters.
+    fn change_voters(
+        &self,
+        group: GroupHandle,
+        desired: BTreeMap<u64, String>,
+        settled: Option<Vec<u64>>,
+    ) {
         let wanted: std::collections::BTreeSet<u64> = desired.keys().copied().collect();
         if group.voters() == wanted {
             return;
@@ -196,12 +351,17 @@ impl Reconciler {
             return;
         }
         let changing = self.changing.clone();
+        let controller = self.controller.clone();
         tokio::spawn(async move {
             let id = group.id();
             match tokio::time::timeout(MEMBERSHIP_CHANGE_TIMEOUT, group.change_voters(&desired))
                 .await
             {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    if let Some(replicas) = settled {
+                        settle(&controller, id, replicas).await;
+                    }
+                }
                 Ok(Err(e)) => tracing::warn!(group = id, error = %e, "membership change failed"),
                 Err(_) => tracing::warn!(group = id, "membership change timed out"),
             }
@@ -212,13 +372,28 @@ impl Reconciler {
         });
     }
 
+    /// Whether this node may hand `group` to another leader now (at most once per
+    /// [`LEADER_TRANSFER_EVERY`]); records the attempt when it may.
+    fn may_transfer(&self, group: u64) -> bool {
+        let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
+        let now = tokio::time::Instant::now();
+        if transfers
+            .get(&group)
+            .is_some_and(|at| now.duration_since(*at) < LEADER_TRANSFER_EVERY)
+        {
+            return false;
+        }
+        transfers.insert(group, now);
+        true
+    }
+
     /// Leaderships spread over the nodes as the controller placed them: a leader that is not its
     /// shard's preferred leader hands the group over when that node is up and already votes in it.
     async fn hand_to_preferred_leader(
         &self,
-        group: &kinesin_raft::GroupHandle,
-        shard: &kinesin_controller::ShardMeta,
-        state: &kinesin_controller::ClusterState,
+        group: &GroupHandle,
+        shard: &ShardMeta,
+        state: &ClusterState,
     ) {
         let me = self.raft.node_id();
         let Some(&preferred) = shard.replicas.first() else {
@@ -234,16 +409,8 @@ impl Reconciler {
         if preferred == me || !up || !answering || !group.voters().contains(&preferred) {
             return;
         }
-        {
-            let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
-            let now = tokio::time::Instant::now();
-            if transfers
-                .get(&group.id())
-                .is_some_and(|at| now.duration_since(*at) < LEADER_TRANSFER_EVERY)
-            {
-                return;
-            }
-            transfers.insert(group.id(), now);
+        if !self.may_transfer(group.id()) {
+            return;
         }
         tracing::info!(
             group = group.id(),

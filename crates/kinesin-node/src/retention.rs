@@ -2,11 +2,13 @@
 //! stream's retention period disappear on every replica at the same log position.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use kinesin_controller::{Controller, StreamStatus};
 use kinesin_raft::{Command, MultiRaft};
 use tokio::sync::watch;
+
+use crate::clock::now_ms;
 
 pub(crate) async fn run(
     raft: Arc<MultiRaft>,
@@ -21,13 +23,6 @@ pub(crate) async fn run(
             _ = tokio::time::sleep(every) => {}
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 async fn trim_expired(raft: &MultiRaft, controller: &Controller) {

@@ -39,6 +39,10 @@ pub struct ShardBounds {
     /// The position after every applied record (`LATEST`).
     pub next_position: u64,
     pub last_arrival_ms: u64,
+    /// Records and bytes the answering replica applied since it opened the group; two answers of
+    /// one replica a while apart give the shard's write throughput.
+    pub written_records: u64,
+    pub written_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +70,8 @@ impl ShardView {
             trim_position: self.trim_position(),
             next_position: self.next_position(),
             last_arrival_ms: self.last_arrival_ms(),
+            written_records: self.written().0,
+            written_bytes: self.written().1,
         }
     }
 
@@ -243,7 +249,10 @@ impl crate::registry::MultiRaft {
             };
             match asked {
                 Ok(index) => break index,
-                Err(RaftError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
+                // A leader that just died (unreachable) is replaced by the next election.
+                Err(RaftError::NotLeader { .. } | RaftError::Unreachable { .. })
+                    if tokio::time::Instant::now() < deadline =>
+                {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 Err(e) => return Err(not_now(e.to_string())),
@@ -251,6 +260,47 @@ impl crate::registry::MultiRaft {
         };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         group.wait_applied(index, left).await
+    }
+
+    /// Waits until group `id` has a leader that a majority still follows (it answered a read
+    /// index), asking the local replica or the other `replicas` in turn. Resharding waits for this
+    /// before it seals a parent, so its children can take writes the moment they are activated.
+    pub async fn confirm_leader(
+        &self,
+        id: u64,
+        replicas: &[(crate::NodeId, String)],
+        timeout: std::time::Duration,
+    ) -> Result<(), RaftError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(group) = self.group(id).filter(|g| g.is_leader()) {
+                if group.read_index().await.is_ok() {
+                    return Ok(());
+                }
+            }
+            for (_, addr) in replicas.iter().filter(|(node, _)| *node != self.node_id()) {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let asked = self
+                    .peers()
+                    .query(
+                        addr,
+                        id,
+                        &ShardQuery::ReadIndex,
+                        left.min(REMOTE_READ_TIMEOUT),
+                    )
+                    .await;
+                if asked.and_then(|answer| answer.into_read_index(id)).is_ok() {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RaftError::NotLinearizable {
+                    group: id,
+                    reason: "no replica confirmed a leader before the deadline".into(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// The position of the first record of group `id` that arrived at or after `arrival_ms`.

@@ -171,7 +171,7 @@ impl GroupHandle {
     }
 
     /// Voters and learners.
-    fn members(&self) -> BTreeSet<NodeId> {
+    pub fn members(&self) -> BTreeSet<NodeId> {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow_watched();
         metrics
@@ -278,6 +278,27 @@ impl GroupHandle {
             .await
             .map_err(management)?;
         tracing::info!(group = self.id, voters = ?wanted, "group membership changed");
+        Ok(true)
+    }
+
+    /// On the leader: removes `nodes` from the group's membership when they are learners there
+    /// (voters are removed by [`Self::change_voters`] first). Returns whether anything changed.
+    pub async fn remove_learners(&self, nodes: &BTreeSet<NodeId>) -> Result<bool, RaftError> {
+        let voters = self.voters();
+        let present: BTreeSet<NodeId> = self
+            .members()
+            .intersection(nodes)
+            .filter(|n| !voters.contains(n))
+            .copied()
+            .collect();
+        if present.is_empty() {
+            return Ok(false);
+        }
+        self.raft
+            .change_membership(openraft::ChangeMembers::RemoveNodes(present.clone()), false)
+            .await
+            .map_err(|e| RaftError::Other(format!("group {} remove learners: {e}", self.id)))?;
+        tracing::info!(group = self.id, nodes = ?present, "removed learners");
         Ok(true)
     }
 
@@ -488,7 +509,7 @@ impl MultiRaft {
     pub async fn propose(
         &self,
         id: u64,
-        command: Command,
+        command: &Command,
         replicas: &[(NodeId, String)],
         timeout: Duration,
     ) -> Result<Response, RaftError> {
@@ -534,7 +555,7 @@ impl MultiRaft {
                     .or_else(|| local.as_ref().and_then(|g| g.node_addr(node)))
             });
             let error = match addr {
-                Some(addr) => match self.peers.propose(&addr, id, &command).await {
+                Some(addr) => match self.peers.propose(&addr, id, command).await {
                     Ok(response) => return Ok(response),
                     Err(RaftError::NotLeader { leader, .. }) => {
                         hint = leader;

@@ -54,6 +54,10 @@ pub struct ShardView {
     trim_position: AtomicU64,
     next_position: AtomicU64,
     sealed_at: AtomicU64,
+    /// Records and bytes applied since this replica opened the group: what on-demand scaling
+    /// measures write throughput by (rates are differences, so the start does not matter).
+    written_records: AtomicU64,
+    written_bytes: AtomicU64,
 }
 
 impl ShardView {
@@ -65,6 +69,8 @@ impl ShardView {
             trim_position: AtomicU64::new(counters.trim_position),
             next_position: AtomicU64::new(counters.next_position),
             sealed_at: AtomicU64::new(counters.sealed_at.unwrap_or(OPEN)),
+            written_records: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(0),
         }
     }
 
@@ -77,6 +83,25 @@ impl ShardView {
             .store(counters.next_position, Ordering::Release);
         self.sealed_at
             .store(counters.sealed_at.unwrap_or(OPEN), Ordering::Release);
+    }
+
+    pub(crate) fn count_written(&self, records: &[NewRecord]) {
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        self.written_records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.written_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Records and bytes applied here since the replica opened (see [`ShardBounds`]).
+    pub fn written(&self) -> (u64, u64) {
+        (
+            self.written_records.load(Ordering::Relaxed),
+            self.written_bytes.load(Ordering::Relaxed),
+        )
     }
 
     /// `Some(position of the seal)` once the shard is sealed: it holds no record at or after it.

@@ -340,20 +340,26 @@ impl GroupStateMachine {
         let counters = &mut self.applied.counters;
         Ok(match (&self.logic, command) {
             (
-                Logic::Shard(_),
+                Logic::Shard(view),
                 Command::Put {
                     arrival_ms,
                     records,
                 },
-            ) => shard::apply_put(
-                &self.engine,
-                batch,
-                self.group,
-                counters,
-                log_index,
-                *arrival_ms,
-                records,
-            ),
+            ) => {
+                let response = shard::apply_put(
+                    &self.engine,
+                    batch,
+                    self.group,
+                    counters,
+                    log_index,
+                    *arrival_ms,
+                    records,
+                );
+                if matches!(response, Response::Put { .. }) {
+                    view.count_written(records);
+                }
+                response
+            }
             (Logic::Shard(_), Command::Seal) => shard::apply_seal(counters, log_index),
             (Logic::Shard(_), Command::Trim { before_ms }) => {
                 // The trim point is found by reading the store, so earlier entries of this batch

@@ -3,6 +3,7 @@
 
 mod describe;
 mod records;
+mod reshard;
 mod settings;
 mod shards;
 mod streams;
@@ -105,6 +106,14 @@ pub(crate) async fn dispatch(
         Request::GetResourcePolicy(input) => done(op, settings::get_policy(gateway, ctx, input)?),
         Request::DeleteResourcePolicy(input) => {
             done(op, settings::delete_policy(gateway, ctx, input).await?)
+        }
+        Request::SplitShard(input) => done(op, reshard::split_shard(gateway, ctx, input).await?),
+        Request::MergeShards(input) => done(op, reshard::merge_shards(gateway, ctx, input).await?),
+        Request::UpdateShardCount(input) => {
+            done(op, reshard::update_shard_count(gateway, ctx, input).await?)
+        }
+        Request::UpdateStreamMode(input) => {
+            done(op, reshard::update_stream_mode(gateway, ctx, input).await?)
         }
         _ => Err(KinesisError::new(
             ErrorKind::UnknownOperation,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -31,10 +32,16 @@ use crate::Gateway;
 /// failing with ServiceUnavailable.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A record checked against the limits and routed to a shard.
-struct Routed {
-    shard: usize,
+/// A record checked against the limits, with what routes it: its hash key.
+struct Checked {
+    hash_key: u128,
     record: NewRecord,
+}
+
+/// Where a record was stored.
+struct Written {
+    shard_id: ShardId,
+    sequence_number: String,
 }
 
 fn validation(message: String) -> KinesisError {
@@ -64,13 +71,13 @@ fn record_encryption(stream: &StreamMeta) -> Option<WireEncryption> {
     }
 }
 
-fn route(
+fn check(
     stream: &StreamMeta,
     data: Vec<u8>,
     partition_key: Option<String>,
     explicit_hash_key: Option<&str>,
     path: &str,
-) -> Result<Routed, KinesisError> {
+) -> Result<Checked, KinesisError> {
     // The stream's own maximum (set at creation from the node's `max_record_bytes`, or by
     // UpdateMaxRecordSize) decides, not the node's setting.
     let max_record_bytes = stream.max_record_bytes();
@@ -98,21 +105,8 @@ fn route(
         })?,
         None => partition_key_hash(&partition_key),
     };
-    let shard = stream
-        .shards
-        .iter()
-        .position(|s| s.is_open() && s.hash_range.contains(hash_key))
-        .ok_or_else(|| {
-            KinesisError::new(
-                ErrorKind::InternalFailure,
-                format!(
-                    "no open shard of stream {} covers hash key {hash_key}",
-                    stream.key.name
-                ),
-            )
-        })?;
-    Ok(Routed {
-        shard,
+    Ok(Checked {
+        hash_key,
         record: NewRecord {
             partition_key,
             data: data.into(),
@@ -133,14 +127,25 @@ async fn shard_bounds(
         .map_err(from_raft)
 }
 
-/// Appends `records` to one shard, through its leader wherever it is; on success, the position
-/// and arrival time of the first.
+/// What a shard did with an append.
+enum Appended {
+    /// Stored at positions `first_position ..`.
+    Stored {
+        first_position: u64,
+        arrival_ms: u64,
+    },
+    /// Refused, untouched: a split or merge sealed the shard. The records come back to be written
+    /// to its children.
+    Sealed(Vec<NewRecord>),
+}
+
+/// Appends `records` to one shard, through its leader wherever it is.
 async fn append(
     gateway: &Gateway,
     state: &ClusterState,
     shard: &ShardMeta,
     records: Vec<NewRecord>,
-) -> Result<(u64, u64), KinesisError> {
+) -> Result<Appended, KinesisError> {
     let count = records.len() as u64;
     let bytes = records.iter().map(|r| r.data.len() as u64).sum::<u64>();
     let command = Command::Put {
@@ -150,24 +155,177 @@ async fn append(
     let replicas = state.addresses(&shard.replicas);
     let response = gateway
         .raft
-        .propose(shard.group, command, &replicas, WRITE_TIMEOUT)
+        .propose(shard.group, &command, &replicas, WRITE_TIMEOUT)
         .await
         .map_err(from_raft)?;
-    match response {
-        Response::Put {
-            first_position,
-            arrival_ms,
-        } => {
+    match (response, command) {
+        (
+            Response::Put {
+                first_position,
+                arrival_ms,
+            },
+            _,
+        ) => {
             let metrics = &gateway.metrics;
             metrics.records_written.fetch_add(count, Ordering::Relaxed);
             metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-            Ok((first_position, arrival_ms))
+            Ok(Appended::Stored {
+                first_position,
+                arrival_ms,
+            })
         }
-        other => Err(KinesisError::new(
+        (Response::Sealed { .. }, Command::Put { records, .. }) => Ok(Appended::Sealed(records)),
+        (other, _) => Err(KinesisError::new(
             ErrorKind::InternalFailure,
             format!("shard {} refused the write: {other:?}", shard.id),
         )),
     }
+}
+
+/// Records of one request bound for one shard, with their places in the request.
+#[derive(Default)]
+struct Batch {
+    indices: Vec<usize>,
+    hash_keys: Vec<u128>,
+    records: Vec<NewRecord>,
+}
+
+impl Batch {
+    fn push(&mut self, index: usize, checked: Checked) {
+        self.indices.push(index);
+        self.hash_keys.push(checked.hash_key);
+        self.records.push(checked.record);
+    }
+}
+
+/// Groups `records` (place in the request, record) by the open shard of `stream` that owns their
+/// hash keys. The open shards always partition the hash space, so every key has one.
+fn route(
+    stream: &StreamMeta,
+    records: impl IntoIterator<Item = (usize, Checked)>,
+) -> Result<BTreeMap<usize, Batch>, KinesisError> {
+    let mut by_shard: BTreeMap<usize, Batch> = BTreeMap::new();
+    for (index, checked) in records {
+        let shard = stream
+            .shards
+            .iter()
+            .position(|s| s.is_open() && s.hash_range.contains(checked.hash_key))
+            .ok_or_else(|| {
+                KinesisError::new(
+                    ErrorKind::InternalFailure,
+                    format!(
+                        "no open shard of stream {} covers hash key {}",
+                        stream.key.name, checked.hash_key
+                    ),
+                )
+            })?;
+        by_shard.entry(shard).or_default().push(index, checked);
+    }
+    Ok(by_shard)
+}
+
+/// Waits until none of `sealed` (shard ids of `key`) is open in the controller's state any more
+/// (a split or merge activates the children in the same step that closes the parents), and
+/// returns that state; `None` at the deadline.
+async fn wait_for_children(
+    gateway: &Gateway,
+    key: &StreamKey,
+    sealed: &[ShardId],
+    deadline: tokio::time::Instant,
+) -> Option<Arc<ClusterState>> {
+    let mut changes = gateway.controller.watch();
+    loop {
+        let state = gateway.controller.state();
+        let reopened = state.stream(key).is_some_and(|stream| {
+            sealed
+                .iter()
+                .any(|id| stream.shard(*id).is_some_and(ShardMeta::is_open))
+        });
+        if !reopened {
+            return Some(state);
+        }
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .map_or(true, |changed| changed.is_err())
+        {
+            return None;
+        }
+    }
+}
+
+/// Writes `records` (place in the request, record) to the shards owning their hash keys, all
+/// shards in parallel, and answers per place. A shard sealed by a split or merge refuses its
+/// records untouched; they wait for the children to be activated (the gap between seal and
+/// activate) and are written there, so a client sees added latency instead of errors.
+async fn write(
+    gateway: &Gateway,
+    key: &StreamKey,
+    mut state: Arc<ClusterState>,
+    records: Vec<(usize, Checked)>,
+) -> Result<Vec<(usize, Result<Written, KinesisError>)>, KinesisError> {
+    let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+    let mut answers = Vec::with_capacity(records.len());
+    let mut pending = records;
+    while !pending.is_empty() {
+        let stream = usable(&state, key)?;
+        let writes = route(stream, pending.drain(..))?
+            .into_iter()
+            .map(|(shard_index, batch)| {
+                let shard = &stream.shards[shard_index];
+                let state = &state;
+                async move {
+                    let Batch {
+                        indices,
+                        hash_keys,
+                        records,
+                    } = batch;
+                    let outcome = append(gateway, state, shard, records).await;
+                    (shard, indices, hash_keys, outcome)
+                }
+            });
+        let mut sealed = Vec::new();
+        for (shard, indices, hash_keys, outcome) in join_all(writes).await {
+            match outcome {
+                Ok(Appended::Stored {
+                    first_position,
+                    arrival_ms,
+                }) => answers.extend(indices.into_iter().enumerate().map(|(slot, i)| {
+                    let position = first_position + slot as u64;
+                    let written = Written {
+                        shard_id: shard.id,
+                        sequence_number: sequence_number(shard, position, arrival_ms),
+                    };
+                    (i, Ok(written))
+                })),
+                Ok(Appended::Sealed(records)) => {
+                    sealed.push(shard.id);
+                    pending.extend(
+                        indices.into_iter().zip(
+                            hash_keys
+                                .into_iter()
+                                .zip(records)
+                                .map(|(hash_key, record)| Checked { hash_key, record }),
+                        ),
+                    );
+                }
+                Err(error) => answers.extend(indices.into_iter().map(|i| (i, Err(error.clone())))),
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        match wait_for_children(gateway, key, &sealed, deadline).await {
+            Some(next) => state = next,
+            None => {
+                let error = KinesisError::new(
+                    ErrorKind::ServiceUnavailable,
+                    "The shard is being split or merged and its children did not take writes in time; nothing was written.",
+                );
+                answers.extend(pending.drain(..).map(|(i, _)| (i, Err(error.clone()))));
+            }
+        }
+    }
+    Ok(answers)
 }
 
 pub(super) async fn put_record(
@@ -178,19 +336,28 @@ pub(super) async fn put_record(
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let state = gateway.controller.state();
     let stream = usable(&state, &key)?;
-    let routed = route(
+    let checked = check(
         stream,
         input.data,
         input.partition_key,
         input.explicit_hash_key.as_deref(),
         "",
     )?;
-    let shard = &stream.shards[routed.shard];
-    let (position, arrival_ms) = append(gateway, &state, shard, vec![routed.record]).await?;
+    let encryption_type = record_encryption(stream);
+    let mut answers = write(gateway, &key, state.clone(), vec![(0, checked)]).await?;
+    let written = match answers.pop() {
+        Some((_, answer)) => answer?,
+        None => {
+            return Err(KinesisError::new(
+                ErrorKind::InternalFailure,
+                "the write produced no answer",
+            ))
+        }
+    };
     Ok(PutRecordOutput {
-        shard_id: shard.id.to_string(),
-        sequence_number: sequence_number(shard, position, arrival_ms),
-        encryption_type: record_encryption(stream),
+        shard_id: written.shard_id.to_string(),
+        sequence_number: written.sequence_number,
+        encryption_type,
     })
 }
 
@@ -221,9 +388,9 @@ pub(super) async fn put_records(
     let state = gateway.controller.state();
     let stream = usable(&state, &key)?;
 
-    // A malformed entry fails the whole request (as on AWS); routing happens before any write.
+    // A malformed entry fails the whole request (as on AWS); checks happen before any write.
     let count = input.records.len();
-    let mut by_shard: BTreeMap<usize, (Vec<usize>, Vec<NewRecord>)> = BTreeMap::new();
+    let mut checked = Vec::with_capacity(count);
     for (i, entry) in input.records.into_iter().enumerate() {
         let PutRecordsRequestEntry {
             data,
@@ -231,55 +398,45 @@ pub(super) async fn put_records(
             partition_key,
         } = entry;
         let path = format!("records.{}.member.", i + 1);
-        let routed = route(
+        let record = check(
             stream,
             data,
             partition_key,
             explicit_hash_key.as_deref(),
             &path,
         )?;
-        let slot = by_shard.entry(routed.shard).or_default();
-        slot.0.push(i);
-        slot.1.push(routed.record);
+        checked.push((i, record));
     }
+    let encryption_type = record_encryption(stream);
 
-    let writes = by_shard
-        .into_iter()
-        .map(|(shard_index, (indices, records))| {
-            let shard = &stream.shards[shard_index];
-            let state = &state;
-            async move { (shard, indices, append(gateway, state, shard, records).await) }
-        });
     let mut results: Vec<PutRecordsResultEntry> = vec![PutRecordsResultEntry::default(); count];
-    let mut failed = 0;
-    for (shard, indices, outcome) in join_all(writes).await {
-        match outcome {
-            Ok((first, arrival_ms)) => {
-                for (slot, &i) in indices.iter().enumerate() {
-                    results[i].shard_id = Some(shard.id.to_string());
-                    results[i].sequence_number =
-                        Some(sequence_number(shard, first + slot as u64, arrival_ms));
-                }
+    let mut failed: i32 = 0;
+    for (i, answer) in write(gateway, &key, state.clone(), checked).await? {
+        let Some(result) = results.get_mut(i) else {
+            continue;
+        };
+        match answer {
+            Ok(written) => {
+                result.shard_id = Some(written.shard_id.to_string());
+                result.sequence_number = Some(written.sequence_number);
             }
             Err(error) => {
-                failed += indices.len();
+                failed += 1;
                 let code = match error.kind {
                     ErrorKind::ProvisionedThroughputExceeded => {
                         "ProvisionedThroughputExceededException"
                     }
                     _ => "InternalFailure",
                 };
-                for &i in &indices {
-                    results[i].error_code = Some(code.to_string());
-                    results[i].error_message = Some(error.message.clone());
-                }
+                result.error_code = Some(code.to_string());
+                result.error_message = Some(error.message);
             }
         }
     }
     Ok(PutRecordsOutput {
-        failed_record_count: Some(failed as i32),
+        failed_record_count: Some(failed),
         records: results,
-        encryption_type: record_encryption(stream),
+        encryption_type,
     })
 }
 
@@ -474,6 +631,7 @@ pub(super) async fn get_records(
         .last()
         .map(|r| r.position + 1)
         .unwrap_or_else(|| payload.position.max(bounds.trim_position));
+    let records_empty = stored.is_empty();
     let millis_behind_latest = stored
         .last()
         .map(|r| bounds.last_arrival_ms.saturating_sub(r.arrival_ms))
@@ -488,9 +646,11 @@ pub(super) async fn get_records(
             encryption_type: record_encryption(stream),
         })
         .collect();
+    // A closed shard is drained once a read from past its last record finds nothing, on a
+    // replica that has applied the seal (a lagging one may not have every record yet).
     let drained = shard
         .ending_position
-        .is_some_and(|end| next_position >= end);
+        .is_some_and(|end| records_empty && bounds.next_position > end);
     let (next_shard_iterator, child_shards) = if drained {
         (None, Some(child_shards(stream, shard.id)))
     } else {

@@ -368,6 +368,11 @@ pub async fn create_stream(client: &Client, name: &str, shards: i32) {
         .send()
         .await
         .expect("CreateStream");
+    wait_active(client, name).await;
+}
+
+/// Waits until `name` is ACTIVE (after CreateStream, or after a reshard's UPDATING).
+pub async fn wait_active(client: &Client, name: &str) {
     let deadline = Instant::now() + CONDITION_TIMEOUT;
     loop {
         let summary = client
@@ -405,6 +410,9 @@ impl History {
     }
 }
 
+/// How many partition keys writers spread their records over.
+pub const KEYS: u64 = 97;
+
 /// A writer putting unique records through one node until stopped.
 pub struct Writer {
     stop: Arc<AtomicBool>,
@@ -432,7 +440,7 @@ impl Writer {
                     let result = client
                         .put_record()
                         .stream_name(&stream)
-                        .partition_key(format!("key-{}", i % 97))
+                        .partition_key(format!("key-{}", i % KEYS))
                         .data(Blob::new(data.clone()))
                         .send()
                         .await;
@@ -575,4 +583,40 @@ pub async fn verify(
         );
     }
     read
+}
+
+/// Per partition key, each writer's acknowledged records carry increasing sequence numbers, across
+/// shards too (children's numbers exceed their parents'): the order a key's records were
+/// acknowledged in is the order readers following the lineage see.
+pub fn verify_key_order(history: &History) {
+    // A decimal sequence number as (length, digits): ordered as the number.
+    type Ordered = (usize, String);
+    // (writer tag, key) → (request number, sequence number).
+    let mut by_key: BTreeMap<(String, u64), Vec<(u64, Ordered)>> = BTreeMap::new();
+    for (data, (_, sequence)) in &history.acked {
+        let text = String::from_utf8_lossy(data);
+        let Some((tag, i)) = text.rsplit_once('-') else {
+            panic!("unexpected payload {text}");
+        };
+        let i: u64 = i
+            .parse()
+            .expect("writer payloads end in their request number");
+        by_key
+            .entry((tag.to_string(), i % KEYS))
+            .or_default()
+            .push((i, (sequence.len(), sequence.clone())));
+    }
+    for ((tag, key), mut records) in by_key {
+        records.sort();
+        for pair in records.windows(2) {
+            assert!(
+                pair[0].1 < pair[1].1,
+                "writer {tag}, key {key}: request {} got {} after request {} got {}",
+                pair[1].0,
+                pair[1].1 .1,
+                pair[0].0,
+                pair[0].1 .1
+            );
+        }
+    }
 }
