@@ -10,21 +10,62 @@ A history is a list of operations (JSON objects, one per line in `history.jsonl`
   consumer process that follows its shard iterators (successive reads of one process and shard
   continue each other).
 - `final-read`: `ok` value `{"shard", "records": [...]}` — everything in the shard after healing.
-- `shards`: `ok` value `[{"shard", "start", "end", "open", "parent", "adjacent_parent"}]` — a
-  ListShards answer (hash keys as decimal strings).
-- Process `nemesis`, `f` `start`/`stop`, value a fault name: the fault windows.
+- `shards`: `ok` value `[{"shard", "start", "end", "open", "parent", "adjacent_parent", "start_seq",
+  "end_seq"}]` — a ListShards answer (hash keys and sequence numbers as decimal strings; `end_seq`
+  is None while the shard is OPEN, and both may be missing). The last answer naming a shard gives
+  its lineage.
+- `split-shard`, `merge-shards`, `update-shard-count`: the resharder's requests (resharding.py).
+- Process `nemesis`, `f` `start`/`stop`, value a fault name: the fault windows; `f` `membership`,
+  value a sentence: a step of a node's leave and rejoin (membership.py).
 
 `check(history)` returns a dict with `valid` and every count; each violation is listed under
 `errors` with enough detail to find it in the history.
 """
 
+import bisect
+import hashlib
+import itertools
 from collections import defaultdict
+from functools import lru_cache
 
 MAX_HASH_KEY = 2**128 - 1
 
 
 def _seq(value):
     return int(value)
+
+
+def hash_key(partition_key):
+    """Where Kinesis puts a partition key: its MD5 as an unsigned big-endian 128-bit integer."""
+    return int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")
+
+
+def lineage(history):
+    """`{shard: its entry in the last ListShards answer that names it}`."""
+    shards = {}
+    for op in history:
+        if op.get("f") == "shards" and op.get("type") == "ok":
+            for shard in op["value"]:
+                shards[shard["shard"]] = shard
+    return shards
+
+
+def parents_of(meta):
+    return [p for p in (meta.get("parent"), meta.get("adjacent_parent")) if p]
+
+
+def range_of(meta):
+    return int(meta["start"]), int(meta["end"])
+
+
+def _covers(ranges, start, end):
+    """Do the (start, end) ranges together cover start..end?"""
+    reach = start
+    for a, b in sorted(ranges):
+        if a > reach:
+            break
+        reach = max(reach, b + 1)
+    return reach > end
 
 
 def _completions(history, f):
@@ -38,6 +79,7 @@ def check(history):
         errors.append({"kind": kind, **detail})
 
     attempted = {}
+    invoked = {}
     outcome = {}
     for op in history:
         if op.get("f") != "put":
@@ -45,6 +87,7 @@ def check(history):
         data = op["value"]["data"]
         if op["type"] == "invoke":
             attempted[data] = op["value"]
+            invoked[data] = op["time"]
         else:
             outcome[data] = op
     acked = {d: op for d, op in outcome.items() if op["type"] == "ok"}
@@ -111,11 +154,7 @@ def check(history):
             previous = seq
 
     # Lineage: per partition key, every record of a parent shard precedes every one of its children.
-    lineage = {}
-    for op in history:
-        if op.get("f") == "shards" and op.get("type") == "ok":
-            for shard in op["value"]:
-                lineage[shard["shard"]] = shard
+    shard_lineage = lineage(history)
     by_key = defaultdict(lambda: defaultdict(list))
     for shard, records in final.items():
         for record in records:
@@ -123,10 +162,12 @@ def check(history):
             by_key[key][shard].append(_seq(record["seq"]))
     for key, shards in by_key.items():
         for child, seqs in shards.items():
-            meta = lineage.get(child, {})
-            for parent in (meta.get("parent"), meta.get("adjacent_parent")):
-                if parent and shards.get(parent) and max(shards[parent]) >= min(seqs):
+            for parent in parents_of(shard_lineage.get(child, {})):
+                if shards.get(parent) and max(shards[parent]) >= min(seqs):
                     error("lineage-order", key=key, parent=parent, child=child)
+
+    _check_lineage(shard_lineage, final, error)
+    _check_key_order(shard_lineage, final, found, acked, invoked, attempted, error)
 
     # Every ListShards answer: its OPEN shards partition the hash space.
     listings = 0
@@ -157,6 +198,92 @@ def check(history):
         "errors": errors,
     }
     return result
+
+
+def _check_lineage(shards, final, error):
+    """The shards' family tree, as the last listings describe it, against the records read.
+
+    - lineage-range: a child's hash range lies in its parent's (a split), or is exactly the union
+      of its two adjacent parents (a merge); a CLOSED shard's range is covered by its children's.
+    - child-sequence: every sequence number of a child (read, or its StartingSequenceNumber) is
+      greater than every one of each parent (read, or its EndingSequenceNumber).
+    - sequence-range: a record lies within its shard's SequenceNumberRange.
+    - wrong-shard: a record's partition key hashes into its shard's hash range."""
+    children = defaultdict(list)
+    for shard, meta in shards.items():
+        for parent in parents_of(meta):
+            children[parent].append(meta)
+    for shard, meta in shards.items():
+        parents = [shards[p] for p in parents_of(meta) if p in shards]
+        start, end = range_of(meta)
+        ranges = sorted(range_of(p) for p in parents)
+        if len(ranges) == 1 and not (ranges[0][0] <= start and end <= ranges[0][1]) or \
+                len(ranges) == 2 and (ranges[0][1] + 1 != ranges[1][0] or (start, end) != (ranges[0][0], ranges[1][1])):
+            error("lineage-range", shard=shard, range=[str(start), str(end)], parents=parents_of(meta))
+        if not meta.get("open") and not _covers([range_of(c) for c in children[shard]], start, end):
+            error("lineage-range", shard=shard, closed_but_not_covered_by=[c["shard"] for c in children[shard]])
+
+        seqs = [_seq(r["seq"]) for r in final.get(shard, [])]
+        low, high = meta.get("start_seq"), meta.get("end_seq")
+        outside = [s for s in seqs if low and s < _seq(low) or high and s > _seq(high)]
+        if outside:
+            error("sequence-range", shard=shard, seq=str(outside[0]), start_seq=low, end_seq=high)
+        first = min(seqs + ([_seq(low)] if low else []), default=None)
+        for parent in parents:
+            parent_seqs = [_seq(r["seq"]) for r in final.get(parent["shard"], [])]
+            last = max(parent_seqs + ([_seq(parent["end_seq"])] if parent.get("end_seq") else []), default=None)
+            if first is not None and last is not None and first <= last:
+                error("child-sequence", child=shard, parent=parent["shard"], child_first=str(first), parent_last=str(last))
+
+        for record in final.get(shard, []):
+            if record.get("key") is not None and not start <= hash_key(record["key"]) <= end:
+                error("wrong-shard", shard=shard, seq=record["seq"], key=record["key"])
+
+
+def _check_key_order(shards, final, found, acked, invoked, attempted, error):
+    """Per partition key, reading shard after shard down the lineage, then each in sequence order,
+    gives one order; an acknowledged put must come before every put invoked after it was
+    acknowledged (by any producer: a shard's log is one order).
+
+    - key-lineage: a key's records lie in two shards neither of which descends from the other,
+      so no reader could order them.
+    - key-order: a put invoked after another was acknowledged is read before it."""
+
+    @lru_cache(maxsize=None)
+    def ancestors(shard):
+        parents = parents_of(shards.get(shard, {}))
+        return frozenset(parents).union(*(ancestors(p) for p in parents))
+
+    def key_of(record):
+        return record.get("key") or attempted.get(record["data"], {}).get("key")
+
+    in_shards = defaultdict(set)
+    for shard, records in final.items():
+        for record in records:
+            in_shards[key_of(record)].add(shard)
+    depth = {}
+    for key, where in in_shards.items():
+        chain = sorted(where, key=lambda s: len(ancestors(s)))
+        for a, b in zip(chain, chain[1:]):
+            if a not in ancestors(b):
+                error("key-lineage", key=key, shards=[a, b])
+        depth.update((s, len(ancestors(s))) for s in where)
+
+    puts = defaultdict(list)  # key -> [(rank, invoked, acknowledged, data)]
+    for data, op in acked.items():
+        if data in found:
+            shard, seq = found[data]
+            puts[op["value"]["key"]].append(((depth.get(shard, 0), _seq(seq)), invoked.get(data, op["time"]), op["time"], data))
+    for key, ops in puts.items():
+        by_ack = sorted(ops, key=lambda p: p[2])
+        acks = [p[2] for p in by_ack]
+        latest = list(itertools.accumulate(by_ack, lambda a, b: b if b[0] > a[0] else a))  # furthest read so far
+        for rank, start, _, data in ops:
+            k = bisect.bisect_left(acks, start)  # those acknowledged before this put was invoked
+            if k and latest[k - 1][0] >= rank:
+                before = latest[k - 1]
+                error("key-order", key=key, acknowledged_first=before[3], at=found[before[3]],
+                      invoked_after=data, read_at=found[data])
 
 
 def availability(history):

@@ -37,3 +37,45 @@ def is_definite_failure(exc):
 
 def is_not_found(exc):
     return error_code(exc) == "ResourceNotFoundException"
+
+
+def perform(history, process, f, value, connect, request):
+    """One operation of `process`, recorded as invoke then exactly one completion; never raises.
+
+    `connect()` gives the client (when it raises, no request was sent: fail); `request(kinesis)`
+    sends the request and returns what an ok completion adds to `value`. Returns that, or None."""
+    history.record(process, "invoke", f, dict(value))
+    try:
+        kinesis = connect()
+    except Exception as exc:  # noqa: BLE001 - no request was sent: definitely not done
+        history.record(process, "fail", f, {**value, "error": error_code(exc)})
+        return None
+    try:
+        extra = request(kinesis)
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is fatal
+        kind = "fail" if is_definite_failure(exc) else "info"
+        history.record(process, kind, f, {**value, "error": error_code(exc)})
+        return None
+    history.record(process, "ok", f, {**value, **extra})
+    return extra
+
+
+def list_shards(kinesis, stream):
+    """Every shard of `stream` (OPEN and CLOSED, every page) as the checker's `shards` entries."""
+    shards, page = [], {"StreamName": stream}
+    while True:
+        out = kinesis.list_shards(**page)
+        shards += out["Shards"]
+        if not out.get("NextToken"):
+            break
+        page = {"NextToken": out["NextToken"]}
+    return [{
+        "shard": s["ShardId"],
+        "start": s["HashKeyRange"]["StartingHashKey"],
+        "end": s["HashKeyRange"]["EndingHashKey"],
+        "open": "EndingSequenceNumber" not in s.get("SequenceNumberRange", {}),
+        "parent": s.get("ParentShardId"),
+        "adjacent_parent": s.get("AdjacentParentShardId"),
+        "start_seq": s.get("SequenceNumberRange", {}).get("StartingSequenceNumber"),
+        "end_seq": s.get("SequenceNumberRange", {}).get("EndingSequenceNumber"),
+    } for s in shards]

@@ -86,6 +86,8 @@ class DockerCluster(NodeEndpoints):
         self.lock = threading.RLock()
         self.containers = {}
         self.ips = {}
+        self.joined = {}  # node -> the node whose API it joined through (its container runs --join)
+        self.generations = {}  # node -> containers removed by `wipe` (their logs are kept)
         self.blocked = {}  # node -> set of nodes whose packets it drops
         self.compose_file = os.path.join(store, "docker-compose.yml")
         self.disk_mount = os.path.join(store, f"node{disk_node}-disk") if disk_node else None
@@ -93,6 +95,8 @@ class DockerCluster(NodeEndpoints):
 
     # -- setup -----------------------------------------------------------------------------------
     def _compose_file(self):
+        """Writes the compose file: the shipped node definition for every node; a node that
+        rejoined (see `join`) starts with --join instead of the peer list."""
         with open(os.path.join(DEPLOY, "docker-compose.yml")) as f:
             shipped = yaml.safe_load(f)
         template = shipped["services"]["node1"]
@@ -114,6 +118,10 @@ class DockerCluster(NodeEndpoints):
                 "FAKETIME_CACHE_DURATION": "1",
                 **self.extra_env,
             }
+            if n in self.joined:
+                del service["environment"]["KINESIN_PEERS"]
+                service["command"] = ["server", "--join", f"http://node{self.joined[n]}:4567",
+                                      "--cluster-advertise", f"node{n}:7000"]
             service["ports"] = [f"127.0.0.1:{self.api[n]}:4567"]
             data = self.disk_mount if n == self.disk_node else f"node{n}-data"
             if n != self.disk_node:
@@ -143,6 +151,9 @@ class DockerCluster(NodeEndpoints):
     def _compose(self, *args, timeout=300, check=True):
         return run([*self.compose, "-p", self.project, "-f", self.compose_file, *args], timeout=timeout, check=check)
 
+    def _container(self, node):
+        return self._compose("ps", "-q", f"node{node}").stdout.strip()
+
     def start_all(self, timeout=180):
         for n in self.nodes():
             os.makedirs(self._clock_dir(n), exist_ok=True)
@@ -152,7 +163,7 @@ class DockerCluster(NodeEndpoints):
         self._compose_file()
         self._compose("up", "-d", timeout=timeout)
         for n in self.nodes():
-            self.containers[n] = self._compose("ps", "-q", f"node{n}").stdout.strip()
+            self.containers[n] = self._container(n)
         self.wait_healthy(self.nodes(), timeout)
         for n in self.nodes():
             self.ips[n] = self._ip(n)
@@ -207,6 +218,38 @@ class DockerCluster(NodeEndpoints):
             if self.blocked:
                 self._apply_rules()  # a partition made while it was frozen applies to it too
 
+    # -- membership --------------------------------------------------------------------------------
+    def stop(self, node):
+        with self.lock:
+            run(["docker", "stop", "-t", "10", self.containers[node]], check=False)
+
+    def wipe(self, node):
+        """Removes node's container and its data volume (its log is kept as nodeN-gK.log)."""
+        if node == self.disk_node:
+            raise RuntimeError("the disk-full node's data is a mounted file system: it is not wiped")
+        with self.lock:
+            container = self.containers[node]
+            if not container:
+                return
+            mounts = "{{range .Mounts}}{{if eq .Destination \"" + DATA_DIR + "\"}}{{.Name}}{{end}}{{end}}"
+            volumes = run(["docker", "inspect", "-f", mounts, container]).stdout.split()
+            generation = self.generations[node] = self.generations.get(node, 0) + 1
+            self._save_log(node, container, f"node{node}-g{generation}.log")
+            run(["docker", "rm", "-f", container])
+            for volume in volumes:
+                run(["docker", "volume", "rm", volume])
+            self.containers[node] = ""
+
+    def join(self, node, via, timeout=120):
+        """Starts node (wiped) as a new member joining through node `via`'s API: its service is
+        the shipped one with --join and --cluster-advertise instead of the peer list."""
+        with self.lock:
+            self.joined[node] = via
+            self._compose_file()
+            self._compose("up", "-d", "--no-deps", f"node{node}")
+            self.containers[node] = self._container(node)
+        self.restart(node, timeout)  # the container runs: restart's `docker start` is a no-op
+
     # -- network faults --------------------------------------------------------------------------
     def drop(self, pairs):
         """Drops packets for each (sender, receiver) pair: the receiver's INPUT chain drops them."""
@@ -255,10 +298,14 @@ class DockerCluster(NodeEndpoints):
             pass
 
     # -- teardown --------------------------------------------------------------------------------
+    def _save_log(self, node, container, name):
+        with open(os.path.join(self.store, name), "w") as f:
+            subprocess.run(["docker", "logs", "-t", container], stdout=f, stderr=subprocess.STDOUT, timeout=120)
+
     def save_logs(self):
         for n, container in self.containers.items():
-            with open(os.path.join(self.store, f"node{n}.log"), "w") as f:
-                subprocess.run(["docker", "logs", "-t", container], stdout=f, stderr=subprocess.STDOUT, timeout=120)
+            if container:
+                self._save_log(n, container, f"node{n}.log")
 
     def stop_all(self):
         for node in list(self.paused):

@@ -3,6 +3,7 @@ the admin API. A cluster class provides `endpoint(node)` and inherits these."""
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 
@@ -26,3 +27,19 @@ class NodeEndpoints:
     def admin(self, node, path):
         with urllib.request.urlopen(f"{self.endpoint(node)}{path}", timeout=5) as r:
             return json.loads(r.read())
+
+    def admin_request(self, node, method, path, body=None, timeout=5):
+        """`(HTTP status, JSON answer)` of an admin API request; an error status is an answer too
+        (a connection that fails raises OSError)."""
+        request = urllib.request.Request(f"{self.endpoint(node)}{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            text = e.read()
+            try:
+                return e.code, json.loads(text)
+            except ValueError:
+                return e.code, {"error": text.decode(errors="replace")}

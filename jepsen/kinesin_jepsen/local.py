@@ -1,7 +1,9 @@
 """A cluster of real `kinesin` processes on loopback: the harness's first cluster under test, before
-the docker compose one. Faults come from outside the processes: SIGKILL, SIGSTOP / SIGCONT."""
+the docker compose one. Faults come from outside the processes: SIGKILL, SIGSTOP / SIGCONT, and
+membership changes (a node stopped, its data directory deleted, started again with `--join`)."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +32,7 @@ class LocalCluster(NodeEndpoints):
         self.peers = ",".join(f"{n}@127.0.0.1:{p}" for n, p in self.cluster.items())
         self.procs = {}
         self.paused = set()
+        self.joined = {}  # node -> the node whose API it joined through (it starts with --join)
 
     def endpoint(self, node):
         return f"http://127.0.0.1:{self.api[node]}"
@@ -37,16 +40,23 @@ class LocalCluster(NodeEndpoints):
     def nodes(self):
         return sorted(self.api)
 
+    def data_dir(self, node):
+        return os.path.join(self.directory, f"node{node}-data")
+
     def start(self, node):
         log = open(os.path.join(self.directory, f"node{node}.log"), "ab")
+        if node in self.joined:
+            members = ["--join", self.endpoint(self.joined[node]), "--cluster-advertise", f"127.0.0.1:{self.cluster[node]}"]
+        else:
+            members = ["--peers", self.peers]
         self.procs[node] = subprocess.Popen(
             [
                 self.binary, "server",
                 "--node-id", str(node),
-                "--data-dir", os.path.join(self.directory, f"node{node}-data"),
+                "--data-dir", self.data_dir(node),
                 "--listen", f"127.0.0.1:{self.api[node]}",
                 "--cluster-listen", f"127.0.0.1:{self.cluster[node]}",
-                "--peers", self.peers,
+                *members,
                 *self.extra_args,
             ],
             stdout=log, stderr=subprocess.STDOUT,
@@ -72,6 +82,23 @@ class LocalCluster(NodeEndpoints):
         self.start(node)
         self.wait_healthy([node])
 
+    def stop(self, node):
+        proc = self.procs.get(node)
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill(node)
+
+    def wipe(self, node):
+        shutil.rmtree(self.data_dir(node), ignore_errors=True)
+
+    def join(self, node, via):
+        """Starts node as a new member joining through node `via`'s API; waits until it is healthy."""
+        self.joined[node] = via
+        self.restart(node)
+
     def pause(self, node):
         self.procs[node].send_signal(signal.SIGSTOP)
         self.paused.add(node)
@@ -86,8 +113,5 @@ class LocalCluster(NodeEndpoints):
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for node in self.procs:
+            self.stop(node)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
-from .clients import error_code, is_definite_failure, is_not_found
+from .clients import error_code, is_not_found, perform
 
 DEFAULT_NAMES = ("meta-0", "meta-1", "meta-2")
 CREATE, DELETE, DESCRIBE, FINAL = "create-stream", "delete-stream", "describe-stream", "final-metadata"
@@ -101,22 +101,11 @@ class MetadataWorkload:
 
     def perform(self, process, clients, node, name, f):
         """One operation, recorded as invoke then exactly one completion; never raises."""
-        value = {"stream": name, "node": node}
-        self.history.record(process, "invoke", f, dict(value))
-        try:
+        def connect():
             if node not in clients:
                 clients[node] = self.client_for_node(node)
-            kinesis = clients[node]
-        except Exception as exc:  # noqa: BLE001 - no request was sent: definitely not done
-            self.history.record(process, "fail", f, {**value, "error": error_code(exc)})
-            return
-        try:
-            extra = OPERATIONS[f](kinesis, name)
-        except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is fatal
-            kind = "fail" if is_definite_failure(exc) else "info"
-            self.history.record(process, kind, f, {**value, "error": error_code(exc)})
-            return
-        self.history.record(process, "ok", f, {**value, **extra})
+            return clients[node]
+        perform(self.history, process, f, {"stream": name, "node": node}, connect, lambda kinesis: OPERATIONS[f](kinesis, name))
 
     def final_state(self, settle_timeout=30.0):
         return final_state(self.client_for_node, self.nodes, self.names, settle_timeout)

@@ -16,13 +16,23 @@ Kinds (`--nemesis`, comma-separated):
   two agree which), `one-way` (a node stops hearing the others, or they stop hearing it);
 - `clock` (docker): one node's wall clock steps by up to ±5 minutes, then back;
 - `disk` (docker, root): the disk-full node's file system fills up and the node is crashed and
-  started on it; then the disk is freed and the node restarted.
+  started on it; then the disk is freed and the node restarted;
+- `membership`: a node (never the disk-full one, never one whose departure would leave fewer than
+  3 members) is drained through another node's admin API; when its replicas have moved it is
+  removed, stopped and its data wiped, and it comes back as a new member with `--join` (steps
+  recorded as f `membership`, see membership.py).
+
+Kill, pause, clock and membership act on nodes no other of them is acting on (this matters only
+with `--concurrent-faults` above 1): a node being restarted is not drained, a leaving node not
+killed.
 """
 
 import random
 import threading
 
-KINDS = ("kill", "pause", "partition", "clock", "disk")
+from .membership import Membership
+
+KINDS = ("kill", "pause", "partition", "clock", "disk", "membership")
 DOCKER_ONLY = {"partition", "clock", "disk"}
 PARTITIONS = ("halves", "leader", "bridge", "ring", "one-way")
 
@@ -51,6 +61,8 @@ class Nemesis:
         self.counts = {}
         self.busy = set()  # kinds with a fault in force: two schedules never run the same kind at once
         self.lock = threading.Lock()
+        self.membership = Membership(cluster, history)
+        self.held = set()  # nodes a kill, pause, clock or membership fault is acting on
 
     def start(self):
         if not self.kinds:
@@ -103,22 +115,39 @@ class Nemesis:
             self.history.record("nemesis", "info", "error", f"{name}: {exc}")
         self.history.record("nemesis", "info", "stop", name)
 
+    def _hold(self, choose):
+        """`choose(free nodes)` picks the victims among the nodes no other fault acts on; they are
+        held until `release` (the wrapped undo) has run."""
+        with self.lock:
+            victims = choose([n for n in self.cluster.nodes() if n not in self.held and n not in self.membership.leaving])
+            self.held.update(victims)
+        return victims
+
+    def _release(self, victims, undo):
+        def release():
+            try:
+                undo()
+            finally:
+                with self.lock:
+                    self.held.difference_update(victims)
+        return release
+
     # -- the faults: each returns (name, undo) -----------------------------------------------------
     def _start_kill(self, rng):
-        nodes = self.cluster.nodes()
-        victims = rng.sample(nodes, rng.randint(1, max(1, (len(nodes) - 1) // 2)))
+        victims = self._hold(lambda nodes: rng.sample(nodes, rng.randint(1, max(1, (len(nodes) - 1) // 2))))
         for node in victims:
             self.cluster.kill(node)
 
         def undo():
             for node in victims:
                 self.cluster.restart(node)
-        return f"kill {_set(victims)}", undo
+        return f"kill {_set(victims)}", self._release(victims, undo)
 
     def _start_pause(self, rng):
-        node = rng.choice(self.cluster.nodes())
+        victims = self._hold(lambda nodes: [rng.choice(nodes)])
+        node = victims[0]
         self.cluster.pause(node)
-        return f"pause n{node}", lambda: self.cluster.resume(node)
+        return f"pause n{node}", self._release(victims, lambda: self.cluster.resume(node))
 
     def _start_partition(self, rng):
         nodes = self.cluster.nodes()
@@ -155,10 +184,11 @@ class Nemesis:
         return name, self.cluster.heal_network
 
     def _start_clock(self, rng):
-        node = rng.choice(self.cluster.nodes())
+        victims = self._hold(lambda nodes: [rng.choice(nodes)])
+        node = victims[0]
         offset = rng.choice([-1, 1]) * rng.randint(1, 300)
         self.cluster.set_clock_offset(node, offset)
-        return f"clock n{node} {offset:+d}s", lambda: self.cluster.set_clock_offset(node, 0)
+        return f"clock n{node} {offset:+d}s", self._release(victims, lambda: self.cluster.set_clock_offset(node, 0))
 
     def _start_disk(self, rng):
         # RocksDB preallocates its WAL, so a disk filling under a running node bites only at the
@@ -174,3 +204,8 @@ class Nemesis:
             self.cluster.kill(node)  # whether it failed to start or is still trying
             self.cluster.restart(node)
         return f"disk-full n{node}", undo
+
+    def _start_membership(self, rng):
+        victims = self._hold(lambda nodes: [self.membership.start_leave(rng, nodes)])
+        node = victims[0]
+        return f"membership n{node}", self._release(victims, lambda: self.membership.finish(node, timeout=90))

@@ -1,15 +1,15 @@
 """One harness run: a cluster, producers and consumers speaking the public Kinesis API (no client
-retries), optional stream-metadata races, seeded nemeses, then heal, read everything, and check the
-whole history.
+retries), optional stream-metadata races and resharding, seeded nemeses, then heal, read
+everything, and check the whole history.
 
-    python -m kinesin_jepsen.run --bin target/debug/kinesin --time-limit 120 --seed 7 \
-        --cluster docker --nodes 5 --nemesis kill,pause,partition,clock,disk --workload produce,metadata
+    python -m kinesin_jepsen.run --bin target/debug/kinesin --time-limit 120 --seed 7 --cluster docker \
+        --nodes 5 --nemesis kill,pause,partition,clock,disk,membership --workload produce,metadata,resharding
 
 Writes jepsen/store/<run-id>/ (history.jsonl, results.json, timeline.svg, each node's log, the
 generated compose file) and exits 1 when the history is invalid.
 
 Clusters: `docker` (default) is the compose deployment of deploy/ with N nodes and every nemesis;
-`local` runs N processes on loopback (kill and pause only), for quick runs without Docker.
+`local` runs N processes on loopback (kill, pause and membership only), for quick runs without Docker.
 """
 
 import argparse
@@ -19,17 +19,20 @@ import random
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from .checker import check
-from .clients import client, error_code, is_definite_failure
+from .clients import client, error_code, is_definite_failure, list_shards
 from .docker import DockerCluster, build_image
 from .history import History
 from .local import LocalCluster
 from .metadata import MetadataWorkload, check_metadata, record_final_state
 from .nemesis import DOCKER_ONLY, KINDS, PARTITIONS, Nemesis
+from .resharding import ReshardingWorkload, check_resharding, wait_active, write_stall
 from .timeline import latency_summary, render
 
-WORKLOADS = ("produce", "metadata")
+WORKLOADS = ("produce", "metadata", "resharding")
+RESHARDER = 300  # the resharder's process; consumers are 100.., their children's 1000..
 
 
 class Run:
@@ -39,6 +42,9 @@ class Run:
         self.history = History(os.path.join(store, "history.jsonl"))
         self.stop = threading.Event()
         self.stream = "jepsen"
+        self.threads = []
+        self.followed = set()  # shards a consumer reads (or has read)
+        self.lock = threading.RLock()
         self.nemesis = Nemesis(args.nemesis, cluster, self.history, args.seed, self.stop,
                                leader_of_most=self.leader_of_most, shapes=args.partition_shapes,
                                concurrent=args.concurrent_faults)
@@ -83,6 +89,7 @@ class Run:
             time.sleep(0.05)
 
     def consumer(self, process, node, shard):
+        """Follows one shard's iterators; at the end of a CLOSED shard hands over to its children."""
         kinesis = client(self.cluster.endpoint(node))
         iterator, last = None, None
         while not self.stop.is_set():
@@ -97,6 +104,9 @@ class Run:
                 if records:
                     last = records[-1]["seq"]
                 iterator = out.get("NextShardIterator")
+                if iterator is None:  # read to its end
+                    self.follow(node, [c["ShardId"] for c in out.get("ChildShards", [])])
+                    return
                 if not records:
                     time.sleep(0.05)
             except Exception as exc:  # noqa: BLE001
@@ -104,16 +114,22 @@ class Run:
                 iterator = None
                 time.sleep(0.1)
 
+    def follow(self, node, shards):
+        """A consumer (from TRIM_HORIZON, through `node`) for each shard nobody reads yet."""
+        with self.lock:
+            for shard in shards:
+                if shard not in self.followed:
+                    self.followed.add(shard)
+                    self.spawn(self.consumer, 1000 + len(self.followed), node, shard)
+
+    def spawn(self, target, *args):
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with self.lock:
+            self.threads.append(thread)
+        thread.start()
+
     def list_shards(self, kinesis, process="lister"):
-        out = kinesis.list_shards(StreamName=self.stream)
-        listing = [{
-            "shard": s["ShardId"],
-            "start": s["HashKeyRange"]["StartingHashKey"],
-            "end": s["HashKeyRange"]["EndingHashKey"],
-            "open": "EndingSequenceNumber" not in s.get("SequenceNumberRange", {}),
-            "parent": s.get("ParentShardId"),
-            "adjacent_parent": s.get("AdjacentParentShardId"),
-        } for s in out["Shards"]]
+        listing = list_shards(kinesis, self.stream)
         self.history.record(process, "ok", "shards", listing)
         return listing
 
@@ -134,28 +150,35 @@ class Run:
         return max(counts, key=counts.get) if counts else None
 
     # -- the run ---------------------------------------------------------------------------------
+    def read_shard(self, kinesis, shard):
+        """Everything in `shard`, from TRIM_HORIZON to its end (or to the latest record)."""
+        iterator = kinesis.get_shard_iterator(StreamName=self.stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records = []
+        while iterator:
+            out = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            if not out["Records"]:
+                break
+            records += [{"seq": r["SequenceNumber"], "data": r["Data"].decode(), "key": r["PartitionKey"]} for r in out["Records"]]
+            iterator = out.get("NextShardIterator")
+        return records
+
+    def read_view(self, node):
+        """`{shard: records}` of every shard (OPEN and CLOSED) as `node` answers, shards read in parallel."""
+        kinesis = client(self.cluster.endpoint(node))
+        shards = [s["shard"] for s in list_shards(kinesis, self.stream)]
+        with ThreadPoolExecutor(8) as pool:
+            return dict(zip(shards, pool.map(lambda shard: self.read_shard(kinesis, shard), shards)))
+
     def final_read(self):
         """Reads every shard through every node until all agree, then records node 1's answer."""
         deadline = time.monotonic() + 60
-        while True:
-            views = []
-            for node in self.cluster.nodes():
-                kinesis = client(self.cluster.endpoint(node))
-                view = {}
-                for shard in [s["ShardId"] for s in kinesis.list_shards(StreamName=self.stream)["Shards"]]:
-                    iterator = kinesis.get_shard_iterator(StreamName=self.stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-                    records = []
-                    while iterator:
-                        out = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-                        if not out["Records"]:
-                            break
-                        records += [{"seq": r["SequenceNumber"], "data": r["Data"].decode(), "key": r["PartitionKey"]} for r in out["Records"]]
-                        iterator = out.get("NextShardIterator")
-                    view[shard] = records
-                views.append(view)
-            if all(v == views[0] for v in views) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        nodes = self.cluster.nodes()
+        with ThreadPoolExecutor(len(nodes)) as pool:
+            while True:
+                views = list(pool.map(self.read_view, nodes))
+                if all(v == views[0] for v in views) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
         for shard, records in views[0].items():
             self.history.record("final", "ok", "final-read", {"shard": shard, "records": records})
         return all(v == views[0] for v in views)
@@ -167,35 +190,42 @@ class Run:
         admin.get_waiter("stream_exists").wait(StreamName=self.stream, WaiterConfig={"Delay": 1})
         shards = [s["shard"] for s in self.list_shards(admin)]
         nodes = self.cluster.nodes()
-        threads = []
         if "produce" in self.args.workload:
-            threads += [threading.Thread(target=self.producer, args=(p, nodes[p % len(nodes)]), daemon=True)
-                        for p in range(self.args.producers)]
-            threads += [threading.Thread(target=self.consumer, args=(100 + i, nodes[i % len(nodes)], shard), daemon=True)
-                        for i, shard in enumerate(shards)]
+            for p in range(self.args.producers):
+                self.spawn(self.producer, p, nodes[p % len(nodes)])
+            self.followed.update(shards)
+            for i, shard in enumerate(shards):
+                self.spawn(self.consumer, 100 + i, nodes[i % len(nodes)], shard)
         metadata = MetadataWorkload(self.history, self.client_for_node, nodes, self.args.seed)
         if "metadata" in self.args.workload:
-            threads += [threading.Thread(target=metadata.run, args=(200 + i, self.stop), daemon=True) for i in range(3)]
-        for t in threads:
-            t.start()
+            for i in range(3):
+                self.spawn(metadata.run, 200 + i, self.stop)
+        if "resharding" in self.args.workload:
+            resharder = ReshardingWorkload(self.history, self.client_for_node, nodes, self.args.seed, self.stream)
+            self.spawn(resharder.run, RESHARDER, self.stop)
         self.nemesis.start()
         self.stop.wait(self.args.time_limit)
         self.stop.set()
         print("jepsen: load stopped; healing", flush=True)
         self.nemesis.join()
-        for t in threads:
+        for t in list(self.threads):
             t.join(timeout=60)
         self.heal()
-        self.list_shards(admin)
+        wait_active(admin, self.stream)
+        self.list_shards(admin, process="final")
         agreed = self.final_read()
         result = check(self.history.ops)
         result["nodes_agree"] = agreed
         result["valid"] = result["valid"] and agreed
+        parts = {"metadata": check_metadata, "resharding": check_resharding}
         if "metadata" in self.args.workload:
             record_final_state(self.history, self.client_for_node, nodes)
-            result["metadata"] = check_metadata(self.history.ops)
-            result["valid"] = result["valid"] and result["metadata"]["valid"]
-            result["errors"] = result["errors"] + result["metadata"].pop("errors")
+        for name in self.args.workload:
+            if name in parts:
+                result[name] = parts[name](self.history.ops)
+                result["valid"] = result["valid"] and result[name]["valid"]
+                result["errors"] = result["errors"] + result[name].pop("errors")
+        result["write_stall"] = write_stall(self.history.ops)
         result["faults"] = self.nemesis.counts
         result["latency_ms"] = latency_summary(self.history.ops)
         return result
@@ -214,8 +244,10 @@ class Run:
             if self.cluster.disk_node:
                 self.cluster.free_disk()
         for node in self.cluster.nodes():
-            if not self.cluster.running(node):
+            if not self.cluster.running(node) and node not in self.nemesis.membership.leaving:
                 self.cluster.restart(node)
+        if "membership" in self.args.nemesis:
+            self.nemesis.membership.heal()  # a node cut short in leaving or rejoining finishes it
         self.cluster.wait_healthy(self.cluster.nodes())
 
 
@@ -228,13 +260,13 @@ def parse_args(argv):
     parser.add_argument("--producers", type=int, default=6)
     parser.add_argument("--time-limit", type=float, default=60, help="seconds of load and faults")
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--nemesis", default="kill,pause,partition,clock,disk",
+    parser.add_argument("--nemesis", default="kill,pause,partition,clock,disk,membership",
                         help=f"comma-separated, any of: {', '.join(KINDS)} (empty: no faults)")
     parser.add_argument("--partition-shapes", default=",".join(PARTITIONS),
                         help=f"the partitions the partition nemesis picks from: {', '.join(PARTITIONS)}")
     parser.add_argument("--concurrent-faults", type=int, default=1,
                         help="fault schedules running at once (1: one fault at a time, with quiet periods)")
-    parser.add_argument("--workload", default="produce,metadata", help=f"comma-separated: {', '.join(WORKLOADS)}")
+    parser.add_argument("--workload", default="produce,metadata,resharding", help=f"comma-separated: {', '.join(WORKLOADS)}")
     parser.add_argument("--store", default=os.path.join(os.path.dirname(__file__), "..", "store"))
     parser.add_argument("--expect-invalid", action="store_true",
                         help="exit 0 only when the run is INVALID (for a binary built with a fault switch)")
@@ -247,7 +279,7 @@ def parse_args(argv):
     if bad:
         parser.error(f"unknown nemesis or workload: {', '.join(bad)}")
     if args.cluster == "local" and DOCKER_ONLY & set(args.nemesis):
-        parser.error(f"--cluster local supports only kill and pause, not {', '.join(sorted(DOCKER_ONLY & set(args.nemesis)))}")
+        parser.error(f"--cluster local supports only kill, pause and membership, not {', '.join(sorted(DOCKER_ONLY & set(args.nemesis)))}")
     return args
 
 

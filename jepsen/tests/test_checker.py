@@ -124,12 +124,13 @@ def test_a_reader_that_goes_backwards_or_skips_is_found():
 
 def test_parent_records_must_precede_child_records_per_key():
     history = []
-    history += put(0, "p", "k", 1, shard=S0, seq=100)
-    history += put(0, "c", "k", 2, shard=S1, seq=50)
+    history += put(0, "p", "k2", 1, shard=S0, seq=100)  # k2 hashes into the lower half, S1
+    history += put(0, "c", "k2", 2, shard=S1, seq=50)
     history.append(shards(3, shard(S0, 0, MAX_HASH_KEY, open=False), shard(S1, 0, HALF - 1, parent=S0), shard(S2, HALF, MAX_HASH_KEY, parent=S0)))
-    history.append(final(S0, record(100, "p", "k")))
-    history.append(final(S1, record(50, "c", "k")))
-    assert kinds(check(history)) == ["lineage-order"]
+    history.append(final(S0, record(100, "p", "k2")))
+    history.append(final(S1, record(50, "c", "k2")))
+    # A child numbered below its parent breaks the stream-wide rule as well as the per-key one.
+    assert kinds(check(history)) == ["child-sequence", "lineage-order"]
 
 
 def test_open_shards_must_partition_the_hash_space():

@@ -1,6 +1,7 @@
 """Whole harness runs, as `make test` and CI run them: the docker compose cluster (5 nodes) under
-every nemesis must come out VALID, and a test build that acknowledges writes before a majority has
-them (cargo feature unsafe-early-ack) must come out INVALID with acknowledged records lost.
+every nemesis must come out VALID, so must resharding while nodes leave and join (docker, and a
+short local run), and a test build that acknowledges writes before a majority has them (cargo
+feature unsafe-early-ack) must come out INVALID with acknowledged records lost.
 
 KINESIN_BIN is the binary under test; KINESIN_UNSAFE_BIN the fault-switch build (`make
 unsafe-bin`). Each run keeps its store under jepsen/store/ for a person to look at.
@@ -51,6 +52,42 @@ def test_cluster_under_every_nemesis_is_valid():
     assert set(result["faults"]) == {"kill", "pause", "partition", "clock", "disk"}, result["faults"]
     for name in ("history.jsonl", "timeline.svg", "node1.log", "node5.log"):
         assert os.path.getsize(os.path.join(store, name)) > 0, name
+
+
+def membership_steps(store):
+    with open(os.path.join(store, "history.jsonl")) as f:
+        ops = [json.loads(line) for line in f]
+    return [op["value"] for op in ops if op["process"] == "nemesis" and op["f"] == "membership"]
+
+
+def check_resharding_run(result, output, store):
+    assert result["valid"], output[-5000:]
+    assert result["acknowledged"] > 500, result
+    assert result["nodes_agree"]
+    ops = result["resharding"]["operations"]
+    assert all(ops[f]["ok"] > 0 for f in ("split-shard", "merge-shards", "update-shard-count")), ops
+    assert result["resharding"]["shards_total"] > result["resharding"]["shards_open"]
+    assert result["reads"] > 0
+    joined = [step for step in membership_steps(store) if " joined:" in step]
+    assert joined, membership_steps(store)
+    assert result["write_stall"]["longest_put_gap_s"] is not None
+
+
+def test_resharding_while_nodes_leave_and_join_is_valid():
+    code, result, output, store = harness(
+        "--bin", binary("KINESIN_BIN"), "--cluster", "docker", "--nodes", "5", "--time-limit", "90",
+        "--seed", "6", "--nemesis", "membership,kill,partition", "--workload", "produce,resharding")
+    assert code == 0, output[-5000:]
+    check_resharding_run(result, output, store)
+    assert set(result["faults"]) == {"membership", "kill", "partition"}, result["faults"]
+
+
+def test_resharding_on_a_local_cluster_is_valid():
+    code, result, output, store = harness(
+        "--bin", binary("KINESIN_BIN"), "--cluster", "local", "--nodes", "4", "--time-limit", "30",
+        "--seed", "8", "--nemesis", "membership,kill", "--workload", "produce,resharding")
+    assert code == 0, output[-5000:]
+    check_resharding_run(result, output, store)
 
 
 def test_acknowledging_before_a_majority_is_caught():

@@ -148,42 +148,83 @@ def test_walkthrough_example_stream(server, cli_version):
     assert [s["StreamName"] for s in listed.get("StreamSummaries", [])] == listed["StreamNames"]
 
 
-@pytest.mark.skip(reason="resharding arrives with issue 5")
-def test_walkthrough_split_and_merge(server):
-    aws_cli(server, "kinesis", "create-stream", "--stream-name", "ReshardStream", "--shard-count", "1")
-    aws_cli(server, "kinesis", "wait", "stream-exists", "--stream-name", "ReshardStream")
-    aws_cli(server, "kinesis", "describe-stream", "--stream-name", "ReshardStream")
-    aws_cli(
+def test_walkthrough_split_and_merge(server, cli_version):
+    """The document's shard management: describe the stream, split shardId-000000000000 at hash key
+    276, then merge the two children (shardId-000000000001 and shardId-000000000002). Its stream
+    MyStream belongs to the first walkthrough here, so this one has a stream of its own."""
+    name = "ReshardStream"
+
+    def describe():
+        desc = aws_cli(server, "kinesis", "describe-stream", "--stream-name", name)["StreamDescription"]
+        return desc, {s["ShardId"]: s for s in desc["Shards"]}
+
+    def put(hash_key):
+        return aws_cli(
+            server,
+            "kinesis", "put-record",
+            "--stream-name", name,
+            "--data", f"at-{hash_key}",
+            "--partition-key", "partitionKey",
+            "--explicit-hash-key", str(hash_key),
+            *binary_args(cli_version),
+        )
+
+    aws_cli(server, "kinesis", "create-stream", "--stream-name", name, "--shard-count", "1")
+    aws_cli(server, "kinesis", "wait", "stream-exists", "--stream-name", name)
+    desc, shards = describe()
+    assert list(shards) == ["shardId-000000000000"]
+    assert shards["shardId-000000000000"]["HashKeyRange"] == {"StartingHashKey": "0", "EndingHashKey": str(MAX_HASH_KEY)}
+    before = put(276)
+    assert before["ShardId"] == "shardId-000000000000"
+
+    # Split at 276: the parent closes, its children split [0, MAX] at 276.
+    out = aws_cli(
         server,
         "kinesis", "split-shard",
-        "--stream-name", "ReshardStream",
+        "--stream-name", name,
         "--shard-to-split", "shardId-000000000000",
         "--new-starting-hash-key", "276",
     )
-    aws_cli(server, "kinesis", "wait", "stream-exists", "--stream-name", "ReshardStream")
-    shards = {
-        s["ShardId"]: s
-        for s in aws_cli(server, "kinesis", "describe-stream", "--stream-name", "ReshardStream")["StreamDescription"]["Shards"]
-    }
-    assert "EndingSequenceNumber" in shards["shardId-000000000000"]["SequenceNumberRange"]
+    assert out is None  # SplitShard answers an empty body.
+    aws_cli(server, "kinesis", "wait", "stream-exists", "--stream-name", name)
+    desc, shards = describe()
+    assert desc["StreamStatus"] == "ACTIVE"
+    assert list(shards) == ["shardId-000000000000", "shardId-000000000001", "shardId-000000000002"]
+    parent = shards["shardId-000000000000"]["SequenceNumberRange"]
+    assert int(parent["EndingSequenceNumber"]) >= int(before["SequenceNumber"])
     assert shards["shardId-000000000001"]["ParentShardId"] == "shardId-000000000000"
     assert shards["shardId-000000000001"]["HashKeyRange"] == {"StartingHashKey": "0", "EndingHashKey": "275"}
     assert shards["shardId-000000000002"]["ParentShardId"] == "shardId-000000000000"
     assert shards["shardId-000000000002"]["HashKeyRange"] == {"StartingHashKey": "276", "EndingHashKey": str(MAX_HASH_KEY)}
+    for child in ("shardId-000000000001", "shardId-000000000002"):
+        assert "AdjacentParentShardId" not in shards[child]
+        assert "EndingSequenceNumber" not in shards[child]["SequenceNumberRange"]
+        assert int(shards[child]["SequenceNumberRange"]["StartingSequenceNumber"]) > int(parent["EndingSequenceNumber"])
+    assert put(275)["ShardId"] == "shardId-000000000001"
+    assert put(276)["ShardId"] == "shardId-000000000002"
+    summary = aws_cli(server, "kinesis", "describe-stream-summary", "--stream-name", name)["StreamDescriptionSummary"]
+    assert summary["OpenShardCount"] == 2
 
-    aws_cli(
+    # Merge the two children back into one shard covering [0, MAX].
+    out = aws_cli(
         server,
         "kinesis", "merge-shards",
-        "--stream-name", "ReshardStream",
+        "--stream-name", name,
         "--shard-to-merge", "shardId-000000000001",
         "--adjacent-shard-to-merge", "shardId-000000000002",
     )
-    aws_cli(server, "kinesis", "wait", "stream-exists", "--stream-name", "ReshardStream")
-    shards = {
-        s["ShardId"]: s
-        for s in aws_cli(server, "kinesis", "describe-stream", "--stream-name", "ReshardStream")["StreamDescription"]["Shards"]
-    }
+    assert out is None  # MergeShards answers an empty body.
+    aws_cli(server, "kinesis", "wait", "stream-exists", "--stream-name", name)
+    desc, shards = describe()
+    assert desc["StreamStatus"] == "ACTIVE"
+    assert list(shards) == [f"shardId-00000000000{i}" for i in range(4)]
     merged = shards["shardId-000000000003"]
     assert merged["ParentShardId"] == "shardId-000000000001"
     assert merged["AdjacentParentShardId"] == "shardId-000000000002"
     assert merged["HashKeyRange"] == {"StartingHashKey": "0", "EndingHashKey": str(MAX_HASH_KEY)}
+    assert "EndingSequenceNumber" not in merged["SequenceNumberRange"]
+    for closed in ("shardId-000000000000", "shardId-000000000001", "shardId-000000000002"):
+        assert "EndingSequenceNumber" in shards[closed]["SequenceNumberRange"], shards[closed]
+    assert put(0)["ShardId"] == "shardId-000000000003"
+    latest = aws_cli(server, "kinesis", "list-shards", "--stream-name", name, "--shard-filter", "Type=AT_LATEST")["Shards"]
+    assert [s["ShardId"] for s in latest] == ["shardId-000000000003"]

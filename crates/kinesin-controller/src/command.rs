@@ -753,9 +753,14 @@ fn rebalance(state: &mut ClusterState) -> bool {
         if high <= low + 1 {
             return moved;
         }
-        let Some(shard) = hosted_shards_mut(state)
-            .find(|s| s.replicas.contains(&heavy) && !s.replicas.contains(&light))
-        else {
+        // Open shards first: they carry the writes a new node is meant to share.
+        let movable = |s: &ShardMeta| s.replicas.contains(&heavy) && !s.replicas.contains(&light);
+        let open = hosted_shards_mut(state).position(|s| s.is_open() && movable(s));
+        let any = || hosted_shards_mut(state).position(|s| movable(s));
+        let Some(index) = open.or_else(any) else {
+            return moved;
+        };
+        let Some(shard) = hosted_shards_mut(state).nth(index) else {
             return moved;
         };
         if let Some(slot) = shard.replicas.iter_mut().find(|n| **n == heavy) {

@@ -161,8 +161,14 @@ impl Node {
         }
         // Learn what changed while this node was away before choosing the groups to host: with a
         // stale state it reopens the groups of streams deleted meanwhile and waits for them to elect.
-        if let Err(e) = controller.catch_up().await {
-            tracing::warn!(error = %e, "could not catch up with the controller's leader; starting from the local state");
+        // A node that joined has no state of its own to start from: it waits until it has the
+        // cluster's, else it would answer "not found" for every stream.
+        while let Err(e) = controller.catch_up().await {
+            if !joined {
+                tracing::warn!(error = %e, "could not catch up with the controller's leader; starting from the local state");
+                break;
+            }
+            tracing::info!(error = %e, "waiting for the cluster state from the controller's leader");
         }
         tracing::info!(node = config.node_id, data_dir = %data_dir.display(), "controller ready");
 

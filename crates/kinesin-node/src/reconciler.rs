@@ -97,6 +97,13 @@ impl Reconciler {
         let me = raft.node_id();
         let leads_controller = controller.group().is_some_and(|g| g.is_leader());
         let state = controller.state();
+        raft.learn_addresses(
+            state
+                .nodes
+                .iter()
+                .map(|(id, n)| (*id, n.cluster_addr.clone()))
+                .collect(),
+        );
         if state.iterator_secret.is_none() && leads_controller {
             controller
                 .propose(&Command::Bootstrap {
@@ -202,17 +209,17 @@ impl Reconciler {
     async fn lead(&self, group: &GroupHandle, shard: &ShardMeta, state: &ClusterState) {
         let me = self.raft.node_id();
         if !shard.replicas.contains(&me) {
-            let staying = group
-                .ack_ages()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(node, age)| {
-                    shard.replicas.contains(node)
-                        && group.voters().contains(node)
-                        && age.is_some_and(|a| a < PREFERRED_LEADER_FRESHNESS)
-                })
-                .map(|(node, _)| node)
-                .next();
+            // The staying voter that answered just now, the preferred leader first.
+            let ages = group.ack_ages().unwrap_or_default();
+            let voters = group.voters();
+            let staying = shard.replicas.iter().copied().find(|node| {
+                voters.contains(node)
+                    && ages
+                        .get(node)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|age| age < PREFERRED_LEADER_FRESHNESS)
+            });
             if let Some(to) = staying {
                 if self.may_transfer(group.id()) {
                     tracing::info!(
@@ -228,12 +235,13 @@ impl Reconciler {
             }
         }
         let desired: BTreeMap<u64, String> = state.addresses(&shard.replicas).into_iter().collect();
-        if group.voters() == desired.keys().copied().collect() {
-            if !shard.leaving.is_empty() {
-                self.settle(group, shard.replicas.clone()).await;
-            }
-        } else {
+        if group.voters() != desired.keys().copied().collect() {
+            // One change at a time: handing the group to another leader now would abandon it.
             self.change_voters(group.clone(), desired, Some(shard.replicas.clone()));
+            return;
+        }
+        if !shard.leaving.is_empty() {
+            self.settle(group, shard.replicas.clone()).await;
         }
         self.hand_to_preferred_leader(group, shard, state).await;
     }

@@ -108,6 +108,7 @@ impl Resharder {
             }
         });
         try_join_all(children).await?;
+        tracing::info!(stream = %key.name, children = round.children.len(), "children lead; sealing the parents");
         let seals = round
             .unsealed()
             .map(|parent| self.seal(&state, key, parent.shard, parent.group));

@@ -236,8 +236,7 @@ impl crate::registry::MultiRaft {
             };
             let asked = if leader == self.node_id() {
                 group.read_index().await
-            } else {
-                let addr = group.node_addr(leader).ok_or(RaftError::NoSuchGroup(id))?;
+            } else if let Some(addr) = group.node_addr(leader) {
                 match self
                     .peers()
                     .query(&addr, id, &ShardQuery::ReadIndex, left)
@@ -246,6 +245,13 @@ impl crate::registry::MultiRaft {
                     Ok(answer) => answer.into_read_index(id),
                     Err(e) => Err(e),
                 }
+            } else {
+                // A node that just joined knows the leader before the membership that names its
+                // address: wait for it like for an election.
+                Err(RaftError::NotLeader {
+                    group: id,
+                    leader: Some(leader),
+                })
             };
             match asked {
                 Ok(index) => break index,

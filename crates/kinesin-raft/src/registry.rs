@@ -354,6 +354,8 @@ pub struct MultiRaft {
     /// Cloned into every log store and state machine openraft holds; see [`MultiRaft::shutdown`].
     lease: Arc<()>,
     peers: Arc<Peers>,
+    /// Every node's cluster address, as the controller knows them (see [`Self::learn_addresses`]).
+    addresses: RwLock<BTreeMap<NodeId, String>>,
 }
 
 /// How long shutdown waits for openraft's tasks to let go of the storage they hold.
@@ -387,6 +389,7 @@ impl MultiRaft {
             groups: RwLock::new(HashMap::new()),
             lease: Arc::new(()),
             peers: Arc::new(Peers::new(Duration::from_millis(tuning.heartbeat_batch_ms))),
+            addresses: RwLock::default(),
         })
     }
 
@@ -409,6 +412,20 @@ impl MultiRaft {
     /// Fault injection on this node's outgoing cluster traffic (tests).
     pub fn network_faults(&self) -> &crate::NetworkFaults {
         self.peers.faults()
+    }
+
+    /// Records where every node of the cluster listens, so a proposal redirected to a leader
+    /// that is not among the replicas its caller knew can still reach it.
+    pub fn learn_addresses(&self, addresses: BTreeMap<NodeId, String>) {
+        *self.addresses.write().unwrap_or_else(|p| p.into_inner()) = addresses;
+    }
+
+    fn known_address(&self, node: NodeId) -> Option<String> {
+        self.addresses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            .cloned()
     }
 
     pub fn group(&self, id: u64) -> Option<GroupHandle> {
@@ -553,7 +570,13 @@ impl MultiRaft {
                     .find(|(n, _)| *n == node)
                     .map(|(_, addr)| addr.clone())
                     .or_else(|| local.as_ref().and_then(|g| g.node_addr(node)))
+                    .or_else(|| self.known_address(node))
             });
+            if addr.is_none() {
+                // A leader this node cannot reach by name (it joined the group after the caller
+                // read the replicas): ask the replicas again instead of waiting on it.
+                hint = None;
+            }
             let error = match addr {
                 Some(addr) => match self.peers.propose(&addr, id, command).await {
                     Ok(response) => return Ok(response),
