@@ -671,6 +671,53 @@ def test_update_stream_mode_to_on_demand_and_back(kinesis):
     assert "missing" in message(e), message(e)
 
 
+def test_on_demand_streams_split_hot_shards_and_merge_cold_ones(server_factory):
+    # Thresholds low enough for a test to cross them: a shard taking more than 40 records/s is
+    # split, adjacent shards both under 5 records/s are merged, checked every second.
+    srv = server_factory(extra_args=[
+        "--on-demand-check-secs", "1",
+        "--on-demand-split-records", "40", "--on-demand-merge-records", "5",
+        "--on-demand-split-bytes", "1000000", "--on-demand-merge-bytes", "100000",
+    ])
+    client = srv.client()
+    name = unique_name("od")
+    client.create_stream(StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_active(client, name)
+    assert len(open_shards(client, name)) == 4, "AWS's on-demand start: 4 shards"
+    expect_error(
+        "InvalidArgumentException",
+        client.split_shard,
+        StreamName=name, ShardToSplit=sid(0), NewStartingHashKey="1000",
+    )
+
+    # One hot key: its shard (and only its shard) goes over the split threshold.
+    stop = threading.Event()
+
+    def hot():
+        while not stop.is_set():
+            client.put_records(StreamName=name, Records=[
+                {"Data": b"x" * 10, "PartitionKey": "hot", "ExplicitHashKey": "7"} for _ in range(20)
+            ])
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=hot, daemon=True)
+    writer.start()
+    try:
+        poll(lambda: len(open_shards(client, name)) > 4, timeout=60, what="the hot shard to split")
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    split = {s["ShardId"]: s for s in shard_map(client, name).values()}
+    hot_parent = [s for s in split.values() if s.get("ParentShardId") == sid(0)]
+    assert len(hot_parent) == 2, f"the shard holding hash key 7 was split: {sorted(split)}"
+    assert_partition(open_shards(client, name))
+
+    # Idle again: cold neighbours merge back, never below 4 shards.
+    poll(lambda: len(open_shards(client, name)) == 4 and summary(client, name)["StreamStatus"] == "ACTIVE",
+         timeout=60, what="cold shards to merge back to 4")
+    assert_partition(open_shards(client, name))
+
+
 def simple_writer(wid, client, name, ledger, stop, pace=0.005):
     """PutRecords of 5 distinct keys at a time, until `stop`; every failure is recorded."""
     rng = random.Random(wid)

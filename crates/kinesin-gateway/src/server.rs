@@ -51,6 +51,14 @@ impl Gateway {
         })
     }
 
+    /// Whether this node was removed from the cluster (`kinesin ctl node remove`): it hosts
+    /// nothing and may be stopped, so it sends clients elsewhere at once instead of waiting for a
+    /// controller it no longer belongs to.
+    pub(crate) fn removed_from_cluster(&self) -> bool {
+        let state = self.controller.state();
+        state.iterator_secret.is_some() && !state.nodes.contains_key(&self.settings.node_id)
+    }
+
     /// `POST /` for the Kinesis API, `GET /healthz` for orchestrators.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
@@ -72,6 +80,13 @@ impl Gateway {
 }
 
 async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
+    if gateway.removed_from_cluster() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "removed from the cluster\n",
+        )
+            .into_response();
+    }
     let ready = gateway
         .controller
         .group()

@@ -32,6 +32,9 @@ const PREFERRED_LEADER_FRESHNESS: Duration = Duration::from_secs(1);
 /// is abandoned and retried by a later pass.
 const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a removed node stays a learner of the controller group (several heartbeats).
+const DEPARTED_GRACE: Duration = Duration::from_secs(3);
+
 type PassError = Box<dyn std::error::Error + Send + Sync>;
 
 pub(crate) struct Reconciler {
@@ -43,6 +46,8 @@ pub(crate) struct Reconciler {
     changing: Arc<Mutex<HashSet<u64>>>,
     /// When this node last handed each group to its preferred leader.
     transfers: Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
+    /// When this node, leading the controller, first saw each removed node still in its group.
+    departed: Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
     resharder: Arc<Resharder>,
 }
 
@@ -70,6 +75,7 @@ impl Reconciler {
             initial_nodes,
             changing: Arc::default(),
             transfers: Mutex::default(),
+            departed: Mutex::default(),
         }
     }
 
@@ -318,11 +324,21 @@ impl Reconciler {
             self.change_voters(group, addresses, None);
             return Ok(());
         }
-        let gone: std::collections::BTreeSet<u64> = group
-            .members()
-            .into_iter()
-            .filter(|id| !state.nodes.contains_key(id))
-            .collect();
+        // A departed node stays a learner for a few heartbeats, so that it applies the entry that
+        // removed it (it then refuses clients) before the leader stops talking to it.
+        let gone: std::collections::BTreeSet<u64> = {
+            let now = tokio::time::Instant::now();
+            let mut departed = self.departed.lock().unwrap_or_else(|p| p.into_inner());
+            departed.retain(|id, _| !state.nodes.contains_key(id));
+            group
+                .members()
+                .into_iter()
+                .filter(|id| !state.nodes.contains_key(id))
+                .filter(|id| {
+                    now.duration_since(*departed.entry(*id).or_insert(now)) >= DEPARTED_GRACE
+                })
+                .collect()
+        };
         if !gone.is_empty() {
             group.remove_learners(&gone).await?;
         }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use kinesin_controller::{ClusterState, Command, Controller, Round, StreamKey};
+use kinesin_controller::{ClusterState, Command, Controller, Round, StreamKey, StreamStatus};
 use kinesin_raft::{Command as RaftCommand, MultiRaft, Response};
 
 use crate::clock::now_ms;
@@ -64,7 +64,11 @@ impl Resharder {
     /// Starts carrying out every round under way in `state` that is not already being carried
     /// out here. Called by the reconciler on the controller's leader.
     pub fn drive(self: &Arc<Self>, state: &ClusterState) {
-        for stream in state.streams.values() {
+        let live = state
+            .streams
+            .values()
+            .filter(|s| s.status != StreamStatus::Deleting);
+        for stream in live {
             let Some(reshard) = &stream.reshard else {
                 continue;
             };

@@ -295,6 +295,30 @@ async fn a_drain_with_a_partition_in_the_middle_moves_every_replica() {
         .propose(&Command::RemoveNode { node: 4 })
         .await
         .expect("RemoveNode");
+    // The removed node sends clients elsewhere at once.
+    eventually("node 4 to learn of its removal", || {
+        !cluster
+            .node(4)
+            .node()
+            .controller()
+            .state()
+            .nodes
+            .contains_key(&4)
+    })
+    .await;
+    let refused = cluster
+        .node(4)
+        .client()
+        .describe_stream_summary()
+        .stream_name(STREAM)
+        .send()
+        .await
+        .expect_err("a removed node serves nothing");
+    assert_eq!(
+        refused.as_service_error().and_then(|e| e.meta().code()),
+        Some("ServiceUnavailableException"),
+        "{refused:?}"
+    );
     more_acks(&writers, &[1, 2, 3], "writes after the drain").await;
 
     let history = finish(writers).await;

@@ -25,6 +25,15 @@ pub(crate) async fn dispatch(
     request: Request,
 ) -> Result<Vec<u8>, KinesisError> {
     let op = request.operation();
+    if gateway.removed_from_cluster() {
+        return Err(KinesisError::new(
+            ErrorKind::ServiceUnavailable,
+            format!(
+                "Node {} was removed from the cluster; send requests to another node.",
+                gateway.settings.node_id
+            ),
+        ));
+    }
     if reads_cluster_state(op) {
         gateway
             .controller
