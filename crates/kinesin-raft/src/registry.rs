@@ -378,6 +378,11 @@ impl MultiRaft {
             // before raising its term; without it, it unseats a healthy leader and every group it
             // shares stalls for an election (~3 s: seen in the docker test and jepsen/ runs).
             enable_pre_vote: Some(true),
+            // A node removed from the cluster, wiped and joined again under the same id comes
+            // back with an empty log while the leader may still track its old progress; without
+            // this the leader panics (the jepsen membership nemesis took the controller group
+            // down that way). The log is re-sent instead.
+            allow_log_reversion: Some(true),
             ..Default::default()
         }
         .validate()
