@@ -32,6 +32,9 @@ const PREFERRED_LEADER_FRESHNESS: Duration = Duration::from_secs(1);
 /// is abandoned and retried by a later pass.
 const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How far behind the leader's log a controller learner may be and still be made a voter.
+const VOTER_CATCH_UP_SLACK: u64 = 100;
+
 /// How long a removed node stays a learner of the controller group (several heartbeats).
 const DEPARTED_GRACE: Duration = Duration::from_secs(3);
 
@@ -307,10 +310,22 @@ impl Reconciler {
             .filter(|id| staying.contains(id))
             .collect();
         desired.sort_by_key(|id| (*id != me, *id));
+        // A node is made a voter only once it holds nearly the whole log as a learner: a node
+        // that just joined (or came back wiped) would otherwise count towards majorities while it
+        // holds nothing.
+        let applied = group.applied_index();
+        let matched = group.matched_indexes().unwrap_or_default();
+        let caught_up = |id: &u64| {
+            current.contains(id)
+                || matched
+                    .get(id)
+                    .is_some_and(|&m| m + VOTER_CATCH_UP_SLACK >= applied)
+        };
         let up = staying
             .iter()
             .copied()
-            .filter(|id| state.nodes.get(id).is_some_and(|n| !n.is_down()));
+            .filter(|id| state.nodes.get(id).is_some_and(|n| !n.is_down()))
+            .filter(|id| caught_up(id));
         for id in up {
             if !desired.contains(&id) {
                 desired.push(id);

@@ -241,6 +241,20 @@ impl GroupHandle {
         )
     }
 
+    /// On the leader: the log index each other member is known to hold (`None` when this node
+    /// does not lead the group).
+    pub fn matched_indexes(&self) -> Option<BTreeMap<NodeId, u64>> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let replication = metrics.replication.as_ref()?;
+        Some(
+            replication
+                .iter()
+                .map(|(node, matched)| (*node, matched.as_ref().map_or(0, |id| id.index)))
+                .collect(),
+        )
+    }
+
     /// On the leader: makes the group's voters exactly `desired` (node → cluster address). New
     /// members join as learners and are promoted only once they have caught up, so the group never
     /// counts a node without the data towards its majority. Returns whether anything changed.
