@@ -582,13 +582,14 @@ impl Command {
             Command::SetStreamMode { key, mode, now_ms } => set_mode(state, &key, mode, now_ms),
             Command::ExpireShards { key, now_ms } => {
                 let stream = stream_mut(state, &key)?;
-                let retention_ms = u64::from(stream.retention_hours) * 3_600_000;
-                let before = stream.shards.len();
-                stream.shards.retain(|s| {
-                    s.closed_ms
-                        .is_none_or(|closed| closed.saturating_add(retention_ms) > now_ms)
-                });
-                Ok(changed(stream.shards.len() != before))
+                let expired: Vec<ShardId> = stream
+                    .shards
+                    .iter()
+                    .filter(|s| stream.is_expired(s, now_ms))
+                    .map(|s| s.id)
+                    .collect();
+                stream.shards.retain(|s| !expired.contains(&s.id));
+                Ok(changed(!expired.is_empty()))
             }
             Command::AddNode { node, cluster_addr } => {
                 if let Some(known) = state.nodes.get(&node) {

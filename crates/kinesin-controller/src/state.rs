@@ -146,6 +146,26 @@ impl StreamMeta {
         self.shards.iter().filter(|s| s.is_open())
     }
 
+    /// The stream's shards and the children of a reshard under way, whose groups exist on their
+    /// replicas before they take writes.
+    pub fn shards_and_pending(&self) -> impl Iterator<Item = &ShardMeta> {
+        self.shards
+            .iter()
+            .chain(self.reshard.iter().flat_map(|r| r.round.children.iter()))
+    }
+
+    pub fn retention_ms(&self) -> u64 {
+        u64::from(self.retention_hours) * 3_600_000
+    }
+
+    /// Whether `shard` (of this stream) is EXPIRED at `now_ms`: closed longer ago than retention,
+    /// so every record it held is gone.
+    pub fn is_expired(&self, shard: &ShardMeta, now_ms: u64) -> bool {
+        shard
+            .closed_ms
+            .is_some_and(|closed| closed.saturating_add(self.retention_ms()) <= now_ms)
+    }
+
     /// Largest record (data + partition key) the stream takes. The stream's own setting decides,
     /// so UpdateMaxRecordSize can raise it past the node's default, but never past AWS's 10 MiB.
     pub fn max_record_bytes(&self) -> usize {
@@ -268,11 +288,7 @@ impl ClusterState {
         self.streams
             .values()
             .filter(|s| s.status != StreamStatus::Deleting)
-            .flat_map(|s| {
-                s.shards
-                    .iter()
-                    .chain(s.reshard.iter().flat_map(|r| r.round.children.iter()))
-            })
+            .flat_map(StreamMeta::shards_and_pending)
     }
 
     pub fn stream(&self, key: &StreamKey) -> Option<&StreamMeta> {

@@ -54,6 +54,16 @@ pub(crate) struct Reconciler {
     resharder: Arc<Resharder>,
 }
 
+/// Whether `node` votes in `group` and answered its leader (this node) just now: leadership is
+/// handed only to such a node, since handing it to one that has just died costs an election.
+fn answering_voter(group: &GroupHandle, node: u64) -> bool {
+    let answered = group
+        .ack_ages()
+        .and_then(|ages| ages.get(&node).copied().flatten())
+        .is_some_and(|age| age < PREFERRED_LEADER_FRESHNESS);
+    answered && group.voters().contains(&node)
+}
+
 /// Reports a finished membership change of a shard group (see `Command::ReplicasSettled`).
 async fn settle(controller: &Controller, group: u64, replicas: Vec<u64>) {
     if let Err(e) = controller
@@ -140,9 +150,7 @@ impl Reconciler {
             // node a replica moved away from keeps it until the group's membership no longer
             // counts it.
             let local: Vec<&ShardMeta> = stream
-                .shards
-                .iter()
-                .chain(stream.reshard.iter().flat_map(|r| r.round.children.iter()))
+                .shards_and_pending()
                 .filter(|s| s.replicas.contains(&me) || s.leaving.contains(&me))
                 .collect();
             if stream.status == StreamStatus::Deleting {
@@ -219,16 +227,11 @@ impl Reconciler {
         let me = self.raft.node_id();
         if !shard.replicas.contains(&me) {
             // The staying voter that answered just now, the preferred leader first.
-            let ages = group.ack_ages().unwrap_or_default();
-            let voters = group.voters();
-            let staying = shard.replicas.iter().copied().find(|node| {
-                voters.contains(node)
-                    && ages
-                        .get(node)
-                        .copied()
-                        .flatten()
-                        .is_some_and(|age| age < PREFERRED_LEADER_FRESHNESS)
-            });
+            let staying = shard
+                .replicas
+                .iter()
+                .copied()
+                .find(|node| answering_voter(group, *node));
             if let Some(to) = staying {
                 if self.may_transfer(group.id()) {
                     tracing::info!(
@@ -250,15 +253,9 @@ impl Reconciler {
             return;
         }
         if !shard.leaving.is_empty() {
-            self.settle(group, shard.replicas.clone()).await;
+            settle(&self.controller, group.id(), shard.replicas.clone()).await;
         }
         self.hand_to_preferred_leader(group, shard, state).await;
-    }
-
-    /// Tells the controller that `group`'s voters are `replicas`, so the nodes that left it may
-    /// drop their copies.
-    async fn settle(&self, group: &GroupHandle, replicas: Vec<u64>) {
-        settle(&self.controller, group.id(), replicas).await;
     }
 
     /// Forgets closed shards whose records are all past retention (EXPIRED shards are not listed;
@@ -266,12 +263,7 @@ impl Reconciler {
     async fn expire_closed_shards(&self, state: &ClusterState) -> Result<(), PassError> {
         let now = now_ms();
         for stream in state.streams.values() {
-            let retention_ms = u64::from(stream.retention_hours) * 3_600_000;
-            let expired = stream.shards.iter().any(|s| {
-                s.closed_ms
-                    .is_some_and(|closed| closed.saturating_add(retention_ms) <= now)
-            });
-            if expired {
+            if stream.shards.iter().any(|s| stream.is_expired(s, now)) {
                 self.controller
                     .propose(&Command::ExpireShards {
                         key: stream.key.clone(),
@@ -438,14 +430,8 @@ impl Reconciler {
         let Some(&preferred) = shard.replicas.first() else {
             return;
         };
-        // Only to a node that answered this leader just now: handing a group to a node that has
-        // just died would cost it an election.
-        let answering = group
-            .ack_ages()
-            .and_then(|ages| ages.get(&preferred).copied().flatten())
-            .is_some_and(|age| age < PREFERRED_LEADER_FRESHNESS);
         let up = state.nodes.get(&preferred).is_some_and(|n| !n.is_down());
-        if preferred == me || !up || !answering || !group.voters().contains(&preferred) {
+        if preferred == me || !up || !answering_voter(group, preferred) {
             return;
         }
         if !self.may_transfer(group.id()) {

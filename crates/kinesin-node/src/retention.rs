@@ -31,7 +31,7 @@ async fn trim_expired(raft: &MultiRaft, controller: &Controller) {
         if stream.status == StreamStatus::Deleting {
             continue;
         }
-        let cutoff = now_ms().saturating_sub(u64::from(stream.retention_hours) * 3_600_000);
+        let cutoff = now_ms().saturating_sub(stream.retention_ms());
         for shard in &stream.shards {
             let Some(group) = raft.group(shard.group) else {
                 continue;
