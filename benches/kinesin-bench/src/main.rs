@@ -1,210 +1,263 @@
-//! `kinesin-bench`: a closed-loop load generator for a Kinesis endpoint.
-//!
-//! Each connection keeps one request in flight: a prebuilt PutRecords (or PutRecord) body, so the
-//! generator spends its time on the network, not on encoding. Requests are unsigned, which
-//! Kinesin accepts; signing for AWS itself is future work (issue 6).
+//! `kinesin-bench`: a load generator for any Kinesis Data Streams endpoint (Kinesin,
+//! kinesalite, AWS). This file only sequences a run: stream set-up, consumers ready before the
+//! first record, producers for the warm-up and the measured window, the consumers' drain, the
+//! clean-up, the report. See `--help` for what each flag does.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+mod args;
+mod client;
+mod consumer;
+mod eventstream;
+mod producer;
+mod progress;
+mod report;
+mod setup;
+mod sigv4;
+mod stats;
+mod workload;
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use base64::Engine as _;
-use bytes::Bytes;
-use clap::Parser;
-use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use clap::Parser as _;
 
-#[derive(Parser, Debug, Clone)]
-#[command(about = "Closed-loop PutRecords/PutRecord load against a Kinesis endpoint")]
-struct Args {
-    /// Endpoint URL, e.g. http://127.0.0.1:4567
-    #[arg(long, default_value = "http://127.0.0.1:4567")]
-    endpoint: String,
-    /// Stream to write to (created with --shards if missing).
-    #[arg(long, default_value = "bench")]
-    stream: String,
-    #[arg(long, default_value_t = 4)]
-    shards: u32,
-    /// Concurrent requests in flight.
-    #[arg(long, default_value_t = 32)]
-    connections: usize,
-    /// Records per PutRecords request; 0 means single-record PutRecord.
-    #[arg(long, default_value_t = 100)]
-    batch: usize,
-    /// Bytes of data per record.
-    #[arg(long, default_value_t = 1024)]
-    record_size: usize,
-    /// How long to run, in seconds.
-    #[arg(long, default_value_t = 20)]
-    seconds: u64,
-}
+use crate::args::{Args, Consumers, Sign};
+use crate::client::{Endpoint, Shared, Transport};
+use crate::consumer::{Pollers, Settings, Subscribers, Tasks};
+use crate::producer::{wall_nanos, Producer, Run, Schedule};
+use crate::report::{ConsumerOutcome, Environment, Outcome};
+use crate::sigv4::{Credentials, Signer};
+use crate::stats::Recorder;
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-async fn call(
-    client: &HttpClient,
-    endpoint: &str,
-    op: &str,
-    body: Bytes,
-) -> anyhow::Result<(u16, Bytes)> {
-    let request = hyper::Request::post(endpoint)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", format!("Kinesis_20131202.{op}"))
-        .body(Full::new(body))?;
-    let response = client.request(request).await?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, body))
-}
-
-async fn ensure_stream(client: &HttpClient, args: &Args) -> anyhow::Result<()> {
-    let create = serde_json::json!({"StreamName": args.stream, "ShardCount": args.shards});
-    let (status, body) = call(
-        client,
-        &args.endpoint,
-        "CreateStream",
-        create.to_string().into(),
-    )
-    .await?;
-    if status != 200 && !String::from_utf8_lossy(&body).contains("ResourceInUseException") {
-        bail!(
-            "CreateStream failed: {status} {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
-    let describe = Bytes::from(serde_json::json!({"StreamName": args.stream}).to_string());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, body) = call(
-            client,
-            &args.endpoint,
-            "DescribeStreamSummary",
-            describe.clone(),
-        )
-        .await?;
-        if String::from_utf8_lossy(&body).contains("\"ACTIVE\"") {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("stream {} did not become ACTIVE", args.stream);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A PutRecord answer, or a PutRecords answer with no failed record.
-fn all_written(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("FailedRecordCount")
-                .map(|n| n.as_u64() == Some(0))
-                .or(Some(true))
-        })
-        .unwrap_or(false)
-}
-
-/// Prebuilt bodies, with partition keys spread over the hash space.
-fn bodies(args: &Args, count: usize) -> Vec<Bytes> {
-    let data = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; args.record_size]);
-    (0..count)
-        .map(|n| {
-            let body = if args.batch == 0 {
-                serde_json::json!({"StreamName": args.stream, "PartitionKey": format!("pk-{n}"), "Data": data})
-            } else {
-                let records: Vec<_> = (0..args.batch)
-                    .map(|i| serde_json::json!({"PartitionKey": format!("pk-{n}-{i}"), "Data": data}))
-                    .collect();
-                serde_json::json!({"StreamName": args.stream, "Records": records})
-            };
-            Bytes::from(body.to_string())
-        })
-        .collect()
-}
+/// How many lock-protected statistics shards tasks spread over.
+const STATS_SHARDS: usize = 16;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(args.connections)
-        .build_http();
-    ensure_stream(&client, &args)
-        .await
-        .context("preparing the stream")?;
-    let (op, per_request) = if args.batch == 0 {
-        ("PutRecord", 1)
-    } else {
-        ("PutRecords", args.batch)
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kinesin-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Prepared {
+    Poll(Pollers),
+    Subscribe(Subscribers),
+}
+
+async fn run() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    args.validate()?;
+    let started_at_unix = wall_nanos() as f64 / 1e9;
+    let endpoint = Arc::new(Endpoint::parse(&args.endpoint)?);
+    let signer = match (args.sign, Credentials::from_env()) {
+        (Sign::Never, _) => None,
+        (_, Some(credentials)) => Some(Arc::new(Signer::new(credentials, &args.region, "kinesis"))),
+        (Sign::Always, None) => anyhow::bail!(
+            "--sign always needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
+        ),
+        (Sign::Auto, None) => None,
     };
-    let bodies = Arc::new(bodies(&args, 64));
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    let started = Instant::now();
-    for worker in 0..args.connections {
-        let (client, bodies, stop, errors, endpoint) = (
-            client.clone(),
-            bodies.clone(),
-            stop.clone(),
-            errors.clone(),
-            args.endpoint.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut histogram =
-                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-            let mut n = worker;
-            while !stop.load(Ordering::Relaxed) {
-                let body = bodies[n % bodies.len()].clone();
-                n += 1;
-                let sent = Instant::now();
-                match call(&client, &endpoint, op, body).await {
-                    Ok((200, body)) if all_written(&body) => {
-                        let _ = histogram.record(sent.elapsed().as_micros() as u64);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+    let server = Arc::new(OnceLock::new());
+    let shared = Shared {
+        endpoint: endpoint.clone(),
+        signer: signer.clone(),
+        timeout: Duration::from_millis(args.timeout_ms),
+        server: server.clone(),
+        tls: client::tls_config(args.ca_file.as_deref())?,
+    };
+    let transport = |http2: bool, connections: usize, pool: usize| {
+        Transport::new(&shared, http2, connections, pool).map(Arc::new)
+    };
+    let control = transport(args.http2, 1, 2)?;
+
+    let stream = setup::ensure_stream(&control, &args).await?;
+
+    let consumer_name = args.consumer_name();
+    let prepared = match args.consumers {
+        Consumers::None => None,
+        Consumers::Getrecords => {
+            let polling = transport(args.http2, 1, 1024)?;
+            let settings = Settings {
+                stream: args.stream.clone(),
+                poll_wait: Duration::from_millis(args.poll_wait_ms),
+                limit: args.get_limit,
+            };
+            Some(Prepared::Poll(
+                consumer::prepare_pollers(polling, settings).await?,
+            ))
+        }
+        Consumers::Subscribe => {
+            // SubscribeToShard is HTTP/2 only; about 50 subscriptions per connection.
+            let connections = stream.open_shards.unwrap_or(1).div_ceil(50).max(1) as usize;
+            let h2 = transport(true, connections, 1)?;
+            let arn = stream
+                .arn
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("DescribeStreamSummary gave no StreamARN"))?;
+            Some(Prepared::Subscribe(
+                consumer::prepare_subscribers(
+                    control.clone(),
+                    h2,
+                    &args.stream,
+                    &arn,
+                    &consumer_name,
+                )
+                .await?,
+            ))
+        }
+    };
+
+    let workload = Arc::new(workload::build(
+        &args.stream,
+        args.batch,
+        args.record_size,
+        args.bodies,
+        !args.no_tag,
+    ));
+    let producers = transport(args.http2, args.h2_connection_count(), args.connections)?;
+
+    // The clock starts: consumers first, so they are reading before the first record lands.
+    let run = Arc::new(Run::new(
+        Duration::from_secs(args.warmup_secs),
+        Duration::from_secs(args.seconds),
+    ));
+    let consumer_recorder = Recorder::new(STATS_SHARDS);
+    let consumer_tasks: Option<Tasks> = prepared.as_ref().map(|prepared| match prepared {
+        Prepared::Poll(pollers) => pollers.start(consumer_recorder.clone(), run.clone()),
+        Prepared::Subscribe(subscribers) => {
+            subscribers.start(consumer_recorder.clone(), run.clone())
+        }
+    });
+    let producer_recorder = Recorder::new(STATS_SHARDS);
+    let producer = Arc::new(Producer {
+        transport: producers,
+        workload: workload.clone(),
+        recorder: producer_recorder.clone(),
+        run: run.clone(),
+        record_size: args.record_size as u64,
+        schedule: args
+            .rate
+            .map(|rate| Arc::new(Schedule::new(rate, args.max_backlog))),
+        late: Duration::from_secs_f64(args.late_ms / 1000.0),
+    });
+    let progress = progress::Progress::spawn(
+        producer_recorder.clone(),
+        consumer_tasks.as_ref().map(|_| consumer_recorder.clone()),
+        run.clone(),
+        args.progress_secs,
+    );
+    // Ctrl-C ends the run early but still drains, cleans up and reports.
+    let interrupt = {
+        let run = run.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: stopping the producers (Ctrl-C again to abort)");
+                run.stopped.store(true, Ordering::Relaxed);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
                 }
             }
-            histogram
-        }));
+        })
+    };
+    for task in producer.spawn(args.connections) {
+        task.await?;
     }
-    while started.elapsed() < Duration::from_secs(args.seconds) {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        eprint!(
-            "\r{:>4}s of {} s",
-            started.elapsed().as_secs(),
-            args.seconds
+    let measured_secs = Instant::now()
+        .min(run.end)
+        .saturating_duration_since(run.measure_from)
+        .as_secs_f64();
+
+    // Let consumers catch up with what was written in the window.
+    let drain_started = Instant::now();
+    if consumer_tasks.is_some() {
+        let deadline = drain_started + Duration::from_secs(args.drain_secs);
+        let mut last = (
+            run.received_in_window.load(Ordering::Relaxed),
+            Instant::now(),
         );
+        loop {
+            let received = run.received_in_window.load(Ordering::Relaxed);
+            let expected = run.produced_in_window.load(Ordering::Relaxed);
+            if received >= expected || Instant::now() >= deadline {
+                break;
+            }
+            if received != last.0 {
+                last = (received, Instant::now());
+            } else if args.no_tag && last.1.elapsed() > Duration::from_secs(2) {
+                // Untagged records are never counted as received: nothing to wait for.
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-    for task in tasks {
-        total.add(task.await?)?;
+    let drain_secs = drain_started.elapsed().as_secs_f64();
+    if let Some(tasks) = &consumer_tasks {
+        tasks.stop();
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let requests = total.len();
-    let records = requests as f64 * per_request as f64;
-    println!(
-        "\n{op} x{per_request}, {} B records, {} connections, {:.1} s: {:.0} records/s, {:.1} MB/s, {} requests, {} errors",
-        args.record_size,
-        args.connections,
-        elapsed,
-        records / elapsed,
-        records * args.record_size as f64 / elapsed / 1e6,
-        requests,
-        errors.load(Ordering::Relaxed)
-    );
-    println!(
-        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-        total.value_at_quantile(0.5) as f64 / 1000.0,
-        total.value_at_quantile(0.9) as f64 / 1000.0,
-        total.value_at_quantile(0.99) as f64 / 1000.0,
-        total.value_at_quantile(0.999) as f64 / 1000.0,
-        total.max() as f64 / 1000.0
-    );
+    if let Some(progress) = progress {
+        progress.stop();
+    }
+
+    let mut deregister_error = None;
+    if let Some(Prepared::Subscribe(subscribers)) = &prepared {
+        if let Err(error) = consumer::deregister(&control, &subscribers.consumer_arn).await {
+            eprintln!("warning: {error}");
+            deregister_error = Some(error.to_string());
+        }
+    }
+    if args.delete_after {
+        match setup::delete_stream(&control, &args.stream).await {
+            Ok(()) => eprintln!("deleted stream {}", args.stream),
+            Err(error) => eprintln!("warning: deleting stream {}: {error:#}", args.stream),
+        }
+    }
+
+    let consumer = consumer_tasks.as_ref().map(|tasks| ConsumerOutcome {
+        figures: consumer_recorder.measured(),
+        shards: tasks.shard_count(),
+        expected: run.produced_in_window.load(Ordering::Relaxed),
+        received_in_window: run.received_in_window.load(Ordering::Relaxed),
+        drain_secs,
+        deregister_error,
+    });
+    let outcome = Outcome {
+        args: &args,
+        env: Environment {
+            endpoint: args.endpoint.clone(),
+            host: endpoint.host.clone(),
+            tls: endpoint.tls,
+            signed: signer.is_some(),
+            server: server.get().cloned(),
+            started_at_unix,
+            stream_arn: stream.arn.clone(),
+            open_shards: stream.open_shards,
+            stream_created: stream.created,
+        },
+        op: workload.op,
+        measured_secs,
+        producer: producer_recorder.measured(),
+        consumer,
+    };
+    interrupt.abort();
+    if args.json.as_deref() == Some("-") {
+        // stdout carries the JSON document alone.
+        eprint!("{}", outcome.summary());
+    } else {
+        print!("{}", outcome.summary());
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&outcome.to_json())?;
+        if path == "-" {
+            println!("{text}");
+        } else {
+            std::fs::write(path, text + "\n")
+                .map_err(|e| anyhow::anyhow!("writing {path}: {e}"))?;
+        }
+    }
     Ok(())
 }
