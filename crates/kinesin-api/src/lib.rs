@@ -17,6 +17,7 @@
 
 pub mod codec;
 mod error;
+mod fast_path;
 pub mod model;
 mod operation;
 mod request;

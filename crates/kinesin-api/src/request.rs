@@ -100,7 +100,18 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, KinesisError> {
 /// operation names its stream with `StreamName` or `StreamARN` (the model makes both
 /// optional), nor anything that needs state (existence, ranges of hash keys, retention
 /// bounds, ...).
+///
+/// Well-formed PutRecord and PutRecords requests take a faster route to the same result
+/// ([`crate::fast_path`]).
 pub fn decode_request(op: Operation, body: &[u8]) -> Result<Request, KinesisError> {
+    match crate::fast_path::decode_write(op, body) {
+        Some(request) => Ok(request),
+        None => decode_slowly(op, body),
+    }
+}
+
+/// [`decode_request`] without the write path's shortcut.
+pub(crate) fn decode_slowly(op: Operation, body: &[u8]) -> Result<Request, KinesisError> {
     let value = parse_body(body)?;
     let checked = check_input(op, value)?;
     Request::from_value(op, checked)

@@ -293,7 +293,7 @@ fn join_path(prefix: &str, name: &str) -> String {
 }
 
 /// Java's `String.length()`: UTF-16 code units.
-fn java_length(text: &str) -> i64 {
+pub(crate) fn java_length(text: &str) -> i64 {
     text.encode_utf16().count() as i64
 }
 

@@ -24,6 +24,9 @@ pub(crate) fn from_raft(e: RaftError) -> KinesisError {
         RaftError::NotLeader { .. } | RaftError::NoSuchGroup(_) | RaftError::Unreachable { .. } => {
             unavailable(e.to_string())
         }
+        RaftError::Throttled { .. } => {
+            KinesisError::new(ErrorKind::ProvisionedThroughputExceeded, e.to_string())
+        }
         other => {
             tracing::error!(error = %other, "shard request failed");
             KinesisError::new(ErrorKind::InternalFailure, other.to_string())

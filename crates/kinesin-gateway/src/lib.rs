@@ -6,6 +6,7 @@
 //! groups' Raft logs, metadata changes through the controller.
 
 mod admin;
+mod admission;
 mod context;
 mod error;
 mod limits;

@@ -9,6 +9,8 @@ use std::sync::Mutex;
 
 use kinesin_raft::MultiRaft;
 
+use crate::admission::Admission;
+
 #[derive(Default)]
 struct RequestStats {
     count: u64,
@@ -31,7 +33,7 @@ impl Metrics {
         stats.latency_us_sum += latency_us;
     }
 
-    pub fn render(&self, raft: &MultiRaft) -> String {
+    pub fn render(&self, raft: &MultiRaft, admission: &Admission) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP kinesin_requests_total Kinesis API requests by operation and outcome.\n",
@@ -93,6 +95,18 @@ impl Metrics {
                 "counter",
                 "Raft heartbeats sent to other nodes inside batches.",
                 transport.heartbeats_batched.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_inflight_request_bytes",
+                "gauge",
+                "Bytes of requests being served now (bounded by max_inflight_request_bytes).",
+                admission.in_flight_bytes(),
+            ),
+            (
+                "kinesin_requests_refused_overload_total",
+                "counter",
+                "Requests refused because the node held max_inflight_request_bytes already.",
+                admission.refused.load(Ordering::Relaxed),
             ),
             (
                 "kinesin_raft_groups",

@@ -14,10 +14,14 @@ use kinesin_api::{ErrorKind, KinesisError, Operation, CONTENT_TYPE_JSON};
 use kinesin_controller::Controller;
 use kinesin_raft::MultiRaft;
 
+use crate::admission::Admission;
 use crate::context::RequestContext;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::ops;
+
+/// How long a request's body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What a gateway needs to know about its node.
 #[derive(Debug, Clone)]
@@ -35,6 +39,7 @@ pub struct Gateway {
     pub(crate) controller: Arc<Controller>,
     pub(crate) raft: Arc<MultiRaft>,
     pub(crate) metrics: Metrics,
+    pub(crate) admission: Admission,
 }
 
 impl Gateway {
@@ -43,7 +48,9 @@ impl Gateway {
         controller: Arc<Controller>,
         raft: Arc<MultiRaft>,
     ) -> Arc<Gateway> {
+        let admission = Admission::new(settings.limits.max_inflight_request_bytes);
         Arc::new(Gateway {
+            admission,
             settings,
             controller,
             raft,
@@ -99,7 +106,7 @@ async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
-    let body = gateway.metrics.render(&gateway.raft);
+    let body = gateway.metrics.render(&gateway.raft, &gateway.admission);
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -111,13 +118,39 @@ async fn handle(
 ) -> Response {
     let started = Instant::now();
     let limit = gateway.settings.limits.max_body_bytes();
-    let body = match axum::body::to_bytes(body, limit).await {
+    // A body without a length (chunked) may be as large as the limit.
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(limit, |length| length.min(limit));
+    let _admitted = match gateway.admission.admit(declared).await {
+        Ok(admitted) => admitted,
+        Err(error) => {
+            gateway.metrics.observe(
+                "unknown",
+                error.type_name(),
+                started.elapsed().as_micros() as u64,
+            );
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let status =
+                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return envelope(status, error.to_json(), &request_id);
+        }
+    };
+    // A client that stops sending its body must not hold its share of the budget for good.
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await;
+    let body = match read
+        .map_err(|_| "timed out".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
         Ok(body) => body,
         Err(e) => {
             let error = KinesisError::new(
                 ErrorKind::InvalidArgument,
                 format!(
-                    "The request body could not be read within the limit of {limit} bytes: {e}"
+                    "The request body could not be read within {} s and the limit of {limit} bytes: {e}",
+                    BODY_READ_TIMEOUT.as_secs()
                 ),
             );
             let request_id = uuid::Uuid::new_v4().to_string();

@@ -88,6 +88,25 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_SHARD_LIMIT", value_name = "N")]
     pub shard_limit: Option<u32>,
 
+    /// Records per second each shard accepts (Kinesis: 1000); writes over it are refused with
+    /// ProvisionedThroughputExceededException. 0 switches the limit off (capacity tests).
+    /// [default: 1000]
+    #[arg(long, env = "KINESIN_SHARD_WRITE_RECORDS_PER_SEC", value_name = "N")]
+    pub shard_write_records_per_sec: Option<u64>,
+
+    /// Bytes (data + partition key) per second each shard accepts (Kinesis: 1 MiB); 0 switches
+    /// the limit off. A record larger than this still goes through, and the shard takes nothing
+    /// more until the excess is paid back. [default: 1048576]
+    #[arg(long, env = "KINESIN_SHARD_WRITE_BYTES_PER_SEC", value_name = "BYTES")]
+    pub shard_write_bytes_per_sec: Option<u64>,
+
+    /// Request bytes this node holds in memory at once (bodies being read, decoded and
+    /// written). A request that cannot get its share within a second is refused with
+    /// ProvisionedThroughputExceededException, so overload slows clients down instead of
+    /// growing queues. At least the largest request (about 15 MiB). [default: 268435456]
+    #[arg(long, env = "KINESIN_MAX_INFLIGHT_REQUEST_BYTES", value_name = "BYTES")]
+    pub max_inflight_request_bytes: Option<usize>,
+
     /// Snapshot each Raft group every this many log entries, and purge the log behind it.
     /// [default: 2000]
     #[arg(long, env = "KINESIN_RAFT_SNAPSHOT_EVERY", value_name = "ENTRIES")]
@@ -172,6 +191,9 @@ struct FileConfig {
     max_get_records: Option<usize>,
     max_get_records_bytes: Option<usize>,
     shard_limit: Option<u32>,
+    shard_write_records_per_sec: Option<u64>,
+    shard_write_bytes_per_sec: Option<u64>,
+    max_inflight_request_bytes: Option<usize>,
     retention_check_secs: Option<u64>,
     dead_node_secs: Option<u64>,
     on_demand_split_records: Option<u64>,
@@ -332,6 +354,10 @@ impl ServerArgs {
                     defaults.max_get_records_bytes
                 ),
                 shard_limit: layered!(shard_limit, defaults.shard_limit),
+                max_inflight_request_bytes: layered!(
+                    max_inflight_request_bytes,
+                    defaults.max_inflight_request_bytes
+                ),
             },
             retention_check_secs: layered!(retention_check_secs, 60),
             dead_node_secs: layered!(dead_node_secs, 300),
@@ -361,6 +387,16 @@ impl ServerArgs {
                     election_max_ms: layered!(raft_election_timeout_ms, defaults.election_min_ms)
                         * 3
                         / 2,
+                    shard_write_quota: kinesin_raft::WriteQuota {
+                        records_per_sec: layered!(
+                            shard_write_records_per_sec,
+                            defaults.shard_write_quota.records_per_sec
+                        ),
+                        bytes_per_sec: layered!(
+                            shard_write_bytes_per_sec,
+                            defaults.shard_write_quota.bytes_per_sec
+                        ),
+                    },
                 }
             },
         };
@@ -406,6 +442,15 @@ impl ServerConfig {
         }
         if l.max_put_records_bytes < l.max_record_bytes {
             return invalid("max_put_records_bytes", "must be at least max_record_bytes");
+        }
+        if l.max_inflight_request_bytes < l.max_body_bytes() {
+            return Err(ConfigError::Invalid {
+                key: "max_inflight_request_bytes",
+                message: format!(
+                    "must be at least the largest request, {} bytes (from max_put_records_bytes and max_put_records)",
+                    l.max_body_bytes()
+                ),
+            });
         }
         if l.max_get_records == 0 {
             return invalid("max_get_records", "must be positive");

@@ -21,6 +21,9 @@ pub enum RaftError {
     /// leadership with a quorum, or this replica did not catch up in time.
     #[error("group {group}: cannot read linearizably now: {reason}")]
     NotLinearizable { group: u64, reason: String },
+    /// The shard's leader refused a write over the shard's throughput limits (nothing written).
+    #[error("group {group} is over its write throughput limit")]
+    Throttled { group: u64 },
     #[error("storage: {0}")]
     Storage(#[from] kinesin_storage::StorageError),
     #[error("{0}")]

@@ -11,6 +11,7 @@ use openraft::{BasicNode, Config, Instant as _, ReadPolicy, ServerState, Snapsho
 
 use crate::error::RaftError;
 use crate::log_store::LogStore;
+use crate::quota::{WriteBucket, WriteQuota};
 use crate::shard::ShardView;
 use crate::state_machine::{ControllerApplier, GroupStateMachine};
 use crate::transport::{Network, Peers};
@@ -30,6 +31,8 @@ pub struct RaftTuning {
     pub logs_kept_after_snapshot: u64,
     /// How long heartbeats to a peer wait to be sent together in one call (0: each on its own).
     pub heartbeat_batch_ms: u64,
+    /// What each shard's leader admits per second.
+    pub shard_write_quota: WriteQuota,
 }
 
 impl Default for RaftTuning {
@@ -44,6 +47,7 @@ impl Default for RaftTuning {
             snapshot_every: 2000,
             logs_kept_after_snapshot: 500,
             heartbeat_batch_ms: 5,
+            shard_write_quota: WriteQuota::AWS,
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct GroupHandle {
     id: u64,
     raft: Raft,
     shard: Option<Arc<ShardView>>,
+    /// A shard group's write limits, checked while this node leads it.
+    write_bucket: Option<Arc<WriteBucket>>,
 }
 
 impl GroupHandle {
@@ -78,8 +84,20 @@ impl GroupHandle {
         self.shard.as_ref()
     }
 
-    /// Proposes `command` and waits until it is committed on a majority and applied here.
+    /// Proposes `command` and waits until it is committed on a majority and applied here. A `Put`
+    /// over the shard's write limits is refused with [`RaftError::Throttled`] before it is
+    /// proposed.
     pub async fn write(&self, command: Command) -> Result<Response, RaftError> {
+        if let (Some(bucket), Command::Put { records, .. }) = (&self.write_bucket, &command) {
+            let bytes: usize = records
+                .iter()
+                .map(|r| r.data.len() + r.partition_key.len())
+                .sum();
+            // Only the leader's bucket counts: a follower's refusal would be a redirect anyway.
+            if self.is_leader() && !bucket.try_take(records.len() as u64, bytes as u64) {
+                return Err(RaftError::Throttled { group: self.id });
+            }
+        }
         #[cfg(feature = "unsafe-early-ack")]
         if let Some(appended) = crate::unsafe_early_ack::register(self.id, &command) {
             return self.write_acknowledging_early(command, appended).await;
@@ -370,6 +388,7 @@ pub struct MultiRaft {
     peers: Arc<Peers>,
     /// Every node's cluster address, as the controller knows them (see [`Self::learn_addresses`]).
     addresses: RwLock<BTreeMap<NodeId, String>>,
+    shard_write_quota: WriteQuota,
 }
 
 /// How long shutdown waits for openraft's tasks to let go of the storage they hold.
@@ -409,6 +428,7 @@ impl MultiRaft {
             lease: Arc::new(()),
             peers: Arc::new(Peers::new(Duration::from_millis(tuning.heartbeat_batch_ms))),
             addresses: RwLock::default(),
+            shard_write_quota: tuning.shard_write_quota,
         })
     }
 
@@ -531,7 +551,14 @@ impl MultiRaft {
                 tracing::warn!(group = id, error = %e, "could not start an election");
             }
         }
-        let handle = GroupHandle { id, raft, shard };
+        let write_bucket = (shard.is_some() && !self.shard_write_quota.is_unlimited())
+            .then(|| Arc::new(WriteBucket::new(self.shard_write_quota)));
+        let handle = GroupHandle {
+            id,
+            raft,
+            shard,
+            write_bucket,
+        };
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         Ok(groups.entry(id).or_insert(handle).clone())
     }

@@ -57,6 +57,7 @@ pub(crate) enum RemoteError {
     NoSuchGroup,
     NotLeader { leader: Option<NodeId> },
     Failed(String),
+    Throttled,
 }
 
 impl RemoteError {
@@ -65,6 +66,7 @@ impl RemoteError {
             RemoteError::NoSuchGroup => RaftError::NoSuchGroup(group),
             RemoteError::NotLeader { leader } => RaftError::NotLeader { group, leader },
             RemoteError::Failed(reason) => RaftError::Unknown { group, reason },
+            RemoteError::Throttled => RaftError::Throttled { group },
         }
     }
 }
@@ -542,6 +544,7 @@ impl RaftTransport for TransportService {
                 let command: Command = decode_request(&request.command)?;
                 group.write(command).await.map_err(|e| match e {
                     RaftError::NotLeader { leader, .. } => RemoteError::NotLeader { leader },
+                    RaftError::Throttled { .. } => RemoteError::Throttled,
                     other => failed(other),
                 })
             }

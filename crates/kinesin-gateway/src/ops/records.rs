@@ -16,7 +16,7 @@ use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{
     ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamStatus,
 };
-use kinesin_raft::{Command, NewRecord, Response, ShardBounds, ShardRead};
+use kinesin_raft::{Command, NewRecord, RaftError, Response, ShardBounds, ShardRead};
 use kinesin_types::{
     parse_hash_key, partition_key_hash, IteratorCodec, IteratorError, IteratorPayload,
     SequenceNumber, ShardId,
@@ -143,6 +143,7 @@ enum Appended {
 async fn append(
     gateway: &Gateway,
     state: &ClusterState,
+    key: &StreamKey,
     shard: &ShardMeta,
     records: Vec<NewRecord>,
 ) -> Result<Appended, KinesisError> {
@@ -157,7 +158,16 @@ async fn append(
         .raft
         .propose(shard.group, &command, &replicas, WRITE_TIMEOUT)
         .await
-        .map_err(from_raft)?;
+        .map_err(|e| match e {
+            RaftError::Throttled { .. } => KinesisError::new(
+                ErrorKind::ProvisionedThroughputExceeded,
+                format!(
+                    "Rate exceeded for shard {} in stream {} under account {}.",
+                    shard.id, key.name, key.account
+                ),
+            ),
+            other => from_raft(other),
+        })?;
     match (response, command) {
         (
             Response::Put {
@@ -279,7 +289,7 @@ async fn write(
                         hash_keys,
                         records,
                     } = batch;
-                    let outcome = append(gateway, state, shard, records).await;
+                    let outcome = append(gateway, state, key, shard, records).await;
                     (shard, indices, hash_keys, outcome)
                 }
             });

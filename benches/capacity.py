@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""The capacity runs of benches/README.md: each scenario starts a fresh cluster of release nodes on
+loopback, drives it with kinesin-bench, samples every node's resident memory once a second, and
+prints one JSON object per scenario (and a Markdown table row for the README at the end).
+
+    B=$CARGO_TARGET_DIR/release
+    python3 benches/capacity.py --bin $B/kinesin --bench $B/kinesin-bench            # every scenario
+    python3 benches/capacity.py --bin $B/kinesin --bench $B/kinesin-bench put-records --seconds 20
+    python3 benches/capacity.py ... put-records --perf 1   # also a flat CPU profile of node 1
+
+Scenarios (the targets of issue 6; 1 KiB records; per-shard limits off unless said):
+  put-records    3 nodes RF 3: PutRecords, closed loop, as fast as the cluster goes
+  half-load      3 nodes RF 3: PutRecords open loop at --rate records/s (default: half the
+                 put-records figure of this run, or 50,000): the latency at a sustainable load
+  put-record     3 nodes RF 3: PutRecord on one connection: the latency of one record
+  put-get        3 nodes RF 3: open-loop PutRecords with GetRecords consumers: put -> get latency
+  single-node    1 node: PutRecords, closed loop
+  overload       1 node with its default limits (per-shard limits on) and --max-inflight-request-bytes
+                 64 MiB, far more load than it takes: memory must stay flat, the excess refused
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
+from kinesin_jepsen.local import LocalCluster  # noqa: E402
+
+UNLIMITED = ["--shard-write-records-per-sec", "0", "--shard-write-bytes-per-sec", "0"]
+
+# name -> (nodes, server args, kinesin-bench args)
+SCENARIOS = {
+    "put-records": (3, UNLIMITED, ["--shards", "8", "--connections", "32", "--batch", "500"]),
+    "half-load": (3, UNLIMITED, ["--shards", "8", "--connections", "64", "--batch", "500"]),
+    "put-record": (3, UNLIMITED, ["--shards", "4", "--connections", "1", "--batch", "0"]),
+    "put-get": (3, UNLIMITED, ["--shards", "4", "--connections", "16", "--batch", "100",
+                               "--consumers", "getrecords"]),
+    "single-node": (1, UNLIMITED, ["--shards", "8", "--connections", "32", "--batch", "500"]),
+    "overload": (1, ["--max-inflight-request-bytes", str(64 << 20)],
+                 ["--shards", "4", "--connections", "256", "--batch", "500"]),
+}
+
+
+class MemorySampler(threading.Thread):
+    """Resident memory of every node, once a second."""
+
+    def __init__(self, cluster):
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.samples = []  # (seconds since start, {node: MiB})
+        self.stopped = threading.Event()
+
+    def run(self):
+        started = time.monotonic()
+        while not self.stopped.wait(1.0):
+            rss = {}
+            for node, proc in self.cluster.procs.items():
+                try:
+                    with open(f"/proc/{proc.pid}/status") as status:
+                        for line in status:
+                            if line.startswith("VmRSS:"):
+                                rss[node] = int(line.split()[1]) / 1024
+                except OSError:
+                    pass
+            self.samples.append((round(time.monotonic() - started, 1), rss))
+
+    def summary(self):
+        if not self.samples:
+            return {}
+        nodes = sorted({n for _, rss in self.samples for n in rss})
+        quarter = self.samples[len(self.samples) // 4][1]
+        last = self.samples[-1][1]
+        return {
+            f"node{n}": {
+                "max_mib": round(max(rss.get(n, 0) for _, rss in self.samples), 1),
+                "at_quarter_mib": round(quarter.get(n, 0), 1),
+                "at_end_mib": round(last.get(n, 0), 1),
+            }
+            for n in nodes
+        }
+
+
+def run_scenario(args, name, rate=None):
+    nodes, server_args, bench_args = SCENARIOS[name]
+    if server_args is UNLIMITED and args.no_limit_flags:
+        server_args = []
+    directory = tempfile.mkdtemp(prefix=f"kinesin-capacity-{name}-")
+    cluster = LocalCluster(args.bin, nodes, directory, extra_args=server_args)
+    report_path = os.path.join(directory, "bench.json")
+    perf = None
+    try:
+        cluster.start_all()
+        command = [args.bench, "--endpoint", cluster.endpoint(1), "--stream", f"cap-{name}",
+                   "--seconds", str(args.seconds), "--warmup-secs", str(args.warmup),
+                   "--json", report_path, *bench_args]
+        if rate:
+            command += ["--rate", str(rate)]
+        sampler = MemorySampler(cluster)
+        sampler.start()
+        if args.perf:
+            perf_data = os.path.join(directory, "perf.data")
+            perf = subprocess.Popen(["perf", "record", "-F", "499", "-o", perf_data, "-p",
+                                     str(cluster.procs[args.perf].pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"== {name}: {' '.join(command)}", file=sys.stderr)
+        subprocess.run(command, check=True)
+        sampler.stopped.set()
+        with open(report_path) as f:
+            report = json.load(f)
+        report["scenario"] = name
+        report["nodes"] = nodes
+        report["server_args"] = server_args
+        report["memory"] = sampler.summary()
+        if perf:
+            perf.send_signal(2)
+            perf.wait()
+            profile = subprocess.run(
+                ["perf", "report", "-i", perf_data, "--no-children", "--percent-limit", "0.7",
+                 "--stdio", "--sort", "symbol"], capture_output=True, text=True).stdout
+            profile_path = os.path.join(args.out_dir, f"profile-{name}-node{args.perf}.txt")
+            with open(profile_path, "w") as f:
+                f.write(profile)
+            report["profile"] = profile_path
+        return report
+    finally:
+        if perf and perf.poll() is None:
+            perf.kill()
+        cluster.stop_all()
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def records_per_sec(report):
+    return report.get("producer", {}).get("records_per_sec", 0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
+    parser.add_argument("--bench", required=True, help="the kinesin-bench binary")
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=5, help="seconds left out of the figures")
+    parser.add_argument("--rate", type=int, help="records/s of the half-load scenario")
+    parser.add_argument("--perf", type=int, metavar="NODE",
+                        help="record a flat CPU profile of this node (perf)")
+    parser.add_argument("--out-dir", default=".", help="where profiles go")
+    parser.add_argument("--no-limit-flags", action="store_true",
+                        help="do not pass the per-shard limit flags (for builds that predate them)")
+    parser.add_argument("--keep", action="store_true", help="keep the nodes' data and logs")
+    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS), metavar="SCENARIO")
+    args = parser.parse_args()
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
+    reports = {}
+    for name in args.scenarios:
+        rate = None
+        if name == "half-load":
+            full = records_per_sec(reports["put-records"]) if "put-records" in reports else 0
+            records = args.rate or (full / 2 if full else 50_000)
+            rate = max(1, int(records / 500))  # requests/s of 500 records
+        elif name == "put-get":
+            rate = max(1, int((args.rate or 20_000) / 100))
+        reports[name] = run_scenario(args, name, rate)
+        print(json.dumps(reports[name]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
