@@ -10,10 +10,11 @@
 """
 
 import socket
+import subprocess
 
 import pytest
 
-from conftest import expect_error, poll, unique_name, wait_active
+from conftest import expect_error, kinesin_bin, poll, unique_name, wait_active
 
 ACCOUNT = "000000000000"
 
@@ -94,11 +95,12 @@ def test_the_default_limits_are_awss(fresh_server):
 
 
 def test_a_node_out_of_request_memory_refuses_and_recovers(server_factory):
-    # Tiny request limits make the smallest allowed budget about 1.07 MB; one request that
-    # declares 1 MB and never sends its body holds nearly all of it.
+    # Tiny request limits make the largest request, and so the smallest allowed budget,
+    # 1,072,472 bytes; one request that declares that much and never sends its body holds all of it.
+    largest = 10240 // 3 * 4 + 4 + 10 * 1024 + (1 << 20)
     server = server_factory(extra_args=[
         "--max-record-bytes", "1024", "--max-put-records", "10", "--max-put-records-bytes", "10240",
-        "--max-inflight-request-bytes", "1100000",
+        "--max-inflight-request-bytes", str(largest),
     ])
     client = server.client()
     name = create(client)
@@ -106,7 +108,8 @@ def test_a_node_out_of_request_memory_refuses_and_recovers(server_factory):
     hog = socket.create_connection((host, int(port)))
     try:
         hog.sendall(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-amz-json-1.1\r\n"
-                    b"x-amz-target: Kinesis_20131202.PutRecord\r\ncontent-length: 1000000\r\n\r\n{")
+                    b"x-amz-target: Kinesis_20131202.PutRecord\r\ncontent-length: "
+                    + str(largest).encode() + b"\r\n\r\n{")
         # The hog's share is taken as soon as its headers are read; wait until it is.
         poll(lambda: _inflight_bytes(server) >= 1_000_000, timeout=10, what="the hog to be admitted")
         error = expect_error("ProvisionedThroughputExceededException", client.put_record,
@@ -134,7 +137,9 @@ def _inflight_bytes(server):
     return _metric(server, "kinesin_inflight_request_bytes")
 
 
-def test_a_budget_below_the_largest_request_is_a_config_error(server_factory):
-    with pytest.raises(RuntimeError) as failure:
-        server_factory(extra_args=["--max-inflight-request-bytes", "1000"])
-    assert "invalid value for `max_inflight_request_bytes`" in str(failure.value)
+def test_a_budget_below_the_largest_request_is_a_config_error(tmp_path):
+    run = subprocess.run([kinesin_bin(), "server", "--data-dir", str(tmp_path / "data"),
+                          "--max-inflight-request-bytes", "1000"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert "invalid value for `max_inflight_request_bytes`" in run.stderr + run.stdout
