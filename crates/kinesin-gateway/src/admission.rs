@@ -73,12 +73,12 @@ impl Admission {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn requests_wait_for_room_and_are_refused_when_none_comes() {
         let admission = Admission::new(10 * UNIT);
         let first = admission.admit(6 * UNIT).await.expect("room for the first");
         assert_eq!(admission.in_flight_bytes(), 6 * UNIT as u64);
-        // Not enough room left: refused after the wait (time is paused, so this is instant).
+        // Not enough room left: refused after the one-second wait.
         let refused = admission.admit(6 * UNIT).await.err().expect("refused");
         assert_eq!(refused.kind, ErrorKind::ProvisionedThroughputExceeded);
         assert_eq!(admission.refused.load(Ordering::Relaxed), 1);
