@@ -89,12 +89,9 @@ impl GroupHandle {
     /// proposed.
     pub async fn write(&self, command: Command) -> Result<Response, RaftError> {
         if let (Some(bucket), Command::Put { records, .. }) = (&self.write_bucket, &command) {
-            let bytes: usize = records
-                .iter()
-                .map(|r| r.data.len() + r.partition_key.len())
-                .sum();
             // Only the leader's bucket counts: a follower's refusal would be a redirect anyway.
-            if self.is_leader() && !bucket.try_take(records.len() as u64, bytes as u64) {
+            let bytes = crate::types::counted_bytes(records);
+            if self.is_leader() && !bucket.try_take(records.len() as u64, bytes) {
                 return Err(RaftError::Throttled { group: self.id });
             }
         }

@@ -86,14 +86,10 @@ impl ShardView {
     }
 
     pub(crate) fn count_written(&self, records: &[NewRecord]) {
-        let bytes: usize = records
-            .iter()
-            .map(|r| r.data.len() + r.partition_key.len())
-            .sum();
         self.written_records
             .fetch_add(records.len() as u64, Ordering::Relaxed);
         self.written_bytes
-            .fetch_add(bytes as u64, Ordering::Relaxed);
+            .fetch_add(crate::types::counted_bytes(records), Ordering::Relaxed);
     }
 
     /// Records and bytes applied here since the replica opened (see [`ShardBounds`]).

@@ -17,6 +17,14 @@ pub struct NewRecord {
     pub data: bytes::Bytes,
 }
 
+/// Bytes of `records` as Kinesis counts them against limits: data plus partition keys.
+pub(crate) fn counted_bytes(records: &[NewRecord]) -> u64 {
+    records
+        .iter()
+        .map(|r| (r.data.len() + r.partition_key.len()) as u64)
+        .sum()
+}
+
 /// The payload of one Raft entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
