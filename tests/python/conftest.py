@@ -135,6 +135,36 @@ def retry_throttled(fn, *args, attempts=50, **kwargs):
         delay = min(delay * 2, 1.0)
 
 
+
+def put_records_retrying(client, timeout=10.0, **kwargs):
+    """PutRecords, resending only the records refused for throttling until all are in.
+
+    Returns the per-record results in request order (as PutRecords' `Records`). A failure other
+    than ProvisionedThroughputExceeded fails the test at once: only throttling is worth waiting out,
+    as a Kinesis producer would (the shard's default write limit is AWS's 1 MiB/s)."""
+    records = list(kwargs.pop("Records"))
+    results = [None] * len(records)
+    pending = list(range(len(records)))
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        resp = client.put_records(Records=[records[i] for i in pending], **kwargs)
+        still = []
+        for i, r in zip(pending, resp["Records"]):
+            if "ErrorCode" not in r:
+                results[i] = r
+            elif r["ErrorCode"] == "ProvisionedThroughputExceededException":
+                still.append(i)
+            else:
+                raise AssertionError(f"record {i} refused: {r}")
+        pending = still
+        if not pending:
+            return results
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{len(pending)} record(s) still throttled after {timeout}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
 # --------------------------------------------------------------------------------------------
 # The server process
 # --------------------------------------------------------------------------------------------

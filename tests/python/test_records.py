@@ -17,7 +17,7 @@ from conftest import (
     list_all_shards,
     md5_hash_key,
     read_shard,
-    poll,
+    put_records_retrying,
     retry_throttled,
     shard_for_hash,
     wait_deleted,
@@ -411,10 +411,8 @@ def test_max_size_record_round_trips(kinesis):
     assert recs[0]["Data"] == data
     # And through PutRecords.
     data2 = os.urandom(1024 * 1024 - 2)
-    # The shard's 1 MiB/s write limit is spent by the first record: retry while it is throttled
-    # (a throttled record is not stored).
-    poll(lambda: kinesis.put_records(StreamName=name, Records=[{"Data": data2, "PartitionKey": "kk"}])["FailedRecordCount"] == 0,
-         timeout=10, what="the shard to take the second 1 MiB record")
+    # The shard's 1 MiB/s write limit is spent by the first record: wait it out.
+    put_records_retrying(kinesis, StreamName=name, Records=[{"Data": data2, "PartitionKey": "kk"}])
     recs = read_shard(kinesis, name, shard, "AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=r["SequenceNumber"])
     assert [x["Data"] for x in recs] == [data2]
 
