@@ -13,9 +13,18 @@ use serde::Serialize;
 #[command(name = "kinesin-bench", version)]
 pub struct Args {
     /// Endpoint URL: http://host:port (HTTP/1.1 or h2c) or https://host (TLS; e.g.
-    /// https://kinesis.us-east-1.amazonaws.com).
-    #[arg(long, default_value = "http://127.0.0.1:4567")]
-    pub endpoint: String,
+    /// https://kinesis.us-east-1.amazonaws.com). Several (repeat the flag, or separate them with
+    /// commas) load the gateways of one cluster together: producer slot i talks to endpoint
+    /// i mod N, the consumers' per-shard readers are spread the same way, and every request is
+    /// signed for the host it goes to. The control plane (creating, describing and deleting the
+    /// stream, ListShards, GetShardIterator, registering the stream consumer) uses the first.
+    #[arg(
+        long = "endpoint",
+        value_name = "URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:4567"
+    )]
+    pub endpoints: Vec<String>,
 
     /// PEM file of extra CA certificates to trust for https:// endpoints (besides the built-in
     /// Mozilla roots), e.g. for a local endpoint with a self-signed certificate.
@@ -61,8 +70,8 @@ pub struct Args {
     #[arg(long)]
     pub http2: bool,
 
-    /// HTTP/2 connections the producer slots are spread over (default: one per 64 slots, at
-    /// most 4).
+    /// HTTP/2 connections per endpoint the producer slots are spread over (default: one per 64
+    /// of the endpoint's slots, at most 4).
     #[arg(long)]
     pub h2_connections: Option<usize>,
 
@@ -198,7 +207,14 @@ impl Args {
             );
             self.no_tag = true;
         }
-        self.endpoint = self.endpoint.trim_end_matches('/').to_string();
+        // "a, b" and "a/" mean what they look like.
+        for endpoint in &mut self.endpoints {
+            *endpoint = endpoint.trim().trim_end_matches('/').to_string();
+        }
+        anyhow::ensure!(
+            !self.endpoints.is_empty() && self.endpoints.iter().all(|e| !e.is_empty()),
+            "--endpoint has an empty URL (a stray comma?)"
+        );
         Ok(())
     }
 
@@ -206,15 +222,90 @@ impl Args {
         !self.no_create
     }
 
-    /// HTTP/2 connections for the producers.
+    /// HTTP/2 connections for the producers, to each endpoint.
     pub fn h2_connection_count(&self) -> usize {
-        self.h2_connections
-            .unwrap_or_else(|| self.connections.div_ceil(64).clamp(1, 4))
+        self.h2_connections.unwrap_or_else(|| {
+            let slots_per_endpoint = self.connections.div_ceil(self.endpoints.len().max(1));
+            slots_per_endpoint.div_ceil(64).clamp(1, 4)
+        })
     }
 
     pub fn consumer_name(&self) -> String {
         self.consumer_name
             .clone()
             .unwrap_or_else(|| format!("kinesin-bench-{}", std::process::id()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(flags: &[&str]) -> anyhow::Result<Args> {
+        let mut args = Args::try_parse_from([&["kinesin-bench"][..], flags].concat())?;
+        args.validate()?;
+        Ok(args)
+    }
+
+    #[test]
+    fn one_endpoint_by_default() {
+        assert_eq!(parse(&[]).unwrap().endpoints, ["http://127.0.0.1:4567"]);
+        assert_eq!(
+            parse(&["--endpoint", "https://kinesis.eu-west-1.amazonaws.com/"])
+                .unwrap()
+                .endpoints,
+            ["https://kinesis.eu-west-1.amazonaws.com"]
+        );
+    }
+
+    #[test]
+    fn endpoints_repeat_and_split_on_commas_in_order() {
+        let args = parse(&[
+            "--endpoint",
+            "http://10.0.0.1:4567,http://10.0.0.2:4567/",
+            "--endpoint",
+            " http://10.0.0.3:4567 ",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.endpoints,
+            [
+                "http://10.0.0.1:4567",
+                "http://10.0.0.2:4567",
+                "http://10.0.0.3:4567"
+            ]
+        );
+        let spaced = parse(&["--endpoint", "http://a:1, http://b:2"]).unwrap();
+        assert_eq!(spaced.endpoints, ["http://a:1", "http://b:2"]);
+    }
+
+    #[test]
+    fn an_empty_endpoint_is_refused() {
+        assert!(parse(&["--endpoint", "http://a:1,"]).is_err());
+        assert!(parse(&["--endpoint", "http://a:1,,http://b:2"]).is_err());
+        assert!(parse(&["--endpoint", ""]).is_err());
+    }
+
+    #[test]
+    fn default_h2_connections_count_each_endpoints_slots() {
+        let one = parse(&["--connections", "256"]).unwrap();
+        assert_eq!(one.h2_connection_count(), 4);
+        // 256 slots over 3 endpoints: 86 each, two connections per endpoint.
+        let three = parse(&[
+            "--connections",
+            "256",
+            "--endpoint",
+            "http://a:1,http://b:1,http://c:1",
+        ])
+        .unwrap();
+        assert_eq!(three.h2_connection_count(), 2);
+        let set = parse(&[
+            "--h2-connections",
+            "3",
+            "--endpoint",
+            "http://a:1,http://b:1",
+        ])
+        .unwrap();
+        assert_eq!(set.h2_connection_count(), 3);
     }
 }

@@ -1,6 +1,10 @@
 //! The HTTP side of the generator: one place that turns (operation, JSON body) into a Kinesis
 //! request over keep-alive HTTP/1.1, HTTP/2 (h2c prior knowledge or ALPN h2) or TLS, signs it
 //! when asked, bounds it with a timeout and reduces the answer to what the statistics need.
+//!
+//! A transport may span several endpoints (the gateways of one cluster): every call names its
+//! slot, and the slot decides the endpoint, round robin (see [`assign`]), so each request is
+//! addressed and signed for the host of the connection it goes out on.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -43,9 +47,11 @@ impl Endpoint {
         let tls = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            _ => anyhow::bail!("--endpoint must start with http:// or https://"),
+            _ => anyhow::bail!("--endpoint {endpoint:?} must start with http:// or https://"),
         };
-        let host = uri.host().context("--endpoint has no host")?;
+        let host = uri
+            .host()
+            .with_context(|| format!("--endpoint {endpoint:?} has no host"))?;
         let default_port = if tls { 443 } else { 80 };
         let host = match uri.port_u16() {
             Some(port) if port != default_port => format!("{host}:{port}"),
@@ -53,7 +59,7 @@ impl Endpoint {
         };
         anyhow::ensure!(
             matches!(uri.path(), "" | "/"),
-            "--endpoint must not have a path (Kinesis is served at /)"
+            "--endpoint {endpoint:?} must not have a path (Kinesis is served at /)"
         );
         let scheme = if tls { "https" } else { "http" };
         let uri = format!("{scheme}://{host}/").parse()?;
@@ -69,12 +75,30 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-/// A pool of connections to one endpoint, all speaking the same protocol.
-pub struct Transport {
-    clients: Vec<HyperClient>,
+/// Which endpoint, and which of that endpoint's clients, slot `slot` uses. Endpoints take the
+/// slots in turn (slot i goes to endpoint i mod `endpoints`), then each endpoint hands its own
+/// slots to its clients in turn, so with 3 endpoints and 2 HTTP/2 connections each, slots 0..6
+/// land on 6 different connections. With one endpoint this is `slot % clients`, what a
+/// single-endpoint run has always done.
+pub fn assign(slot: usize, endpoints: usize, clients: usize) -> (usize, usize) {
+    let endpoints = endpoints.max(1);
+    (slot % endpoints, (slot / endpoints) % clients.max(1))
+}
+
+/// The connections to one endpoint.
+struct Target {
     endpoint: Arc<Endpoint>,
-    http2: bool,
+    /// `Host` for HTTP/1.1 (HTTP/2 carries it as `:authority`, from the URI).
     host_header: HeaderValue,
+    clients: Vec<HyperClient>,
+}
+
+/// A pool of connections to one or more endpoints, all speaking the same protocol. Slots are
+/// spread over the endpoints by [`assign`]; control-plane calls ([`Transport::json`]) use slot 0,
+/// the first endpoint.
+pub struct Transport {
+    targets: Vec<Target>,
+    http2: bool,
     signer: Option<Arc<Signer>>,
     timeout: Duration,
     /// The `server` header of the first answer, for the report's environment.
@@ -103,7 +127,6 @@ fn transport_error(error: &hyper_util::client::legacy::Error) -> ErrorKind {
 
 /// What every transport of a run shares.
 pub struct Shared {
-    pub endpoint: Arc<Endpoint>,
     pub signer: Option<Arc<Signer>>,
     pub timeout: Duration,
     /// The `server` header of the first answer, for the report's environment.
@@ -141,14 +164,41 @@ pub fn tls_config(ca_file: Option<&str>) -> anyhow::Result<rustls::ClientConfig>
 }
 
 impl Transport {
-    /// `connections` separate HTTP/2 connections (ignored for HTTP/1.1, which opens one
-    /// keep-alive connection per concurrent request, up to `pool` kept idle).
+    /// `connections` separate HTTP/2 connections to each of `endpoints` (ignored for HTTP/1.1,
+    /// which opens one keep-alive connection per concurrent request, up to `pool` kept idle per
+    /// endpoint). Connections open on first use, so an endpoint's clients that no slot reaches
+    /// cost nothing.
     pub fn new(
         shared: &Shared,
+        endpoints: &[Arc<Endpoint>],
         http2: bool,
         connections: usize,
         pool: usize,
     ) -> anyhow::Result<Transport> {
+        anyhow::ensure!(!endpoints.is_empty(), "a transport needs an endpoint");
+        let targets = endpoints
+            .iter()
+            .map(|endpoint| {
+                Ok(Target {
+                    endpoint: endpoint.clone(),
+                    host_header: HeaderValue::from_str(&endpoint.host)?,
+                    clients: Transport::clients(shared, http2, connections, pool),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Transport {
+            targets,
+            http2,
+            signer: shared.signer.clone(),
+            timeout: shared.timeout,
+            server: shared.server.clone(),
+        })
+    }
+
+    /// One endpoint's clients: one per HTTP/2 connection (a client multiplexes everything on one
+    /// connection per host), or for HTTP/1.1 a single client whose pool holds a connection per
+    /// concurrent request.
+    fn clients(shared: &Shared, http2: bool, connections: usize, pool: usize) -> Vec<HyperClient> {
         let count = if http2 { connections.max(1) } else { 1 };
         let mut clients = Vec::with_capacity(count);
         for _ in 0..count {
@@ -174,27 +224,30 @@ impl Transport {
             }
             clients.push(client.build(connector));
         }
-        Ok(Transport {
-            clients,
-            endpoint: shared.endpoint.clone(),
-            http2,
-            host_header: HeaderValue::from_str(&shared.endpoint.host)?,
-            signer: shared.signer.clone(),
-            timeout: shared.timeout,
-            server: shared.server.clone(),
-        })
+        clients
     }
 
-    /// Builds a (signed, when a signer is set) request. `payload_sha256` is the body's hash when
-    /// the caller has it precomputed.
+    /// The endpoint and the client slot `slot` uses.
+    fn route(&self, slot: usize) -> (&Target, &HyperClient) {
+        let clients = self.targets[0].clients.len();
+        let (endpoint, client) = assign(slot, self.targets.len(), clients);
+        let target = &self.targets[endpoint];
+        (target, &target.clients[client])
+    }
+
+    /// Builds a (signed, when a signer is set) request for the endpoint of `slot`; send it with
+    /// [`Transport::send`] on the same slot. `payload_sha256` is the body's hash when the caller
+    /// has it precomputed.
     pub fn request(
         &self,
+        slot: usize,
         op: &str,
         body: Bytes,
         payload_sha256: Option<&str>,
     ) -> anyhow::Result<Request<Full<Bytes>>> {
+        let (dest, _) = self.route(slot);
         let target = format!("{TARGET_PREFIX}{op}");
-        let mut builder = Request::post(self.endpoint.uri.clone())
+        let mut builder = Request::post(dest.endpoint.uri.clone())
             .header(CONTENT_TYPE, JSON_CONTENT_TYPE)
             .header("x-amz-target", &target)
             .header(
@@ -204,7 +257,7 @@ impl Transport {
         if self.http2 {
             builder = builder.version(http::Version::HTTP_2);
         } else {
-            builder = builder.header(HOST, self.host_header.clone());
+            builder = builder.header(HOST, dest.host_header.clone());
         }
         if let Some(signer) = &self.signer {
             let computed;
@@ -219,7 +272,7 @@ impl Transport {
                 "POST",
                 &[
                     ("content-type", JSON_CONTENT_TYPE),
-                    ("host", &self.endpoint.host),
+                    ("host", &dest.endpoint.host),
                     ("x-amz-target", &target),
                 ],
                 hash,
@@ -234,14 +287,14 @@ impl Transport {
         Ok(builder.body(Full::new(body))?)
     }
 
-    /// Sends a request and returns the answer's head with its body still streaming (for
-    /// SubscribeToShard). The timeout covers only the wait for the head.
+    /// Sends a request built for `slot` and returns the answer's head with its body still
+    /// streaming (for SubscribeToShard). The timeout covers only the wait for the head.
     pub async fn send(
         &self,
         slot: usize,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, ErrorKind> {
-        let client = &self.clients[slot % self.clients.len()];
+        let (_, client) = self.route(slot);
         let response = match tokio::time::timeout(self.timeout, client.request(request)).await {
             Err(_) => return Err(ErrorKind::timeout()),
             Ok(Err(error)) => return Err(transport_error(&error)),
@@ -265,12 +318,12 @@ impl Transport {
         body: Bytes,
         payload_sha256: Option<&str>,
     ) -> Result<Reply, ErrorKind> {
-        let request = self
-            .request(op, body, payload_sha256)
-            .map_err(|e| ErrorKind::Transport {
-                kind: "build".into(),
-                detail: e.to_string(),
-            })?;
+        let request =
+            self.request(slot, op, body, payload_sha256)
+                .map_err(|e| ErrorKind::Transport {
+                    kind: "build".into(),
+                    detail: e.to_string(),
+                })?;
         let work = async {
             let response = self.send(slot, request).await?;
             let status = response.status().as_u16();
@@ -303,8 +356,8 @@ impl Transport {
         }
     }
 
-    /// A control-plane call with a JSON body: the answer's JSON, or an error naming the
-    /// server's error type and message.
+    /// A control-plane call with a JSON body, to the first endpoint: the answer's JSON, or an
+    /// error naming the server's error type and message.
     pub async fn json(
         &self,
         op: &str,
@@ -373,3 +426,162 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigv4::Credentials;
+
+    fn shared(signer: Option<Arc<Signer>>) -> Shared {
+        Shared {
+            signer,
+            timeout: Duration::from_secs(5),
+            server: Default::default(),
+            tls: tls_config(None).unwrap(),
+        }
+    }
+
+    fn endpoints(urls: &[&str]) -> Vec<Arc<Endpoint>> {
+        urls.iter()
+            .map(|url| Arc::new(Endpoint::parse(url).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn slots_take_the_endpoints_in_turn_then_their_clients() {
+        // 32 slots over 3 endpoints: 11, 11 and 10, and slot i on endpoint i mod 3.
+        let mut per_endpoint = [0; 3];
+        for slot in 0..32 {
+            let (endpoint, client) = assign(slot, 3, 1);
+            assert_eq!((endpoint, client), (slot % 3, 0));
+            per_endpoint[endpoint] += 1;
+        }
+        assert_eq!(per_endpoint, [11, 11, 10]);
+        // 3 endpoints with 2 connections each: the first 6 slots use 6 different connections,
+        // and every connection serves as many slots.
+        let mut per_connection = std::collections::BTreeMap::new();
+        for slot in 0..12 {
+            *per_connection.entry(assign(slot, 3, 2)).or_insert(0) += 1;
+        }
+        assert_eq!(per_connection.len(), 6);
+        assert!(per_connection.values().all(|&n| n == 2));
+        let first_six: std::collections::BTreeSet<_> = (0..6).map(|s| assign(s, 3, 2)).collect();
+        assert_eq!(first_six.len(), 6);
+        // One endpoint: slot mod connections, as before there could be several.
+        for slot in 0..10 {
+            assert_eq!(assign(slot, 1, 4), (0, slot % 4));
+        }
+    }
+
+    /// Each slot's request goes to its endpoint's URI, carries that endpoint's host (HTTP/1.1
+    /// `Host`, HTTP/2 `:authority` from the URI) and is signed for that host.
+    #[test]
+    fn requests_are_addressed_and_signed_for_their_slots_endpoint() {
+        let credentials = Credentials {
+            access_key: "AKIDEXAMPLE".into(),
+            secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            session_token: None,
+        };
+        let signer = Arc::new(Signer::new(credentials, "us-east-1", "kinesis"));
+        let shared = shared(Some(signer.clone()));
+        let urls = [
+            "http://10.0.0.1:4567",
+            "http://10.0.0.2:4568",
+            "https://kinesis.example.com",
+        ];
+        let hosts = ["10.0.0.1:4567", "10.0.0.2:4568", "kinesis.example.com"];
+        for http2 in [false, true] {
+            let transport = Transport::new(&shared, &endpoints(&urls), http2, 2, 8).unwrap();
+            for slot in 0..7 {
+                let host = hosts[slot % 3];
+                let body = Bytes::from_static(b"{}");
+                let request = transport.request(slot, "PutRecords", body, None).unwrap();
+                assert_eq!(request.uri().authority().unwrap().as_str(), host);
+                assert_eq!(request.uri().scheme_str() == Some("https"), slot % 3 == 2);
+                let header = |name: &str| request.headers()[name].to_str().unwrap().to_string();
+                if http2 {
+                    assert!(request.headers().get(HOST).is_none());
+                } else {
+                    assert_eq!(header("host"), host);
+                }
+                let amz_date = header("x-amz-date");
+                let expected = signer.authorization(
+                    "POST",
+                    "/",
+                    "",
+                    &[
+                        ("content-type", JSON_CONTENT_TYPE),
+                        ("host", host),
+                        ("x-amz-date", &amz_date),
+                        ("x-amz-target", "Kinesis_20131202.PutRecords"),
+                    ],
+                    &sha256_hex(b"{}"),
+                    &amz_date,
+                );
+                assert_eq!(header("authorization"), expected, "slot {slot}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_transport_needs_an_endpoint() {
+        assert!(Transport::new(&shared(None), &[], false, 1, 1).is_err());
+    }
+
+    /// Serves HTTP/1.1 on an ephemeral port, answering every request with 200 and keeping each
+    /// request's `Host` header; returns the endpoint.
+    async fn recording_server(hosts: Arc<std::sync::Mutex<Vec<String>>>) -> String {
+        use hyper_util::rt::TokioIo;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let hosts = hosts.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                        let host = request.headers()[HOST].to_str().unwrap().to_string();
+                        hosts.lock().unwrap().push(host);
+                        async {
+                            Ok::<_, std::convert::Infallible>(Response::new(Full::new(
+                                Bytes::from_static(b"{}"),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        format!("http://{address}")
+    }
+
+    /// Calls on different slots reach different servers, each with its own host.
+    #[tokio::test]
+    async fn calls_reach_the_endpoint_of_their_slot() {
+        let seen: Vec<Arc<std::sync::Mutex<Vec<String>>>> =
+            (0..2).map(|_| Default::default()).collect();
+        let mut urls = Vec::new();
+        for hosts in &seen {
+            urls.push(recording_server(hosts.clone()).await);
+        }
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let transport = Transport::new(&shared(None), &endpoints(&urls), false, 1, 4).unwrap();
+        for slot in 0..5 {
+            let reply = transport
+                .call(slot, "PutRecords", Bytes::from_static(b"{}"), None)
+                .await
+                .unwrap_or_else(|kind| panic!("slot {slot}: {}", kind.describe()));
+            assert_eq!(reply.status, 200);
+        }
+        transport
+            .json("DescribeStreamSummary", &serde_json::json!({}))
+            .await
+            .unwrap();
+        let host = |url: &str| url.trim_start_matches("http://").to_string();
+        // Slots 0, 2, 4 and the control-plane call on the first, slots 1 and 3 on the second.
+        assert_eq!(*seen[0].lock().unwrap(), vec![host(urls[0]); 4]);
+        assert_eq!(*seen[1].lock().unwrap(), vec![host(urls[1]); 2]);
+    }
+}

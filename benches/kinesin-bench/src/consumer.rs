@@ -266,6 +266,7 @@ impl PollContext {
             return;
         }
         let me = self.clone();
+        // The slot picks the statistics shard and, in turn, the endpoint (`client::assign`).
         let slot = self.tasks.shard_count();
         self.tasks.push(tokio::spawn(async move {
             me.poll(slot, shard, iterator, start).await
@@ -568,6 +569,7 @@ impl SubscribeContext {
             return;
         }
         let me = self.clone();
+        // The slot picks the statistics shard and, in turn, the endpoint (`client::assign`).
         let slot = self.tasks.shard_count();
         self.tasks.push(tokio::spawn(async move {
             me.subscribe_loop(slot, shard, position).await
@@ -622,7 +624,12 @@ impl SubscribeContext {
         });
         let request = self
             .transport
-            .request("SubscribeToShard", Bytes::from(body.to_string()), None)
+            .request(
+                slot,
+                "SubscribeToShard",
+                Bytes::from(body.to_string()),
+                None,
+            )
             .map_err(|e| {
                 (
                     ErrorKind::Transport {
@@ -952,14 +959,14 @@ mod tests {
         let state = Arc::new(fake::State::default());
         let endpoint = fake::serve(state.clone()).await;
         let shared = crate::client::Shared {
-            endpoint: Arc::new(crate::client::Endpoint::parse(&endpoint).unwrap()),
             signer: None,
             timeout: Duration::from_secs(5),
             server: Default::default(),
             tls: crate::client::tls_config(None).unwrap(),
         };
-        let h2 = Arc::new(Transport::new(&shared, true, 1, 1).unwrap());
-        let control = Arc::new(Transport::new(&shared, false, 1, 1).unwrap());
+        let endpoints = [Arc::new(crate::client::Endpoint::parse(&endpoint).unwrap())];
+        let h2 = Arc::new(Transport::new(&shared, &endpoints, true, 1, 1).unwrap());
+        let control = Arc::new(Transport::new(&shared, &endpoints, false, 1, 1).unwrap());
         let subscribers = Subscribers {
             control,
             transport: h2,

@@ -53,7 +53,15 @@ async fn run() -> anyhow::Result<()> {
     let mut args = Args::parse();
     args.validate()?;
     let started_at_unix = wall_nanos() as f64 / 1e9;
-    let endpoint = Arc::new(Endpoint::parse(&args.endpoint)?);
+    let endpoints = args
+        .endpoints
+        .iter()
+        .map(|url| Endpoint::parse(url).map(Arc::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!endpoints.is_empty(), "--endpoint is required");
+    // Creating, describing and deleting the stream, consumer registration: the first endpoint.
+    // The load (producer slots, consumers' reads) goes to all of them.
+    let first = &endpoints[..1];
     let signer = match (args.sign, Credentials::from_env()) {
         (Sign::Never, _) => None,
         (_, Some(credentials)) => Some(Arc::new(Signer::new(credentials, &args.region, "kinesis"))),
@@ -64,16 +72,15 @@ async fn run() -> anyhow::Result<()> {
     };
     let server = Arc::new(OnceLock::new());
     let shared = Shared {
-        endpoint: endpoint.clone(),
         signer: signer.clone(),
         timeout: Duration::from_millis(args.timeout_ms),
         server: server.clone(),
         tls: client::tls_config(args.ca_file.as_deref())?,
     };
-    let transport = |http2: bool, connections: usize, pool: usize| {
-        Transport::new(&shared, http2, connections, pool).map(Arc::new)
+    let transport = |endpoints: &[Arc<Endpoint>], http2: bool, connections: usize, pool: usize| {
+        Transport::new(&shared, endpoints, http2, connections, pool).map(Arc::new)
     };
-    let control = transport(args.http2, 1, 2)?;
+    let control = transport(first, args.http2, 1, 2)?;
 
     let stream = setup::ensure_stream(&control, &args).await?;
 
@@ -81,7 +88,7 @@ async fn run() -> anyhow::Result<()> {
     let prepared = match args.consumers {
         Consumers::None => None,
         Consumers::Getrecords => {
-            let polling = transport(args.http2, 1, 1024)?;
+            let polling = transport(&endpoints, args.http2, 1, 1024)?;
             let settings = Settings {
                 stream: args.stream.clone(),
                 poll_wait: Duration::from_millis(args.poll_wait_ms),
@@ -92,9 +99,10 @@ async fn run() -> anyhow::Result<()> {
             ))
         }
         Consumers::Subscribe => {
-            // SubscribeToShard is HTTP/2 only; about 50 subscriptions per connection.
-            let connections = stream.open_shards.unwrap_or(1).div_ceil(50).max(1) as usize;
-            let h2 = transport(true, connections, 1)?;
+            // SubscribeToShard is HTTP/2 only; about 50 subscriptions per connection, the
+            // shards spread over the endpoints.
+            let per_endpoint = (stream.open_shards.unwrap_or(1) as usize).div_ceil(endpoints.len());
+            let h2 = transport(&endpoints, true, per_endpoint.div_ceil(50).max(1), 1)?;
             let arn = stream
                 .arn
                 .clone()
@@ -119,7 +127,12 @@ async fn run() -> anyhow::Result<()> {
         args.bodies,
         !args.no_tag,
     ));
-    let producers = transport(args.http2, args.h2_connection_count(), args.connections)?;
+    let producers = transport(
+        &endpoints,
+        args.http2,
+        args.h2_connection_count(),
+        args.connections,
+    )?;
 
     // The clock starts: consumers first, so they are reading before the first record lands.
     let run = Arc::new(Run::new(
@@ -228,9 +241,12 @@ async fn run() -> anyhow::Result<()> {
     let outcome = Outcome {
         args: &args,
         env: Environment {
-            endpoint: args.endpoint.clone(),
-            host: endpoint.host.clone(),
-            tls: endpoint.tls,
+            endpoints: args
+                .endpoints
+                .iter()
+                .cloned()
+                .zip(endpoints.iter().cloned())
+                .collect(),
             signed: signer.is_some(),
             server: server.get().cloned(),
             started_at_unix,

@@ -1,15 +1,18 @@
 //! The results: a human summary on stdout and, with `--json`, one JSON document holding the
 //! arguments, the environment and every figure, for scripts that compare runs.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use crate::args::{Args, Consumers};
+use crate::client::Endpoint;
 use crate::stats::{percentile_line, percentiles, ErrorCounts, Figures};
 
 pub struct Environment {
-    pub endpoint: String,
-    pub host: String,
-    pub tls: bool,
+    /// Every `--endpoint` (as given, and parsed) in the order slots are assigned to them; the
+    /// first also took the control-plane calls.
+    pub endpoints: Vec<(String, Arc<Endpoint>)>,
     pub signed: bool,
     pub server: Option<String>,
     pub started_at_unix: f64,
@@ -147,9 +150,15 @@ impl Outcome<'_> {
             "args": args,
             "environment": {
                 "bench_version": env!("CARGO_PKG_VERSION"),
-                "endpoint": self.env.endpoint,
-                "host": self.env.host,
-                "tls": self.env.tls,
+                // The first endpoint, as before several could be given; all under "endpoints".
+                "endpoint": self.env.endpoints.first().map(|(url, _)| url),
+                "host": self.env.endpoints.first().map(|(_, e)| &e.host),
+                "tls": self.env.endpoints.first().map(|(_, e)| e.tls),
+                "endpoints": self.env.endpoints.iter().map(|(url, e)| json!({
+                    "endpoint": url,
+                    "host": e.host,
+                    "tls": e.tls,
+                })).collect::<Vec<_>>(),
                 "protocol": self.protocol(),
                 "signed": self.env.signed,
                 "region": self.args.region,
@@ -183,7 +192,12 @@ impl Outcome<'_> {
             format!(
                 "kinesin-bench {} → {} ({}, {}), stream {}{}",
                 env!("CARGO_PKG_VERSION"),
-                self.env.endpoint,
+                self.env
+                    .endpoints
+                    .iter()
+                    .map(|(url, _)| url.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 self.protocol(),
                 if self.env.signed { "SigV4" } else { "unsigned" },
                 self.args.stream,

@@ -11,14 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use kinesin_api::{decode_request, Operation, Request};
-use kinesin_micro::{payload, put_record_body, put_records_body, RECORD_BYTES};
-
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-}
+use kinesin_micro::{criterion, payload, put_record_body, put_records_body, RECORD_BYTES};
 
 fn decoded_records(request: &Request) -> usize {
     match request {
@@ -73,7 +66,7 @@ fn base64(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = criterion(20, Duration::from_secs(2));
     targets = request_decode, base64
 }
 criterion_main!(benches);

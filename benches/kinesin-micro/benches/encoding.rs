@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kinesin_micro::{put_command, RECORD_BYTES};
+use kinesin_micro::{criterion, put_command, RECORD_BYTES};
 use kinesin_raft::{Command, TypeConfig};
 use kinesin_storage::{Engine, EngineOptions, WriteBatch};
 use openraft::alias::EntryOf;
@@ -20,13 +20,6 @@ use openraft::entry::RaftEntry;
 
 const RECORDS: usize = 100;
 const PAYLOAD_BYTES: u64 = (RECORDS * RECORD_BYTES) as u64;
-
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-}
 
 fn raft_encoding(c: &mut Criterion) {
     let command = put_command(RECORDS, RECORD_BYTES);
@@ -91,7 +84,7 @@ fn record_store_encoding(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = criterion(20, Duration::from_secs(2));
     targets = raft_encoding, record_store_encoding
 }
 criterion_main!(benches);

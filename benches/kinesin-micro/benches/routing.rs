@@ -1,26 +1,28 @@
 //! Routing a record: partition key → MD5 hash key (`kinesin_types::partition_key_hash`) → the
 //! open shard owning it, and ExplicitHashKey parsing (`kinesin_types::parse_hash_key`).
 //!
-//! The gateway's `route` (kinesin-gateway/src/ops/records.rs) is private and takes its own private
-//! types; `kinesin_micro::route_like_gateway` is the same lookup (first open shard whose range
-//! contains the key, a linear scan of `StreamMeta::shards`) over the controller's real
-//! `ShardMeta`s. Every iteration routes 1024 different keys, so neither the scan's length nor
-//! its branches are the same from one key to the next.
+//! The gateway's `route` (kinesin-gateway/src/ops/records.rs) is private, but its lookup is
+//! `kinesin_types::open_shard_index` (first open shard whose range contains the key, a linear
+//! scan of `StreamMeta::shards`), which `owner` below calls the same way over the controller's
+//! real `ShardMeta`s. Every iteration routes 1024 different keys, so neither the scan's length
+//! nor its branches are the same from one key to the next.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kinesin_micro::{open_shards, partition_key, route_like_gateway};
-use kinesin_types::{parse_hash_key, partition_key_hash};
+use kinesin_controller::ShardMeta;
+use kinesin_micro::{criterion, open_shards, partition_key};
+use kinesin_types::{open_shard_index, parse_hash_key, partition_key_hash};
 
 const KEYS: usize = 1024;
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
+/// The open shard owning `hash_key`, looked up as the gateway's `route` does for each record.
+fn owner(shards: &[ShardMeta], hash_key: u128) -> Option<usize> {
+    open_shard_index(
+        shards.iter().map(|s| (s.is_open(), &s.hash_range)),
+        hash_key,
+    )
 }
 
 fn hashing(c: &mut Criterion) {
@@ -64,9 +66,7 @@ fn routing(c: &mut Criterion) {
     for shard_count in [4u32, 1000] {
         let shards = open_shards(shard_count);
         // Every key finds a shard.
-        assert!(hashes
-            .iter()
-            .all(|h| route_like_gateway(&shards, *h).is_some()));
+        assert!(hashes.iter().all(|h| owner(&shards, *h).is_some()));
         // What the gateway does per record: hash the key, then scan for its shard.
         group.bench_with_input(
             BenchmarkId::new("key_to_shard_x1024", format!("shards_{shard_count}")),
@@ -76,7 +76,7 @@ fn routing(c: &mut Criterion) {
                     let mut acc = 0usize;
                     for key in &keys {
                         let hash = partition_key_hash(black_box(key));
-                        acc += route_like_gateway(shards, hash).unwrap_or(0);
+                        acc += owner(shards, hash).unwrap_or(0);
                     }
                     acc
                 })
@@ -90,7 +90,7 @@ fn routing(c: &mut Criterion) {
                 b.iter(|| {
                     let mut acc = 0usize;
                     for hash in &hashes {
-                        acc += route_like_gateway(shards, black_box(*hash)).unwrap_or(0);
+                        acc += owner(shards, black_box(*hash)).unwrap_or(0);
                     }
                     acc
                 })
@@ -100,7 +100,7 @@ fn routing(c: &mut Criterion) {
         // shards' sorted start keys.
         let starts: Vec<u128> = shards.iter().map(|s| s.hash_range.start).collect();
         assert!(hashes.iter().all(|h| {
-            Some(starts.partition_point(|start| start <= h) - 1) == route_like_gateway(&shards, *h)
+            Some(starts.partition_point(|start| start <= h) - 1) == owner(&shards, *h)
         }));
         group.bench_with_input(
             BenchmarkId::new(
@@ -125,7 +125,7 @@ fn routing(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = criterion(20, Duration::from_secs(2));
     targets = hashing, routing
 }
 criterion_main!(benches);

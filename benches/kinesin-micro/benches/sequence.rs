@@ -7,14 +7,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use kinesin_micro::criterion;
 use kinesin_types::{IteratorCodec, IteratorPayload, SequenceNumber, ShardId};
-
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-}
 
 fn sequence_numbers(c: &mut Criterion) {
     // As the gateway builds them: the shard's epoch and index, `log index << 20 | slot`, seconds.
@@ -65,7 +59,7 @@ fn iterators(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = criterion(20, Duration::from_secs(2));
     targets = sequence_numbers, iterators
 }
 criterion_main!(benches);

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use kinesin_micro::{put_command, RECORD_BYTES};
+use kinesin_micro::{criterion, put_command, RECORD_BYTES};
 use kinesin_raft::testing::LogStore;
 use kinesin_raft::{Command, TypeConfig};
 use kinesin_storage::{Engine, EngineOptions, TimeIndexEntry, WriteBatch};
@@ -33,13 +33,6 @@ use openraft::type_config::TypeConfigExt;
 
 const RECORDS: usize = 100;
 const ENTRY_BYTES: u64 = (RECORDS * RECORD_BYTES) as u64;
-
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-}
 
 fn open_engine() -> (tempfile::TempDir, Arc<Engine>) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -225,7 +218,9 @@ fn record_store(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = config();
+    // Every iteration waits for an fsync (milliseconds; tens of them with 64 appenders), so
+    // Criterion's fewest samples and a longer window, to keep several iterations per sample.
+    config = criterion(10, Duration::from_secs(3));
     targets = log_append, group_commit, record_store
 }
 criterion_main!(benches);

@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of Kinesin's hot path: what a PutRecords costs on one core before
 //! and after the network, measured piece by piece. The benches live in `benches/` (this library
-//! only builds their inputs, the same way for every bench):
+//! only builds their inputs and their Criterion settings, the same way for every bench):
 //!
 //! - `decode`: a PutRecords / PutRecord body through [`kinesin_api::decode_request`] (the
 //!   gateway's entry point), and base64 alone;
@@ -26,12 +26,27 @@
 //! This crate must never ship in a binary or be depended on by another crate: it is
 //! `publish = false`, and what it exports exists only to feed the benches.
 
+use std::time::Duration;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use criterion::Criterion;
 use kinesin_controller::ShardMeta;
 use kinesin_raft::{Command, NewRecord};
 use kinesin_types::{HashRange, ShardId};
 use serde_json::{json, Value};
+
+/// The Criterion settings every bench file runs with: `samples` samples measured over
+/// `measurement`, after a half-second warm-up. Short on purpose: the figures compare changes on
+/// one machine, and all the benches together should stay around two minutes. Only the sample
+/// count and the window differ between files (the fsync-bound storage benches take fewer,
+/// longer samples), so those are the parameters.
+pub fn criterion(samples: usize, measurement: Duration) -> Criterion {
+    Criterion::default()
+        .sample_size(samples)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(measurement)
+}
 
 /// The record size of every bench unless said otherwise: 1 KiB, the size `kinesin-bench` uses.
 pub const RECORD_BYTES: usize = 1024;
@@ -119,13 +134,4 @@ pub fn open_shards(count: u32) -> Vec<ShardMeta> {
             leaving: Vec::new(),
         })
         .collect()
-}
-
-/// The shard that owns `hash_key`, found the way the gateway's `route` (in
-/// `kinesin-gateway/src/ops/records.rs`, private there) finds it: the first open shard whose
-/// range contains the key, scanning the stream's shards in order.
-pub fn route_like_gateway(shards: &[ShardMeta], hash_key: u128) -> Option<usize> {
-    shards
-        .iter()
-        .position(|s| s.is_open() && s.hash_range.contains(hash_key))
 }

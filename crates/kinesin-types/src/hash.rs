@@ -97,6 +97,25 @@ impl HashRange {
     }
 }
 
+/// The index of the open shard that owns `hash_key`: the first of `shards` (a stream's shards in
+/// order, each as whether it is open and its hash range) that is open and whose range holds the
+/// key. A stream's open shards partition the key space, so for a stream's shards at most one
+/// matches and `None` means its metadata is inconsistent.
+///
+/// It takes (open, range) pairs rather than the controller's `ShardMeta`, which lives in a crate
+/// that depends on this one. The gateway routes records with it and kinesin-micro measures it,
+/// so the benchmark times the lookup that actually runs. A linear scan: closed parents stay in
+/// the list after a reshard, so the ranges are not sorted by key, and a binary search would need
+/// an index kept beside the list (benches/README.md has the figures for wide streams).
+pub fn open_shard_index<'a>(
+    shards: impl IntoIterator<Item = (bool, &'a HashRange)>,
+    hash_key: u128,
+) -> Option<usize> {
+    shards
+        .into_iter()
+        .position(|(open, range)| open && range.contains(hash_key))
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename = "HashRange")]
 struct WireHashRange {
@@ -209,6 +228,33 @@ mod tests {
         assert!(!r.contains(21));
         assert!(HashRange::FULL.contains(0));
         assert!(HashRange::FULL.contains(MAX_HASH_KEY));
+    }
+
+    #[test]
+    fn open_shard_index_skips_closed_parents() {
+        let mid = MAX_HASH_KEY / 2;
+        let low = HashRange::new(0, mid).unwrap();
+        let high = HashRange::new(mid + 1, MAX_HASH_KEY).unwrap();
+        // A split: the closed parent stays first in the list, its children follow.
+        let shards = [(false, &HashRange::FULL), (true, &low), (true, &high)];
+        assert_eq!(open_shard_index(shards, 0), Some(1));
+        assert_eq!(open_shard_index(shards, mid), Some(1));
+        assert_eq!(open_shard_index(shards, mid + 1), Some(2));
+        assert_eq!(open_shard_index(shards, MAX_HASH_KEY), Some(2));
+        // No open shard holds the key.
+        assert_eq!(open_shard_index([(false, &HashRange::FULL)], 7), None);
+        assert_eq!(open_shard_index([], 7), None);
+    }
+
+    #[test]
+    fn open_shard_index_finds_each_key_of_an_even_split() {
+        let ranges = HashRange::split_evenly(7).unwrap();
+        for (i, r) in ranges.iter().enumerate() {
+            for key in [r.start, r.end, r.start + (r.end - r.start) / 2] {
+                let shards = ranges.iter().map(|r| (true, r));
+                assert_eq!(open_shard_index(shards, key), Some(i));
+            }
+        }
     }
 
     #[test]

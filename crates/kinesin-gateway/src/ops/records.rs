@@ -216,19 +216,16 @@ fn route(
 ) -> Result<BTreeMap<usize, Batch>, KinesisError> {
     let mut by_shard: BTreeMap<usize, Batch> = BTreeMap::new();
     for (index, checked) in records {
-        let shard = stream
-            .shards
-            .iter()
-            .position(|s| s.is_open() && s.hash_range.contains(checked.hash_key))
-            .ok_or_else(|| {
-                KinesisError::new(
-                    ErrorKind::InternalFailure,
-                    format!(
-                        "no open shard of stream {} covers hash key {}",
-                        stream.key.name, checked.hash_key
-                    ),
-                )
-            })?;
+        let shards = stream.shards.iter().map(|s| (s.is_open(), &s.hash_range));
+        let shard = kinesin_types::open_shard_index(shards, checked.hash_key).ok_or_else(|| {
+            KinesisError::new(
+                ErrorKind::InternalFailure,
+                format!(
+                    "no open shard of stream {} covers hash key {}",
+                    stream.key.name, checked.hash_key
+                ),
+            )
+        })?;
         by_shard.entry(shard).or_default().push(index, checked);
     }
     Ok(by_shard)
