@@ -47,13 +47,14 @@ SCENARIOS = {
 }
 
 
-class MemorySampler(threading.Thread):
-    """Resident memory of every node, once a second."""
+class NodeSampler(threading.Thread):
+    """Resident memory and disk writes of every node, once a second."""
 
     def __init__(self, cluster):
         super().__init__(daemon=True)
         self.cluster = cluster
         self.samples = []  # (seconds since start, {node: MiB})
+        self.written = []  # (monotonic seconds, {node: bytes written to disk})
         self.stopped = threading.Event()
 
     def run(self):
@@ -69,6 +70,30 @@ class MemorySampler(threading.Thread):
                 except OSError:
                     pass
             self.samples.append((round(time.monotonic() - started, 1), rss))
+            self.written.append((time.monotonic(), self.bytes_written()))
+
+    def bytes_written(self):
+        """{node: bytes the process has caused to be written to disk so far} (/proc/PID/io)."""
+        written = {}
+        for node, proc in self.cluster.procs.items():
+            try:
+                with open(f"/proc/{proc.pid}/io") as io:
+                    for line in io:
+                        if line.startswith("write_bytes:"):
+                            written[node] = int(line.split()[1])
+            except OSError:
+                pass
+        return written
+
+    def disk_mb_per_sec(self, skip_secs):
+        """Each node's disk writes in MB/s, leaving out the first `skip_secs` (the warm-up)."""
+        if len(self.written) < 2:
+            return {}
+        start = next((w for w in self.written if w[0] - self.written[0][0] >= skip_secs), self.written[0])
+        (t0, first), (t1, last) = start, self.written[-1]
+        if t1 <= t0:
+            return {}
+        return {f"node{n}": round((last[n] - first.get(n, 0)) / (t1 - t0) / 1e6, 1) for n in last}
 
     def summary(self):
         if not self.samples:
@@ -101,7 +126,7 @@ def run_scenario(args, name, rate=None):
                    "--json", report_path, *bench_args]
         if rate:
             command += ["--rate", str(rate)]
-        sampler = MemorySampler(cluster)
+        sampler = NodeSampler(cluster)
         sampler.start()
         if args.perf:
             perf_data = os.path.join(directory, "perf.data")
@@ -117,6 +142,7 @@ def run_scenario(args, name, rate=None):
         report["nodes"] = nodes
         report["server_args"] = server_args
         report["memory"] = sampler.summary()
+        report["disk_write_mb_per_sec"] = sampler.disk_mb_per_sec(args.warmup)
         if perf:
             perf.send_signal(2)
             perf.wait()
