@@ -115,13 +115,15 @@ def run_scenario(args, name, rate=None):
     nodes, server_args, bench_args = SCENARIOS[name]
     if server_args is UNLIMITED and args.no_limit_flags:
         server_args = []
+    server_args = [*server_args, *args.server_arg]
     directory = tempfile.mkdtemp(prefix=f"kinesin-capacity-{name}-")
     cluster = LocalCluster(args.bin, nodes, directory, extra_args=server_args)
     report_path = os.path.join(directory, "bench.json")
     perf = None
     try:
         cluster.start_all()
-        command = [args.bench, "--endpoint", cluster.endpoint(1), "--stream", f"cap-{name}",
+        endpoints = [cluster.endpoint(n) for n in range(1, nodes + 1)] if args.via_all else [cluster.endpoint(1)]
+        command = [args.bench, "--endpoint", ",".join(endpoints), "--stream", f"cap-{name}",
                    "--seconds", str(args.seconds), "--warmup-secs", str(args.warmup),
                    "--json", report_path, *bench_args]
         if rate:
@@ -180,6 +182,10 @@ def main():
     parser.add_argument("--no-limit-flags", action="store_true",
                         help="do not pass the per-shard limit flags (for builds that predate them)")
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data and logs")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="one more argument for every node (repeat: --server-arg=--flag --server-arg=value)")
+    parser.add_argument("--via-all", action="store_true",
+                        help="spread the load over every node's gateway (default: node 1's only)")
     parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS), metavar="SCENARIO")
     args = parser.parse_args()
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
