@@ -3,8 +3,8 @@
 //! call. With a thousand groups, that turns thousands of calls per second per node pair into a
 //! few hundred, while each heartbeat still reaches its group within the interval.
 //!
-//! Only heartbeats wait here; appends that carry entries go straight out, so batching never adds
-//! to write latency.
+//! Only heartbeats wait here; appends that carry entries or a new commit index go straight out
+//! (`transport::may_batch`), so batching never adds to write latency.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
