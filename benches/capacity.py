@@ -60,30 +60,23 @@ class NodeSampler(threading.Thread):
     def run(self):
         started = time.monotonic()
         while not self.stopped.wait(1.0):
-            rss = {}
-            for node, proc in self.cluster.procs.items():
-                try:
-                    with open(f"/proc/{proc.pid}/status") as status:
-                        for line in status:
-                            if line.startswith("VmRSS:"):
-                                rss[node] = int(line.split()[1]) / 1024
-                except OSError:
-                    pass
+            rss = {node: kib / 1024 for node, kib in self.proc_field("status", "VmRSS:").items()}
             self.samples.append((round(time.monotonic() - started, 1), rss))
-            self.written.append((time.monotonic(), self.bytes_written()))
+            self.written.append((time.monotonic(), self.proc_field("io", "write_bytes:")))
 
-    def bytes_written(self):
-        """{node: bytes the process has caused to be written to disk so far} (/proc/PID/io)."""
-        written = {}
+    def proc_field(self, file, name):
+        """{node: the number after `name` in /proc/PID/<file>} for every running node: VmRSS in
+        `status` (KiB), write_bytes in `io` (bytes the process caused to be written to disk)."""
+        values = {}
         for node, proc in self.cluster.procs.items():
             try:
-                with open(f"/proc/{proc.pid}/io") as io:
-                    for line in io:
-                        if line.startswith("write_bytes:"):
-                            written[node] = int(line.split()[1])
+                with open(f"/proc/{proc.pid}/{file}") as f:
+                    for line in f:
+                        if line.startswith(name):
+                            values[node] = int(line.split()[1])
             except OSError:
                 pass
-        return written
+        return values
 
     def disk_mb_per_sec(self, skip_secs):
         """Each node's disk writes in MB/s, leaving out the first `skip_secs` (the warm-up)."""

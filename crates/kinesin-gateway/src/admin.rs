@@ -89,8 +89,11 @@ pub(crate) async fn stream_shards(
                 "group": shard.group,
                 "state": if shard.is_open() { "OPEN" } else { "CLOSED" },
                 "replicas": shard.replicas,
-                // Known only where this node hosts a replica.
+                // Known only where this node hosts a replica, and about that replica.
                 "leader": local.as_ref().and_then(|g| g.leader()),
+                "applied_index": local.as_ref().map(|g| g.applied_index()),
+                "snapshot_index": local.as_ref().and_then(|g| g.snapshot_index()),
+                "purged_index": local.as_ref().and_then(|g| g.purged_index()),
                 "starting_hash_key": shard.hash_range.start.to_string(),
                 "ending_hash_key": shard.hash_range.end.to_string(),
                 "parent_shard_id": shard.parent.map(|p| p.to_string()),

@@ -56,13 +56,8 @@ impl Liveness {
         let state = self.controller.state();
         let now = now_ms();
         for (&node, info) in &state.nodes {
-            if node == self.node_id {
+            let Some(silent_for) = silence(node, self.node_id, ages, leading_for) else {
                 continue;
-            }
-            // A node that never acknowledged this leader has been silent since it took over.
-            let silent_for = match ages.get(&node) {
-                Some(age) => age.unwrap_or(leading_for).min(leading_for),
-                None => continue,
             };
             let down = silent_for >= self.down_after;
             if down != info.is_down() {
@@ -98,5 +93,48 @@ impl Liveness {
             }
         }
         Ok(())
+    }
+}
+
+/// How long `node` has been silent as the controller's leader `me` sees it, leading for
+/// `leading_for`; `None` for a node the leader does not replicate to.
+///
+/// The leader itself is never silent: a previous leader may have marked it down while it was away,
+/// and nobody else would mark it up again (a jepsen membership run ended with the controller's
+/// leader shown down for good).
+fn silence(
+    node: u64,
+    me: u64,
+    ages: &std::collections::BTreeMap<u64, Option<Duration>>,
+    leading_for: Duration,
+) -> Option<Duration> {
+    if node == me {
+        return Some(Duration::ZERO);
+    }
+    // A node that never acknowledged this leader has been silent since it took over.
+    ages.get(&node)
+        .map(|age| age.unwrap_or(leading_for).min(leading_for))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::silence;
+
+    #[test]
+    fn the_leader_is_never_silent_and_others_are_judged_by_their_acks() {
+        let secs = Duration::from_secs;
+        let ages = BTreeMap::from([(2, Some(secs(3))), (3, None), (4, Some(secs(90)))]);
+        let leading_for = secs(60);
+        // The leader is not among the ages (it does not replicate to itself) and is up.
+        assert_eq!(silence(1, 1, &ages, leading_for), Some(Duration::ZERO));
+        assert_eq!(silence(2, 1, &ages, leading_for), Some(secs(3)));
+        // Never acknowledged this leader: silent since it took over, no longer.
+        assert_eq!(silence(3, 1, &ages, leading_for), Some(leading_for));
+        assert_eq!(silence(4, 1, &ages, leading_for), Some(leading_for));
+        // Not replicated to (not a member of the controller group): not judged.
+        assert_eq!(silence(5, 1, &ages, leading_for), None);
     }
 }

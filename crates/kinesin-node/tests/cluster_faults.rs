@@ -190,6 +190,25 @@ async fn a_restarted_node_catches_up_by_snapshot() {
     // Far more entries than the leader keeps in its log behind a snapshot.
     let writers = writers(&cluster, "snap");
     wait_for_acks(&all(&writers), 200, "writes while node 3 is down").await;
+    // openraft purges only what no replication has in flight, so the purge can trail the
+    // snapshots by a retry to the dead node: until the leader's log starts past node 3's last
+    // entry, node 3 could still catch up from the log.
+    eventually(
+        "the leader to purge its log past node 3's last entry",
+        || {
+            cluster.leader_of(group).is_some_and(|leader| {
+                leader != behind
+                    && cluster
+                        .node(leader)
+                        .node()
+                        .raft()
+                        .group(group)
+                        .and_then(|g| g.purged_index())
+                        .is_some_and(|purged| purged > index_at_crash)
+            })
+        },
+    )
+    .await;
     cluster.restart(behind).await;
     let history = finish(writers).await;
     verify_everywhere(&cluster, "snap", &history).await;

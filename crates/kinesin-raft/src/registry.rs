@@ -241,6 +241,14 @@ impl GroupHandle {
         metrics.snapshot.as_ref().map(|id| id.index)
     }
 
+    /// Index of the newest log entry purged from this replica's log (behind a snapshot). A member
+    /// that needs an entry at or below it can only catch up by installing a snapshot.
+    pub fn purged_index(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.purged.as_ref().map(|id| id.index)
+    }
+
     /// On the leader: how long ago each other member last acknowledged a heartbeat or an append
     /// (`None` for a member that never did). `None` when this node does not lead the group.
     pub fn ack_ages(&self) -> Option<BTreeMap<NodeId, Option<Duration>>> {
