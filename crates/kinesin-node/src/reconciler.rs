@@ -133,9 +133,13 @@ impl Reconciler {
             tracing::info!(nodes = self.initial_nodes.len(), "cluster bootstrapped");
             return Ok(());
         }
-        if leads_controller {
-            // Nodes beyond the controller's voters follow it as learners.
-            if let Some(group) = controller.group() {
+        // Nodes beyond the controller's voters follow it as learners. Not while the voters are
+        // changing, nor on a leader that is no longer a voter: a draining leader that removed
+        // itself and then asked to add itself back as a learner made openraft panic ("Only
+        // leader is allowed to call update_effective_membership"), stopping the controller group
+        // on that node (a drain in test_resharding stuck for good).
+        if leads_controller && !self.is_changing(CONTROLLER_GROUP) {
+            if let Some(group) = controller.group().filter(|g| g.voters().contains(&me)) {
                 let everyone: BTreeMap<u64, String> = state
                     .nodes
                     .iter()
