@@ -12,8 +12,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kinesin_micro::{criterion, put_command, RECORD_BYTES};
-use kinesin_raft::{Command, TypeConfig};
+use kinesin_micro::{criterion, new_records, put_command, ARRIVAL_MS, RECORD_BYTES};
+use kinesin_raft::TypeConfig;
 use kinesin_storage::{Engine, EngineOptions, WriteBatch};
 use openraft::alias::EntryOf;
 use openraft::entry::RaftEntry;
@@ -46,13 +46,7 @@ fn raft_encoding(c: &mut Criterion) {
 }
 
 fn record_store_encoding(c: &mut Criterion) {
-    let Command::Put {
-        arrival_ms,
-        records,
-    } = put_command(RECORDS, RECORD_BYTES)
-    else {
-        unreachable!("put_command builds a Put");
-    };
+    let (arrival_ms, records) = (ARRIVAL_MS, new_records(RECORDS, RECORD_BYTES));
     let dir = tempfile::tempdir().expect("temp dir");
     let engine = Engine::open(dir.path(), &EngineOptions::default()).expect("open engine");
     let encoded: usize = records

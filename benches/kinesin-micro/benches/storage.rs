@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use kinesin_micro::{criterion, put_command, RECORD_BYTES};
+use kinesin_micro::{criterion, new_records, put_command, ARRIVAL_MS, RECORD_BYTES};
 use kinesin_raft::testing::LogStore;
 use kinesin_raft::{Command, TypeConfig};
 use kinesin_storage::{Engine, EngineOptions, TimeIndexEntry, WriteBatch};
@@ -170,13 +170,7 @@ fn group_commit(c: &mut Criterion) {
 }
 
 fn record_store(c: &mut Criterion) {
-    let Command::Put {
-        arrival_ms,
-        records,
-    } = put_command(RECORDS, RECORD_BYTES)
-    else {
-        unreachable!("put_command builds a Put");
-    };
+    let (arrival_ms, records) = (ARRIVAL_MS, new_records(RECORDS, RECORD_BYTES));
     let mut group = c.benchmark_group("record_store_write");
     group.throughput(Throughput::Bytes(ENTRY_BYTES));
     let (_dir, engine) = open_engine();

@@ -104,10 +104,13 @@ pub fn new_records(count: usize, len: usize) -> Vec<NewRecord> {
         .collect()
 }
 
+/// The arrival time every benchmark batch carries.
+pub const ARRIVAL_MS: u64 = 1_700_000_000_123;
+
 /// The command one PutRecords batch for one shard becomes.
 pub fn put_command(count: usize, len: usize) -> Command {
     Command::Put {
-        arrival_ms: 1_700_000_000_123,
+        arrival_ms: ARRIVAL_MS,
         records: new_records(count, len),
     }
 }
