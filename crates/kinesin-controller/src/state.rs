@@ -176,7 +176,16 @@ impl StreamMeta {
 
     /// The open shard whose hash range holds `hash_key`.
     pub fn route(&self, hash_key: u128) -> Option<&ShardMeta> {
-        self.open_shards().find(|s| s.hash_range.contains(hash_key))
+        self.open_shard_index(hash_key).map(|i| &self.shards[i])
+    }
+
+    /// The place in `shards` of the open shard that owns `hash_key` (see
+    /// [`kinesin_types::open_shard_index`]).
+    pub fn open_shard_index(&self, hash_key: u128) -> Option<usize> {
+        kinesin_types::open_shard_index(
+            self.shards.iter().map(|s| (s.is_open(), &s.hash_range)),
+            hash_key,
+        )
     }
 }
 

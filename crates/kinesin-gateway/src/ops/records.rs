@@ -216,8 +216,7 @@ fn route(
 ) -> Result<BTreeMap<usize, Batch>, KinesisError> {
     let mut by_shard: BTreeMap<usize, Batch> = BTreeMap::new();
     for (index, checked) in records {
-        let shards = stream.shards.iter().map(|s| (s.is_open(), &s.hash_range));
-        let shard = kinesin_types::open_shard_index(shards, checked.hash_key).ok_or_else(|| {
+        let shard = stream.open_shard_index(checked.hash_key).ok_or_else(|| {
             KinesisError::new(
                 ErrorKind::InternalFailure,
                 format!(
