@@ -142,16 +142,22 @@ impl KinesisError {
         let type_name = Value::String(self.type_name().into());
         let mut body = format!("{{\"__type\":{type_name}");
         if !self.message.is_empty() {
-            let key = if self.kind == ErrorKind::Serialization {
-                "Message"
-            } else {
-                "message"
-            };
+            let key = self.message_key();
             let message = Value::String(self.message.clone());
             body.push_str(&format!(",\"{key}\":{message}"));
         }
         body.push('}');
         body.into_bytes()
+    }
+
+    /// The member that carries the message: SerializationException's is capitalised
+    /// (`Message`), as AWS sends it; every other error's is `message`.
+    pub fn message_key(&self) -> &'static str {
+        if self.kind == ErrorKind::Serialization {
+            "Message"
+        } else {
+            "message"
+        }
     }
 
     /// ResourceNotFoundException.

@@ -110,6 +110,14 @@ pub fn decode_request(op: Operation, body: &[u8]) -> Result<Request, KinesisErro
     }
 }
 
+/// [`decode_request`] for a CBOR body: translated into the JSON request it stands for
+/// ([`crate::cbor`]), then checked and typed exactly as that would be.
+pub(crate) fn decode_cbor(op: Operation, body: &[u8]) -> Result<Request, KinesisError> {
+    let value = crate::cbor::request_to_json(&op.input_shape(), body)?;
+    let checked = check_input(op, value)?;
+    Request::from_value(op, checked)
+}
+
 /// [`decode_request`] without the write path's shortcut.
 pub(crate) fn decode_slowly(op: Operation, body: &[u8]) -> Result<Request, KinesisError> {
     let value = parse_body(body)?;

@@ -37,8 +37,6 @@ pub(crate) struct ServiceModel {
 #[derive(Debug)]
 pub(crate) struct OperationDef {
     pub input: Option<String>,
-    // Read by the tests that tie `Operation` to the model.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub output: Option<String>,
     #[cfg_attr(not(test), allow(dead_code))]
     pub data_plane: bool,
@@ -243,6 +241,13 @@ impl ServiceModel {
 
     pub(crate) fn shape(&self, name: &str) -> Option<&Shape> {
         self.shapes.get(name)
+    }
+
+    /// The name of `operation`'s output shape, if it has one.
+    pub(crate) fn output_shape(&self, operation: &str) -> Option<&str> {
+        self.operations
+            .get(operation)
+            .and_then(|op| op.output.as_deref())
     }
 
     /// The input shape of `operation`.

@@ -1,12 +1,14 @@
 //! Who is asking: the account and region a request acts in, and how it names its stream.
 
-use kinesin_api::{ErrorKind, KinesisError};
+use kinesin_api::{ErrorKind, KinesisError, Protocol};
 use kinesin_controller::{ClusterState, StreamKey, StreamMeta};
 use kinesin_types::parse_stream_arn;
 
 pub(crate) struct RequestContext {
     pub account: String,
     pub region: String,
+    /// The wire the request came in on; its answer goes out on the same.
+    pub protocol: Protocol,
 }
 
 impl RequestContext {

@@ -12,6 +12,8 @@ pub struct Limits {
     pub shard_limit: u32,
     /// Request bytes held in memory at once across all requests (see `admission.rs`).
     pub max_inflight_request_bytes: usize,
+    /// Bytes per second one SubscribeToShard subscription pushes at most (0: unlimited).
+    pub subscription_bytes_per_sec: u64,
 }
 
 impl Default for Limits {
@@ -24,6 +26,7 @@ impl Default for Limits {
             max_get_records_bytes: 10 << 20,
             shard_limit: 500,
             max_inflight_request_bytes: 256 << 20,
+            subscription_bytes_per_sec: 2 << 20,
         }
     }
 }

@@ -23,9 +23,20 @@ pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str), RequestStats>>,
     pub records_written: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// SubscribeToShard streams open now, and records pushed through them.
+    subscriptions: AtomicU64,
+    pub records_pushed: AtomicU64,
 }
 
 impl Metrics {
+    pub fn subscription_started(&self) {
+        self.subscriptions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn subscription_ended(&self) {
+        self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+    }
+
     pub fn observe(&self, operation: &'static str, outcome: &'static str, latency_us: u64) {
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         let stats = requests.entry((operation, outcome)).or_default();
@@ -107,6 +118,18 @@ impl Metrics {
                 "counter",
                 "Requests refused because the node held max_inflight_request_bytes already.",
                 admission.refused.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_subscriptions",
+                "gauge",
+                "SubscribeToShard streams open on this node.",
+                self.subscriptions.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_records_pushed_total",
+                "counter",
+                "Records sent to SubscribeToShard subscribers.",
+                self.records_pushed.load(Ordering::Relaxed),
             ),
             (
                 "kinesin_raft_groups",

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use base64::Engine as _;
-use kinesin_api::{ErrorKind, KinesisError, Operation, CONTENT_TYPE_JSON};
+use kinesin_api::{ErrorKind, KinesisError, Operation, Protocol};
 use kinesin_controller::Controller;
 use kinesin_raft::MultiRaft;
 
@@ -40,6 +40,7 @@ pub struct Gateway {
     pub(crate) raft: Arc<MultiRaft>,
     pub(crate) metrics: Metrics,
     pub(crate) admission: Admission,
+    pub(crate) subscriptions: crate::ops::Subscriptions,
 }
 
 impl Gateway {
@@ -55,6 +56,7 @@ impl Gateway {
             controller,
             raft,
             metrics: Metrics::default(),
+            subscriptions: Default::default(),
         })
     }
 
@@ -117,6 +119,12 @@ async fn handle(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let protocol = Protocol::from_content_type(
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
     let limit = gateway.settings.limits.max_body_bytes();
     // A body without a length (chunked) may be as large as the limit.
     let declared = headers
@@ -132,10 +140,7 @@ async fn handle(
                 error.type_name(),
                 started.elapsed().as_micros() as u64,
             );
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let status =
-                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-            return envelope(status, error.to_json(), &request_id);
+            return failure(protocol, &error);
         }
     };
     // A client that stops sending its body must not hold its share of the budget for good.
@@ -153,8 +158,7 @@ async fn handle(
                     BODY_READ_TIMEOUT.as_secs()
                 ),
             );
-            let request_id = uuid::Uuid::new_v4().to_string();
-            return envelope(StatusCode::BAD_REQUEST, error.to_json(), &request_id);
+            return failure(protocol, &error);
         }
     };
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -164,7 +168,7 @@ async fn handle(
         .unwrap_or("");
     let op = Operation::from_target(target);
     let result = match op {
-        Some(op) => serve(&gateway, op, &uri, &headers, &body).await,
+        Some(op) => serve(&gateway, op, protocol, &uri, &headers, &body).await,
         None => Err(KinesisError::new(
             ErrorKind::UnknownOperation,
             format!("Operation {target:?} is not a Kinesis operation."),
@@ -173,40 +177,38 @@ async fn handle(
     let op_name = op.map(|o| o.name()).unwrap_or("unknown");
     let elapsed_us = started.elapsed().as_micros() as u64;
     match result {
-        Ok(body) => {
+        Ok(reply) => {
             gateway.metrics.observe(op_name, "ok", elapsed_us);
             tracing::debug!(op = op_name, %request_id, elapsed_us, "ok");
-            envelope(StatusCode::OK, body, &request_id)
+            match reply {
+                Reply::Whole(body) => envelope(protocol, StatusCode::OK, body, &request_id),
+                Reply::Events(body) => event_stream_envelope(body, &request_id),
+            }
         }
         Err(error) => {
             gateway
                 .metrics
                 .observe(op_name, error.type_name(), elapsed_us);
             tracing::debug!(op = op_name, %request_id, elapsed_us, error = error.type_name(), message = %error.message, "error");
-            let status =
-                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-            envelope(status, error.to_json(), &request_id)
+            error_envelope(protocol, &error, &request_id)
         }
     }
 }
 
+/// A successful answer: a whole body, or (SubscribeToShard) an event stream that goes on.
+enum Reply {
+    Whole(Vec<u8>),
+    Events(Body),
+}
+
 async fn serve(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     op: Operation,
+    protocol: Protocol,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Vec<u8>, KinesisError> {
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type.starts_with(kinesin_api::CONTENT_TYPE_CBOR) {
-        return Err(KinesisError::new(
-            ErrorKind::Serialization,
-            "CBOR requests are not supported by this server yet; disable CBOR in the client (for the Java SDK: -Daws.cborEnabled=false)",
-        ));
-    }
+) -> Result<Reply, KinesisError> {
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     let scope = kinesin_api::credential_scope(authorization, uri.query())?;
     let ctx = RequestContext {
@@ -214,15 +216,54 @@ async fn serve(
         region: scope
             .map(|s| s.region)
             .unwrap_or_else(|| gateway.settings.default_region.clone()),
+        protocol,
     };
-    let request = kinesin_api::decode_request(op, body)?;
-    ops::dispatch(gateway, &ctx, request).await
+    match protocol.decode_request(op, body)? {
+        kinesin_api::Request::SubscribeToShard(input) => {
+            Ok(Reply::Events(ops::subscribe(gateway, &ctx, input).await?))
+        }
+        request => Ok(Reply::Whole(ops::dispatch(gateway, &ctx, request).await?)),
+    }
 }
 
-fn envelope(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response {
+/// The answer of a subscription: an event stream, without a length (it lasts minutes).
+fn event_stream_envelope(body: Body, request_id: &str) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static(kinesin_api::event_stream::CONTENT_TYPE_EVENT_STREAM),
+    );
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+/// An error answered before the request was read, with a request id of its own.
+fn failure(protocol: Protocol, error: &KinesisError) -> Response {
+    error_envelope(protocol, error, &uuid::Uuid::new_v4().to_string())
+}
+
+/// An error answer: the error body in the request's protocol, its HTTP status, and the
+/// `X-Amzn-ErrorType` header that some SDKs read the type from.
+fn error_envelope(protocol: Protocol, error: &KinesisError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = envelope(protocol, status, protocol.encode_error(error), request_id);
+    response.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static(error.type_name()),
+    );
+    response
+}
+
+fn envelope(protocol: Protocol, status: StatusCode, body: Vec<u8>, request_id: &str) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE_JSON));
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static(protocol.content_type()),
+    );
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", id);
     }

@@ -107,6 +107,11 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_MAX_INFLIGHT_REQUEST_BYTES", value_name = "BYTES")]
     pub max_inflight_request_bytes: Option<usize>,
 
+    /// Bytes per second one SubscribeToShard subscription (a consumer on a shard) receives at
+    /// most, as AWS's enhanced fan-out allows; 0 switches the limit off. [default: 2097152]
+    #[arg(long, env = "KINESIN_SUBSCRIPTION_BYTES_PER_SEC", value_name = "BYTES")]
+    pub subscription_bytes_per_sec: Option<u64>,
+
     /// Snapshot each Raft group every this many log entries, and purge the log behind it.
     /// [default: 2000]
     #[arg(long, env = "KINESIN_RAFT_SNAPSHOT_EVERY", value_name = "ENTRIES")]
@@ -194,6 +199,7 @@ struct FileConfig {
     shard_write_records_per_sec: Option<u64>,
     shard_write_bytes_per_sec: Option<u64>,
     max_inflight_request_bytes: Option<usize>,
+    subscription_bytes_per_sec: Option<u64>,
     retention_check_secs: Option<u64>,
     dead_node_secs: Option<u64>,
     on_demand_split_records: Option<u64>,
@@ -357,6 +363,10 @@ impl ServerArgs {
                 max_inflight_request_bytes: layered!(
                     max_inflight_request_bytes,
                     defaults.max_inflight_request_bytes
+                ),
+                subscription_bytes_per_sec: layered!(
+                    subscription_bytes_per_sec,
+                    defaults.subscription_bytes_per_sec
                 ),
             },
             retention_check_secs: layered!(retention_check_secs, 60),

@@ -30,7 +30,7 @@ pub const UNSAFE_EARLY_ACK: bool = cfg!(feature = "unsafe-early-ack");
 pub use batch::TransportStats;
 pub use error::RaftError;
 pub use kinesin_storage::{StorageError, StoredRecord};
-pub use query::{ShardBounds, ShardQuery, ShardRead};
+pub use query::{AwaitedRead, ShardBounds, ShardQuery, ShardRead};
 pub use quota::WriteQuota;
 pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};
 pub use shard::ShardView;

@@ -29,6 +29,14 @@ pub enum ShardQuery {
     /// Asked of a group's leader, of any group: the log index a replica must have applied to
     /// answer as of now (Raft's read index, after the leader confirmed it still leads).
     ReadIndex,
+    /// Like `Records`, but when there is none yet the replica waits up to `wait_ms` for its next
+    /// apply (a push to a subscriber, not a poll). Kept last: variants are numbered on the wire.
+    AwaitRecords {
+        from: u64,
+        max_records: u32,
+        max_bytes: u64,
+        wait_ms: u64,
+    },
 }
 
 /// The retained range of a shard as one replica sees it.
@@ -54,6 +62,13 @@ pub(crate) enum WireAnswer {
     Bounds(ShardBounds),
     Position(u64),
     ReadIndex(u64),
+    /// The answer to `AwaitRecords`: `Records`, and how far the replica had applied before it
+    /// read (so a reader that found nothing knows it may move up to there).
+    AwaitedRecords {
+        records: Vec<WireRecord>,
+        bounds: ShardBounds,
+        scanned_to: u64,
+    },
 }
 
 /// Records read from a shard, with the bounds of the replica that served them (read after the
@@ -62,6 +77,17 @@ pub(crate) enum WireAnswer {
 pub struct ShardRead {
     pub records: Vec<StoredRecord>,
     pub bounds: ShardBounds,
+}
+
+/// Records awaited from a shard ([`crate::MultiRaft::await_shard_records`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwaitedRead {
+    pub records: Vec<StoredRecord>,
+    pub bounds: ShardBounds,
+    /// Every record before this position had been applied when the replica read: with no
+    /// record returned, a reader may move up to it without missing any. (`bounds.next_position`
+    /// is read after the records and may include some the read did not see.)
+    pub scanned_to: u64,
 }
 
 impl ShardView {
@@ -101,12 +127,47 @@ impl ShardView {
             ShardQuery::PositionAt { arrival_ms } => {
                 WireAnswer::Position(self.position_at_time(arrival_ms)?)
             }
-            ShardQuery::ReadIndex => {
+            ShardQuery::ReadIndex | ShardQuery::AwaitRecords { .. } => {
                 return Err(RaftError::Other(
-                    "a read index is asked of the group, not of a shard view".into(),
+                    "a read index or an awaited read is asked of the group, not of a shard view"
+                        .into(),
                 ))
             }
         })
+    }
+}
+
+impl crate::registry::GroupHandle {
+    /// Records from `from` on, waiting up to `wait` for the next apply when there is none yet. A
+    /// sealed shard gets no more records, so it is answered at once.
+    pub(crate) async fn await_records(
+        &self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+        wait: std::time::Duration,
+    ) -> Result<WireAnswer, RaftError> {
+        let view = self
+            .shard()
+            .cloned()
+            .ok_or_else(|| RaftError::Other(format!("group {} is not a shard", self.id())))?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Taken before the read: an entry applied after it wakes the wait below at once.
+            let applied = self.applied_index();
+            let scanned_to = view.next_position();
+            let records = view.read(from, max_records, max_bytes)?;
+            let now = tokio::time::Instant::now();
+            if !records.is_empty() || view.sealed_at().is_some() || now >= deadline {
+                return Ok(WireAnswer::AwaitedRecords {
+                    records: records.into_iter().map(WireRecord::from).collect(),
+                    bounds: view.bounds(),
+                    scanned_to,
+                });
+            }
+            // Woken by the apply of the next entry (openraft's metrics channel), or the deadline.
+            let _ = self.wait_applied(applied + 1, deadline - now).await;
+        }
     }
 }
 
@@ -116,6 +177,21 @@ impl WireAnswer {
             WireAnswer::Records { records, bounds } => Ok(ShardRead {
                 records: records.into_iter().map(StoredRecord::from).collect(),
                 bounds,
+            }),
+            other => Err(mismatch(group, &other)),
+        }
+    }
+
+    pub(crate) fn into_awaited(self, group: u64) -> Result<AwaitedRead, RaftError> {
+        match self {
+            WireAnswer::AwaitedRecords {
+                records,
+                bounds,
+                scanned_to,
+            } => Ok(AwaitedRead {
+                records: records.into_iter().map(StoredRecord::from).collect(),
+                bounds,
+                scanned_to,
             }),
             other => Err(mismatch(group, &other)),
         }
@@ -145,7 +221,7 @@ impl WireAnswer {
 
 fn mismatch(group: u64, answer: &WireAnswer) -> RaftError {
     let kind = match answer {
-        WireAnswer::Records { .. } => "records",
+        WireAnswer::Records { .. } | WireAnswer::AwaitedRecords { .. } => "records",
         WireAnswer::Bounds(_) => "bounds",
         WireAnswer::Position(_) => "a position",
         WireAnswer::ReadIndex(_) => "a read index",
@@ -202,6 +278,47 @@ impl crate::registry::MultiRaft {
             max_bytes: max_bytes as u64,
         };
         self.query_shard(id, query, replicas).await?.into_read(id)
+    }
+
+    /// Committed records of shard group `id` from `from` on, from any replica; when there are
+    /// none yet, the replica answers as soon as it applies more, or after `wait`. What a
+    /// SubscribeToShard pushes: woken by the shard's apply, locally or on the replica asked.
+    pub async fn await_shard_records(
+        &self,
+        id: u64,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+        wait: std::time::Duration,
+        replicas: &[(crate::NodeId, String)],
+    ) -> Result<AwaitedRead, RaftError> {
+        if let Some(group) = self.group(id).filter(|g| g.shard().is_some()) {
+            return group
+                .await_records(from, max_records, max_bytes, wait)
+                .await?
+                .into_awaited(id);
+        }
+        let query = ShardQuery::AwaitRecords {
+            from,
+            max_records: u32::try_from(max_records).unwrap_or(u32::MAX),
+            max_bytes: max_bytes as u64,
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        };
+        let mut last_error = RaftError::NoSuchGroup(id);
+        for (_, addr) in replicas.iter().filter(|(node, _)| *node != self.node_id()) {
+            match self
+                .peers()
+                .query(addr, id, &query, wait + REMOTE_READ_TIMEOUT)
+                .await
+            {
+                Ok(answer) => return answer.into_awaited(id),
+                Err(e) => {
+                    tracing::debug!(group = id, addr, error = %e, "replica could not answer an awaited read");
+                    last_error = e;
+                }
+            }
+        }
+        Err(last_error)
     }
 
     /// The retained range of shard group `id`, from any replica.

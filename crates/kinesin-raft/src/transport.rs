@@ -29,6 +29,10 @@ use crate::codec::{decode, encode};
 use crate::error::RaftError;
 use crate::query::{ShardQuery, WireAnswer};
 use crate::registry::MultiRaft;
+
+/// The longest a remote reader may ask a replica to wait for records (a subscription asks for a
+/// few seconds; this bounds what a confused or hostile peer can hold open).
+const MAX_AWAIT_MS: u64 = 30_000;
 use crate::snapshot::SnapshotData;
 use crate::types::{Command, NodeId, Response, TypeConfig};
 
@@ -586,6 +590,23 @@ impl RaftTransport for TransportService {
                 Err(RaftError::NotLeader { leader, .. }) => Err(RemoteError::NotLeader { leader }),
                 Err(other) => Err(failed(other)),
             },
+            (
+                Some(group),
+                ShardQuery::AwaitRecords {
+                    from,
+                    max_records,
+                    max_bytes,
+                    wait_ms,
+                },
+            ) => group
+                .await_records(
+                    from,
+                    max_records as usize,
+                    usize::try_from(max_bytes).unwrap_or(usize::MAX),
+                    Duration::from_millis(wait_ms.min(MAX_AWAIT_MS)),
+                )
+                .await
+                .map_err(failed),
             (Some(group), query) => match group.shard() {
                 Some(view) => view.answer(&query).map_err(failed),
                 None => Err(failed(format!("group {} is not a shard", request.group))),

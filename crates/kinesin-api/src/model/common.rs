@@ -387,7 +387,10 @@ pub struct StreamSummary {
 #[serde(rename_all = "PascalCase")]
 pub struct SubscribeToShardEvent {
     pub records: Vec<Record>,
-    pub continuation_sequence_number: String,
+    /// Null exactly at the end of a closed shard, where `ChildShards` is not empty (the KCL
+    /// checks that pairing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation_sequence_number: Option<String>,
     pub millis_behind_latest: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub child_shards: Option<Vec<ChildShard>>,

@@ -7,11 +7,14 @@ mod reshard;
 mod settings;
 mod shards;
 mod streams;
+mod subscribe;
 mod tags;
+
+pub(crate) use subscribe::{subscribe, Subscriptions};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kinesin_api::{encode_output, ErrorKind, KinesisError, Operation, Request};
+use kinesin_api::{ErrorKind, KinesisError, Operation, Request};
 use kinesin_controller::{Command, Outcome};
 use serde::Serialize;
 
@@ -42,9 +45,10 @@ pub(crate) async fn dispatch(
             .map_err(from_controller)?;
     }
     match request {
-        Request::CreateStream(input) => done(op, streams::create(gateway, ctx, input).await?),
-        Request::DeleteStream(input) => done(op, streams::delete(gateway, ctx, input).await?),
+        Request::CreateStream(input) => done(ctx, op, streams::create(gateway, ctx, input).await?),
+        Request::DeleteStream(input) => done(ctx, op, streams::delete(gateway, ctx, input).await?),
         Request::IncreaseStreamRetentionPeriod(input) => done(
+            ctx,
             op,
             streams::set_retention(
                 gateway,
@@ -57,6 +61,7 @@ pub(crate) async fn dispatch(
             .await?,
         ),
         Request::DecreaseStreamRetentionPeriod(input) => done(
+            ctx,
             op,
             streams::set_retention(
                 gateway,
@@ -68,62 +73,97 @@ pub(crate) async fn dispatch(
             )
             .await?,
         ),
-        Request::DescribeStream(input) => done(op, describe::describe_stream(gateway, ctx, input)?),
+        Request::DescribeStream(input) => {
+            done(ctx, op, describe::describe_stream(gateway, ctx, input)?)
+        }
         Request::DescribeStreamSummary(input) => {
-            done(op, describe::describe_summary(gateway, ctx, input)?)
+            done(ctx, op, describe::describe_summary(gateway, ctx, input)?)
         }
-        Request::ListStreams(input) => done(op, describe::list_streams(gateway, ctx, input)?),
-        Request::DescribeLimits(_) => done(op, describe::describe_limits(gateway, ctx)?),
-        Request::ListShards(input) => done(op, shards::list_shards(gateway, ctx, input)?),
-        Request::PutRecord(input) => done(op, records::put_record(gateway, ctx, input).await?),
-        Request::PutRecords(input) => done(op, records::put_records(gateway, ctx, input).await?),
-        Request::GetShardIterator(input) => {
-            done(op, records::get_shard_iterator(gateway, ctx, input).await?)
+        Request::ListStreams(input) => done(ctx, op, describe::list_streams(gateway, ctx, input)?),
+        Request::DescribeLimits(_) => done(ctx, op, describe::describe_limits(gateway, ctx)?),
+        Request::ListShards(input) => done(ctx, op, shards::list_shards(gateway, ctx, input)?),
+        Request::PutRecord(input) => done(ctx, op, records::put_record(gateway, ctx, input).await?),
+        Request::PutRecords(input) => {
+            done(ctx, op, records::put_records(gateway, ctx, input).await?)
         }
-        Request::GetRecords(input) => done(op, records::get_records(gateway, ctx, input).await?),
+        Request::GetShardIterator(input) => done(
+            ctx,
+            op,
+            records::get_shard_iterator(gateway, ctx, input).await?,
+        ),
+        Request::GetRecords(input) => {
+            done(ctx, op, records::get_records(gateway, ctx, input).await?)
+        }
         Request::AddTagsToStream(input) => {
-            done(op, tags::add_to_stream(gateway, ctx, input).await?)
+            done(ctx, op, tags::add_to_stream(gateway, ctx, input).await?)
         }
-        Request::RemoveTagsFromStream(input) => {
-            done(op, tags::remove_from_stream(gateway, ctx, input).await?)
+        Request::RemoveTagsFromStream(input) => done(
+            ctx,
+            op,
+            tags::remove_from_stream(gateway, ctx, input).await?,
+        ),
+        Request::ListTagsForStream(input) => {
+            done(ctx, op, tags::list_for_stream(gateway, ctx, input)?)
         }
-        Request::ListTagsForStream(input) => done(op, tags::list_for_stream(gateway, ctx, input)?),
-        Request::TagResource(input) => done(op, tags::tag_resource(gateway, ctx, input).await?),
-        Request::UntagResource(input) => done(op, tags::untag_resource(gateway, ctx, input).await?),
+        Request::TagResource(input) => {
+            done(ctx, op, tags::tag_resource(gateway, ctx, input).await?)
+        }
+        Request::UntagResource(input) => {
+            done(ctx, op, tags::untag_resource(gateway, ctx, input).await?)
+        }
         Request::ListTagsForResource(input) => {
-            done(op, tags::list_for_resource(gateway, ctx, input)?)
+            done(ctx, op, tags::list_for_resource(gateway, ctx, input)?)
         }
-        Request::EnableEnhancedMonitoring(input) => {
-            done(op, settings::enable_monitoring(gateway, ctx, input).await?)
-        }
-        Request::DisableEnhancedMonitoring(input) => {
-            done(op, settings::disable_monitoring(gateway, ctx, input).await?)
-        }
-        Request::StartStreamEncryption(input) => {
-            done(op, settings::start_encryption(gateway, ctx, input).await?)
-        }
-        Request::StopStreamEncryption(input) => {
-            done(op, settings::stop_encryption(gateway, ctx, input).await?)
-        }
+        Request::EnableEnhancedMonitoring(input) => done(
+            ctx,
+            op,
+            settings::enable_monitoring(gateway, ctx, input).await?,
+        ),
+        Request::DisableEnhancedMonitoring(input) => done(
+            ctx,
+            op,
+            settings::disable_monitoring(gateway, ctx, input).await?,
+        ),
+        Request::StartStreamEncryption(input) => done(
+            ctx,
+            op,
+            settings::start_encryption(gateway, ctx, input).await?,
+        ),
+        Request::StopStreamEncryption(input) => done(
+            ctx,
+            op,
+            settings::stop_encryption(gateway, ctx, input).await?,
+        ),
         Request::UpdateMaxRecordSize(input) => done(
+            ctx,
             op,
             settings::update_max_record_size(gateway, ctx, input).await?,
         ),
         Request::PutResourcePolicy(input) => {
-            done(op, settings::put_policy(gateway, ctx, input).await?)
+            done(ctx, op, settings::put_policy(gateway, ctx, input).await?)
         }
-        Request::GetResourcePolicy(input) => done(op, settings::get_policy(gateway, ctx, input)?),
+        Request::GetResourcePolicy(input) => {
+            done(ctx, op, settings::get_policy(gateway, ctx, input)?)
+        }
         Request::DeleteResourcePolicy(input) => {
-            done(op, settings::delete_policy(gateway, ctx, input).await?)
+            done(ctx, op, settings::delete_policy(gateway, ctx, input).await?)
         }
-        Request::SplitShard(input) => done(op, reshard::split_shard(gateway, ctx, input).await?),
-        Request::MergeShards(input) => done(op, reshard::merge_shards(gateway, ctx, input).await?),
-        Request::UpdateShardCount(input) => {
-            done(op, reshard::update_shard_count(gateway, ctx, input).await?)
+        Request::SplitShard(input) => {
+            done(ctx, op, reshard::split_shard(gateway, ctx, input).await?)
         }
-        Request::UpdateStreamMode(input) => {
-            done(op, reshard::update_stream_mode(gateway, ctx, input).await?)
+        Request::MergeShards(input) => {
+            done(ctx, op, reshard::merge_shards(gateway, ctx, input).await?)
         }
+        Request::UpdateShardCount(input) => done(
+            ctx,
+            op,
+            reshard::update_shard_count(gateway, ctx, input).await?,
+        ),
+        Request::UpdateStreamMode(input) => done(
+            ctx,
+            op,
+            reshard::update_stream_mode(gateway, ctx, input).await?,
+        ),
         _ => Err(KinesisError::new(
             ErrorKind::UnknownOperation,
             format!("Kinesin does not implement {} yet.", op.name()),
@@ -151,10 +191,15 @@ fn reads_cluster_state(op: Operation) -> bool {
     )
 }
 
-/// Encodes an operation's output; operations the model gives no output answer with an empty body.
-fn done<T: Serialize>(op: Operation, output: T) -> Result<Vec<u8>, KinesisError> {
+/// Encodes an operation's output in the request's protocol; operations the model gives no output
+/// answer with an empty body.
+fn done<T: Serialize>(
+    ctx: &RequestContext,
+    op: Operation,
+    output: T,
+) -> Result<Vec<u8>, KinesisError> {
     if op.has_output() {
-        Ok(encode_output(&output))
+        ctx.protocol.encode_output(op, &output)
     } else {
         Ok(Vec::new())
     }
@@ -172,12 +217,10 @@ pub(crate) fn ms_to_secs(ms: u64) -> f64 {
 }
 
 /// Converts a client timestamp (epoch seconds) to epoch milliseconds, clamping nonsense to 0.
+/// Rounded, not truncated: 1700000000.123 s is 1700000000123 ms although its `f64` product is a
+/// hair below (a CBOR client's exact milliseconds come through seconds).
 pub(crate) fn secs_to_ms(secs: f64) -> u64 {
-    if secs.is_finite() && secs > 0.0 {
-        (secs * 1000.0) as u64
-    } else {
-        0
-    }
+    u64::try_from(kinesin_api::codec::epoch_seconds_to_millis(secs)).unwrap_or(0)
 }
 
 /// Commits a change to the cluster metadata, answering with the Kinesis error apply decided.
@@ -191,4 +234,18 @@ pub(crate) async fn change(gateway: &Gateway, command: &Command) -> Result<Outco
 
 pub(crate) fn invalid_argument(message: impl Into<String>) -> KinesisError {
     KinesisError::new(ErrorKind::InvalidArgument, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_timestamps_keep_their_milliseconds() {
+        assert_eq!(secs_to_ms(1_700_000_000.123), 1_700_000_000_123);
+        assert_eq!(secs_to_ms(1_700_000_000.999), 1_700_000_000_999);
+        assert_eq!(secs_to_ms(0.001), 1);
+        assert_eq!(secs_to_ms(-5.0), 0);
+        assert_eq!(secs_to_ms(f64::NAN), 0);
+    }
 }

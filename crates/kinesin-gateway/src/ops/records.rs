@@ -16,7 +16,7 @@ use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{
     ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamStatus,
 };
-use kinesin_raft::{Command, NewRecord, RaftError, Response, ShardBounds, ShardRead};
+use kinesin_raft::{Command, NewRecord, RaftError, Response, ShardBounds, ShardRead, StoredRecord};
 use kinesin_types::{
     parse_hash_key, partition_key_hash, IteratorCodec, IteratorError, IteratorPayload,
     SequenceNumber, ShardId,
@@ -53,7 +53,10 @@ fn validation(message: String) -> KinesisError {
 
 /// The stream if it takes writes and reads: ACTIVE or UPDATING (a CREATING stream is not found,
 /// as on AWS).
-fn usable<'a>(state: &'a ClusterState, key: &StreamKey) -> Result<&'a StreamMeta, KinesisError> {
+pub(super) fn usable<'a>(
+    state: &'a ClusterState,
+    key: &StreamKey,
+) -> Result<&'a StreamMeta, KinesisError> {
     let stream = find(state, key)?;
     match stream.status {
         StreamStatus::Active | StreamStatus::Updating => Ok(stream),
@@ -446,7 +449,7 @@ pub(super) async fn put_records(
     })
 }
 
-fn iterator_codec(state: &ClusterState) -> Result<IteratorCodec, KinesisError> {
+pub(super) fn iterator_codec(state: &ClusterState) -> Result<IteratorCodec, KinesisError> {
     state
         .iterator_secret
         .map(IteratorCodec::new)
@@ -458,7 +461,10 @@ fn iterator_codec(state: &ClusterState) -> Result<IteratorCodec, KinesisError> {
         })
 }
 
-fn find_shard<'a>(stream: &'a StreamMeta, shard_id: &str) -> Result<&'a ShardMeta, KinesisError> {
+pub(super) fn find_shard<'a>(
+    stream: &'a StreamMeta,
+    shard_id: &str,
+) -> Result<&'a ShardMeta, KinesisError> {
     let missing = || {
         KinesisError::new(
             ErrorKind::ResourceNotFound,
@@ -510,49 +516,17 @@ pub(super) async fn get_shard_iterator(
         ))
     })?;
     let now = now_ms();
-    let starting = |kind: ShardIteratorType| {
-        input.starting_sequence_number.as_deref().ok_or_else(|| {
-            invalid_argument(format!(
-                "Must specify StartingSequenceNumber for iterator of type {}.",
-                kind.as_str()
-            ))
-        })
-    };
-    if input.starting_sequence_number.is_some()
-        && !matches!(
-            kind,
-            ShardIteratorType::AtSequenceNumber | ShardIteratorType::AfterSequenceNumber
-        )
-    {
-        return Err(invalid_argument(format!(
-            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and also a StartingSequenceNumber.",
-            kind.as_str()
-        )));
-    }
-    let position = match kind {
-        ShardIteratorType::TrimHorizon => shard_bounds(gateway, &state, shard).await?.trim_position,
-        ShardIteratorType::Latest => shard_bounds(gateway, &state, shard).await?.next_position,
-        ShardIteratorType::AtSequenceNumber => position_of(shard, stream, starting(kind)?)?,
-        ShardIteratorType::AfterSequenceNumber => {
-            position_of(shard, stream, starting(kind)?)?.saturating_add(1)
-        }
-        ShardIteratorType::AtTimestamp => {
-            let timestamp = input.timestamp.ok_or_else(|| {
-                invalid_argument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.")
-            })?;
-            let at_ms = secs_to_ms(timestamp);
-            if at_ms > now {
-                return Err(invalid_argument(format!(
-                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
-                )));
-            }
-            gateway
-                .raft
-                .position_at(shard.group, at_ms, &state.addresses(&shard.replicas))
-                .await
-                .map_err(from_raft)?
-        }
-    };
+    let position = starting_position(
+        gateway,
+        &state,
+        stream,
+        shard,
+        kind,
+        input.starting_sequence_number.as_deref(),
+        input.timestamp,
+        now,
+    )
+    .await?;
     let iterator = iterator_codec(&state)?.encode(&IteratorPayload {
         account: key.account,
         region: key.region,
@@ -567,7 +541,76 @@ pub(super) async fn get_shard_iterator(
     })
 }
 
-fn child_shards(stream: &StreamMeta, parent: ShardId) -> Vec<ChildShard> {
+/// The position an iterator of `kind` starts at in `shard` (GetShardIterator's rules and errors;
+/// SubscribeToShard's StartingPosition takes the same).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn starting_position(
+    gateway: &Gateway,
+    state: &ClusterState,
+    stream: &StreamMeta,
+    shard: &ShardMeta,
+    kind: ShardIteratorType,
+    starting_sequence_number: Option<&str>,
+    timestamp: Option<f64>,
+    now: u64,
+) -> Result<u64, KinesisError> {
+    let starting = |kind: ShardIteratorType| {
+        starting_sequence_number.ok_or_else(|| {
+            invalid_argument(format!(
+                "Must specify StartingSequenceNumber for iterator of type {}.",
+                kind.as_str()
+            ))
+        })
+    };
+    if starting_sequence_number.is_some()
+        && !matches!(
+            kind,
+            ShardIteratorType::AtSequenceNumber | ShardIteratorType::AfterSequenceNumber
+        )
+    {
+        return Err(invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and also a StartingSequenceNumber.",
+            kind.as_str()
+        )));
+    }
+    Ok(match kind {
+        ShardIteratorType::TrimHorizon => shard_bounds(gateway, state, shard).await?.trim_position,
+        ShardIteratorType::Latest => shard_bounds(gateway, state, shard).await?.next_position,
+        ShardIteratorType::AtSequenceNumber => position_of(shard, stream, starting(kind)?)?,
+        ShardIteratorType::AfterSequenceNumber => {
+            position_of(shard, stream, starting(kind)?)?.saturating_add(1)
+        }
+        ShardIteratorType::AtTimestamp => {
+            let timestamp = timestamp.ok_or_else(|| {
+                invalid_argument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.")
+            })?;
+            let at_ms = secs_to_ms(timestamp);
+            if at_ms > now {
+                return Err(invalid_argument(format!(
+                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
+                )));
+            }
+            gateway
+                .raft
+                .position_at(shard.group, at_ms, &state.addresses(&shard.replicas))
+                .await
+                .map_err(from_raft)?
+        }
+    })
+}
+
+/// A stored record as GetRecords and SubscribeToShard answer it.
+pub(super) fn wire_record(stream: &StreamMeta, shard: &ShardMeta, record: StoredRecord) -> Record {
+    Record {
+        sequence_number: sequence_number(shard, record.position, record.arrival_ms),
+        approximate_arrival_timestamp: Some(ms_to_secs(record.arrival_ms)),
+        data: record.data,
+        partition_key: Some(record.partition_key),
+        encryption_type: record_encryption(stream),
+    }
+}
+
+pub(super) fn child_shards(stream: &StreamMeta, parent: ShardId) -> Vec<ChildShard> {
     stream
         .shards
         .iter()
@@ -644,13 +687,7 @@ pub(super) async fn get_records(
         .unwrap_or(0);
     let records = stored
         .into_iter()
-        .map(|r| Record {
-            sequence_number: sequence_number(shard, r.position, r.arrival_ms),
-            approximate_arrival_timestamp: Some(ms_to_secs(r.arrival_ms)),
-            data: r.data,
-            partition_key: Some(r.partition_key),
-            encryption_type: record_encryption(stream),
-        })
+        .map(|r| wire_record(stream, shard, r))
         .collect();
     // A closed shard is drained once a read from past its last record finds nothing, on a
     // replica that has applied the seal (a lagging one may not have every record yet).
