@@ -96,13 +96,22 @@ class CborKinesis:
     def close(self):
         self.http.close()
 
-    def raw(self, op, body, content_type=CBOR_CONTENT_TYPE):
-        """POST already-encoded `body` for `op`; answers a CborResponse whatever the status."""
+    def signed_headers(self, op, body, content_type=CBOR_CONTENT_TYPE):
         headers = {"Content-Type": content_type, "X-Amz-Target": TARGET_PREFIX + op}
         request = AWSRequest(method="POST", url=self.endpoint + "/", data=body, headers=headers)
         SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "kinesis", self.region).add_auth(request)
-        response = self.http.post(self.endpoint + "/", content=body, headers=dict(request.headers.items()))
+        return dict(request.headers.items())
+
+    def raw(self, op, body, content_type=CBOR_CONTENT_TYPE):
+        """POST already-encoded `body` for `op`; answers a CborResponse whatever the status."""
+        headers = self.signed_headers(op, body, content_type)
+        response = self.http.post(self.endpoint + "/", content=body, headers=headers)
         return CborResponse(response)
+
+    def stream(self, op, **params):
+        """A streamed call (SubscribeToShard): httpx's response context manager."""
+        body = encode(params)
+        return self.http.stream("POST", self.endpoint + "/", content=body, headers=self.signed_headers(op, body))
 
     def call(self, op, **params):
         """One operation; its decoded output (None for operations without one), or raises

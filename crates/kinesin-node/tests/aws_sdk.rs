@@ -207,3 +207,163 @@ async fn rust_sdk_round_trip() {
         .await
         .unwrap();
 }
+
+/// Enhanced fan-out through the Rust SDK's event-stream client: the initial response it awaits,
+/// then records in order, pushed as they are written, with a continuation the SDK resubscribes
+/// from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_subscribes_to_a_shard() {
+    use aws_sdk_kinesis::types::{ConsumerStatus, StartingPosition, SubscribeToShardEventStream};
+
+    let server = start();
+    let kinesis = client(&server.endpoint);
+    kinesis
+        .create_stream()
+        .stream_name("fanout")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&kinesis, "fanout").await;
+    let stream_arn = kinesis
+        .describe_stream_summary()
+        .stream_name("fanout")
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary()
+        .unwrap()
+        .stream_arn()
+        .to_string();
+    let consumer_arn = kinesis
+        .register_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("sdk-consumer")
+        .send()
+        .await
+        .unwrap()
+        .consumer()
+        .unwrap()
+        .consumer_arn()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let described = kinesis
+            .describe_stream_consumer()
+            .consumer_arn(&consumer_arn)
+            .send()
+            .await
+            .unwrap();
+        if described.consumer_description().unwrap().consumer_status() == &ConsumerStatus::Active {
+            break;
+        }
+        assert!(Instant::now() < deadline, "consumer never became ACTIVE");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..5 {
+        kinesis
+            .put_record()
+            .stream_name("fanout")
+            .partition_key("k")
+            .data(Blob::new(format!("record-{i}").into_bytes()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let subscribe = |position: StartingPosition| {
+        kinesis
+            .subscribe_to_shard()
+            .consumer_arn(&consumer_arn)
+            .shard_id("shardId-000000000000")
+            .starting_position(position)
+            .send()
+    };
+    let mut output = subscribe(
+        StartingPosition::builder()
+            .r#type(ShardIteratorType::TrimHorizon)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut received = Vec::new();
+    let mut continuation = String::new();
+    let mut pushed_late = false;
+    while received.len() < 6 {
+        let event = tokio::time::timeout(Duration::from_secs(30), output.event_stream.recv())
+            .await
+            .expect("an event within 30 s")
+            .unwrap()
+            .expect("the stream stays open");
+        let SubscribeToShardEventStream::SubscribeToShardEvent(event) = event else {
+            panic!("unexpected event {event:?}");
+        };
+        for record in event.records() {
+            received.push(String::from_utf8(record.data().as_ref().to_vec()).unwrap());
+        }
+        continuation = event.continuation_sequence_number().unwrap().to_string();
+        if received.len() == 5 && !pushed_late {
+            // Written after the subscription started: pushed to it.
+            pushed_late = true;
+            kinesis
+                .put_record()
+                .stream_name("fanout")
+                .partition_key("k")
+                .data(Blob::new(b"record-5".to_vec()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let expected: Vec<String> = (0..6).map(|i| format!("record-{i}")).collect();
+    assert_eq!(received, expected);
+    drop(output);
+
+    // A new subscription from the continuation starts after record 5. Until the server has seen
+    // the old one go it answers ResourceInUse, which a client retries.
+    kinesis
+        .put_record()
+        .stream_name("fanout")
+        .partition_key("k")
+        .data(Blob::new(b"record-6".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut resumed = loop {
+        let position = StartingPosition::builder()
+            .r#type(ShardIteratorType::AfterSequenceNumber)
+            .sequence_number(&continuation)
+            .build()
+            .unwrap();
+        match subscribe(position).await {
+            Ok(output) => break output,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the old subscription never ended"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("subscribe failed: {e:?}"),
+        }
+    };
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), resumed.event_stream.recv())
+            .await
+            .expect("an event within 30 s")
+            .unwrap()
+            .expect("the stream stays open");
+        let SubscribeToShardEventStream::SubscribeToShardEvent(event) = event else {
+            panic!("unexpected event {event:?}");
+        };
+        if let Some(first) = event.records().first() {
+            assert_eq!(first.data().as_ref(), b"record-6");
+            break;
+        }
+    }
+}
