@@ -527,8 +527,18 @@ def test_retention_bounds(kinesis, kinesis_unvalidated):
     # ("Minimum allowed retention period is 24 hours. Requested retention period (23 hours) is
     # too short." / "Maximum allowed retention period is 8760 hours. ..."; kinesalite recorded the
     # same type from AWS).
-    expect_error("InvalidArgumentException", kinesis.decrease_stream_retention_period, StreamName=name, RetentionPeriodHours=23)
-    expect_error("InvalidArgumentException", kinesis.increase_stream_retention_period, StreamName=name, RetentionPeriodHours=8761)
+    short = expect_error(
+        "InvalidArgumentException", kinesis.decrease_stream_retention_period, StreamName=name, RetentionPeriodHours=23
+    )
+    assert short.response["Error"]["Message"] == (
+        "Minimum allowed retention period is 24 hours. Requested retention period (23 hours) is too short."
+    )
+    long = expect_error(
+        "InvalidArgumentException", kinesis.increase_stream_retention_period, StreamName=name, RetentionPeriodHours=8761
+    )
+    assert long.response["Error"]["Message"] == (
+        "Maximum allowed retention period is 8760 hours. Requested retention period (8761 hours) is too long."
+    )
     # Zero / negative: older models had min 1 (-> ValidationException "Member must have value
     # greater than or equal to 1"); the current model has no minimum, so either type is AWS-like.
     expect_error(

@@ -84,15 +84,17 @@ pub(super) async fn set_retention(
     increase: bool,
 ) -> Result<(), KinesisError> {
     let key = ctx.stream_key(name.as_deref(), arn.as_deref())?;
-    if !(MIN_RETENTION_HOURS..=MAX_RETENTION_HOURS).contains(&hours) {
-        let bound = if hours < MIN_RETENTION_HOURS {
-            format!("minimum value of {MIN_RETENTION_HOURS}")
-        } else {
-            format!("maximum value of {MAX_RETENTION_HOURS}")
-        };
+    // AWS's words (recorded by kinesalite for the minimum; the maximum's mirror it).
+    if hours < MIN_RETENTION_HOURS {
         return Err(KinesisError::new(
             ErrorKind::InvalidArgument,
-            format!("Retention period hours {hours} must be between {MIN_RETENTION_HOURS} and {MAX_RETENTION_HOURS} ({bound})."),
+            format!("Minimum allowed retention period is {MIN_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is too short."),
+        ));
+    }
+    if hours > MAX_RETENTION_HOURS {
+        return Err(KinesisError::new(
+            ErrorKind::InvalidArgument,
+            format!("Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is too long."),
         ));
     }
     change(
