@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .checker import check
 from .clients import client, error_code, is_definite_failure, list_shards
 from .docker import DockerCluster, build_image
+from .fanout import FanOut
 from .history import History
 from .local import LocalCluster
 from .metadata import MetadataWorkload, check_metadata, record_final_state
@@ -33,6 +34,7 @@ from .timeline import latency_summary, render
 
 WORKLOADS = ("produce", "metadata", "resharding")
 RESHARDER = 300  # the resharder's process; consumers are 100.., their children's 1000..
+# Subscribers (enhanced fan-out) are 400.., their children's 2000.. (kinesin_jepsen.fanout).
 
 
 class Run:
@@ -196,6 +198,10 @@ class Run:
             self.followed.update(shards)
             for i, shard in enumerate(shards):
                 self.spawn(self.consumer, 100 + i, nodes[i % len(nodes)], shard)
+            # Enhanced fan-out beside polling: a subscriber per shard, through other nodes.
+            fanout = FanOut(self)
+            fanout.register(nodes[0])
+            fanout.start(nodes[1:] + nodes[:1], shards)
         metadata = MetadataWorkload(self.history, self.client_for_node, nodes, self.args.seed)
         if "metadata" in self.args.workload:
             for i in range(3):
