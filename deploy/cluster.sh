@@ -2,13 +2,15 @@
 # Runs the three-node cluster of deploy/docker-compose.yml.
 #
 #   deploy/cluster.sh up              start it (image must exist: `make docker-image`), wait until
-#                                     every node is healthy, print the endpoints
+#                                     every node is healthy, print the endpoints; makes the TLS
+#                                     certificates first (deploy/make-certs.sh) when missing
 #   deploy/cluster.sh down [-v|--volumes]   stop and remove the containers (with -v: the data too)
 #   deploy/cluster.sh ps | logs [ARGS] | compose ARGS...   passed to docker compose
 #
 # Environment: KINESIN_COMPOSE_PROJECT (compose project name, default "kinesin"), KINESIN_UP_TIMEOUT
 # (seconds `up` waits for health, default 120), and the variables docker-compose.yml documents
-# (KINESIN_IMAGE, KINESIN_NODE{1,2,3}_PORT, KINESIN_PUBLISH_ADDR, ...).
+# (KINESIN_IMAGE, KINESIN_NODE{1,2,3}_PORT, KINESIN_NODE{1,2,3}_TLS_PORT, KINESIN_PUBLISH_ADDR,
+# KINESIN_CERTS_DIR, ...).
 # Uses `docker compose` when the plugin is installed, otherwise `docker-compose`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -17,6 +19,11 @@ project="${KINESIN_COMPOSE_PROJECT:-kinesin}"
 image="${KINESIN_IMAGE:-kinesin:latest}"
 timeout="${KINESIN_UP_TIMEOUT:-120}"
 nodes=(node1 node2 node3)
+# Absolute, so that it means the same to this script and to compose (which resolves relative
+# paths against the compose file's directory).
+certs_dir="${KINESIN_CERTS_DIR:-$here/certs}"
+mkdir -p "$certs_dir"
+export KINESIN_CERTS_DIR="$(cd "$certs_dir" && pwd)"
 
 die() { echo "cluster: $*" >&2; exit 1; }
 
@@ -55,12 +62,14 @@ wait_healthy() {
   done
 }
 
+# endpoint_of NODE [PORT SCHEME]: the host URL of a node's container port.
 endpoint_of() {
   local hostport
-  hostport=$(compose port "$1" 4567)
+  hostport=$(compose port "$1" "${2:-4567}")
   hostport="${hostport/0.0.0.0/127.0.0.1}"
-  echo "http://$hostport"
+  echo "${3:-http}://$hostport"
 }
+tls_endpoint_of() { endpoint_of "$1" 4443 https; }
 
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
@@ -68,13 +77,20 @@ case "$cmd" in
   up)
     docker image inspect "$image" >/dev/null 2>&1 \
       || die "image $image does not exist: build it with \`make docker-image\` (or deploy/build-image.sh)"
+    missing=()
+    for n in "${nodes[@]}"; do
+      [[ -f "$KINESIN_CERTS_DIR/$n/cert.pem" && -f "$KINESIN_CERTS_DIR/$n/key.pem" ]] || missing+=("$n")
+    done
+    if ((${#missing[@]})); then
+      "$here/make-certs.sh" --dir "$KINESIN_CERTS_DIR" "${missing[@]}"
+    fi
     compose up -d "$@"
     echo "cluster: waiting for the nodes to become healthy (a controller leader must be elected)"
     wait_healthy
     first=$(endpoint_of node1)
     echo
     echo "Kinesin cluster \"$project\" is up (image $image). Kinesis API endpoints:"
-    for n in "${nodes[@]}"; do echo "  $n  $(endpoint_of "$n")"; done
+    for n in "${nodes[@]}"; do echo "  $n  $(endpoint_of "$n")  $(tls_endpoint_of "$n")"; done
     cat <<EOF
 
 Every node serves every request. With the AWS CLI (credentials can be anything):
@@ -82,6 +98,8 @@ Every node serves every request. With the AWS CLI (credentials can be anything):
   aws kinesis create-stream --stream-name demo --shard-count 3 --endpoint-url $first
   aws kinesis put-record --stream-name demo --partition-key user-1 --data aGVsbG8= --endpoint-url $first
   aws kinesis describe-stream-summary --stream-name demo --endpoint-url $(endpoint_of node2)
+Over TLS, trusting the cluster's private CA:
+  aws kinesis list-streams --endpoint-url $(tls_endpoint_of node1) --ca-bundle $KINESIN_CERTS_DIR/ca.pem
 Cluster view: curl $first/admin/v1/cluster
 Stop: make docker-down (keeps the data), make docker-down ARGS=--volumes (deletes it)
 EOF

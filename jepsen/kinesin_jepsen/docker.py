@@ -107,7 +107,8 @@ class DockerCluster(NodeEndpoints):
             service["image"] = self.image
             service["hostname"] = f"node{n}"
             service["environment"] = {
-                **{k: str(v) for k, v in template["environment"].items()},
+                # No TLS: the checker talks plain HTTP and no certificates are mounted here.
+                **{k: str(v) for k, v in template["environment"].items() if not k.startswith("KINESIN_TLS_")},
                 "KINESIN_NODE_ID": str(n),
                 "KINESIN_PEERS": peers,
                 "KINESIN_REPLICATION_FACTOR": "3",

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import namedtuple
 
 import boto3
 import botocore.exceptions
@@ -186,27 +188,49 @@ def kinesin_bin():
     return path
 
 
+# A server certificate and its key (--tls-cert, --tls-key), and the CA file clients trust.
+TlsFiles = namedtuple("TlsFiles", "cert key ca")
+
+
 class Server:
     """One `kinesin server` process on its own data dir and ports.
 
+    With `tls` (TlsFiles) it also serves over TLS on a port of its own; `plain=False` switches the
+    plain-HTTP port off (`--listen off`), and `endpoint` is then the TLS one.
     `restart()` reuses the same data dir and ports, so what was written must still be there."""
 
-    def __init__(self, base_dir, extra_args=(), account_id=None, node_id=1):
+    def __init__(self, base_dir, extra_args=(), account_id=None, node_id=1, tls=None, plain=True):
+        assert plain or tls, "a server needs the plain port, TLS, or both"
         self.base_dir = str(base_dir)
         self.data_dir = os.path.join(self.base_dir, "data")
         self.log_path = os.path.join(self.base_dir, "server.log")
         os.makedirs(self.base_dir, exist_ok=True)
-        self.port, self.cluster_port = free_ports(2)
+        self.port, self.cluster_port, self.tls_port = free_ports(3)
         self.node_id = node_id
         self.account_id = account_id
+        self.tls = tls
+        self.plain = plain
         self.extra_args = list(extra_args)
         self.proc = None
         self.starts = 0
 
     # -- addresses -----------------------------------------------------------------------------
     @property
-    def endpoint(self):
+    def plain_endpoint(self):
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_endpoint(self):
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def endpoint(self):
+        return self.plain_endpoint if self.plain else self.tls_endpoint
+
+    @property
+    def ca_bundle(self):
+        """The CA file that verifies this server's TLS certificate (None without TLS)."""
+        return self.tls.ca if self.tls else None
 
     def command(self):
         cmd = [
@@ -214,9 +238,15 @@ class Server:
             "server",
             "--node-id", str(self.node_id),
             "--data-dir", self.data_dir,
-            "--listen", f"127.0.0.1:{self.port}",
+            "--listen", f"127.0.0.1:{self.port}" if self.plain else "off",
             "--cluster-listen", f"127.0.0.1:{self.cluster_port}",
         ]
+        if self.tls:
+            cmd += [
+                "--tls-listen", f"127.0.0.1:{self.tls_port}",
+                "--tls-cert", self.tls.cert,
+                "--tls-key", self.tls.key,
+            ]
         if self.account_id is not None:
             cmd += ["--account-id", self.account_id]
         return cmd + self.extra_args
@@ -246,8 +276,9 @@ class Server:
         return self
 
     def healthy(self):
+        context = ssl.create_default_context(cafile=self.ca_bundle) if self.endpoint.startswith("https:") else None
         try:
-            with urllib.request.urlopen(f"{self.endpoint}/healthz", timeout=2) as r:
+            with urllib.request.urlopen(f"{self.endpoint}/healthz", timeout=2, context=context) as r:
                 return r.status == 200
         except (urllib.error.URLError, ConnectionError, OSError, http.client.HTTPException):
             return False
@@ -322,13 +353,18 @@ class Server:
 
     # -- clients -------------------------------------------------------------------------------
     def client(self, region=REGION, **config_overrides):
-        return make_client(self.endpoint, region=region, **config_overrides)
+        return make_client(self.endpoint, region=region, verify=self.ca_bundle, **config_overrides)
+
+    def tls_client(self, region=REGION, **config_overrides):
+        """A boto3 client on the TLS port, trusting the server's CA."""
+        return make_client(self.tls_endpoint, region=region, verify=self.ca_bundle, **config_overrides)
 
     def __repr__(self):
         return f"Server({self.endpoint}, data={self.data_dir})"
 
 
-def make_client(endpoint, region=REGION, **config_overrides):
+def make_client(endpoint, region=REGION, verify=None, **config_overrides):
+    """A boto3 Kinesis client; `verify` is the CA file for an https:// endpoint."""
     # No retries: botocore's `max_attempts` counts retries (1 would mean two tries, and a retried
     # write could be stored twice); `total_max_attempts` counts tries.
     cfg = dict(retries={"total_max_attempts": 1}, read_timeout=30, connect_timeout=10)
@@ -339,6 +375,7 @@ def make_client(endpoint, region=REGION, **config_overrides):
         region_name=region,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
+        verify=verify,
         config=Config(**cfg),
     )
 
@@ -385,11 +422,12 @@ def fresh_server(tmp_path):
 
 @pytest.fixture
 def server_factory(tmp_path):
-    """Start extra servers with their own flags: server_factory(extra_args=[...], account_id=...)."""
+    """Start extra servers with their own flags: server_factory(extra_args=[...], account_id=...,
+    tls=TlsFiles(...), plain=False); see Server."""
     started = []
 
-    def make(extra_args=(), account_id=None):
-        s = Server(tmp_path / f"kinesin-{len(started)}", extra_args=extra_args, account_id=account_id)
+    def make(extra_args=(), account_id=None, **server_kwargs):
+        s = Server(tmp_path / f"kinesin-{len(started)}", extra_args=extra_args, account_id=account_id, **server_kwargs)
         started.append(s)
         s.start()
         return s
@@ -598,11 +636,13 @@ class CliResult:
         return json.loads(self.stdout) if self.stdout.strip() else None
 
 
-def aws_cli(server, *args, region=REGION, check=True, timeout=240):
+def aws_cli(server, *args, region=REGION, check=True, timeout=240, endpoint=None):
     """Run `aws <args> --endpoint-url ... --region ... --output json` against the server.
 
-    With check=True (default) a non-zero exit fails the test and the parsed JSON output is
-    returned; with check=False a CliResult (returncode, stdout, stderr, .json) is returned."""
+    `endpoint` defaults to server.endpoint; an https:// one is verified with `--ca-bundle
+    server.ca_bundle`. With check=True (default) a non-zero exit fails the test and the parsed JSON
+    output is returned; with check=False a CliResult (returncode, stdout, stderr, .json) is
+    returned."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         AWS_ACCESS_KEY_ID=ACCESS_KEY,
@@ -614,7 +654,10 @@ def aws_cli(server, *args, region=REGION, check=True, timeout=240):
         AWS_MAX_ATTEMPTS="1",
         AWS_RETRY_MODE="standard",
     )
-    cmd = [aws_cli_path(), *args, "--endpoint-url", server.endpoint, "--region", region, "--output", "json"]
+    endpoint = endpoint or server.endpoint
+    cmd = [aws_cli_path(), *args, "--endpoint-url", endpoint, "--region", region, "--output", "json"]
+    if endpoint.startswith("https:") and getattr(server, "ca_bundle", None):
+        cmd += ["--ca-bundle", server.ca_bundle]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     res = CliResult(out.returncode, out.stdout, out.stderr)
     if not check:

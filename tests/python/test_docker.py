@@ -15,6 +15,7 @@ import base64
 import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import botocore.exceptions
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from conftest import (
     aws_cli,
@@ -55,12 +58,15 @@ def run(cmd, env=None, timeout=600, check=True):
 
 
 class Endpoint:
-    """What conftest's aws_cli needs from a server: its endpoint URL."""
+    """What conftest's aws_cli needs from a server: its endpoint URL (and the CA of its TLS port)."""
 
-    def __init__(self, name, port):
+    def __init__(self, name, port, tls_port, ca_bundle):
         self.name = name
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
+        self.tls_port = tls_port
+        self.tls_endpoint = f"https://127.0.0.1:{tls_port}"
+        self.ca_bundle = ca_bundle
 
     def healthy(self):
         try:
@@ -77,19 +83,27 @@ class Endpoint:
         # Bounded timeouts: a write that waits on a stopped leader must come back as a failure.
         return make_client(self.endpoint, read_timeout=15, connect_timeout=5)
 
+    def tls_client(self):
+        return make_client(self.tls_endpoint, verify=self.ca_bundle, read_timeout=15, connect_timeout=5)
+
 
 class Cluster:
-    def __init__(self, tag, project, ports):
+    def __init__(self, tag, project, ports, tls_ports, certs_dir):
         self.tag = tag
         self.project = project
-        self.nodes = [Endpoint(n, p) for n, p in zip(NODES, ports)]
+        self.certs_dir = str(certs_dir)
+        ca = os.path.join(self.certs_dir, "ca.pem")
+        self.nodes = [Endpoint(n, p, t, ca) for n, p, t in zip(NODES, ports, tls_ports)]
         self.env = dict(os.environ)
         self.env.update(
             KINESIN_IMAGE=tag,
             KINESIN_COMPOSE_PROJECT=project,
             KINESIN_PUBLISH_ADDR="127.0.0.1",
             KINESIN_UP_TIMEOUT=str(int(HEALTHY_TIMEOUT)),
+            # `cluster.sh up` makes the certificates there (deploy/make-certs.sh).
+            KINESIN_CERTS_DIR=self.certs_dir,
             **{f"KINESIN_NODE{i}_PORT": str(p) for i, p in enumerate(ports, start=1)},
+            **{f"KINESIN_NODE{i}_TLS_PORT": str(p) for i, p in enumerate(tls_ports, start=1)},
         )
         self.containers = {}
 
@@ -103,7 +117,8 @@ class Cluster:
             assert cid, f"no container for {n}"
             self.containers[n] = cid
         for node in self.nodes:
-            assert node.endpoint in out.stdout, f"`cluster.sh up` did not print {node.endpoint}:\n{out.stdout}"
+            for endpoint in (node.endpoint, node.tls_endpoint):
+                assert endpoint in out.stdout, f"`cluster.sh up` did not print {endpoint}:\n{out.stdout}"
             poll(node.healthy, timeout=30, what=f"{node.endpoint}/healthz from the host")
         return out
 
@@ -136,7 +151,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     out = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         pytest.fail(f"Docker is not usable here (`docker info` exited {out.returncode}): {out.stderr}", pytrace=False)
@@ -146,7 +161,8 @@ def cluster():
     started = time.monotonic()
     run([str(DEPLOY / "build-image.sh"), "--binary", kinesin_bin(), "--tag", tag], timeout=900)
     built = time.monotonic()
-    c = Cluster(tag, f"kinesin-test-{run_id}", free_ports(3))
+    ports = free_ports(6)
+    c = Cluster(tag, f"kinesin-test-{run_id}", ports[:3], ports[3:], tmp_path_factory.mktemp("certs"))
     try:
         c.up()
         print(f"image built in {built - started:.1f}s, cluster healthy in {time.monotonic() - built:.1f}s")
@@ -231,6 +247,39 @@ def test_aws_cli_walkthrough_on_every_node(cluster, logs_on_failure):
         # The containers are ready for fault injection: iptables works inside them (as root).
         for n in NODES:
             run(["docker", "exec", "-u", "0", cluster.containers[n], "iptables", "-S"])
+
+
+# --------------------------------------------------------------------------------------------
+# TLS on every node, with the certificates deploy/make-certs.sh made
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_node_serves_tls_with_its_own_certificate(cluster, logs_on_failure):
+    with logs_on_failure:
+        stream = f"tls-{uuid.uuid4().hex[:8]}"
+        first = cluster.nodes[0].tls_client()
+        first.create_stream(StreamName=stream, ShardCount=1)
+        wait_active(first, stream)
+        put = first.put_record(StreamName=stream, Data=b"over tls", PartitionKey="pk")
+        for node in cluster.nodes:
+            # Each node's certificate is its own (CN = its compose host name) and verifies
+            # against the CA for 127.0.0.1.
+            pem = ssl.get_server_certificate(("127.0.0.1", node.tls_port), ca_certs=node.ca_bundle, timeout=10)
+            subject = x509.load_pem_x509_certificate(pem.encode()).subject
+            assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == node.name, subject
+
+            def replicated(node=node):
+                return read_shard(node.tls_client(), stream, put["ShardId"]) or None
+
+            records = poll(replicated, timeout=30, what=f"the record over TLS on {node.name}")
+            assert [(r["Data"], r["SequenceNumber"]) for r in records] == [(b"over tls", put["SequenceNumber"])]
+
+        # The AWS CLI with --ca-bundle.
+        summary = aws_cli(
+            cluster.nodes[1], "kinesis", "describe-stream-summary", "--stream-name", stream,
+            endpoint=cluster.nodes[1].tls_endpoint,
+        )["StreamDescriptionSummary"]
+        assert summary["StreamStatus"] == "ACTIVE"
 
 
 # --------------------------------------------------------------------------------------------

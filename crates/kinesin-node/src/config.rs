@@ -5,9 +5,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
+
+use crate::tls::TlsConfig;
 
 /// Flags of `kinesin server`. Every flag can also be set as `KINESIN_<FLAG>` (e.g. KINESIN_NODE_ID)
 /// or as the same key in the `--config` TOML file (with underscores: node_id = 1).
@@ -25,9 +29,31 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Address the Kinesis API (and /healthz) listens on. [default: 127.0.0.1:4567]
-    #[arg(long, env = "KINESIN_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
+    /// Address the Kinesis API (and /healthz, /metrics, /admin) listens on in plain HTTP:
+    /// HTTP/1.1, and HTTP/2 with prior knowledge (h2c). `off` switches it off, to serve over TLS
+    /// only (--tls-listen). [default: 127.0.0.1:4567]
+    #[arg(long, env = "KINESIN_LISTEN", value_name = "ADDR|off")]
+    pub listen: Option<ListenAddr>,
+
+    /// Address the same API listens on over TLS (https://; HTTP/2 or HTTP/1.1, chosen by ALPN),
+    /// beside --listen, e.g. 0.0.0.0:4443. Needs --tls-cert and --tls-key. [default: off]
+    #[arg(long, env = "KINESIN_TLS_LISTEN", value_name = "ADDR|off")]
+    pub tls_listen: Option<ListenAddr>,
+
+    /// PEM file with the TLS certificate chain, the server's certificate first. Reloaded without a
+    /// restart when it changes (see --tls-reload-secs) or on SIGHUP; a file that fails to load
+    /// is logged and the previous certificate stays in use.
+    #[arg(long, env = "KINESIN_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of --tls-cert: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    #[arg(long, env = "KINESIN_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// How often --tls-cert and --tls-key are checked for changes, in seconds; new connections
+    /// get the new certificate, open ones keep theirs. 0: reload only on SIGHUP. [default: 5]
+    #[arg(long, env = "KINESIN_TLS_RELOAD_SECS", value_name = "SECS")]
+    pub tls_reload_secs: Option<u64>,
 
     /// Address for cluster-internal traffic (Raft, forwarding). [default: 127.0.0.1:4667]
     #[arg(long, env = "KINESIN_CLUSTER_LISTEN", value_name = "ADDR")]
@@ -182,7 +208,11 @@ pub struct ServerArgs {
 struct FileConfig {
     node_id: Option<u64>,
     data_dir: Option<PathBuf>,
-    listen: Option<SocketAddr>,
+    listen: Option<ListenAddr>,
+    tls_listen: Option<ListenAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_reload_secs: Option<u64>,
     cluster_listen: Option<SocketAddr>,
     peers: Option<String>,
     join: Option<String>,
@@ -219,7 +249,10 @@ struct FileConfig {
 pub struct ServerConfig {
     pub node_id: u64,
     pub data_dir: PathBuf,
-    pub listen: SocketAddr,
+    /// The plain-HTTP API listener; `None`: off.
+    pub listen: Option<SocketAddr>,
+    /// The TLS API listener; `None`: off.
+    pub tls: Option<TlsConfig>,
     pub cluster_listen: SocketAddr,
     /// Initial cluster nodes by id with the cluster address peers reach them at (this node
     /// included); just this node when `--peers` is not given.
@@ -236,6 +269,73 @@ pub struct ServerConfig {
     pub dead_node_secs: u64,
     pub on_demand: OnDemandScaling,
     pub raft: kinesin_raft::RaftTuning,
+}
+
+/// A listen address, or `off` (or an empty value): that listener is not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ListenAddr, String> {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("off") {
+            return Ok(ListenAddr(None));
+        }
+        text.parse()
+            .map(|addr| ListenAddr(Some(addr)))
+            .map_err(|_| format!("`{text}` is neither an address like 0.0.0.0:4567 nor `off`"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<SocketAddr> for ListenAddr {
+    fn from(addr: SocketAddr) -> ListenAddr {
+        ListenAddr(Some(addr))
+    }
+}
+
+/// The TLS listener's settings, all or none: a certificate without an address to serve it on (or
+/// the reverse) is a mistake to report, not to ignore.
+fn tls_config(
+    listen: Option<ListenAddr>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    reload_secs: u64,
+) -> Result<Option<TlsConfig>, ConfigError> {
+    let invalid = |key, message: &str| ConfigError::Invalid {
+        key,
+        message: message.to_string(),
+    };
+    match (listen.and_then(|l| l.0), cert, key) {
+        (Some(listen), Some(cert), Some(key)) => Ok(Some(TlsConfig {
+            listen,
+            cert,
+            key,
+            reload_every: (reload_secs > 0).then(|| Duration::from_secs(reload_secs)),
+        })),
+        (Some(_), _, _) => Err(invalid(
+            "tls_listen",
+            "needs both tls_cert (PEM certificate chain) and tls_key (PEM private key)",
+        )),
+        (None, Some(_), _) => Err(invalid(
+            "tls_cert",
+            "is set but tls_listen is not: set tls_listen (e.g. 0.0.0.0:4443) to serve TLS",
+        )),
+        (None, None, Some(_)) => Err(invalid(
+            "tls_key",
+            "is set but tls_listen is not: set tls_listen (e.g. 0.0.0.0:4443) to serve TLS",
+        )),
+        (None, None, None) => Ok(None),
+    }
 }
 
 /// When the cluster splits and merges the shards of ON_DEMAND streams (per second, per shard).
@@ -336,10 +436,17 @@ impl ServerArgs {
             .or(file.cluster_advertise)
             .or_else(|| peers.get(&node_id).cloned())
             .unwrap_or_else(|| cluster_listen.to_string());
+        let tls = tls_config(
+            self.tls_listen.or(file.tls_listen),
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+            layered!(tls_reload_secs, 5),
+        )?;
         let config = ServerConfig {
             node_id,
             data_dir: layered!(data_dir, PathBuf::from("./data")),
-            listen: layered!(listen, SocketAddr::from(([127, 0, 0, 1], 4567))),
+            listen: layered!(listen, SocketAddr::from(([127, 0, 0, 1], 4567)).into()).0,
+            tls,
             cluster_listen,
             peers,
             join,
@@ -425,6 +532,18 @@ impl ServerConfig {
         };
         if self.node_id == 0 {
             return invalid("node_id", "must be a positive integer");
+        }
+        match (self.listen, &self.tls) {
+            (None, None) => {
+                return invalid(
+                    "listen",
+                    "is off and so is tls_listen: at least one of them must serve the API",
+                )
+            }
+            (Some(plain), Some(tls)) if plain == tls.listen && plain.port() != 0 => {
+                return invalid("tls_listen", "must differ from listen");
+            }
+            _ => {}
         }
         if !self.peers.contains_key(&self.node_id) {
             return invalid("peers", "must include this node's own id");
@@ -521,7 +640,11 @@ mod tests {
         let config = ServerArgs::default().resolve().unwrap();
         assert_eq!(config.node_id, 1);
         assert_eq!(config.data_dir, PathBuf::from("./data"));
-        assert_eq!(config.listen.to_string(), "127.0.0.1:4567");
+        assert_eq!(
+            config.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 4567)))
+        );
+        assert_eq!(config.tls, None);
         assert_eq!(config.cluster_listen.to_string(), "127.0.0.1:4667");
         assert_eq!(config.account_id, "000000000000");
         assert_eq!(config.limits.max_record_bytes, 1 << 20);
@@ -557,7 +680,10 @@ mod tests {
         };
         let config = args.resolve().unwrap();
         assert_eq!(config.node_id, 5);
-        assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(
+            config.listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9000)))
+        );
         assert_eq!(config.account_id, "123456789012");
     }
 
@@ -627,6 +753,76 @@ mod tests {
         assert_eq!(config.cluster_advertise, "node6:4667");
         let config = ServerArgs::default().resolve().unwrap();
         assert_eq!(config.cluster_advertise, "127.0.0.1:4667");
+    }
+
+    #[test]
+    fn tls_settings_come_all_together_and_a_gap_is_named() {
+        let tls_listen = Some("127.0.0.1:4443".parse().unwrap());
+        let err = |args: ServerArgs| args.resolve().unwrap_err().to_string();
+        let error = err(ServerArgs {
+            tls_listen,
+            tls_key: Some("key.pem".into()),
+            ..Default::default()
+        });
+        assert!(
+            error.contains("`tls_listen`") && error.contains("tls_cert"),
+            "{error}"
+        );
+        let error = err(ServerArgs {
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            ..Default::default()
+        });
+        assert!(error.contains("`tls_cert`"), "{error}");
+
+        let config = ServerArgs {
+            tls_listen,
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            tls_reload_secs: Some(0),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let tls = config.tls.unwrap();
+        assert_eq!(tls.listen.to_string(), "127.0.0.1:4443");
+        assert_eq!(
+            (tls.cert.as_path(), tls.reload_every),
+            (Path::new("cert.pem"), None)
+        );
+        assert!(
+            config.listen.is_some(),
+            "the plain port stays on beside TLS"
+        );
+    }
+
+    #[test]
+    fn either_listener_can_be_off_but_not_both() {
+        for off in ["off", "OFF", "", " off "] {
+            assert_eq!(off.parse::<ListenAddr>(), Ok(ListenAddr(None)), "{off:?}");
+        }
+        assert!("4567".parse::<ListenAddr>().unwrap_err().contains("`off`"));
+
+        let error = ServerArgs {
+            listen: Some(ListenAddr(None)),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("`listen`"), "{error}");
+
+        let file = write(
+            "listen = \"off\"\ntls_listen = \"0.0.0.0:4443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+        );
+        let config = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.listen, None);
+        assert_eq!(config.tls.unwrap().listen.to_string(), "0.0.0.0:4443");
     }
 
     #[test]

@@ -12,7 +12,8 @@ mod node;
 mod reconciler;
 mod resharder;
 mod retention;
+pub mod tls;
 
-pub use config::{OnDemandScaling, ServerArgs, ServerConfig};
+pub use config::{ListenAddr, OnDemandScaling, ServerArgs, ServerConfig};
 pub use node::{Listeners, Node, NodeError};
 pub use resharder::ReshardFaults;

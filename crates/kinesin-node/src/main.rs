@@ -11,7 +11,8 @@ use tracing_subscriber::EnvFilter;
 /// Kinesin: a self-hosted, Raft-replicated server for the Amazon Kinesis Data Streams API.
 ///
 /// Point any Kinesis client (boto3, the AWS CLI, the AWS SDKs, the KCL) at a node's --listen
-/// address with --endpoint-url. Every write is on disk before it is acknowledged.
+/// address with --endpoint-url (or its --tls-listen address, https://). Every write is on disk
+/// before it is acknowledged.
 #[derive(Parser)]
 #[command(name = "kinesin", version, about, long_about)]
 struct Cli {
@@ -79,22 +80,74 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         }
         None => Node::start(config).await?,
     };
-    eprintln!(
-        "Kinesin is ready: Kinesis API at http://{addr}\n  try: aws kinesis list-streams --endpoint-url http://{addr} --region us-east-1",
-        addr = node.api_addr()
-    );
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        failure = node.storage_failed() => {
-            // Fail-stop: no graceful shutdown over a disk that cannot be trusted. What was
-            // acknowledged is on a majority; this node catches up when it is restarted.
-            tracing::error!(%failure, "storage failed: stopping the node now; restart it once the disk is healthy");
-            std::process::exit(STORAGE_FAILED_EXIT);
+    eprintln!("{}", ready_message(&node));
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut reload = reload_signal(node.tls_addr().is_some());
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            failure = node.storage_failed() => {
+                // Fail-stop: no graceful shutdown over a disk that cannot be trusted. What was
+                // acknowledged is on a majority; this node catches up when it is restarted.
+                tracing::error!(%failure, "storage failed: stopping the node now; restart it once the disk is healthy");
+                std::process::exit(STORAGE_FAILED_EXIT);
+            }
+            Some(()) = reload.recv() => {
+                tracing::info!("SIGHUP: reloading the TLS certificate");
+                // A failure is logged (naming the file) and the previous certificate kept.
+                let _ = node.reload_tls();
+            }
         }
     }
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
+}
+
+fn ready_message(node: &Node) -> String {
+    let mut lines = vec!["Kinesin is ready:".to_string()];
+    if let Some(addr) = node.api_addr() {
+        lines.push(format!("  Kinesis API at http://{addr}"));
+    }
+    if let Some(addr) = node.tls_addr() {
+        lines.push(format!("  Kinesis API over TLS at https://{addr}"));
+    }
+    let (scheme, addr, ca) = match (node.api_addr(), node.tls_addr()) {
+        (Some(addr), _) => ("http", addr, ""),
+        (None, Some(addr)) => ("https", addr, " --ca-bundle CA.pem"),
+        (None, None) => return lines.join("\n"),
+    };
+    lines.push(format!(
+        "  try: aws kinesis list-streams --endpoint-url {scheme}://{addr} --region us-east-1{ca}"
+    ));
+    lines.join("\n")
+}
+
+/// SIGHUP, when there is something to reload (the TLS certificate); otherwise SIGHUP keeps its
+/// default meaning (the process ends), as before TLS existed.
+fn reload_signal(wanted: bool) -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    if wanted {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        // Several signals while a reload is pending need only that one.
+                        let _ = tx.try_send(());
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; the TLS certificate is reloaded only when its files change");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (wanted, tx);
+    rx
 }
 
 async fn shutdown_signal() {

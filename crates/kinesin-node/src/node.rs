@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
 use crate::resharder::ReshardFaults;
+use crate::tls::{TlsError, TlsServer};
 use crate::{autoscale, liveness, reconciler, retention};
 
 const NODE_ID_KEY: &str = "node_id";
@@ -34,6 +35,8 @@ pub enum NodeError {
     Raft(#[from] kinesin_raft::RaftError),
     #[error("controller: {0}")]
     Controller(#[from] kinesin_controller::ControllerError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -43,9 +46,12 @@ pub enum NodeError {
 }
 
 /// Sockets a node serves on, bound by the caller (a test that must know its ports up front).
+/// The configuration decides which API listeners are on; one left `None` here that is on binds
+/// its configured address, one given for a listener that is off is closed.
 pub struct Listeners {
     pub cluster: TcpListener,
-    pub api: TcpListener,
+    pub api: Option<TcpListener>,
+    pub tls: Option<TcpListener>,
 }
 
 /// A running node. Dropping it does not stop it; call [`Node::shutdown`].
@@ -55,7 +61,9 @@ pub struct Node {
     reshard_faults: Arc<ReshardFaults>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    api_addr: std::net::SocketAddr,
+    api_addr: Option<std::net::SocketAddr>,
+    tls_addr: Option<std::net::SocketAddr>,
+    tls: Option<Arc<TlsServer>>,
     storage_failure: watch::Receiver<Option<String>>,
 }
 
@@ -81,10 +89,17 @@ impl Node {
         config: ServerConfig,
         listeners: Option<Listeners>,
     ) -> Result<Node, NodeError> {
-        let (cluster_listener, api_listener) = match listeners {
-            Some(l) => (Some(l.cluster), Some(l.api)),
-            None => (None, None),
+        let (cluster_listener, api_listener, tls_listener) = match listeners {
+            Some(l) => (Some(l.cluster), l.api, l.tls),
+            None => (None, None, None),
         };
+        // Before anything else: a bad certificate must stop the start-up at once, naming the file.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(TlsServer::load)
+            .transpose()?
+            .map(Arc::new);
         if kinesin_raft::UNSAFE_EARLY_ACK {
             tracing::error!("TEST BUILD: the unsafe-early-ack fault is on; this node acknowledges writes before a majority has them and WILL lose data");
         }
@@ -109,12 +124,7 @@ impl Node {
         let mut tasks = Vec::new();
 
         // Peers must reach this node before it can win (or even learn of) a controller election.
-        let cluster_listener = match cluster_listener {
-            Some(listener) => listener,
-            None => TcpListener::bind(config.cluster_listen)
-                .await
-                .map_err(listen_error(config.cluster_listen))?,
-        };
+        let cluster_listener = bound_or_bind(cluster_listener, config.cluster_listen).await?;
         let service = raft.transport_service();
         let mut cluster_stopped = stopped.clone();
         tasks.push(tokio::spawn(async move {
@@ -238,26 +248,35 @@ impl Node {
             raft.clone(),
         );
         // Bound only now (unless given), so a client that can connect finds the node serving.
-        let listener = match api_listener {
-            Some(listener) => listener,
-            None => TcpListener::bind(config.listen)
-                .await
-                .map_err(listen_error(config.listen))?,
-        };
-        let api_addr = listener.local_addr().map_err(listen_error(config.listen))?;
-        let mut api_stopped = stopped.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = api_stopped.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = axum::serve(listener, gateway.router())
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "Kinesis API server failed");
+        let router = gateway.router();
+        let api_addr = match config.listen {
+            Some(addr) => {
+                let listener = bound_or_bind(api_listener, addr).await?;
+                let local = listener.local_addr().map_err(listen_error(addr))?;
+                tasks.push(tokio::spawn(serve_api(
+                    listener,
+                    router.clone(),
+                    stopped.clone(),
+                )));
+                tracing::info!(node = config.node_id, endpoint = %format!("http://{local}"), "serving the Kinesis API");
+                Some(local)
             }
-        }));
-        tracing::info!(node = config.node_id, endpoint = %format!("http://{api_addr}"), "serving the Kinesis API");
+            None => None,
+        };
+        let tls_addr = match (&config.tls, &tls) {
+            (Some(settings), Some(tls)) => {
+                let addr = settings.listen;
+                let listener = bound_or_bind(tls_listener, addr).await?;
+                let local = listener.local_addr().map_err(listen_error(addr))?;
+                let listener = tls.listener(listener).map_err(listen_error(addr))?;
+                tasks.push(tokio::spawn(serve_api(listener, router, stopped.clone())));
+                let (tls, stopped) = (tls.clone(), stopped.clone());
+                tasks.push(tokio::spawn(async move { tls.watch(stopped).await }));
+                tracing::info!(node = config.node_id, endpoint = %format!("https://{local}"), "serving the Kinesis API over TLS");
+                Some(local)
+            }
+            _ => None,
+        };
         Ok(Node {
             raft,
             controller,
@@ -265,6 +284,8 @@ impl Node {
             stop,
             tasks,
             api_addr,
+            tls_addr,
+            tls,
             storage_failure,
         })
     }
@@ -282,9 +303,23 @@ impl Node {
         }
     }
 
-    /// Where the Kinesis API listens (useful with port 0).
-    pub fn api_addr(&self) -> std::net::SocketAddr {
+    /// Where the Kinesis API listens in plain HTTP (useful with port 0); `None` when it is off.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
         self.api_addr
+    }
+
+    /// Where the Kinesis API listens over TLS; `None` when it is off.
+    pub fn tls_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tls_addr
+    }
+
+    /// Loads the TLS certificate and key files again (SIGHUP), for new connections. A failure is
+    /// logged and the previous certificate kept. Nothing to do without TLS.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        match &self.tls {
+            Some(tls) => tls.cert().reload(),
+            None => Ok(()),
+        }
     }
 
     /// This node's groups (tests inspect them and inject network faults through them).
@@ -311,6 +346,35 @@ impl Node {
         if let Err(e) = self.raft.engine().sync().await {
             tracing::error!(error = %e, "final fsync failed");
         }
+    }
+}
+
+/// The listener the caller bound, else a new one on `addr`.
+async fn bound_or_bind(
+    bound: Option<TcpListener>,
+    addr: std::net::SocketAddr,
+) -> Result<TcpListener, NodeError> {
+    match bound {
+        Some(listener) => Ok(listener),
+        None => TcpListener::bind(addr).await.map_err(listen_error(addr)),
+    }
+}
+
+/// Serves the API on `listener`, plain or TLS alike (HTTP/1.1 and HTTP/2 on either), until
+/// `stopped`; then stops accepting and lets in-flight requests finish.
+async fn serve_api<L>(listener: L, router: axum::Router, mut stopped: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "Kinesis API server failed");
     }
 }
 

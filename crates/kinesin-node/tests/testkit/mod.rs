@@ -133,18 +133,18 @@ async fn launch(
     let id = config.node_id;
     let started = runtime.spawn(async move {
         let listeners = match listeners {
-            Some((cluster, api)) => Listeners {
+            Some((cluster, api)) => Some(Listeners {
                 cluster: tokio::net::TcpListener::from_std(cluster)?,
-                api: tokio::net::TcpListener::from_std(api)?,
-            },
-            None => Listeners {
-                cluster: tokio::net::TcpListener::bind(config.cluster_listen).await?,
-                api: tokio::net::TcpListener::bind(config.listen).await?,
-            },
+                api: Some(tokio::net::TcpListener::from_std(api)?),
+                tls: None,
+            }),
+            None => None,
         };
-        Node::start_on(config, listeners)
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
+        match listeners {
+            Some(listeners) => Node::start_on(config, listeners).await,
+            None => Node::start(config).await,
+        }
+        .map_err(|e| std::io::Error::other(e.to_string()))
     });
     let node = started
         .await
@@ -181,7 +181,7 @@ impl TestCluster {
             let mut config = ServerArgs {
                 node_id: Some(id),
                 data_dir: Some(dir.path().join(format!("node{id}"))),
-                listen: Some(addr(api)),
+                listen: Some(addr(api).into()),
                 cluster_listen: Some(addr(cluster)),
                 peers: Some(peers.clone()),
                 replication_factor: Some(options.replication_factor),
@@ -208,7 +208,7 @@ impl TestCluster {
             let running = launched.await.expect("launch task");
             nodes.push(TestNode {
                 id: config.node_id,
-                api: config.listen,
+                api: config.listen.expect("test nodes listen in plain HTTP"),
                 cluster: config.cluster_listen,
                 config,
                 running: Some(running),
