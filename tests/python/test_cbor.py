@@ -268,3 +268,37 @@ def test_every_operation_answers_in_cbor(op, server):
         assert response.status == 400, (response.status, response.body)
         assert response.body["__type"] not in ("UnknownOperationException", "InternalFailure"), response.body
         assert response.headers["x-amzn-errortype"] == response.body["__type"]
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """A server that also serves TLS, with a private CA of the test's own."""
+    from conftest import Server
+    from test_tls import Ca
+
+    base = tmp_path_factory.mktemp("kinesin-cbor-tls")
+    ca = Ca(base / "ca")
+    s = Server(base / "node", tls=ca.server_files("kinesin-cbor"))
+    s.start()
+    yield s
+    s.cleanup()
+
+
+def test_cbor_over_tls_with_alpn_h2(tls_server):
+    cbor = CborKinesis(tls_server.tls_endpoint, transport="h2", verify=tls_server.ca_bundle)
+    try:
+        name = unique_name("cbor-tls")
+        cbor.call("CreateStream", StreamName=name, ShardCount=1)
+        wait_active_cbor(cbor, name)
+        put = cbor.call("PutRecord", StreamName=name, PartitionKey="k", Data=BINARY)
+        response = cbor.raw(
+            "GetShardIterator",
+            encode({"StreamName": name, "ShardId": put["ShardId"], "ShardIteratorType": "TRIM_HORIZON"}),
+        )
+        assert response.http_version == "HTTP/2"
+        records = cbor.call("GetRecords", ShardIterator=response.body["ShardIterator"])["Records"]
+        assert [r["Data"] for r in records] == [BINARY]
+        assert isinstance(records[0]["ApproximateArrivalTimestamp"], Millis)
+        expect_cbor_error("ResourceNotFoundException", cbor.call, "DescribeStream", StreamName=unique_name("no"))
+    finally:
+        cbor.close()

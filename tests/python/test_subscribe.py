@@ -278,8 +278,26 @@ def test_a_subscriber_follows_child_shards_across_a_split_and_a_merge(kinesis):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", ["http1", "h2c"])
-def test_cbor_subscription_events_carry_bytes_and_millisecond_timestamps(kinesis, server, transport):
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    from conftest import Server
+    from test_tls import Ca
+
+    base = tmp_path_factory.mktemp("kinesin-subscribe-tls")
+    s = Server(base / "node", tls=Ca(base / "ca").server_files("kinesin-subscribe"))
+    s.start()
+    yield s
+    s.cleanup()
+
+
+@pytest.mark.parametrize("transport", ["http1", "h2c", "h2"])
+def test_cbor_subscription_events_carry_bytes_and_millisecond_timestamps(request, transport):
+    if transport == "h2":
+        server = request.getfixturevalue("tls_server")
+        kinesis = server.tls_client()
+    else:
+        server = request.getfixturevalue("server")
+        kinesis = request.getfixturevalue("kinesis")
     stream = create_stream(kinesis, shards=1)
     consumer = register_consumer(kinesis, stream)
     payloads = [bytes([i, 0, 255 - i]) for i in range(5)]
@@ -291,7 +309,10 @@ def test_cbor_subscription_events_carry_bytes_and_millisecond_timestamps(kinesis
         ]
     )["Records"]
 
-    client = CborKinesis(server.endpoint, transport=transport)
+    if transport == "h2":
+        client = CborKinesis(server.tls_endpoint, transport=transport, verify=server.ca_bundle)
+    else:
+        client = CborKinesis(server.endpoint, transport=transport)
     messages = []
     try:
         with client.stream(
@@ -299,7 +320,7 @@ def test_cbor_subscription_events_carry_bytes_and_millisecond_timestamps(kinesis
         ) as r:
             assert r.status_code == 200
             assert r.headers["content-type"] == "application/vnd.amazon.eventstream"
-            assert r.http_version == ("HTTP/2" if transport == "h2c" else "HTTP/1.1")
+            assert r.http_version == ("HTTP/1.1" if transport == "http1" else "HTTP/2")
             buffer = EventStreamBuffer()
             records = []
             for chunk in r.iter_bytes():

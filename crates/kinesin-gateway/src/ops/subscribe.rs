@@ -231,6 +231,7 @@ async fn run(
         let wait = KEEPALIVE
             .saturating_sub(last_event.elapsed())
             .min(LIFETIME - lived);
+        let asked = Instant::now();
         let read = gateway
             .raft
             .await_shard_records(
@@ -288,8 +289,9 @@ async fn run(
                 send(sender, plan.protocol, &last).await;
                 return Ok(());
             }
-            if read.bounds.next_position > plan.position && shard.ending_position.is_none() {
-                // Sealed on the replica, not yet closed in the controller's state: soon.
+            if asked.elapsed() < wait {
+                // Answered early with nothing: the replica has applied the seal, and the
+                // controller's state does not close the shard yet (it will, soon).
                 tokio::time::sleep(SEAL_REPORT_POLL).await;
             }
             if last_event.elapsed() < KEEPALIVE {
