@@ -24,7 +24,8 @@ run: setup
 
 ## The whole test suite: Rust unit and integration tests, then the boto3 / AWS CLI tests.
 # `cargo test --workspace` also builds the kinesin binary the Python tests start. Keep every cargo
-# call here and in .ci/run workspace-wide: a narrower one unifies build-dependency features
+# build here and in .ci/run workspace-wide and with --all-targets (the feature set `cargo test`
+# resolves, dev-dependencies included): a narrower one unifies build-dependency features
 # differently and rebuilds RocksDB's C++ (15 minutes) a second time.
 test: setup unsafe-bin
 	cargo test --workspace
@@ -32,7 +33,7 @@ test: setup unsafe-bin
 		$(KINESIN_VENV)/bin/python -m pytest tests/python jepsen/tests
 
 build:
-	cargo build --workspace
+	cargo build --workspace --all-targets
 
 release:
 	cargo build --release -p kinesin-node --bin kinesin
@@ -70,7 +71,7 @@ docker-down:
 ## over the whole history. jepsen/store/<run-id>/ keeps history, results, timeline.svg and node logs.
 ## ARGS passes options, e.g. make jepsen ARGS="--time-limit 600 --seed 7 --nemesis partition,kill".
 jepsen: setup
-	cargo build --workspace
+	cargo build --workspace --all-targets
 	cd jepsen && $(KINESIN_VENV)/bin/python -m kinesin_jepsen.run --bin $(CARGO_TARGET_DIR)/debug/kinesin --time-limit 120 $(ARGS)
 
 ## The same harness against a TEST build whose leaders acknowledge writes before a majority has
@@ -83,6 +84,6 @@ jepsen-unsafe: setup unsafe-bin
 # Built, copied aside, then the normal binary relinked at once (both sets of crates stay cached),
 # so target/debug/kinesin is never left as the unsafe build.
 unsafe-bin:
-	cargo build --workspace --features kinesin-node/unsafe-early-ack
+	cargo build --workspace --all-targets --features kinesin-node/unsafe-early-ack
 	cp $(CARGO_TARGET_DIR)/debug/kinesin $(UNSAFE_BIN)
-	cargo build --workspace
+	cargo build --workspace --all-targets
