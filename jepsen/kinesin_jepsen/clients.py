@@ -1,6 +1,9 @@
 """Kinesis clients as the harness uses them: no retries, bounded timeouts, and one rule for which
 errors mean "definitely not done" (fail) and which leave the outcome unknown (info)."""
 
+import random
+import time
+
 import boto3
 import botocore.exceptions
 from botocore.config import Config
@@ -15,6 +18,11 @@ DEFINITE_ERRORS = {"ResourceInUseException", "ResourceNotFoundException", "Limit
 # refuses connections). Without this, every operation against a dead node would stay possible
 # forever and blunt the checks that need "nothing could have happened since".
 NEVER_SENT = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)
+
+
+# A shard's read limits (5 GetRecords calls and 2 MiB per second, as on AWS) refused the call: it
+# did nothing, and a consumer backs off and asks again.
+THROTTLED = "ProvisionedThroughputExceededException"
 
 
 def client(endpoint):
@@ -79,3 +87,25 @@ def list_shards(kinesis, stream):
         "start_seq": s.get("SequenceNumberRange", {}).get("StartingSequenceNumber"),
         "end_seq": s.get("SequenceNumberRange", {}).get("EndingSequenceNumber"),
     } for s in shards]
+
+
+def backoff(attempt, rng=random):
+    """Seconds to wait before retry `attempt` (0, 1, ...): exponential with full jitter, as the AWS
+    SDKs do (50 ms doubling, capped at 2 s), so consumers refused together do not retry together."""
+    return rng.uniform(0, min(2.0, 0.05 * 2 ** attempt))
+
+
+def is_throttled(exc):
+    return error_code(exc) == THROTTLED
+
+
+def get_records(kinesis, attempts=30, **kwargs):
+    """GetRecords, backing off while the shard's read limits refuse it (any other error raises)."""
+    for attempt in range(attempts):
+        try:
+            return kinesis.get_records(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            if not is_throttled(exc) or attempt == attempts - 1:
+                raise
+        time.sleep(backoff(attempt))
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .checker import check
-from .clients import client, error_code, is_definite_failure, list_shards
+from .clients import backoff, client, error_code, get_records, is_definite_failure, is_throttled, list_shards
 from .docker import DockerCluster, build_image
 from .fanout import FanOut
 from .history import History
@@ -91,9 +91,12 @@ class Run:
             time.sleep(0.05)
 
     def consumer(self, process, node, shard):
-        """Follows one shard's iterators; at the end of a CLOSED shard hands over to its children."""
+        """Follows one shard's iterators; at the end of a CLOSED shard hands over to its children.
+
+        Polls at most about 4 times a second when idle, and backs off (jittered) when the shard's
+        read limits (5 calls/s, as on AWS) refuse a call, keeping its iterator."""
         kinesis = client(self.cluster.endpoint(node))
-        iterator, last = None, None
+        iterator, last, throttled = None, None, 0
         while not self.stop.is_set():
             try:
                 if iterator is None:
@@ -109,9 +112,16 @@ class Run:
                 if iterator is None:  # read to its end
                     self.follow(node, [c["ShardId"] for c in out.get("ChildShards", [])])
                     return
+                throttled = 0
                 if not records:
-                    time.sleep(0.05)
+                    time.sleep(0.25)
             except Exception as exc:  # noqa: BLE001
+                if is_throttled(exc):
+                    # Refused before reading anything: the iterator is still good.
+                    self.history.record(process, "fail", "read", {"shard": shard, "error": error_code(exc)})
+                    time.sleep(backoff(throttled))
+                    throttled += 1
+                    continue
                 self.history.record(process, "info", "read", {"shard": shard, "error": error_code(exc)})
                 iterator = None
                 time.sleep(0.1)
@@ -157,7 +167,7 @@ class Run:
         iterator = kinesis.get_shard_iterator(StreamName=self.stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         records = []
         while iterator:
-            out = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            out = get_records(kinesis, ShardIterator=iterator, Limit=10000)
             if not out["Records"]:
                 break
             records += [{"seq": r["SequenceNumber"], "data": r["Data"].decode(), "key": r["PartitionKey"]} for r in out["Records"]]

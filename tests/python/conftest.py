@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -121,20 +122,24 @@ def poll(predicate, timeout=30.0, interval=0.05, what="condition"):
         interval = min(interval * 1.5, 0.5)
 
 
+def backoff_delay(attempt):
+    """Seconds to wait before retry `attempt` (0, 1, ...): exponential with full jitter, as the AWS
+    SDKs do (50 ms doubling, capped at 1 s), so clients refused together do not retry together."""
+    return random.uniform(0, min(1.0, 0.05 * 2**attempt))
+
+
 def retry_throttled(fn, *args, attempts=50, **kwargs):
     """Call a boto3 operation, retrying (bounded) only on AWS's documented throttling errors.
 
-    Kinesis limits reads per shard (GetRecords: 5 calls/s) and several control-plane calls; a
-    faithful server may enforce those, and a well-behaved client then backs off and retries."""
-    delay = 0.05
+    Kinesis limits reads per shard (GetRecords: 5 calls and 2 MiB per second, which Kinesin
+    enforces) and several control-plane calls; a well-behaved client backs off and retries."""
     for i in range(attempts):
         try:
             return fn(*args, **kwargs)
         except botocore.exceptions.ClientError as e:
             if error_code(e) not in ("ProvisionedThroughputExceededException", "LimitExceededException") or i == attempts - 1:
                 raise
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
+        time.sleep(backoff_delay(i))
 
 
 

@@ -10,7 +10,7 @@ import glob
 
 import pytest
 
-from conftest import Server, poll, unique_name
+from conftest import Server, poll, retry_throttled, unique_name
 
 # Preloaded directly (not through the `faketime` wrapper) so the server keeps its own pid and
 # receives SIGTERM/SIGKILL itself.
@@ -39,7 +39,7 @@ def read_all(client, stream, shard_id, iterator_type="TRIM_HORIZON", **kwargs):
     )["ShardIterator"]
     records = []
     for _ in range(100):
-        out = client.get_records(ShardIterator=iterator, Limit=1000)
+        out = retry_throttled(client.get_records, ShardIterator=iterator, Limit=1000)
         records += out["Records"]
         if not out["Records"] or out.get("MillisBehindLatest", 0) == 0:
             break

@@ -12,8 +12,9 @@ mod error;
 mod limits;
 mod metrics;
 mod ops;
+mod read_quota;
 mod server;
 mod tokens;
 
-pub use limits::Limits;
+pub use limits::{Limits, ReadQuota};
 pub use server::{Gateway, GatewaySettings};

@@ -14,6 +14,28 @@ pub struct Limits {
     pub max_inflight_request_bytes: usize,
     /// Bytes per second one SubscribeToShard subscription pushes at most (0: unlimited).
     pub subscription_bytes_per_sec: u64,
+    /// Each shard's GetRecords limits, per gateway (see `read_quota.rs`).
+    pub shard_read_quota: ReadQuota,
+}
+
+/// A shard's shared read limits: GetRecords calls and bytes returned per second. Zero in a field
+/// switches that limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadQuota {
+    pub calls_per_sec: u64,
+    pub bytes_per_sec: u64,
+}
+
+impl ReadQuota {
+    /// Kinesis's per-shard read limits.
+    pub const AWS: ReadQuota = ReadQuota {
+        calls_per_sec: 5,
+        bytes_per_sec: 2 << 20,
+    };
+
+    pub fn is_unlimited(&self) -> bool {
+        self.calls_per_sec == 0 && self.bytes_per_sec == 0
+    }
 }
 
 impl Default for Limits {
@@ -27,6 +49,7 @@ impl Default for Limits {
             shard_limit: 500,
             max_inflight_request_bytes: 256 << 20,
             subscription_bytes_per_sec: 2 << 20,
+            shard_read_quota: ReadQuota::AWS,
         }
     }
 }

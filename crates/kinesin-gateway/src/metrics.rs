@@ -1,5 +1,5 @@
 //! Prometheus metrics at `GET /metrics`: requests by operation and outcome with their latency,
-//! records written, and the storage's group-commit counters. Plain text exposition format, no
+//! records written, reads throttled, and the storage's group-commit counters. Plain text exposition format, no
 //! extra dependencies.
 
 use std::collections::BTreeMap;
@@ -26,6 +26,8 @@ pub(crate) struct Metrics {
     /// SubscribeToShard streams open now, and records pushed through them.
     subscriptions: AtomicU64,
     pub records_pushed: AtomicU64,
+    /// GetRecords calls refused for their shard's read limits.
+    pub reads_throttled: AtomicU64,
 }
 
 impl Metrics {
@@ -82,6 +84,12 @@ impl Metrics {
                 "counter",
                 "Data bytes of acknowledged records.",
                 self.bytes_written.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_reads_throttled_total",
+                "counter",
+                "GetRecords calls refused with ProvisionedThroughputExceededException for their shard's read limits (per node).",
+                self.reads_throttled.load(Ordering::Relaxed),
             ),
             (
                 "kinesin_wal_syncs_total",

@@ -19,6 +19,7 @@ use crate::context::RequestContext;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::ops;
+use crate::read_quota::ReadLimiter;
 
 /// How long a request's body may take to arrive.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -41,6 +42,7 @@ pub struct Gateway {
     pub(crate) metrics: Metrics,
     pub(crate) admission: Admission,
     pub(crate) subscriptions: crate::ops::Subscriptions,
+    pub(crate) read_limiter: ReadLimiter,
 }
 
 impl Gateway {
@@ -50,8 +52,10 @@ impl Gateway {
         raft: Arc<MultiRaft>,
     ) -> Arc<Gateway> {
         let admission = Admission::new(settings.limits.max_inflight_request_bytes);
+        let read_limiter = ReadLimiter::new(settings.limits.shard_read_quota);
         Arc::new(Gateway {
             admission,
+            read_limiter,
             settings,
             controller,
             raft,

@@ -126,6 +126,20 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_SHARD_WRITE_BYTES_PER_SEC", value_name = "BYTES")]
     pub shard_write_bytes_per_sec: Option<u64>,
 
+    /// GetRecords calls per second each shard answers (Kinesis: 5); calls over it are refused
+    /// with ProvisionedThroughputExceededException. Counted per node: reads spread over N nodes
+    /// get up to N times this. Enhanced fan-out is not counted. 0 switches the limit off.
+    /// [default: 5]
+    #[arg(long, env = "KINESIN_SHARD_READ_CALLS_PER_SEC", value_name = "N")]
+    pub shard_read_calls_per_sec: Option<u64>,
+
+    /// Bytes (data + partition key) per second GetRecords returns from each shard (Kinesis:
+    /// 2 MiB), per node; 0 switches the limit off. One call may still return up to
+    /// max_get_records_bytes, and the shard's next calls are refused until the excess is paid
+    /// back (after 10 MiB, 4 s). [default: 2097152]
+    #[arg(long, env = "KINESIN_SHARD_READ_BYTES_PER_SEC", value_name = "BYTES")]
+    pub shard_read_bytes_per_sec: Option<u64>,
+
     /// Request bytes this node holds in memory at once (bodies being read, decoded and
     /// written). A request that cannot get its share within a second is refused with
     /// ProvisionedThroughputExceededException, so overload slows clients down instead of
@@ -228,6 +242,8 @@ struct FileConfig {
     shard_limit: Option<u32>,
     shard_write_records_per_sec: Option<u64>,
     shard_write_bytes_per_sec: Option<u64>,
+    shard_read_calls_per_sec: Option<u64>,
+    shard_read_bytes_per_sec: Option<u64>,
     max_inflight_request_bytes: Option<usize>,
     subscription_bytes_per_sec: Option<u64>,
     retention_check_secs: Option<u64>,
@@ -475,6 +491,16 @@ impl ServerArgs {
                     subscription_bytes_per_sec,
                     defaults.subscription_bytes_per_sec
                 ),
+                shard_read_quota: kinesin_gateway::ReadQuota {
+                    calls_per_sec: layered!(
+                        shard_read_calls_per_sec,
+                        defaults.shard_read_quota.calls_per_sec
+                    ),
+                    bytes_per_sec: layered!(
+                        shard_read_bytes_per_sec,
+                        defaults.shard_read_quota.bytes_per_sec
+                    ),
+                },
             },
             retention_check_secs: layered!(retention_check_secs, 60),
             dead_node_secs: layered!(dead_node_secs, 300),
@@ -656,6 +682,25 @@ mod tests {
             (1000, 1500)
         );
         assert_eq!(config.raft.heartbeat_batch_ms, 5);
+        assert_eq!(
+            config.limits.shard_read_quota,
+            kinesin_gateway::ReadQuota {
+                calls_per_sec: 5,
+                bytes_per_sec: 2 << 20
+            }
+        );
+    }
+
+    #[test]
+    fn read_limits_come_from_the_file_and_zero_switches_them_off() {
+        let file = write("shard_read_calls_per_sec = 0\nshard_read_bytes_per_sec = 1024\n");
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let quota = args.resolve().unwrap().limits.shard_read_quota;
+        assert_eq!((quota.calls_per_sec, quota.bytes_per_sec), (0, 1024));
+        assert!(!quota.is_unlimited());
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use batch::TransportStats;
 pub use error::RaftError;
 pub use kinesin_storage::{StorageError, StoredRecord};
 pub use query::{AwaitedRead, ShardBounds, ShardQuery, ShardRead};
-pub use quota::WriteQuota;
+pub use quota::{TokenBuckets, WriteQuota};
 pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};
 pub use shard::ShardView;
 pub use snapshot::SnapshotData;

@@ -58,6 +58,7 @@ pub(crate) enum WireAnswer {
     Records {
         records: Vec<WireRecord>,
         bounds: ShardBounds,
+        reached_seal: bool,
     },
     Bounds(ShardBounds),
     Position(u64),
@@ -77,6 +78,10 @@ pub(crate) enum WireAnswer {
 pub struct ShardRead {
     pub records: Vec<StoredRecord>,
     pub bounds: ShardBounds,
+    /// The answering replica had applied the shard's seal and no record follows those returned:
+    /// a reader past them has read the whole shard. A replica that has not applied the seal yet
+    /// never says so, however far it has read.
+    pub reached_seal: bool,
 }
 
 /// Records awaited from a shard ([`crate::MultiRaft::await_shard_records`]).
@@ -109,18 +114,24 @@ impl ShardView {
                 max_records,
                 max_bytes,
             } => {
-                let records = self
-                    .read(
-                        from,
-                        max_records as usize,
-                        usize::try_from(max_bytes).unwrap_or(usize::MAX),
-                    )?
-                    .into_iter()
-                    .map(WireRecord::from)
-                    .collect();
+                // Seen before the read: once sealed, no record is added, so the read below and
+                // the look past it see the shard's final records.
+                let sealed = self.sealed_at().is_some();
+                let records = self.read(
+                    from,
+                    max_records as usize,
+                    usize::try_from(max_bytes).unwrap_or(usize::MAX),
+                )?;
+                let reached_seal = sealed
+                    && match records.last() {
+                        // A read of one or more returns a record when any is at or after `from`.
+                        None => max_records > 0,
+                        Some(last) => self.read(last.position + 1, 1, usize::MAX)?.is_empty(),
+                    };
                 WireAnswer::Records {
-                    records,
+                    records: records.into_iter().map(WireRecord::from).collect(),
                     bounds: self.bounds(),
+                    reached_seal,
                 }
             }
             ShardQuery::Bounds => WireAnswer::Bounds(self.bounds()),
@@ -174,9 +185,14 @@ impl crate::registry::GroupHandle {
 impl WireAnswer {
     pub(crate) fn into_read(self, group: u64) -> Result<ShardRead, RaftError> {
         match self {
-            WireAnswer::Records { records, bounds } => Ok(ShardRead {
+            WireAnswer::Records {
+                records,
+                bounds,
+                reached_seal,
+            } => Ok(ShardRead {
                 records: records.into_iter().map(StoredRecord::from).collect(),
                 bounds,
+                reached_seal,
             }),
             other => Err(mismatch(group, &other)),
         }

@@ -181,3 +181,45 @@ async fn a_sealed_shard_stores_nothing_more_and_stays_sealed_after_a_restart() {
     assert_eq!(group.shard().unwrap().sealed_at(), Some(sealed_at));
     assert_eq!(data(&group), stored);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_reaches_the_seal_only_on_a_sealed_shard_and_only_with_its_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (raft, group) = open(dir.path()).await;
+    let a = put(&group, 1_000, &["a0", "a1"]).await;
+    let b = put(&group, 2_000, &["b0"]).await;
+    let read = |from: u64, max: usize| {
+        let raft = raft.clone();
+        async move {
+            raft.read_shard(GROUP, from, max, usize::MAX, &[])
+                .await
+                .unwrap()
+        }
+    };
+    let open = read(0, 10).await;
+    assert_eq!(open.records.len(), 3);
+    assert!(!open.reached_seal, "an open shard has no end");
+    assert!(
+        !read(b + 1, 10).await.reached_seal,
+        "caught up is not the end"
+    );
+
+    seal(&group).await;
+    let first_two = read(0, 2).await;
+    assert_eq!(first_two.records.len(), 2);
+    assert!(!first_two.reached_seal, "b0 is still to come");
+    let all = read(a, 3).await;
+    assert_eq!(all.records.len(), 3);
+    assert!(
+        all.reached_seal,
+        "the answer with the last record is the end"
+    );
+    let last_alone = read(b, 10).await;
+    assert_eq!(last_alone.records.len(), 1);
+    assert!(last_alone.reached_seal);
+    let past = read(b + 1, 10).await;
+    assert!(past.records.is_empty() && past.reached_seal);
+    // Past the seal itself (a LATEST iterator on a sealed shard starts there).
+    let latest = group.shard().unwrap().next_position();
+    assert!(read(latest, 10).await.reached_seal);
+}

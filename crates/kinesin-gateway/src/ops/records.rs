@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use kinesin_api::model::{
@@ -26,6 +26,7 @@ use super::describe::sequence_number;
 use super::{invalid_argument, ms_to_secs, now_ms, secs_to_ms};
 use crate::context::{find, not_found, RequestContext};
 use crate::error::from_raft;
+use crate::read_quota::ShardKey;
 use crate::Gateway;
 
 /// How long a write may spend finding its shard's leader (elections, leader changes) before
@@ -631,6 +632,111 @@ pub(super) fn child_shards(stream: &StreamMeta, parent: ShardId) -> Vec<ChildSha
         .collect()
 }
 
+/// Whose throughput a read uses. GetRecords calls share each shard's read limits (5 calls and
+/// 2 MiB per second); enhanced fan-out consumers have throughput of their own on AWS, and their
+/// reads must not be charged to the shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throughput {
+    Shared,
+    #[allow(dead_code)] // SubscribeToShard's reads, once it exists
+    Dedicated,
+}
+
+/// One answer's worth of a shard, read from `position` on.
+pub(crate) struct Page {
+    pub records: Vec<Record>,
+    /// Where the next read starts; `None` at the end of a closed shard, which `child_shards`
+    /// then names (never one without the other).
+    pub next_position: Option<u64>,
+    pub child_shards: Option<Vec<ChildShard>>,
+    pub millis_behind_latest: u64,
+}
+
+fn throttled(stream: &StreamMeta, shard: &ShardMeta) -> KinesisError {
+    KinesisError::new(
+        ErrorKind::ProvisionedThroughputExceeded,
+        format!(
+            "Rate exceeded for shard {} in stream {} under account {}.",
+            shard.id, stream.key.name, stream.key.account
+        ),
+    )
+}
+
+/// Reads up to `limit` records of `shard` from `position` on, from any replica.
+///
+/// The end of a closed shard comes with its last records: the answer that returns them (or, when
+/// the reader is past them, an answer with none) has no next position and names the children,
+/// as the KCL expects (a null NextShardIterator together with non-empty ChildShards). Only a
+/// replica that has applied the shard's seal says a read reached it, so a lagging replica answers
+/// fewer records, never a false end.
+pub(crate) async fn read_page(
+    gateway: &Gateway,
+    state: &ClusterState,
+    stream: &StreamMeta,
+    shard: &ShardMeta,
+    position: u64,
+    limit: usize,
+    throughput: Throughput,
+) -> Result<Page, KinesisError> {
+    let budget = ShardKey {
+        stream: stream.key.clone(),
+        stream_created_ms: stream.created_ms,
+        shard: shard.id,
+    };
+    if throughput == Throughput::Shared && !gateway.read_limiter.admit(&budget, Instant::now()) {
+        gateway
+            .metrics
+            .reads_throttled
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(throttled(stream, shard));
+    }
+    let ShardRead {
+        records: stored,
+        bounds,
+        reached_seal,
+    } = gateway
+        .raft
+        .read_shard(
+            shard.group,
+            position,
+            limit,
+            gateway.settings.limits.max_get_records_bytes,
+            &state.addresses(&shard.replicas),
+        )
+        .await
+        .map_err(from_raft)?;
+    if throughput == Throughput::Shared {
+        let bytes = stored
+            .iter()
+            .map(|r| (r.data.len() + r.partition_key.len()) as u64)
+            .sum();
+        gateway.read_limiter.charge(&budget, bytes, Instant::now());
+    }
+    let next_position = stored
+        .last()
+        .map(|r| r.position + 1)
+        .unwrap_or_else(|| position.max(bounds.trim_position));
+    let millis_behind_latest = stored
+        .last()
+        .map(|r| bounds.last_arrival_ms.saturating_sub(r.arrival_ms))
+        .unwrap_or(0);
+    let records = stored
+        .into_iter()
+        .map(|r| wire_record(stream, shard, r))
+        .collect();
+    // The replica may have applied the seal before the controller closed the shard (a merge
+    // closes its parents once both are sealed): the end waits until the children are known.
+    let children = (reached_seal && !shard.is_open())
+        .then(|| child_shards(stream, shard.id))
+        .filter(|children| !children.is_empty());
+    Ok(Page {
+        records,
+        next_position: children.is_none().then_some(next_position),
+        child_shards: children,
+        millis_behind_latest,
+    })
+}
+
 pub(super) async fn get_records(
     gateway: &Gateway,
     _ctx: &RequestContext,
@@ -638,7 +744,8 @@ pub(super) async fn get_records(
 ) -> Result<GetRecordsOutput, KinesisError> {
     let state = gateway.controller.state();
     let now = now_ms();
-    let payload = iterator_codec(&state)?
+    let codec = iterator_codec(&state)?;
+    let payload = codec
         .decode(&input.shard_iterator, now)
         .map_err(|e| match e {
             IteratorError::Invalid => invalid_argument(e.to_string()),
@@ -656,58 +763,33 @@ pub(super) async fn get_records(
         return Err(not_found(&key));
     }
     let shard = stream.shard(payload.shard).ok_or_else(|| not_found(&key))?;
-    let limits = &gateway.settings.limits;
+    let max_get_records = gateway.settings.limits.max_get_records;
     let limit = input
         .limit
         .map(|l| l.max(1) as usize)
-        .unwrap_or(limits.max_get_records)
-        .min(limits.max_get_records);
-    let ShardRead {
-        records: stored,
-        bounds,
-    } = gateway
-        .raft
-        .read_shard(
-            shard.group,
-            payload.position,
-            limit,
-            limits.max_get_records_bytes,
-            &state.addresses(&shard.replicas),
-        )
-        .await
-        .map_err(from_raft)?;
-    let next_position = stored
-        .last()
-        .map(|r| r.position + 1)
-        .unwrap_or_else(|| payload.position.max(bounds.trim_position));
-    let records_empty = stored.is_empty();
-    let millis_behind_latest = stored
-        .last()
-        .map(|r| bounds.last_arrival_ms.saturating_sub(r.arrival_ms))
-        .unwrap_or(0);
-    let records = stored
-        .into_iter()
-        .map(|r| wire_record(stream, shard, r))
-        .collect();
-    // A closed shard is drained once a read from past its last record finds nothing, on a
-    // replica that has applied the seal (a lagging one may not have every record yet).
-    let drained = shard
-        .ending_position
-        .is_some_and(|end| records_empty && bounds.next_position > end);
-    let (next_shard_iterator, child_shards) = if drained {
-        (None, Some(child_shards(stream, shard.id)))
-    } else {
-        let next = iterator_codec(&state)?.encode(&IteratorPayload {
-            position: next_position,
+        .unwrap_or(max_get_records)
+        .min(max_get_records);
+    let page = read_page(
+        gateway,
+        &state,
+        stream,
+        shard,
+        payload.position,
+        limit,
+        Throughput::Shared,
+    )
+    .await?;
+    let next_shard_iterator = page.next_position.map(|position| {
+        codec.encode(&IteratorPayload {
+            position,
             issued_ms: now,
             ..payload
-        });
-        (Some(next), None)
-    };
+        })
+    });
     Ok(GetRecordsOutput {
-        records,
+        records: page.records,
         next_shard_iterator,
-        millis_behind_latest: Some(millis_behind_latest as i64),
-        child_shards,
+        millis_behind_latest: Some(page.millis_behind_latest as i64),
+        child_shards: page.child_shards,
     })
 }

@@ -520,12 +520,7 @@ pub async fn read_all(client: &Client, stream: &str) -> BTreeMap<String, Vec<(St
             .map(str::to_string);
         let mut records = Vec::new();
         while let Some(it) = iterator {
-            let out = client
-                .get_records()
-                .shard_iterator(it)
-                .send()
-                .await
-                .expect("GetRecords");
+            let out = get_records(client, &it).await;
             if out.records().is_empty() {
                 break;
             }
@@ -539,6 +534,29 @@ pub async fn read_all(client: &Client, stream: &str) -> BTreeMap<String, Vec<(St
         all.insert(shard.shard_id().to_string(), records);
     }
     all
+}
+
+/// One GetRecords call, retried with exponential backoff while the shard's read limits (AWS's 5
+/// calls a second, which nodes enforce) refuse it, as a real consumer does.
+pub async fn get_records(
+    client: &Client,
+    iterator: &str,
+) -> aws_sdk_kinesis::operation::get_records::GetRecordsOutput {
+    let mut backoff = Duration::from_millis(50);
+    for _ in 0..30 {
+        match client.get_records().shard_iterator(iterator).send().await {
+            Ok(out) => return out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_provisioned_throughput_exceeded_exception()) =>
+            {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => panic!("GetRecords: {e:?}"),
+        }
+    }
+    panic!("GetRecords still throttled after 30 tries");
 }
 
 /// Checks what `client` reads against `history`: every acknowledged record exactly once, at its
