@@ -20,15 +20,17 @@ use axum::body::{Body, Bytes};
 use kinesin_api::event_stream;
 use kinesin_api::model::{ShardIteratorType, SubscribeToShardEvent, SubscribeToShardInput};
 use kinesin_api::{ErrorKind, KinesisError, Protocol};
-use kinesin_controller::{ShardMeta, StreamKey};
-use kinesin_types::parse_consumer_arn;
+use kinesin_controller::{
+    consumer_not_active, consumer_not_found, ClusterState, ConsumerKey, ConsumerStatus, ShardMeta,
+    StreamKey,
+};
 use tokio::sync::mpsc;
 
 use super::describe::sequence_number;
 use super::records::{child_shards, find_shard, starting_position, usable, wire_record};
 use super::{invalid_argument, now_ms};
 use crate::context::RequestContext;
-use crate::error::from_raft;
+use crate::error::{from_controller, from_raft};
 use crate::Gateway;
 
 /// How long a subscription lasts before the client must subscribe again (AWS: 5 minutes).
@@ -109,15 +111,13 @@ pub(crate) async fn subscribe(
     ctx: &RequestContext,
     input: SubscribeToShardInput,
 ) -> Result<Body, KinesisError> {
-    let consumer =
-        parse_consumer_arn(&input.consumer_arn).map_err(|e| invalid_argument(e.to_string()))?;
     gateway
         .controller
         .catch_up()
         .await
-        .map_err(crate::error::from_controller)?;
+        .map_err(from_controller)?;
     let state = gateway.controller.state();
-    let key = consumer_stream(&state, &consumer)?;
+    let key = consumer_stream(&state, &input.consumer_arn)?;
     let stream = usable(&state, &key)?;
     let shard = find_shard(stream, &input.shard_id)?;
     let kind = ShardIteratorType::from_wire(&input.starting_position.r#type).ok_or_else(|| {
@@ -167,18 +167,16 @@ pub(crate) async fn subscribe(
     Ok(Body::from_stream(body))
 }
 
-/// The stream of a consumer that may subscribe.
-fn consumer_stream(
-    state: &kinesin_controller::ClusterState,
-    consumer: &kinesin_types::ConsumerArn,
-) -> Result<StreamKey, KinesisError> {
-    let key = StreamKey {
-        account: consumer.stream.account.clone(),
-        region: consumer.stream.region.clone(),
-        name: consumer.stream.stream_name.clone(),
-    };
-    crate::context::find(state, &key)?;
-    Ok(key)
+/// The stream of the consumer `arn` names, when it may subscribe: registered and ACTIVE.
+fn consumer_stream(state: &ClusterState, arn: &str) -> Result<StreamKey, KinesisError> {
+    let key = ConsumerKey::from_arn(arn).map_err(|e| invalid_argument(e.to_string()))?;
+    let (stream, consumer) = state
+        .consumer(&key)
+        .ok_or_else(|| from_controller(consumer_not_found(&key)))?;
+    if consumer.status != ConsumerStatus::Active {
+        return Err(from_controller(consumer_not_active(&stream.key, consumer)));
+    }
+    Ok(stream.key.clone())
 }
 
 /// `{}` in the protocol: the initial response's payload.
@@ -226,6 +224,8 @@ async fn run(
         }
         budget.wait_for_room().await;
         let state = gateway.controller.state();
+        // A consumer deregistered (or its stream deleted) ends its subscriptions.
+        consumer_stream(&state, &plan.consumer)?;
         let stream = usable(&state, &plan.key)?;
         let shard = find_shard(stream, &plan.shard_id)?;
         let wait = KEEPALIVE
