@@ -79,7 +79,7 @@ def put_numbered(client, stream, prefix, n, key="k"):
     sequence = []
     for start in range(0, n, 100):
         out = put_records_retrying(client, StreamName=stream, Records=entries[start : start + 100])
-        sequence += [r["SequenceNumber"] for r in out["Records"]]
+        sequence += [r["SequenceNumber"] for r in out]
     return sequence
 
 
