@@ -7,8 +7,8 @@ may well refuse it (no such stream, say): what matters is that no operation is u
 
 botocore's newest model also carries the Queue and Channel operations (and
 UpdateStreamRecordDistributionStrategy), which are not among the 39 stream operations Kinesin
-serves (those kinesin-api's model/trim.py keeps). They, and SubscribeToShard until it is built,
-are strict expected failures: implementing one turns its entry into a reminder to drop it here."""
+serves (those kinesin-api's model/trim.py keeps). They are strict expected failures: implementing
+one turns its entry into a reminder to drop it here."""
 
 import base64
 import importlib.util
@@ -51,8 +51,8 @@ def stream_operations():
 MODEL = botocore.session.get_session().get_service_model("kinesis")
 MODEL_OPERATIONS = sorted(MODEL.operation_names)
 STREAM_OPERATIONS = stream_operations()
-# Built next, by the lead (its answers are event streams).
-NOT_YET = {"SubscribeToShard": "SubscribeToShard is built next (enhanced fan-out reads)"}
+# Stream operations not served yet (none now), with why.
+NOT_YET = {}
 
 
 def minimal(shape):
