@@ -26,8 +26,8 @@ pub use account::{
 };
 pub use command::{Command, Outcome};
 pub use consumer::{
-    consumer_not_active, consumer_not_found, ConsumerKey, ConsumerMeta, ConsumerStatus, Registration,
-    DEFAULT_MAX_CONSUMERS_PER_STREAM, MAX_CREATING_CONSUMERS,
+    consumer_not_active, consumer_not_found, ConsumerKey, ConsumerMeta, ConsumerStatus,
+    Registration, DEFAULT_MAX_CONSUMERS_PER_STREAM, MAX_CREATING_CONSUMERS,
 };
 pub use controller::{Controller, CONTROLLER_GROUP};
 pub use error::ControllerError;
