@@ -44,6 +44,8 @@ SCENARIOS = {
     "put-record": (3, UNLIMITED, ["--shards", "4", "--connections", "1", "--batch", "0"]),
     "put-get": (3, UNLIMITED, ["--shards", "4", "--connections", "16", "--batch", "100",
                                "--consumers", "getrecords"]),
+    "put-subscribe": (3, UNLIMITED, ["--shards", "4", "--connections", "16", "--batch", "100",
+                                     "--consumers", "subscribe"]),
     "single-node": (1, UNLIMITED, ["--shards", "8", "--connections", "32", "--batch", "500"]),
     "overload": (1, ["--max-inflight-request-bytes", str(64 << 20)],
                  ["--shards", "4", "--connections", "256", "--batch", "500"]),
@@ -194,7 +196,7 @@ def main():
             full = records_per_sec(reports["put-records"]) if "put-records" in reports else 0
             records = args.rate or (full / 2 if full else 50_000)
             rate = max(1, int(records / 500))  # requests/s of 500 records
-        elif name == "put-get":
+        elif name in ("put-get", "put-subscribe"):
             rate = max(1, int((args.rate or 20_000) / 100))
         reports[name] = run_scenario(args, name, rate)
         print(json.dumps(reports[name]), flush=True)
