@@ -158,7 +158,9 @@ mod tests {
         let mut listener = server.listener(tcp).expect("listener");
         let localhost = ServerName::try_from("localhost").expect("name");
 
-        let offers: [(&[&[u8]], Option<&[u8]>); 3] = [
+        // (protocols the client offers, the one ALPN must choose)
+        type Offer<'a> = (&'a [&'a [u8]], Option<&'a [u8]>);
+        let offers: [Offer; 3] = [
             (&[b"http/1.1", b"h2"], Some(b"h2")),
             (&[b"http/1.1"], Some(b"http/1.1")),
             (&[], None),
