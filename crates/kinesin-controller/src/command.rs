@@ -9,16 +9,21 @@ use std::collections::BTreeMap;
 use kinesin_types::{HashRange, ShardId};
 use serde::{Deserialize, Serialize};
 
+use crate::account::{check_warm_throughput, AccountKey};
+use crate::consumer::{self, ConsumerKey, Registration};
 use crate::reshard::{self, Change};
+use crate::resource;
 use crate::state::{
-    place, prefer_leader, ClusterState, EncryptionType, NodeInfo, ShardMeta, StreamKey, StreamMeta,
-    StreamMode, StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
+    place, prefer_leader, ClusterState, EncryptionType, NodeInfo, Resource, ShardMeta, StreamKey,
+    StreamMeta, StreamMode, StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB,
+    SHARD_LEVEL_METRICS,
 };
 use crate::ControllerError;
 
 /// AWS allows at most 5 streams in CREATING per account.
 const MAX_CREATING_STREAMS: usize = 5;
-const MAX_TAGS_PER_STREAM: usize = 50;
+/// Tags per stream or consumer.
+pub(crate) const MAX_TAGS: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -39,6 +44,8 @@ pub enum Command {
         replication_factor: u32,
         /// Open shards allowed per account and region.
         shard_limit: u32,
+        /// WarmThroughputMiBps of an ON_DEMAND stream.
+        warm_throughput_mibps: Option<u32>,
     },
     /// Every shard group of the stream has a leader: the stream takes traffic.
     MarkActive {
@@ -47,6 +54,8 @@ pub enum Command {
     },
     DeleteStream {
         key: StreamKey,
+        /// Whether the stream's consumers go with it (without, a stream with consumers stays).
+        enforce_consumer_deletion: bool,
     },
     /// Every node dropped the stream's groups: forget it.
     RemoveStream {
@@ -59,11 +68,11 @@ pub enum Command {
         increase: bool,
     },
     AddTags {
-        key: StreamKey,
+        resource: Resource,
         tags: BTreeMap<String, String>,
     },
     RemoveTags {
-        key: StreamKey,
+        resource: Resource,
         tag_keys: Vec<String>,
     },
     /// Enable (or disable) shard-level metrics; `ALL` names every metric.
@@ -85,11 +94,11 @@ pub enum Command {
         kib: u32,
     },
     PutPolicy {
-        key: StreamKey,
+        resource: Resource,
         policy: String,
     },
     DeletePolicy {
-        key: StreamKey,
+        resource: Resource,
     },
     /// The controller's leader saw `node` stop answering at `since_ms` (or, with `None`, answer
     /// again).
@@ -143,6 +152,8 @@ pub enum Command {
         key: StreamKey,
         mode: StreamMode,
         now_ms: u64,
+        /// WarmThroughputMiBps, valid only when the stream becomes ON_DEMAND.
+        warm_throughput_mibps: Option<u32>,
     },
     /// Forgets the stream's closed shards whose every record is past retention at `now_ms`
     /// (EXPIRED: no longer listed; their groups are dropped).
@@ -168,6 +179,36 @@ pub enum Command {
     ReplicasSettled {
         group: u64,
         replicas: Vec<u64>,
+    },
+    /// RegisterStreamConsumer: the consumer starts CREATING.
+    RegisterConsumer(Registration),
+    /// The consumer registered at `created_ms` is ready: ACTIVE.
+    ActivateConsumer {
+        key: StreamKey,
+        name: String,
+        created_ms: u64,
+    },
+    /// DeregisterStreamConsumer: the consumer is DELETING.
+    DeregisterConsumer {
+        consumer: ConsumerKey,
+    },
+    /// The DELETING consumer registered at `created_ms` is gone.
+    RemoveConsumer {
+        key: StreamKey,
+        name: String,
+        created_ms: u64,
+    },
+    /// UpdateStreamWarmThroughput.
+    SetWarmThroughput {
+        key: StreamKey,
+        mibps: u32,
+        now_ms: u64,
+    },
+    /// UpdateAccountSettings: the minimum throughput billing commitment on or off.
+    SetAccountCommitment {
+        account: AccountKey,
+        enable: bool,
+        now_ms: u64,
     },
 }
 
@@ -202,14 +243,14 @@ pub(crate) fn not_found(key: &StreamKey) -> ControllerError {
     ))
 }
 
-fn stream_mut<'a>(
+pub(crate) fn stream_mut<'a>(
     state: &'a mut ClusterState,
     key: &StreamKey,
 ) -> Result<&'a mut StreamMeta, ControllerError> {
     state.streams.get_mut(key).ok_or_else(|| not_found(key))
 }
 
-fn require_active(stream: &StreamMeta) -> Result<(), ControllerError> {
+pub(crate) fn require_active(stream: &StreamMeta) -> Result<(), ControllerError> {
     if stream.status == StreamStatus::Active {
         return Ok(());
     }
@@ -264,6 +305,7 @@ impl Command {
                 max_record_size_kib,
                 replication_factor,
                 shard_limit,
+                warm_throughput_mibps,
             } => {
                 if state.streams.contains_key(&key) {
                     return Err(ControllerError::InUse(format!(
@@ -289,6 +331,9 @@ impl Command {
                         "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {open}. Limit: {shard_limit}. Number of additional shards that would have resulted from this request: {shard_count}. Refer to the AWS Service Limits page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
                         key.account, key.region
                     )));
+                }
+                if let Some(mibps) = warm_throughput_mibps {
+                    check_warm_throughput(state, &key, mode, mibps, now_ms)?;
                 }
                 let ranges = HashRange::split_evenly(shard_count)
                     .map_err(|e| ControllerError::InvalidArgument(e.to_string()))?;
@@ -339,6 +384,8 @@ impl Command {
                         policy: None,
                         reshard: None,
                         mode_changes_ms: Vec::new(),
+                        consumers: BTreeMap::new(),
+                        warm_throughput_mibps,
                     },
                 );
                 Ok(Outcome::Done)
@@ -351,11 +398,15 @@ impl Command {
                 stream.status = StreamStatus::Active;
                 Ok(Outcome::Done)
             }
-            Command::DeleteStream { key } => {
+            Command::DeleteStream {
+                key,
+                enforce_consumer_deletion,
+            } => {
                 let stream = stream_mut(state, &key)?;
                 if stream.status == StreamStatus::Deleting {
                     return Ok(Outcome::Unchanged);
                 }
+                consumer::delete_with_stream(stream, enforce_consumer_deletion)?;
                 stream.status = StreamStatus::Deleting;
                 Ok(Outcome::Done)
             }
@@ -389,25 +440,9 @@ impl Command {
                 stream.retention_hours = hours;
                 Ok(Outcome::Done)
             }
-            Command::AddTags { key, tags } => {
-                let stream = stream_mut(state, &key)?;
-                let mut merged = stream.tags.clone();
-                merged.extend(tags);
-                if merged.len() > MAX_TAGS_PER_STREAM {
-                    return Err(ControllerError::InvalidArgument(format!(
-                        "Failed to add tags to stream {} under account {} because a given stream cannot have more than {MAX_TAGS_PER_STREAM} tags associated with it.",
-                        key.name, key.account
-                    )));
-                }
-                stream.tags = merged;
-                Ok(Outcome::Done)
-            }
-            Command::RemoveTags { key, tag_keys } => {
-                let stream = stream_mut(state, &key)?;
-                for k in &tag_keys {
-                    stream.tags.remove(k);
-                }
-                Ok(Outcome::Done)
+            Command::AddTags { resource, tags } => resource::add_tags(state, &resource, tags),
+            Command::RemoveTags { resource, tag_keys } => {
+                resource::remove_tags(state, &resource, &tag_keys)
             }
             Command::SetEnhancedMetrics {
                 key,
@@ -477,20 +512,10 @@ impl Command {
                 stream.max_record_size_kib = kib;
                 Ok(Outcome::Done)
             }
-            Command::PutPolicy { key, policy } => {
-                let stream = stream_mut(state, &key)?;
-                require_active(stream)?;
-                stream.policy = Some(policy);
-                Ok(Outcome::Done)
+            Command::PutPolicy { resource, policy } => {
+                resource::put_policy(state, &resource, policy)
             }
-            Command::DeletePolicy { key } => {
-                let stream = stream_mut(state, &key)?;
-                require_active(stream)?;
-                if stream.policy.take().is_none() {
-                    return Ok(Outcome::Unchanged);
-                }
-                Ok(Outcome::Done)
-            }
+            Command::DeletePolicy { resource } => resource::delete_policy(state, &resource),
             Command::SetNodeDown { node, since_ms } => {
                 let Some(info) = state.nodes.get_mut(&node) else {
                     return Ok(Outcome::Unchanged);
@@ -579,7 +604,12 @@ impl Command {
             } => Ok(changed(reshard::record_seal(
                 state, &key, shard, sealed_at, now_ms,
             )?)),
-            Command::SetStreamMode { key, mode, now_ms } => set_mode(state, &key, mode, now_ms),
+            Command::SetStreamMode {
+                key,
+                mode,
+                now_ms,
+                warm_throughput_mibps,
+            } => set_mode(state, &key, mode, now_ms, warm_throughput_mibps),
             Command::ExpireShards { key, now_ms } => {
                 let stream = stream_mut(state, &key)?;
                 let expired: Vec<ShardId> = stream
@@ -643,6 +673,37 @@ impl Command {
                 state.nodes.remove(&node);
                 Ok(Outcome::Done)
             }
+            Command::RegisterConsumer(registration) => consumer::register(state, registration),
+            Command::ActivateConsumer {
+                key,
+                name,
+                created_ms,
+            } => Ok(consumer::activate(state, &key, &name, created_ms)),
+            Command::DeregisterConsumer { consumer } => consumer::deregister(state, &consumer),
+            Command::RemoveConsumer {
+                key,
+                name,
+                created_ms,
+            } => Ok(consumer::remove(state, &key, &name, created_ms)),
+            Command::SetWarmThroughput { key, mibps, now_ms } => {
+                let stream = state.stream(&key).ok_or_else(|| not_found(&key))?;
+                require_active(stream)?;
+                check_warm_throughput(state, &key, stream.mode, mibps, now_ms)?;
+                let stream = stream_mut(state, &key)?;
+                if stream.warm_throughput_mibps == Some(mibps) {
+                    return Ok(Outcome::Unchanged);
+                }
+                stream.warm_throughput_mibps = Some(mibps);
+                Ok(Outcome::Done)
+            }
+            Command::SetAccountCommitment {
+                account,
+                enable,
+                now_ms,
+            } => {
+                let settings = state.accounts.entry(account).or_default();
+                Ok(changed(settings.set_commitment(enable, now_ms)))
+            }
         }
     }
 }
@@ -676,11 +737,26 @@ fn set_mode(
     key: &StreamKey,
     mode: StreamMode,
     now_ms: u64,
+    warm_throughput_mibps: Option<u32>,
 ) -> Result<Outcome, ControllerError> {
+    require_active(state.stream(key).ok_or_else(|| not_found(key))?)?;
+    if warm_throughput_mibps.is_some() && mode != StreamMode::OnDemand {
+        return Err(ControllerError::Validation(
+            "WarmThroughputMiBps is only valid when the stream mode is being updated to ON_DEMAND."
+                .into(),
+        ));
+    }
+    if let Some(mibps) = warm_throughput_mibps {
+        check_warm_throughput(state, key, mode, mibps, now_ms)?;
+    }
     let stream = stream_mut(state, key)?;
-    require_active(stream)?;
     if stream.mode == mode {
-        return Ok(Outcome::Unchanged);
+        if warm_throughput_mibps.is_none() || stream.warm_throughput_mibps == warm_throughput_mibps
+        {
+            return Ok(Outcome::Unchanged);
+        }
+        stream.warm_throughput_mibps = warm_throughput_mibps;
+        return Ok(Outcome::Done);
     }
     stream
         .mode_changes_ms
@@ -693,6 +769,8 @@ fn set_mode(
     }
     stream.mode_changes_ms.push(now_ms);
     stream.mode = mode;
+    // Warm throughput belongs to on-demand streams only.
+    stream.warm_throughput_mibps = warm_throughput_mibps.filter(|_| mode == StreamMode::OnDemand);
     Ok(Outcome::Done)
 }
 
@@ -793,42 +871,7 @@ fn replace_node(state: &mut ClusterState, node: u64, now_ms: u64, dead_after_ms:
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(name: &str) -> StreamKey {
-        StreamKey {
-            account: "000000000000".into(),
-            region: "us-east-1".into(),
-            name: name.into(),
-        }
-    }
-
-    fn create(name: &str, shards: u32, limit: u32) -> Command {
-        Command::CreateStream {
-            key: key(name),
-            arn: format!("arn:aws:kinesis:us-east-1:000000000000:stream/{name}"),
-            now_ms: 1_700_000_000_000,
-            shard_count: shards,
-            mode: StreamMode::Provisioned,
-            tags: BTreeMap::new(),
-            max_record_size_kib: 1024,
-            replication_factor: 3,
-            shard_limit: limit,
-        }
-    }
-
-    fn bootstrapped() -> ClusterState {
-        let mut state = ClusterState::default();
-        let nodes = (1..=4)
-            .map(|id| (id, NodeInfo::new(format!("10.0.0.{id}:4667"))))
-            .collect();
-        Command::Bootstrap {
-            iterator_secret: [7; 32],
-            nodes,
-        }
-        .apply(&mut state)
-        .unwrap();
-        state
-    }
+    use crate::test_support::*;
 
     #[test]
     fn replicas_spread_over_the_least_loaded_nodes() {
@@ -841,16 +884,6 @@ mod tests {
             let distinct: std::collections::BTreeSet<_> = shard.replicas.iter().collect();
             assert_eq!(distinct.len(), 3, "three distinct nodes per shard");
         }
-    }
-
-    fn activate(state: &mut ClusterState, name: &str) {
-        let created_ms = state.streams[&key(name)].created_ms;
-        Command::MarkActive {
-            key: key(name),
-            created_ms,
-        }
-        .apply(state)
-        .unwrap();
     }
 
     #[test]
@@ -941,7 +974,7 @@ mod tests {
         let mut state = bootstrapped();
         create("a", 1, 10).apply(&mut state).unwrap();
         let tags = |range: std::ops::Range<u32>, value: &str| Command::AddTags {
-            key: key("a"),
+            resource: Resource::Stream(key("a")),
             tags: range
                 .map(|i| (format!("k{i}"), value.to_string()))
                 .collect(),
@@ -955,7 +988,7 @@ mod tests {
             Err(ControllerError::InvalidArgument(_))
         ));
         Command::RemoveTags {
-            key: key("a"),
+            resource: Resource::Stream(key("a")),
             tag_keys: vec!["k0".into(), "missing".into()],
         }
         .apply(&mut state)
@@ -968,9 +1001,7 @@ mod tests {
         let mut state = bootstrapped();
         create("a", 1, 10).apply(&mut state).unwrap();
         let created_ms = state.streams[&key("a")].created_ms;
-        Command::DeleteStream { key: key("a") }
-            .apply(&mut state)
-            .unwrap();
+        delete("a", false).apply(&mut state).unwrap();
         assert_eq!(state.streams[&key("a")].status, StreamStatus::Deleting);
         assert_eq!(
             Command::RemoveStream {
@@ -988,16 +1019,9 @@ mod tests {
         .unwrap();
         assert!(state.streams.is_empty());
         assert!(matches!(
-            Command::DeleteStream { key: key("a") }.apply(&mut state),
+            delete("a", false).apply(&mut state),
             Err(ControllerError::NotFound(_))
         ));
-    }
-
-    fn active(name: &str) -> ClusterState {
-        let mut state = bootstrapped();
-        create(name, 1, 10).apply(&mut state).unwrap();
-        activate(&mut state, name);
-        state
     }
 
     fn metrics(names: &[&str], enable: bool) -> Command {
@@ -1114,7 +1138,7 @@ mod tests {
     fn policies_are_stored_replaced_and_deleted() {
         let mut state = active("a");
         let put = |policy: &str| Command::PutPolicy {
-            key: key("a"),
+            resource: Resource::Stream(key("a")),
             policy: policy.into(),
         };
         put("{\"Version\":\"2012-10-17\"}")
@@ -1122,17 +1146,22 @@ mod tests {
             .unwrap();
         put("{}").apply(&mut state).unwrap();
         assert_eq!(state.streams[&key("a")].policy.as_deref(), Some("{}"));
-        Command::DeletePolicy { key: key("a") }
-            .apply(&mut state)
-            .unwrap();
+        Command::DeletePolicy {
+            resource: Resource::Stream(key("a")),
+        }
+        .apply(&mut state)
+        .unwrap();
         assert_eq!(state.streams[&key("a")].policy, None);
         assert_eq!(
-            Command::DeletePolicy { key: key("a") }.apply(&mut state),
+            Command::DeletePolicy {
+                resource: Resource::Stream(key("a")),
+            }
+            .apply(&mut state),
             Ok(Outcome::Unchanged)
         );
         assert!(matches!(
             Command::PutPolicy {
-                key: key("zz"),
+                resource: Resource::Stream(key("zz")),
                 policy: "{}".into()
             }
             .apply(&mut state),

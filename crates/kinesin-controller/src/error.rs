@@ -12,6 +12,10 @@ pub enum ControllerError {
     LimitExceeded(String),
     #[error("{0}")]
     InvalidArgument(String),
+    /// A request the operation does not support in this state (ValidationException), e.g. warm
+    /// throughput on a provisioned stream.
+    #[error("{0}")]
+    Validation(String),
     /// The controller group could not take the change (no leader, stopped): it was not made.
     #[error("controller unavailable: {0}")]
     Unavailable(String),

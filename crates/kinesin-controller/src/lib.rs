@@ -1,5 +1,6 @@
-//! The controller: the cluster's metadata (streams, shards and their groups, tags, retention) as a
-//! replicated state machine in Raft group 0, and the API to read it and change it.
+//! The controller: the cluster's metadata (streams, shards and their groups, tags, retention,
+//! enhanced fan-out consumers, account settings) as a replicated state machine in Raft group 0,
+//! and the API to read it and change it.
 //!
 //! Every change is a [`Command`] validated *inside* apply against the current state, so two racing
 //! requests can never both succeed where only one may (two CreateStreams of one name). Nodes read
@@ -8,17 +9,30 @@
 //!
 //! It must never hold records or talk to the network: shard data lives in shard groups.
 
+mod account;
 mod command;
+mod consumer;
 mod controller;
 mod error;
 mod reshard;
+mod resource;
 mod state;
+#[cfg(test)]
+mod test_support;
 
+pub use account::{
+    AccountKey, AccountSettings, Commitment, CommitmentStatus, MAX_WARM_THROUGHPUT_MIBPS,
+    MIN_COMMITMENT_MS, SHARD_WRITE_MIBPS,
+};
 pub use command::{Command, Outcome};
+pub use consumer::{
+    consumer_not_found, ConsumerKey, ConsumerMeta, ConsumerStatus, Registration,
+    DEFAULT_MAX_CONSUMERS_PER_STREAM, MAX_CREATING_CONSUMERS,
+};
 pub use controller::{Controller, CONTROLLER_GROUP};
 pub use error::ControllerError;
 pub use reshard::{ParentSeal, Reshard, Round};
 pub use state::{
-    ClusterState, EncryptionType, NodeInfo, ShardMeta, StreamKey, StreamMeta, StreamMode,
+    ClusterState, EncryptionType, NodeInfo, Resource, ShardMeta, StreamKey, StreamMeta, StreamMode,
     StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
 };

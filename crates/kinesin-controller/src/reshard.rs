@@ -385,53 +385,23 @@ pub(crate) fn check_target(current: usize, target: u32) -> Result<(), Controller
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::command::Command;
-    use crate::state::{NodeInfo, StreamMode, StreamStatus};
+    use crate::state::StreamStatus;
+    use crate::test_support::{self, NOW};
     use crate::ControllerError;
 
-    const NOW: u64 = 1_700_000_000_000;
-
     fn key() -> StreamKey {
-        StreamKey {
-            account: "000000000000".into(),
-            region: "us-east-1".into(),
-            name: "s".into(),
-        }
+        test_support::key("s")
     }
 
     /// A 4-node cluster with one ACTIVE stream of `shards` shards.
     fn cluster(shards: u32) -> ClusterState {
-        let mut state = ClusterState::default();
-        Command::Bootstrap {
-            iterator_secret: [1; 32],
-            nodes: (1..=4)
-                .map(|id| (id, NodeInfo::new(format!("n{id}:4667"))))
-                .collect(),
-        }
-        .apply(&mut state)
-        .unwrap();
-        Command::CreateStream {
-            key: key(),
-            arn: "arn".into(),
-            now_ms: NOW,
-            shard_count: shards,
-            mode: StreamMode::Provisioned,
-            tags: BTreeMap::new(),
-            max_record_size_kib: 1024,
-            replication_factor: 3,
-            shard_limit: 100,
-        }
-        .apply(&mut state)
-        .unwrap();
-        Command::MarkActive {
-            key: key(),
-            created_ms: NOW,
-        }
-        .apply(&mut state)
-        .unwrap();
+        let mut state = test_support::bootstrapped();
+        test_support::create("s", shards, 100)
+            .apply(&mut state)
+            .unwrap();
+        test_support::activate(&mut state, "s");
         state
     }
 

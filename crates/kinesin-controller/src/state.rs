@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use kinesin_types::{HashRange, ShardId};
 use serde::{Deserialize, Serialize};
 
+use crate::account::{AccountKey, AccountSettings};
+use crate::consumer::{ConsumerKey, ConsumerMeta};
 use crate::reshard::Reshard;
 
 /// Streams live in (account, region), as on AWS.
@@ -135,6 +137,13 @@ pub struct StreamMeta {
     /// When the stream mode last changed (UpdateStreamMode), for AWS's rate of switches.
     #[serde(default)]
     pub mode_changes_ms: Vec<u64>,
+    /// Enhanced fan-out consumers by name, in every state until they are removed.
+    #[serde(default)]
+    pub consumers: BTreeMap<String, ConsumerMeta>,
+    /// The warm throughput target of an ON_DEMAND stream, in MiB/s (UpdateStreamWarmThroughput,
+    /// CreateStream, UpdateStreamMode); `None` when none was set.
+    #[serde(default)]
+    pub warm_throughput_mibps: Option<u32>,
 }
 
 impl StreamMeta {
@@ -231,6 +240,16 @@ pub struct ClusterState {
     /// Every node of the cluster by id.
     #[serde(default)]
     pub nodes: BTreeMap<u64, NodeInfo>,
+    /// Settings of the accounts that changed them (UpdateAccountSettings), per region.
+    #[serde(default)]
+    pub accounts: BTreeMap<AccountKey, AccountSettings>,
+}
+
+/// What a resource ARN (TagResource, PutResourcePolicy …) names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resource {
+    Stream(StreamKey),
+    Consumer(ConsumerKey),
 }
 
 impl ClusterState {

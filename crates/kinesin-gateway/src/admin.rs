@@ -134,9 +134,9 @@ async fn membership_change(gateway: &Gateway, node: u64, command: Command) -> Re
             let status = match &e {
                 ControllerError::NotFound(_) => StatusCode::NOT_FOUND,
                 ControllerError::InUse(_) => StatusCode::CONFLICT,
-                ControllerError::InvalidArgument(_) | ControllerError::LimitExceeded(_) => {
-                    StatusCode::BAD_REQUEST
-                }
+                ControllerError::InvalidArgument(_)
+                | ControllerError::Validation(_)
+                | ControllerError::LimitExceeded(_) => StatusCode::BAD_REQUEST,
                 ControllerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 ControllerError::OutcomeUnknown(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };

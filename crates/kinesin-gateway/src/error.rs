@@ -10,6 +10,7 @@ pub(crate) fn from_controller(e: ControllerError) -> KinesisError {
         ControllerError::InUse(m) => KinesisError::new(ErrorKind::ResourceInUse, m),
         ControllerError::LimitExceeded(m) => KinesisError::new(ErrorKind::LimitExceeded, m),
         ControllerError::InvalidArgument(m) => KinesisError::new(ErrorKind::InvalidArgument, m),
+        ControllerError::Validation(m) => KinesisError::new(ErrorKind::Validation, m),
         ControllerError::Unavailable(m) => unavailable(m),
         ControllerError::OutcomeUnknown(m) => {
             tracing::error!(message = %m, "controller change failed");

@@ -10,6 +10,8 @@ pub struct Limits {
     pub max_get_records_bytes: usize,
     /// Open shards per account and region.
     pub shard_limit: u32,
+    /// Enhanced fan-out consumers registered per stream.
+    pub max_consumers_per_stream: u32,
     /// Request bytes held in memory at once across all requests (see `admission.rs`).
     pub max_inflight_request_bytes: usize,
 }
@@ -23,6 +25,7 @@ impl Default for Limits {
             max_get_records: 10_000,
             max_get_records_bytes: 10 << 20,
             shard_limit: 500,
+            max_consumers_per_stream: kinesin_controller::DEFAULT_MAX_CONSUMERS_PER_STREAM,
             max_inflight_request_bytes: 256 << 20,
         }
     }

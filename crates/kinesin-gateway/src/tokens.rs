@@ -1,4 +1,4 @@
-//! Paging tokens (`NextToken`) for ListShards and ListStreams. Opaque to clients: base64 of a small
+//! Paging tokens (`NextToken`) for ListShards, ListStreams and ListStreamConsumers. Opaque to clients: base64 of a small
 //! JSON document. They carry no secret, so they are not signed — a client that edits one only pages
 //! its own listing differently — but they do expire like AWS's.
 
@@ -33,6 +33,17 @@ pub(crate) struct ShardFilterToken {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ListStreamsToken {
     /// Listing continues after this stream name.
+    pub after: String,
+    pub issued_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ListConsumersToken {
+    pub account: String,
+    pub region: String,
+    pub stream: String,
+    pub stream_created_ms: u64,
+    /// Listing continues after this consumer name.
     pub after: String,
     pub issued_ms: u64,
 }

@@ -4,6 +4,10 @@
 //!
 //! Throughput is the difference of the records and bytes a replica applied between two checks.
 //! One change per stream per check, so each one is measured before the next is decided.
+//!
+//! A stream's warm throughput (UpdateStreamWarmThroughput, while its account's commitment is in
+//! force) is a floor under its open shards, at AWS's 1 MiB/s per shard: below it the widest shard
+//! is split whatever the load, and cold shards do not merge through it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,6 +80,10 @@ impl Autoscaler {
         stream: &StreamMeta,
         samples: &mut HashMap<u64, Sample>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let floor = shard_floor(state, stream, now_ms());
+        if let Some(decision) = warm_up(stream, floor) {
+            return self.carry_out(stream, decision).await;
+        }
         let mut rates = Vec::new();
         for shard in stream.open_shards() {
             let bounds = self
@@ -95,10 +103,18 @@ impl Autoscaler {
         if rates.len() != stream.open_shards().count() {
             return Ok(());
         }
-        let Some(command) = decide(stream, &rates, &self.scaling) else {
-            return Ok(());
-        };
-        let command = match command {
+        match decide(stream, &rates, &self.scaling, floor) {
+            Some(decision) => self.carry_out(stream, decision).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn carry_out(
+        &self,
+        stream: &StreamMeta,
+        decision: Decision,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let command = match decision {
             Decision::Split { shard, at } => Command::SplitShard {
                 key: stream.key.clone(),
                 shard,
@@ -144,13 +160,49 @@ enum Decision {
     },
 }
 
+/// The fewest open shards the stream keeps: AWS's minimum, or more for its warm throughput.
+fn shard_floor(state: &ClusterState, stream: &StreamMeta, now_ms: u64) -> usize {
+    let warm = if state.committed_at(&stream.key, now_ms) {
+        stream.warm_shard_floor()
+    } else {
+        0
+    };
+    warm.max(MIN_ON_DEMAND_SHARDS)
+}
+
+fn split_in_the_middle(shard: &ShardMeta) -> Decision {
+    let range = shard.hash_range;
+    Decision::Split {
+        shard: shard.id,
+        at: range.start + (range.end - range.start) / 2 + 1,
+    }
+}
+
+/// Below its floor, the stream's widest shard splits (the first of the widest: deterministic).
+fn warm_up(stream: &StreamMeta, floor: usize) -> Option<Decision> {
+    if stream.open_shards().count() >= floor {
+        return None;
+    }
+    let width = |s: &&ShardMeta| s.hash_range.end - s.hash_range.start;
+    let widest = stream
+        .open_shards()
+        .filter(|s| width(s) >= 2)
+        .max_by(|a, b| {
+            width(a)
+                .cmp(&width(b))
+                .then(b.hash_range.start.cmp(&a.hash_range.start))
+        })?;
+    Some(split_in_the_middle(widest))
+}
+
 /// The hottest shard over the split thresholds is split in the middle of its range; otherwise
-/// the first adjacent pair both under the merge thresholds is merged, while more than
-/// [`MIN_ON_DEMAND_SHARDS`] are open.
+/// the first adjacent pair both under the merge thresholds is merged, while more than `floor`
+/// shards are open.
 fn decide(
     stream: &StreamMeta,
     rates: &[(&ShardMeta, Rate)],
     scaling: &OnDemandScaling,
+    floor: usize,
 ) -> Option<Decision> {
     let load = |r: &Rate| {
         (r.records / scaling.split_records as f64).max(r.bytes / scaling.split_bytes as f64)
@@ -161,14 +213,10 @@ fn decide(
         .max_by(|a, b| load(&a.1).total_cmp(&load(&b.1)));
     if let Some((shard, rate)) = hottest {
         if load(rate) > 1.0 {
-            let range = shard.hash_range;
-            return Some(Decision::Split {
-                shard: shard.id,
-                at: range.start + (range.end - range.start) / 2 + 1,
-            });
+            return Some(split_in_the_middle(shard));
         }
     }
-    if stream.open_shards().count() <= MIN_ON_DEMAND_SHARDS {
+    if stream.open_shards().count() <= floor {
         return None;
     }
     let cold =
@@ -231,6 +279,8 @@ mod tests {
             policy: None,
             reshard: None,
             mode_changes_ms: vec![],
+            consumers: Default::default(),
+            warm_throughput_mibps: None,
         }
     }
 
@@ -262,7 +312,7 @@ mod tests {
     #[test]
     fn the_hottest_shard_over_the_threshold_splits_in_the_middle() {
         let s = stream(4);
-        let decision = decide(&s, &rates(&s, &[10.0, 1500.0, 2500.0, 50.0]), &SCALING);
+        let decision = decide(&s, &rates(&s, &[10.0, 1500.0, 2500.0, 50.0]), &SCALING, 4);
         let third = s.shards[2].hash_range;
         assert_eq!(
             decision,
@@ -276,13 +326,14 @@ mod tests {
     #[test]
     fn cold_neighbours_merge_but_never_below_four_shards() {
         let s = stream(4);
-        assert_eq!(decide(&s, &rates(&s, &[1.0; 4]), &SCALING), None);
+        assert_eq!(decide(&s, &rates(&s, &[1.0; 4]), &SCALING, 4), None);
         let s = stream(6);
         assert_eq!(
             decide(
                 &s,
                 &rates(&s, &[500.0, 5.0, 5.0, 5.0, 500.0, 500.0]),
-                &SCALING
+                &SCALING,
+                4
             ),
             Some(Decision::Merge {
                 shard: ShardId(1),
@@ -290,9 +341,53 @@ mod tests {
             })
         );
         assert_eq!(
-            decide(&s, &rates(&s, &[500.0; 6]), &SCALING),
+            decide(&s, &rates(&s, &[500.0; 6]), &SCALING, 4),
             None,
             "warm shards stay"
         );
+    }
+
+    #[test]
+    fn warm_throughput_keeps_shards_open_whatever_the_load() {
+        let s = stream(6);
+        let cold = rates(&s, &[1.0; 6]);
+        assert!(
+            decide(&s, &cold, &SCALING, 4).is_some(),
+            "cold shards merge"
+        );
+        assert_eq!(
+            decide(&s, &cold, &SCALING, 6),
+            None,
+            "but not through the warm floor"
+        );
+        assert_eq!(warm_up(&s, 6), None);
+        // Below the floor the widest shard splits; the widest here is the last (it takes the
+        // remainder of the hash space).
+        let widest = s
+            .shards
+            .iter()
+            .max_by_key(|sh| sh.hash_range.end - sh.hash_range.start)
+            .unwrap();
+        assert_eq!(warm_up(&s, 7), Some(split_in_the_middle(widest)));
+    }
+
+    #[test]
+    fn the_warm_floor_counts_only_while_the_account_is_committed() {
+        let mut state = ClusterState::default();
+        let mut s = stream(4);
+        s.warm_throughput_mibps = Some(9);
+        assert_eq!(shard_floor(&state, &s, 1_000), MIN_ON_DEMAND_SHARDS);
+        let settings = state.accounts.entry(kinesin_controller::AccountKey {
+            account: s.key.account.clone(),
+            region: s.key.region.clone(),
+        });
+        settings.or_default().commitment = Some(kinesin_controller::Commitment {
+            started_ms: 0,
+            earliest_end_ms: 10,
+            ends_ms: None,
+        });
+        assert_eq!(shard_floor(&state, &s, 1_000), 9);
+        s.warm_throughput_mibps = Some(2);
+        assert_eq!(shard_floor(&state, &s, 1_000), MIN_ON_DEMAND_SHARDS);
     }
 }

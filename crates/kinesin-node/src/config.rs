@@ -88,6 +88,11 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_SHARD_LIMIT", value_name = "N")]
     pub shard_limit: Option<u32>,
 
+    /// Enhanced fan-out consumers that may be registered with one stream (AWS: 20); beyond it
+    /// RegisterStreamConsumer answers LimitExceededException. [default: 20]
+    #[arg(long, env = "KINESIN_MAX_CONSUMERS_PER_STREAM", value_name = "N")]
+    pub max_consumers_per_stream: Option<u32>,
+
     /// Records per second each shard accepts (Kinesis: 1000); writes over it are refused with
     /// ProvisionedThroughputExceededException. 0 switches the limit off (capacity tests).
     /// [default: 1000]
@@ -191,6 +196,7 @@ struct FileConfig {
     max_get_records: Option<usize>,
     max_get_records_bytes: Option<usize>,
     shard_limit: Option<u32>,
+    max_consumers_per_stream: Option<u32>,
     shard_write_records_per_sec: Option<u64>,
     shard_write_bytes_per_sec: Option<u64>,
     max_inflight_request_bytes: Option<usize>,
@@ -354,6 +360,10 @@ impl ServerArgs {
                     defaults.max_get_records_bytes
                 ),
                 shard_limit: layered!(shard_limit, defaults.shard_limit),
+                max_consumers_per_stream: layered!(
+                    max_consumers_per_stream,
+                    defaults.max_consumers_per_stream
+                ),
                 max_inflight_request_bytes: layered!(
                     max_inflight_request_bytes,
                     defaults.max_inflight_request_bytes
@@ -452,6 +462,9 @@ impl ServerConfig {
                 ),
             });
         }
+        if l.max_consumers_per_stream == 0 {
+            return invalid("max_consumers_per_stream", "must be at least 1");
+        }
         if l.max_get_records == 0 {
             return invalid("max_get_records", "must be positive");
         }
@@ -516,6 +529,7 @@ mod tests {
         assert_eq!(config.account_id, "000000000000");
         assert_eq!(config.limits.max_record_bytes, 1 << 20);
         assert_eq!(config.limits.max_put_records, 500);
+        assert_eq!(config.limits.max_consumers_per_stream, 20);
         assert_eq!(config.dead_node_secs, 300);
         assert_eq!(config.raft.heartbeat_ms, 300);
         assert_eq!(

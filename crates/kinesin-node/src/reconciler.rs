@@ -3,16 +3,18 @@
 //! The controller decides (which shards exist, where their replicas go, which streams are being
 //! deleted); this loop converges: it opens groups this node should host, drops groups of deleted
 //! streams, and — on the controller's leader — reports progress back (cluster bootstrapped,
-//! stream active, stream removed) as controller commands. Where this node leads a shard whose
-//! replicas the controller moved (a dead node replaced), it changes the group's membership to
-//! match. Every step is idempotent, so a crash anywhere is repaired by the next pass.
+//! stream active, stream removed, consumer active or removed) as controller commands. Where this
+//! node leads a shard whose replicas the controller moved (a dead node replaced), it changes the
+//! group's membership to match. Every step is idempotent, so a crash anywhere is repaired by the
+//! next pass.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kinesin_controller::{
-    ClusterState, Command, Controller, NodeInfo, ShardMeta, StreamStatus, CONTROLLER_GROUP,
+    ClusterState, Command, ConsumerStatus, Controller, NodeInfo, ShardMeta, StreamStatus,
+    CONTROLLER_GROUP,
 };
 use kinesin_raft::{GroupHandle, GroupKind, GroupOptions, MultiRaft};
 use tokio::sync::watch;
@@ -212,6 +214,7 @@ impl Reconciler {
         }
         if leads_controller {
             self.resharder.drive(&state);
+            self.settle_consumers(&state).await;
             self.expire_closed_shards(&state).await?;
             self.manage_controller_members(&state).await?;
         }
@@ -260,6 +263,47 @@ impl Reconciler {
             settle(&self.controller, group.id(), shard.replicas.clone()).await;
         }
         self.hand_to_preferred_leader(group, shard, state).await;
+    }
+
+    /// Moves enhanced fan-out consumers on, as streams are: a CREATING consumer is activated, a
+    /// DELETING one removed. Nothing needs building for a consumer (it reads through the shards'
+    /// groups), so neither waits; clients still see CREATING and DELETING, as AWS's clients do.
+    /// A step that fails is retried by the next pass and holds up nothing else.
+    async fn settle_consumers(&self, state: &ClusterState) {
+        let live = state
+            .streams
+            .values()
+            .filter(|s| s.status != StreamStatus::Deleting);
+        for stream in live {
+            for consumer in stream.consumers.values() {
+                let (key, name, created_ms) = (
+                    stream.key.clone(),
+                    consumer.name.clone(),
+                    consumer.created_ms,
+                );
+                let command = match consumer.status {
+                    ConsumerStatus::Active => continue,
+                    ConsumerStatus::Creating => Command::ActivateConsumer {
+                        key,
+                        name,
+                        created_ms,
+                    },
+                    ConsumerStatus::Deleting => Command::RemoveConsumer {
+                        key,
+                        name,
+                        created_ms,
+                    },
+                };
+                match self.controller.propose(&command).await {
+                    Ok(_) => {
+                        tracing::info!(stream = %stream.key.name, consumer = %consumer.name, was = consumer.status.as_str(), "consumer settled")
+                    }
+                    Err(e) => {
+                        tracing::warn!(stream = %stream.key.name, consumer = %consumer.name, error = %e, "could not settle a consumer")
+                    }
+                }
+            }
+        }
     }
 
     /// Forgets closed shards whose records are all past retention (EXPIRED shards are not listed;

@@ -11,7 +11,7 @@ use kinesin_api::KinesisError;
 use kinesin_controller::{EncryptionType, ShardMeta, StreamMeta, StreamMode, StreamStatus};
 use kinesin_types::{SequenceNumber, ShardId};
 
-use super::{invalid_argument, ms_to_secs, now_ms};
+use super::{invalid_argument, ms_to_secs, now_ms, page, page_size};
 use crate::context::{find, RequestContext};
 use crate::tokens::{self, ListStreamsToken};
 use crate::Gateway;
@@ -93,11 +93,11 @@ pub(super) fn describe_stream(
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let state = gateway.controller.state();
     let stream = find(&state, &key)?;
-    let limit = input
-        .limit
-        .map(|l| l.max(1) as usize)
-        .unwrap_or(DESCRIBE_STREAM_MAX_SHARDS)
-        .min(DESCRIBE_STREAM_MAX_SHARDS);
+    let limit = page_size(
+        input.limit,
+        DESCRIBE_STREAM_MAX_SHARDS,
+        DESCRIBE_STREAM_MAX_SHARDS,
+    );
     let after = match &input.exclusive_start_shard_id {
         Some(id) => Some(
             id.parse::<ShardId>()
@@ -105,13 +105,12 @@ pub(super) fn describe_stream(
         ),
         None => None,
     };
-    let mut shards = stream
+    let shards = stream
         .shards
         .iter()
         .filter(|s| after.is_none_or(|a| s.id > a))
         .map(shard_to_wire);
-    let page: Vec<Shard> = shards.by_ref().take(limit).collect();
-    let has_more_shards = shards.next().is_some();
+    let (page, has_more_shards) = page(shards, limit);
     let (encryption_type, key_id) = encryption_to_wire(&stream.encryption);
     Ok(DescribeStreamOutput {
         stream_description: StreamDescription {
@@ -152,8 +151,8 @@ pub(super) fn describe_summary(
             encryption_type: Some(encryption_type),
             key_id,
             open_shard_count: stream.open_shards().count() as i32,
-            consumer_count: Some(0),
-            warm_throughput: None,
+            consumer_count: Some(stream.consumers.len() as i32),
+            warm_throughput: super::account::warm_throughput(&state, stream, now_ms()),
             max_record_size_in_kib: Some(stream.max_record_size_kib as i32),
             channel_count: None,
             record_distribution_strategy: None,
@@ -179,16 +178,12 @@ pub(super) fn list_streams(
         }
         (None, name) => name.clone(),
     };
-    let limit = input
-        .limit
-        .map(|l| l.max(1) as usize)
-        .unwrap_or(LIST_STREAMS_DEFAULT_LIMIT);
+    let limit = page_size(input.limit, LIST_STREAMS_DEFAULT_LIMIT, usize::MAX);
     let state = gateway.controller.state();
-    let mut streams = state
+    let streams = state
         .streams_in(&ctx.account, &ctx.region)
         .filter(|s| after.as_deref().is_none_or(|a| s.key.name.as_str() > a));
-    let page: Vec<&StreamMeta> = streams.by_ref().take(limit).collect();
-    let has_more_streams = streams.next().is_some();
+    let (page, has_more_streams) = page(streams, limit);
     let next_token = match (has_more_streams, page.last()) {
         (true, Some(last)) => Some(tokens::encode(&ListStreamsToken {
             after: last.key.name.clone(),

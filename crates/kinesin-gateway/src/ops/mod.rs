@@ -1,6 +1,8 @@
 //! One function per Kinesis operation. Each reads the controller's state or proposes a change to
 //! it, or routes records to shard groups, and answers with the model's output shape.
 
+mod account;
+mod consumers;
 mod describe;
 mod records;
 mod reshard;
@@ -124,6 +126,24 @@ pub(crate) async fn dispatch(
         Request::UpdateStreamMode(input) => {
             done(op, reshard::update_stream_mode(gateway, ctx, input).await?)
         }
+        Request::RegisterStreamConsumer(input) => {
+            done(op, consumers::register(gateway, ctx, input).await?)
+        }
+        Request::DescribeStreamConsumer(input) => {
+            done(op, consumers::describe(gateway, ctx, input)?)
+        }
+        Request::ListStreamConsumers(input) => done(op, consumers::list(gateway, ctx, input)?),
+        Request::DeregisterStreamConsumer(input) => {
+            done(op, consumers::deregister(gateway, ctx, input).await?)
+        }
+        Request::UpdateStreamWarmThroughput(input) => done(
+            op,
+            account::update_warm_throughput(gateway, ctx, input).await?,
+        ),
+        Request::DescribeAccountSettings(_) => done(op, account::describe(gateway, ctx)?),
+        Request::UpdateAccountSettings(input) => {
+            done(op, account::update(gateway, ctx, input).await?)
+        }
         _ => Err(KinesisError::new(
             ErrorKind::UnknownOperation,
             format!("Kinesin does not implement {} yet.", op.name()),
@@ -148,6 +168,7 @@ fn reads_cluster_state(op: Operation) -> bool {
             | Operation::GetResourcePolicy
             | Operation::DescribeStreamConsumer
             | Operation::ListStreamConsumers
+            | Operation::DescribeAccountSettings
     )
 }
 
@@ -187,6 +208,22 @@ pub(crate) async fn change(gateway: &Gateway, command: &Command) -> Result<Outco
         .propose(command)
         .await
         .map_err(from_controller)
+}
+
+/// The page size a listing request asks for: at least 1, `default` when it says nothing, and
+/// never more than `cap`.
+pub(crate) fn page_size(requested: Option<i32>, default: usize, cap: usize) -> usize {
+    requested
+        .map(|m| m.max(1) as usize)
+        .unwrap_or(default)
+        .min(cap)
+}
+
+/// One page of a listing: at most `size` items, and whether more follow.
+pub(crate) fn page<T>(mut items: impl Iterator<Item = T>, size: usize) -> (Vec<T>, bool) {
+    let page: Vec<T> = items.by_ref().take(size).collect();
+    let more = items.next().is_some();
+    (page, more)
 }
 
 pub(crate) fn invalid_argument(message: impl Into<String>) -> KinesisError {

@@ -138,6 +138,7 @@ pub(super) async fn update_stream_mode(
             key,
             mode,
             now_ms: now_ms(),
+            warm_throughput_mibps: input.warm_throughput_mibps.map(super::account::mibps),
         },
     )
     .await?;

@@ -11,12 +11,12 @@ use kinesin_api::model::{
 use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{Command, Outcome, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB};
 
-use super::tags::resource_stream;
+use super::tags::{find_resource, resource};
 use super::{change, invalid_argument};
-use crate::context::{find, RequestContext};
+use crate::context::RequestContext;
 use crate::Gateway;
 
-/// What GetResourcePolicy answers for a stream without a policy, as AWS does.
+/// What GetResourcePolicy answers for a stream or consumer without a policy, as AWS does.
 const NO_POLICY: &str = "{}";
 
 fn metric_names(names: &[String]) -> Vec<MetricsName> {
@@ -155,7 +155,7 @@ pub(super) async fn put_policy(
     _ctx: &RequestContext,
     input: PutResourcePolicyInput,
 ) -> Result<PutResourcePolicyOutput, KinesisError> {
-    let key = resource_stream(&input.resource_arn)?;
+    let resource = resource(&input.resource_arn)?;
     // Policies are not enforced, but a document that is not a JSON object could never be one.
     let is_object = serde_json::from_str::<serde_json::Value>(&input.policy)
         .map(|v| v.is_object())
@@ -169,7 +169,7 @@ pub(super) async fn put_policy(
     change(
         gateway,
         &Command::PutPolicy {
-            key,
+            resource,
             policy: input.policy,
         },
     )
@@ -182,11 +182,10 @@ pub(super) fn get_policy(
     _ctx: &RequestContext,
     input: GetResourcePolicyInput,
 ) -> Result<GetResourcePolicyOutput, KinesisError> {
-    let key = resource_stream(&input.resource_arn)?;
     let state = gateway.controller.state();
-    let stream = find(&state, &key)?;
+    let (_, policy) = find_resource(&state, &resource(&input.resource_arn)?)?;
     Ok(GetResourcePolicyOutput {
-        policy: stream.policy.clone().unwrap_or_else(|| NO_POLICY.into()),
+        policy: policy.unwrap_or(NO_POLICY).to_string(),
     })
 }
 
@@ -195,7 +194,7 @@ pub(super) async fn delete_policy(
     _ctx: &RequestContext,
     input: DeleteResourcePolicyInput,
 ) -> Result<DeleteResourcePolicyOutput, KinesisError> {
-    let key = resource_stream(&input.resource_arn)?;
-    change(gateway, &Command::DeletePolicy { key }).await?;
+    let resource = resource(&input.resource_arn)?;
+    change(gateway, &Command::DeletePolicy { resource }).await?;
     Ok(DeleteResourcePolicyOutput {})
 }

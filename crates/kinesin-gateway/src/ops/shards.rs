@@ -6,7 +6,7 @@ use kinesin_controller::{ShardMeta, StreamKey, StreamMeta};
 use kinesin_types::ShardId;
 
 use super::describe::shard_to_wire;
-use super::{invalid_argument, now_ms, secs_to_ms};
+use super::{invalid_argument, now_ms, page, page_size, secs_to_ms};
 use crate::context::{find, RequestContext};
 use crate::tokens::{self, ListShardsToken, ShardFilterToken};
 use crate::Gateway;
@@ -138,19 +138,17 @@ pub(super) fn list_shards(
         Some(filter) => Selection::from_filter(filter, stream)?,
         None => Selection::All,
     };
-    let max = input
-        .max_results
-        .map(|m| m.max(1) as usize)
-        .unwrap_or(MAX_RESULTS)
-        .min(MAX_RESULTS);
-    let mut selected = stream
+    let selected = stream
         .shards
         .iter()
         .filter(|s| after.is_none_or(|a| s.id > a))
         .filter(|s| selection.selects(s, stream));
-    let page: Vec<&ShardMeta> = selected.by_ref().take(max).collect();
-    let next_token = match (selected.next(), page.last()) {
-        (Some(_), Some(last)) => Some(tokens::encode(&ListShardsToken {
+    let (page, more) = page(
+        selected,
+        page_size(input.max_results, MAX_RESULTS, MAX_RESULTS),
+    );
+    let next_token = match (more, page.last()) {
+        (true, Some(last)) => Some(tokens::encode(&ListShardsToken {
             account: key.account.clone(),
             region: key.region.clone(),
             stream: key.name.clone(),

@@ -59,6 +59,7 @@ pub(super) async fn create(
         max_record_size_kib,
         replication_factor: gateway.settings.replication_factor,
         shard_limit: gateway.settings.limits.shard_limit,
+        warm_throughput_mibps: input.warm_throughput_mibps.map(super::account::mibps),
     };
     change(gateway, &command).await?;
     tracing::info!(stream = %input.stream_name, shards = shard_count, "stream created");
@@ -71,7 +72,14 @@ pub(super) async fn delete(
     input: DeleteStreamInput,
 ) -> Result<DeleteStreamOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    change(gateway, &Command::DeleteStream { key }).await?;
+    change(
+        gateway,
+        &Command::DeleteStream {
+            key,
+            enforce_consumer_deletion: input.enforce_consumer_deletion.unwrap_or(false),
+        },
+    )
+    .await?;
     Ok(DeleteStreamOutput {})
 }
 

@@ -1,4 +1,5 @@
-//! Tags on streams: by stream (AddTagsToStream …) and by resource ARN (TagResource …).
+//! Tags on streams and consumers: by stream (AddTagsToStream …) and by resource ARN
+//! (TagResource …, which names a stream or a consumer).
 
 use std::collections::BTreeMap;
 
@@ -8,12 +9,15 @@ use kinesin_api::model::{
     RemoveTagsFromStreamInput, RemoveTagsFromStreamOutput, Tag, TagResourceInput,
     TagResourceOutput, UntagResourceInput, UntagResourceOutput,
 };
-use kinesin_api::{ErrorKind, KinesisError};
-use kinesin_controller::{Command, StreamKey};
+use kinesin_api::KinesisError;
+use kinesin_controller::{
+    consumer_not_found, ClusterState, Command, ConsumerKey, Resource, StreamKey,
+};
 use kinesin_types::{parse_resource_arn, ResourceArn};
 
 use super::{change, invalid_argument};
 use crate::context::{find, RequestContext};
+use crate::error::from_controller;
 use crate::Gateway;
 
 const LIST_TAGS_DEFAULT_LIMIT: usize = 50;
@@ -47,38 +51,57 @@ fn tag_list<'a>(tags: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<Tag
     .collect()
 }
 
-/// The stream a resource ARN names. Consumers are not supported yet, so their ARNs name nothing.
-pub(super) fn resource_stream(arn: &str) -> Result<StreamKey, KinesisError> {
-    match parse_resource_arn(arn) {
-        Ok(ResourceArn::Stream(stream)) => Ok(StreamKey {
+/// The stream or consumer a resource ARN names.
+pub(super) fn resource(arn: &str) -> Result<Resource, KinesisError> {
+    let invalid =
+        |e: kinesin_types::TypesError| invalid_argument(format!("Invalid ResourceARN {arn}: {e}"));
+    match parse_resource_arn(arn).map_err(invalid)? {
+        ResourceArn::Stream(stream) => Ok(Resource::Stream(StreamKey {
             account: stream.account,
             region: stream.region,
             name: stream.stream_name,
-        }),
-        Ok(ResourceArn::Consumer(_)) => Err(KinesisError::new(
-            ErrorKind::ResourceNotFound,
-            format!("Consumer {arn} not found."),
+        })),
+        ResourceArn::Consumer(_) => Ok(Resource::Consumer(
+            ConsumerKey::from_arn(arn).map_err(invalid)?,
         )),
-        Err(e) => Err(invalid_argument(format!("Invalid ResourceARN {arn}: {e}"))),
+    }
+}
+
+/// What a resource ARN names in `state`: its tags and resource policy.
+pub(super) fn find_resource<'a>(
+    state: &'a ClusterState,
+    resource: &Resource,
+) -> Result<(&'a BTreeMap<String, String>, Option<&'a str>), KinesisError> {
+    match resource {
+        Resource::Stream(key) => {
+            let stream = find(state, key)?;
+            Ok((&stream.tags, stream.policy.as_deref()))
+        }
+        Resource::Consumer(key) => {
+            let (_, consumer) = state
+                .consumer(key)
+                .ok_or_else(|| from_controller(consumer_not_found(key)))?;
+            Ok((&consumer.tags, consumer.policy.as_deref()))
+        }
     }
 }
 
 async fn add(
     gateway: &Gateway,
-    key: StreamKey,
+    resource: Resource,
     tags: BTreeMap<String, String>,
 ) -> Result<(), KinesisError> {
     validate_tags(&tags)?;
-    change(gateway, &Command::AddTags { key, tags }).await?;
+    change(gateway, &Command::AddTags { resource, tags }).await?;
     Ok(())
 }
 
 async fn remove(
     gateway: &Gateway,
-    key: StreamKey,
+    resource: Resource,
     tag_keys: Vec<String>,
 ) -> Result<(), KinesisError> {
-    change(gateway, &Command::RemoveTags { key, tag_keys }).await?;
+    change(gateway, &Command::RemoveTags { resource, tag_keys }).await?;
     Ok(())
 }
 
@@ -88,7 +111,7 @@ pub(super) async fn add_to_stream(
     input: AddTagsToStreamInput,
 ) -> Result<AddTagsToStreamOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    add(gateway, key, input.tags).await?;
+    add(gateway, Resource::Stream(key), input.tags).await?;
     Ok(AddTagsToStreamOutput {})
 }
 
@@ -98,7 +121,7 @@ pub(super) async fn remove_from_stream(
     input: RemoveTagsFromStreamInput,
 ) -> Result<RemoveTagsFromStreamOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
-    remove(gateway, key, input.tag_keys).await?;
+    remove(gateway, Resource::Stream(key), input.tag_keys).await?;
     Ok(RemoveTagsFromStreamOutput {})
 }
 
@@ -131,7 +154,7 @@ pub(super) async fn tag_resource(
     _ctx: &RequestContext,
     input: TagResourceInput,
 ) -> Result<TagResourceOutput, KinesisError> {
-    add(gateway, resource_stream(&input.resource_arn)?, input.tags).await?;
+    add(gateway, resource(&input.resource_arn)?, input.tags).await?;
     Ok(TagResourceOutput {})
 }
 
@@ -140,12 +163,7 @@ pub(super) async fn untag_resource(
     _ctx: &RequestContext,
     input: UntagResourceInput,
 ) -> Result<UntagResourceOutput, KinesisError> {
-    remove(
-        gateway,
-        resource_stream(&input.resource_arn)?,
-        input.tag_keys,
-    )
-    .await?;
+    remove(gateway, resource(&input.resource_arn)?, input.tag_keys).await?;
     Ok(UntagResourceOutput {})
 }
 
@@ -154,10 +172,9 @@ pub(super) fn list_for_resource(
     _ctx: &RequestContext,
     input: ListTagsForResourceInput,
 ) -> Result<ListTagsForResourceOutput, KinesisError> {
-    let key = resource_stream(&input.resource_arn)?;
     let state = gateway.controller.state();
-    let stream = find(&state, &key)?;
+    let (tags, _) = find_resource(&state, &resource(&input.resource_arn)?)?;
     Ok(ListTagsForResourceOutput {
-        tags: Some(tag_list(stream.tags.iter())),
+        tags: Some(tag_list(tags.iter())),
     })
 }
