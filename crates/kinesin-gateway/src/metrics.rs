@@ -28,6 +28,10 @@ pub(crate) struct Metrics {
     pub records_pushed: AtomicU64,
     /// GetRecords calls refused for their shard's read limits.
     pub reads_throttled: AtomicU64,
+    /// API requests by the HTTP version they came in (1.x, or 2: h2 over TLS or h2c): which
+    /// clients negotiate what, seen from the server.
+    http1_requests: AtomicU64,
+    http2_requests: AtomicU64,
 }
 
 impl Metrics {
@@ -37,6 +41,15 @@ impl Metrics {
 
     pub fn subscription_ended(&self) {
         self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn count_http_version(&self, version: axum::http::Version) {
+        let counter = if version == axum::http::Version::HTTP_2 {
+            &self.http2_requests
+        } else {
+            &self.http1_requests
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn observe(&self, operation: &'static str, outcome: &'static str, latency_us: u64) {
@@ -70,6 +83,15 @@ impl Metrics {
             );
         }
         drop(requests);
+        out.push_str("# HELP kinesin_http_requests_total Kinesis API requests by HTTP version.\n");
+        out.push_str("# TYPE kinesin_http_requests_total counter\n");
+        for (version, counter) in [("1", &self.http1_requests), ("2", &self.http2_requests)] {
+            let _ = writeln!(
+                out,
+                "kinesin_http_requests_total{{version=\"{version}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
         let sync = raft.engine().sync_stats();
         let transport = raft.transport_stats();
         let gauges = [

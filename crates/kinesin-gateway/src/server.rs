@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -118,11 +118,13 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
 
 async fn handle(
     State(gateway): State<Arc<Gateway>>,
+    version: Version,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    gateway.metrics.count_http_version(version);
     let protocol = Protocol::from_content_type(
         headers
             .get("content-type")

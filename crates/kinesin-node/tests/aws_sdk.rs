@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,8 @@ use aws_sdk_kinesis::Client;
 struct Server {
     child: Child,
     endpoint: String,
+    /// The plain HTTP listener's address (health, metrics).
+    plain: String,
     _dir: tempfile::TempDir,
 }
 
@@ -31,23 +34,35 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn healthy(addr: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(addr) else {
-        return false;
-    };
+/// `GET path` over plain HTTP/1.1: the whole response, or None when the node is not answering.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.1 200")
+    Some(response)
+}
+
+fn healthy(addr: &str) -> bool {
+    http_get(addr, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+}
+
+/// The value of the sample `name` (with its labels) in the node's `/metrics`.
+fn metric(addr: &str, sample: &str) -> u64 {
+    let body = http_get(addr, "/metrics").expect("metrics answer");
+    body.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in /metrics"))
 }
 
 fn start() -> Server {
+    start_with(|_| Vec::new())
+}
+
+/// A server with extra flags, made from its data directory's parent (for files they name).
+fn start_with(extra: impl FnOnce(&Path) -> Vec<String>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let api = format!("127.0.0.1:{}", free_port());
     let cluster = format!("127.0.0.1:{}", free_port());
@@ -55,6 +70,7 @@ fn start() -> Server {
         .args(["server", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(["--listen", &api, "--cluster-listen", &cluster])
+        .args(extra(dir.path()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -62,6 +78,7 @@ fn start() -> Server {
     let mut server = Server {
         child,
         endpoint: format!("http://{api}"),
+        plain: api.clone(),
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -77,7 +94,11 @@ fn start() -> Server {
 }
 
 fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_kinesis::Config::builder()
+    Client::from_conf(client_config(endpoint).build())
+}
+
+fn client_config(endpoint: &str) -> aws_sdk_kinesis::config::Builder {
+    aws_sdk_kinesis::Config::builder()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
@@ -87,8 +108,6 @@ fn client(endpoint: &str) -> Client {
             None,
             "test",
         ))
-        .build();
-    Client::from_conf(config)
 }
 
 async fn wait_active(client: &Client, name: &str) {
@@ -213,10 +232,75 @@ async fn rust_sdk_round_trip() {
 /// from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_sdk_subscribes_to_a_shard() {
+    let server = start();
+    subscribe_and_resume(&client(&server.endpoint)).await;
+    assert_eq!(
+        metric(&server.plain, "kinesin_http_requests_total{version=\"2\"}"),
+        0
+    );
+}
+
+/// Over TLS the SDK's client offers ALPN h2 and http/1.1: every call, SubscribeToShard's event
+/// stream included, must go over HTTP/2, as the Java SDK's Netty client sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_subscribes_over_tls_with_alpn_h2() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let node_key = KeyPair::generate().unwrap();
+    let node_cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&node_key, &*ca)
+        .unwrap();
+    let tls = format!("127.0.0.1:{}", free_port());
+    let tls_port = tls.rsplit(':').next().unwrap().to_string();
+    let server = start_with(|dir| {
+        let (cert, key) = (dir.join("node.pem"), dir.join("node.key"));
+        std::fs::write(&cert, node_cert.pem()).unwrap();
+        std::fs::write(&key, node_key.serialize_pem()).unwrap();
+        vec![
+            "--tls-listen".into(),
+            tls.clone(),
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ]
+    });
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(
+            aws_smithy_http_client::tls::TlsContext::builder()
+                .with_trust_store(
+                    aws_smithy_http_client::tls::TrustStore::empty()
+                        .with_pem_certificate(ca.pem().into_bytes()),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build_https();
+    let config = client_config(&format!("https://localhost:{tls_port}"))
+        .http_client(http)
+        .build();
+    subscribe_and_resume(&Client::from_conf(config)).await;
+    let http2 = metric(&server.plain, "kinesin_http_requests_total{version=\"2\"}");
+    assert!(http2 > 10, "the SDK's calls came over HTTP/2: {http2}");
+    assert_eq!(
+        metric(&server.plain, "kinesin_http_requests_total{version=\"1\"}"),
+        0
+    );
+}
+
+/// Registers a consumer, subscribes from TRIM_HORIZON, gets records written before and during
+/// the subscription, then resumes from the last continuation number.
+async fn subscribe_and_resume(kinesis: &Client) {
     use aws_sdk_kinesis::types::{ConsumerStatus, StartingPosition, SubscribeToShardEventStream};
 
-    let server = start();
-    let kinesis = client(&server.endpoint);
     kinesis
         .create_stream()
         .stream_name("fanout")
@@ -224,7 +308,7 @@ async fn rust_sdk_subscribes_to_a_shard() {
         .send()
         .await
         .unwrap();
-    wait_active(&kinesis, "fanout").await;
+    wait_active(kinesis, "fanout").await;
     let stream_arn = kinesis
         .describe_stream_summary()
         .stream_name("fanout")
