@@ -57,6 +57,8 @@ def stream1(kinesis):
 def test_malformed_json_is_serialization_exception(server, body):
     resp = raw_request(server, "CreateStream", body)
     assert_raw_error(resp, 400, "SerializationException")
+    # AWS's body has no message (kinesalite test/connection.js, "non-JSON body").
+    assert resp.json() == {"__type": "SerializationException"}
 
 
 def test_wrong_member_type_is_serialization_exception(server):
@@ -74,8 +76,11 @@ def test_wrong_member_type_is_serialization_exception(server):
 def test_unknown_target_is_unknown_operation(server):
     resp = raw_request(server, "Kinesis_20131202.NoSuchOperation", {})
     assert_raw_error(resp, 400, "UnknownOperationException")
+    # AWS's body has no message (kinesalite test/connection.js).
+    assert resp.json() == {"__type": "UnknownOperationException"}
     resp = raw_request(server, "SomethingElse_2020.ListStreams", {})
     assert_raw_error(resp, 400, "UnknownOperationException")
+    assert resp.json() == {"__type": "UnknownOperationException"}
 
 
 def test_error_response_shape(server):
@@ -170,12 +175,22 @@ def test_record_over_default_1mib_is_rejected(kinesis, stream1):
     # AWS's default record limit is 1 MiB (data + partition key); the current model allows Data
     # up to 10 MiB (large records, opt-in per stream), so the limit is the service's check.
     data = b"\x00" * (1024 * 1024 + 1)
-    expect_error(("ValidationException", "InvalidArgumentException"), kinesis.put_record, StreamName=stream1, Data=data, PartitionKey="k")
-    expect_error(
-        ("ValidationException", "InvalidArgumentException"),
+    e = expect_error("ValidationException", kinesis.put_record, StreamName=stream1, Data=data, PartitionKey="k")
+    # AWS's words (kinesalite test/putRecord.js and test/putRecords.js).
+    assert e.response["Error"]["Message"] == (
+        "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=1048577 cap=1048577]' "
+        "at 'data' failed to satisfy constraint: Member must have length less than or equal to 1048576"
+    )
+    e = expect_error(
+        "ValidationException",
         kinesis.put_records,
         StreamName=stream1,
         Records=[{"Data": data, "PartitionKey": "k"}],
+    )
+    assert e.response["Error"]["Message"] == (
+        "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=1048577 cap=1048577]' "
+        "at 'records.1.member.data' failed to satisfy constraint: Member must have length less than "
+        "or equal to 1048576"
     )
 
 
@@ -183,8 +198,12 @@ def test_put_records_more_than_500(kinesis_unvalidated, stream1):
     records = [{"Data": b"x", "PartitionKey": f"k{i}"} for i in range(501)]
     e = expect_error("ValidationException", kinesis_unvalidated.put_records, StreamName=stream1, Records=records)
     msg = e.response["Error"]["Message"]
-    assert "at 'records' failed to satisfy constraint: Member must have length less than or equal to 500" in msg, msg
-    assert msg.startswith("1 validation error detected: Value '")
+    # AWS's words (kinesalite test/putRecords.js): Java's toString of each entry.
+    entries = ", ".join(["com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry@c965e310"] * 501)
+    assert msg == (
+        f"1 validation error detected: Value '[{entries}]' at 'records' failed to satisfy constraint: "
+        "Member must have length less than or equal to 500"
+    ), msg[:300]
 
 
 def test_put_records_empty_list(kinesis_unvalidated, stream1):
@@ -223,7 +242,12 @@ def test_invalid_explicit_hash_key(kinesis, kinesis_unvalidated, stream1):
             PartitionKey="k",
             ExplicitHashKey=bad,
         )
-        assert "explicitHashKey" in e.response["Error"]["Message"]
+        # AWS quotes the pattern without the anchors botocore's model adds (kinesalite
+        # test/putRecord.js).
+        assert e.response["Error"]["Message"] == (
+            f"1 validation error detected: Value '{bad}' at 'explicitHashKey' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})"
+        )
     # Numeric but above 2^128-1: InvalidArgumentException (kinesalite recorded from AWS:
     # "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was ...").
     for bad in (str(MAX_HASH_KEY + 1), "9" * 39):
@@ -259,6 +283,136 @@ def test_put_to_unknown_stream(kinesis):
         kinesis.put_records,
         StreamName=unique_name("missing"),
         Records=[{"Data": b"x", "PartitionKey": "k"}],
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# AWS's texts, word for word (kinesalite's tests recorded them against AWS)
+# ------------------------------------------------------------------------------------------
+
+ACCOUNT = "000000000000"
+
+
+def error_message(e):
+    return e.response["Error"]["Message"]
+
+
+def test_list_shards_needs_a_stream_or_a_token_but_not_both(kinesis, stream1):
+    # kinesalite test/listShards.js.
+    e = expect_error("InvalidArgumentException", kinesis.list_shards)
+    assert error_message(e) == "Either NextToken or StreamName should be provided."
+    e = expect_error("InvalidArgumentException", kinesis.list_shards, StreamName=stream1, NextToken="abc")
+    assert error_message(e) == "NextToken and StreamName cannot be provided together."
+
+
+def test_get_shard_iterator_unknown_shard_or_stream(kinesis, stream1):
+    # kinesalite test/getShardIterator.js: ids AWS can read name a shard ("x-5" is shard 5),
+    # and a missing stream is answered as a missing shard; ids it cannot read are not found.
+    missing = unique_name("missing")
+    for shard_id in ("2147483647", "x-2147483647", "a-00002147483647", "-00002147483647"):
+        e = expect_error(
+            "ResourceNotFoundException", kinesis.get_shard_iterator, StreamName=missing, ShardId=shard_id, ShardIteratorType="LATEST"
+        )
+        assert error_message(e) == f"Shard shardId-002147483647 in stream {missing} under account {ACCOUNT} does not exist"
+    for shard_id in ("2147483648", "shardId-002147483648", "abc", "1e3"):
+        e = expect_error(
+            "ResourceNotFoundException", kinesis.get_shard_iterator, StreamName=missing, ShardId=shard_id, ShardIteratorType="LATEST"
+        )
+        assert error_message(e) == f"Could not find shard {shard_id} in stream {missing} under account {ACCOUNT}."
+    e = expect_error(
+        "ResourceNotFoundException",
+        kinesis.get_shard_iterator,
+        StreamName=stream1,
+        ShardId="shardId-5",
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        StartingSequenceNumber="5",
+    )
+    assert error_message(e) == f"Shard shardId-000000000005 in stream {stream1} under account {ACCOUNT} does not exist"
+    # The short spelling names the shard as the long one does.
+    assert kinesis.get_shard_iterator(StreamName=stream1, ShardId="0", ShardIteratorType="LATEST")["ShardIterator"]
+
+
+@pytest.mark.parametrize("kind", ["AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"])
+def test_get_shard_iterator_sequence_type_without_sequence_number(kinesis, stream1, kind):
+    # kinesalite test/getShardIterator.js.
+    e = expect_error("InvalidArgumentException", kinesis.get_shard_iterator, StreamName=stream1, ShardId="shardId-0", ShardIteratorType=kind)
+    assert error_message(e) == (
+        "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or "
+        "(2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. "
+        f"Request specified {kind} and no StartingSequenceNumber."
+    )
+
+
+def test_get_shard_iterator_at_timestamp_without_timestamp(kinesis, stream1):
+    e = expect_error(
+        "InvalidArgumentException", kinesis.get_shard_iterator, StreamName=stream1, ShardId="shardId-0", ShardIteratorType="AT_TIMESTAMP"
+    )
+    assert error_message(e) == (
+        "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter."
+    )
+
+
+def test_starting_sequence_number_pattern_is_quoted_without_anchors(kinesis_unvalidated, stream1):
+    # kinesalite test/getShardIterator.js.
+    e = expect_error(
+        "ValidationException",
+        kinesis_unvalidated.get_shard_iterator,
+        StreamName=stream1,
+        ShardId="shardId-0",
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        StartingSequenceNumber="abc",
+    )
+    assert error_message(e) == (
+        "1 validation error detected: Value 'abc' at 'startingSequenceNumber' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})"
+    )
+
+
+def test_get_records_invalid_iterator_and_deleted_stream(kinesis):
+    # kinesalite test/getRecords.js and actions/getRecords.js.
+    e = expect_error("InvalidArgumentException", kinesis.get_records, ShardIterator=unique_name("junk"))
+    assert error_message(e) == "Invalid ShardIterator."
+    name = create_stream(kinesis, shards=1)
+    iterator = kinesis.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+    kinesis.delete_stream(StreamName=name)
+    e = expect_error("ResourceNotFoundException", kinesis.get_records, ShardIterator=iterator)
+    assert error_message(e) == f"Shard shardId-000000000000 in stream {name} under account {ACCOUNT} does not exist"
+
+
+def test_add_tags_over_the_limit_uses_aws_words(kinesis):
+    # AWS's message says 10 although its limit is 50 (kinesalite test/addTagsToStream.js).
+    name = create_stream(kinesis, shards=1)
+    kinesis.add_tags_to_stream(StreamName=name, Tags={f"k{i}": "v" for i in range(50)})
+    e = expect_error("InvalidArgumentException", kinesis.add_tags_to_stream, StreamName=name, Tags={"one-more": "v"})
+    assert error_message(e) == (
+        f"Failed to add tags to stream {name} under account {ACCOUNT} because a given stream cannot have more "
+        "than 10 tags associated with it."
+    )
+
+
+def test_split_and_merge_with_ids_that_name_no_shard(kinesis, stream1):
+    # kinesalite test/splitShard.js and test/mergeShards.js.
+    e = expect_error("ResourceNotFoundException", kinesis.split_shard, StreamName=stream1, ShardToSplit="abc", NewStartingHashKey="5")
+    assert error_message(e) == f"Could not find shard abc in stream {stream1} under account {ACCOUNT}."
+    e = expect_error("ResourceNotFoundException", kinesis.split_shard, StreamName=stream1, ShardToSplit="5", NewStartingHashKey="5")
+    assert error_message(e) == f"Could not find shard shardId-000000000005 in stream {stream1} under account {ACCOUNT}."
+    e = expect_error(
+        "ResourceNotFoundException", kinesis.merge_shards, StreamName=stream1, ShardToMerge="shardId-0", AdjacentShardToMerge="2147483648"
+    )
+    assert error_message(e) == f"Could not find shard 2147483648 in stream {stream1} under account {ACCOUNT}."
+
+
+def test_split_at_a_hash_key_past_the_key_space(kinesis, stream1):
+    # 39 digits pass the model's pattern; AWS answers as for any key outside the shard
+    # (kinesalite actions/splitShard.js).
+    key = "9" * 39
+    e = expect_error("InvalidArgumentException", kinesis.split_shard, StreamName=stream1, ShardToSplit="shardId-0", NewStartingHashKey=key)
+    assert error_message(e) == (
+        f"NewStartingHashKey {key} used in SplitShard() on shard shardId-000000000000 in stream {stream1} under account "
+        f"{ACCOUNT} is not both greater than one plus the shard's StartingHashKey 0 and less than the shard's "
+        f"EndingHashKey {MAX_HASH_KEY}."
     )
 
 

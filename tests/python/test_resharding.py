@@ -503,7 +503,14 @@ def test_shard_limit_is_enforced_on_split_and_update_shard_count(server_factory)
         ShardToSplit=shards[0]["ShardId"],
         NewStartingHashKey=str(mid(shards[0])),
     )
-    assert "limit" in message(e).lower(), message(e)
+    # AWS's words, http:// included (kinesalite test/splitShard.js).
+    assert message(e) == (
+        "This request would exceed the shard limit for the account 000000000000 in us-east-1. "
+        "Current shard count for the account: 3. Limit: 3. Number of additional shards that would have "
+        "resulted from this request: 1. Refer to the AWS Service Limits page "
+        "(http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) "
+        "for current limits and how to request higher limits."
+    ), message(e)
     expect_error("LimitExceededException", client.update_shard_count, StreamName=name, TargetShardCount=4, ScalingType=UNIFORM)
     assert [s["ShardId"] for s in list_all_shards(client, name)] == [sid(0), sid(1), sid(2)]
     assert summary(client, name)["StreamStatus"] == "ACTIVE"

@@ -30,13 +30,17 @@ pub(crate) fn request_to_json(input_shape: &str, body: &[u8]) -> Result<Json, Ki
     if body.is_empty() {
         return Ok(Json::Object(Map::new()));
     }
-    let value: Cbor = ciborium::de::from_reader(body).map_err(|e| {
-        KinesisError::serialization(format!("The request body is not valid CBOR: {e}"))
-    })?;
-    if !value.is_map() {
+    // AWS answers a body that is not CBOR, or not a map or list at the top, with
+    // `{"__type":"SerializationException"}` and no message (kinesalite `index.js`).
+    let value: Cbor =
+        ciborium::de::from_reader(body).map_err(|_| KinesisError::serialization(""))?;
+    if value.is_array() {
         return Err(KinesisError::serialization(
-            "The request body must be a CBOR map",
+            "Start of list found where not expected",
         ));
+    }
+    if !value.is_map() {
+        return Err(KinesisError::serialization(""));
     }
     let model = model()?;
     to_json(model, model.shape(input_shape), value)

@@ -126,33 +126,22 @@ pub(crate) fn decode_slowly(op: Operation, body: &[u8]) -> Result<Request, Kines
 }
 
 /// Parses a request body into a JSON object (see [`decode_request`]).
+///
+/// A body that is not JSON, or whose top is neither an object nor a list, is a
+/// SerializationException without a message: AWS answers `{"__type":"SerializationException"}`
+/// (kinesalite `test/connection.js`, "should return SerializationException if non-JSON body",
+/// recorded against AWS).
 fn parse_body(body: &[u8]) -> Result<Value, KinesisError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        KinesisError::serialization(format!("The request body is not valid JSON: {e}"))
-    })?;
+    let value: Value = serde_json::from_slice(body).map_err(|_| KinesisError::serialization(""))?;
     match value {
         Value::Object(_) => Ok(value),
         Value::Array(_) => Err(KinesisError::serialization(
             "Start of list found where not expected",
         )),
-        other => Err(KinesisError::serialization(format!(
-            "The request body must be a JSON object, not {}",
-            json_kind(&other)
-        ))),
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+        _ => Err(KinesisError::serialization("")),
     }
 }
 

@@ -83,11 +83,15 @@ pub(crate) struct Member {
     pub shape: String,
 }
 
-/// A model regex: `source` verbatim (it appears in AWS's messages) and `regex`, the
-/// same pattern anchored for a full match with Java's ASCII `\d` and `\S`.
+/// A model regex: `echo`, the pattern as AWS quotes it in its messages, and `regex`, the
+/// model's pattern anchored for a full match with Java's ASCII `\d` and `\S`.
 #[derive(Debug)]
 pub(crate) struct Pattern {
-    pub source: String,
+    /// The pattern as AWS's ValidationException quotes it. botocore's model wraps some
+    /// patterns in anchors AWS's own model does not have (`^(0|([1-9]\d{0,38}))$` for
+    /// `HashKey`); AWS answers `... regular expression pattern: 0|([1-9]\d{0,38})`
+    /// (kinesalite's `test/putRecord.js`, recorded against AWS).
+    pub echo: String,
     pub regex: Regex,
 }
 
@@ -97,7 +101,7 @@ impl Pattern {
         let regex = Regex::new(&format!("^(?:{translated})$"))
             .map_err(|e| format!("pattern {source:?}: {e}"))?;
         Ok(Pattern {
-            source: source.to_string(),
+            echo: unanchored(source).to_string(),
             regex,
         })
     }
@@ -109,6 +113,41 @@ impl Pattern {
 }
 
 /// Java's `\d` and `\S` are ASCII classes; Rust's are Unicode-aware.
+/// `inner` for a pattern `^(inner)$` whose group spans the whole pattern; any other pattern
+/// as it is (`^(arn):aws...` keeps its `^`: AWS's wording for it is not known).
+fn unanchored(source: &str) -> &str {
+    let Some(inner) = source
+        .strip_prefix("^(")
+        .and_then(|rest| rest.strip_suffix(")$"))
+    else {
+        return source;
+    };
+    // The group opened after `^` must close only at the end: `^(a)|(b)$` is not wrapped.
+    let mut depth = 0usize;
+    let mut chars = inner.chars();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return source,
+            },
+            _ => {}
+        }
+    }
+    if depth == 0 {
+        inner
+    } else {
+        source
+    }
+}
+
 fn translate_java_regex(source: &str) -> String {
     let mut out = String::with_capacity(source.len() + 16);
     let mut chars = source.chars();
@@ -403,6 +442,18 @@ mod tests {
         .unwrap();
         assert!(consumer.matches("arn:aws:kinesis:us-east-1:123456789012:stream/s/consumer/c:1"));
         assert!(!consumer.matches("arn:aws:kinesis:us-east-1:123456789012:stream/s/consumer/c:1x"));
+    }
+
+    #[test]
+    fn messages_quote_patterns_without_botocores_anchors() {
+        let echo = |source: &str| Pattern::compile(source).unwrap().echo;
+        assert_eq!(echo(r"^(0|([1-9]\d{0,38}))$"), r"0|([1-9]\d{0,38})");
+        assert_eq!(echo(r"^(0|([1-9]\d{0,128}))$"), r"0|([1-9]\d{0,128})");
+        assert_eq!(echo("[a-zA-Z0-9_.-]+"), "[a-zA-Z0-9_.-]+");
+        assert_eq!(echo("^(a)|(b)$"), "^(a)|(b)$");
+        assert_eq!(echo(r"^([(])$"), r"[(]");
+        let consumer = r"^(arn):aws.*:kinesis:.*:\d{12}:.*stream\/[a-zA-Z0-9_.-]+\/consumer\/[a-zA-Z0-9_.-]+:[0-9]+";
+        assert_eq!(echo(consumer), consumer);
     }
 
     #[test]

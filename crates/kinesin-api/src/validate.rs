@@ -537,7 +537,7 @@ fn scalar_failures(shape: &Shape, value: &Value) -> Vec<String> {
                 if !pattern.matches(text) {
                     failures.push(format!(
                         "Member must satisfy regular expression pattern: {}",
-                        pattern.source
+                        pattern.echo
                     ));
                 }
             }
@@ -602,7 +602,7 @@ fn scalar_constraints(shape: &Shape) -> Vec<String> {
             if let Some(pattern) = pattern {
                 constraints.push(format!(
                     "Member must satisfy regular expression pattern: {}",
-                    pattern.source
+                    pattern.echo
                 ));
             }
             if let Some(values) = enum_values {

@@ -199,7 +199,7 @@ pub(crate) fn check_limits(
         .sum();
     if added > 0 && open + added > i64::from(shard_limit) {
         return Err(ControllerError::LimitExceeded(format!(
-            "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {open}. Limit: {shard_limit}. Number of additional shards that would have resulted from this request: {added}. Refer to the AWS Service Limits page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
+            "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {open}. Limit: {shard_limit}. Number of additional shards that would have resulted from this request: {added}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
             key.account, key.region
         )));
     }

@@ -28,8 +28,11 @@ pub(crate) fn add_tags(
     merged.extend(tags);
     if merged.len() > MAX_TAGS {
         return Err(match resource {
+            // AWS's words, "10" included: its message kept the old limit when the limit became
+            // 50 (kinesalite `test/addTagsToStream.js`, recorded against AWS, adds tags up to
+            // 50 and then expects "more than 10 tags").
             Resource::Stream(key) => ControllerError::InvalidArgument(format!(
-                "Failed to add tags to stream {} under account {} because a given stream cannot have more than {MAX_TAGS} tags associated with it.",
+                "Failed to add tags to stream {} under account {} because a given stream cannot have more than 10 tags associated with it.",
                 key.name, key.account
             )),
             Resource::Consumer(key) => too_many_tags(&key.name),

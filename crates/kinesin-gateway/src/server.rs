@@ -175,10 +175,9 @@ async fn handle(
     let op = Operation::from_target(target);
     let result = match op {
         Some(op) => serve(&gateway, op, protocol, &uri, &headers, &body).await,
-        None => Err(KinesisError::new(
-            ErrorKind::UnknownOperation,
-            format!("Operation {target:?} is not a Kinesis operation."),
-        )),
+        // AWS answers `{"__type":"UnknownOperationException"}`, with no message (kinesalite
+        // `test/connection.js`, recorded against AWS).
+        None => Err(KinesisError::unknown_operation()),
     };
     let op_name = op.map(|o| o.name()).unwrap_or("unknown");
     let elapsed_us = started.elapsed().as_micros() as u64;

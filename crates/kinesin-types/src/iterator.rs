@@ -31,8 +31,45 @@ pub enum IteratorError {
     /// Bad base64, bad length, bad MAC or bad payload: deliberately indistinguishable.
     #[error("Invalid ShardIterator.")]
     Invalid,
-    #[error("Iterator expired. The iterator was created at time {issued_ms} while right now it is {now_ms} which is further in the future than the tolerated delay of 300000 milliseconds.")]
+    /// AWS's words, with its times as Java's `Date.toString()` writes them in UTC (kinesalite
+    /// `actions/getRecords.js`, recorded against AWS): `Iterator expired. The iterator was
+    /// created at time Thu Jan 22 01:22:02 UTC 2015 while right now it is ...`.
+    #[error("Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of 300000 milliseconds.", java_date(.issued_ms), java_date(.now_ms))]
     Expired { issued_ms: u64, now_ms: u64 },
+}
+
+fn java_date(ms: &u64) -> String {
+    java_utc_date(*ms)
+}
+
+/// `ms` since the epoch as Java's `Date.toString()` writes it in UTC:
+/// `Thu Jan 22 01:22:02 UTC 2015`.
+pub fn java_utc_date(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let in_day = secs % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {day:02} {:02}:{:02}:{:02} UTC {year}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60,
+    )
 }
 
 /// Bumped if the binary layout changes, so old iterators fail cleanly as `Invalid`.
@@ -385,7 +422,29 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            format!("Iterator expired. The iterator was created at time {NOW} while right now it is {late} which is further in the future than the tolerated delay of 300000 milliseconds.")
+            format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of 300000 milliseconds.",
+                java_utc_date(NOW),
+                java_utc_date(late)
+            )
+        );
+    }
+
+    #[test]
+    fn times_read_like_javas_date() {
+        // kinesalite's example (actions/getRecords.js): Thu Jan 22 01:22:02 UTC 2015.
+        assert_eq!(
+            java_utc_date(1_421_889_722_000),
+            "Thu Jan 22 01:22:02 UTC 2015"
+        );
+        assert_eq!(java_utc_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(
+            java_utc_date(951_782_400_999),
+            "Tue Feb 29 00:00:00 UTC 2000"
+        );
+        assert_eq!(
+            java_utc_date(1_798_761_599_000),
+            "Thu Dec 31 23:59:59 UTC 2026"
         );
     }
 

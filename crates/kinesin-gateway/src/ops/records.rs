@@ -12,6 +12,7 @@ use kinesin_api::model::{
     PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry, PutRecordsResultEntry, Record,
     ShardIteratorType,
 };
+use kinesin_api::validate::{data_length_violation, records_length_violation};
 use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{
     ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamStatus,
@@ -91,8 +92,10 @@ fn check(
         ))
     })?;
     if data.len() > max_record_bytes {
-        return Err(validation(format!(
-            "Value at '{path}data' failed to satisfy constraint: Member must have length less than or equal to {max_record_bytes}"
+        return Err(validation(data_length_violation(
+            &format!("{path}data"),
+            data.len(),
+            max_record_bytes,
         )));
     }
     if data.len() + partition_key.len() > max_record_bytes {
@@ -378,9 +381,9 @@ pub(super) async fn put_records(
 ) -> Result<PutRecordsOutput, KinesisError> {
     let limits = &gateway.settings.limits;
     if input.records.len() > limits.max_put_records {
-        return Err(validation(format!(
-            "Value '[...]' at 'records' failed to satisfy constraint: Member must have length less than or equal to {}",
-            limits.max_put_records
+        return Err(validation(records_length_violation(
+            input.records.len(),
+            limits.max_put_records,
         )));
     }
     let total: usize = input
@@ -462,21 +465,81 @@ pub(super) fn iterator_codec(state: &ClusterState) -> Result<IteratorCodec, Kine
         })
 }
 
-pub(super) fn find_shard<'a>(
-    stream: &'a StreamMeta,
-    shard_id: &str,
-) -> Result<&'a ShardMeta, KinesisError> {
-    let missing = || {
+/// The shard a client's shard id names, read as AWS reads it (kinesalite `db/index.js`
+/// `resolveShardId`, whose cases `test/getShardIterator.js` recorded against AWS): the digits
+/// after the first `-` (`shardId-5`, `x-5`, `-5`), or the whole id when it has none, at most
+/// 2147483647.
+fn resolve_shard_id(text: &str) -> Option<ShardId> {
+    let digits = text
+        .split('-')
+        .nth(1)
+        .filter(|part| !part.is_empty())
+        .unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Leading zeros are fine; a value past i32::MAX is not a shard.
+    let value = digits.trim_start_matches('0');
+    if value.len() > 10 {
+        return None;
+    }
+    let index: u64 = if value.is_empty() {
+        0
+    } else {
+        value.parse().ok()?
+    };
+    (index <= i32::MAX as u64).then_some(ShardId(index as u32))
+}
+
+/// A shard id as a client named it; one that cannot name a shard is not found, in AWS's words
+/// (kinesalite `actions/getShardIterator.js`: `Could not find shard 2147483648 in stream s under
+/// account 000000000000.`).
+pub(super) fn parse_shard_id(shard_id: &str, key: &StreamKey) -> Result<ShardId, KinesisError> {
+    resolve_shard_id(shard_id).ok_or_else(|| {
         KinesisError::new(
             ErrorKind::ResourceNotFound,
             format!(
-                "Shard {shard_id} in stream {} under account {} does not exist",
-                stream.key.name, stream.key.account
+                "Could not find shard {shard_id} in stream {} under account {}.",
+                key.name, key.account
             ),
         )
-    };
-    let id: ShardId = shard_id.parse().map_err(|_| missing())?;
-    stream.shard(id).ok_or_else(missing)
+    })
+}
+
+/// AWS's answer when a shard, or the stream it would be in, does not exist; the shard id is
+/// spelled out (`shardId-5` → `shardId-000000000005`), as AWS does (kinesalite
+/// `actions/getShardIterator.js`, `actions/getRecords.js`).
+pub(super) fn shard_not_found(key: &StreamKey, id: ShardId) -> KinesisError {
+    KinesisError::new(
+        ErrorKind::ResourceNotFound,
+        format!(
+            "Shard {id} in stream {} under account {} does not exist",
+            key.name, key.account
+        ),
+    )
+}
+
+/// The stream and shard a GetShardIterator or SubscribeToShard names. AWS checks the shard id
+/// first, and answers a missing stream as a missing shard.
+fn find_shard<'a>(
+    state: &'a ClusterState,
+    key: &StreamKey,
+    shard_id: &str,
+) -> Result<(&'a StreamMeta, &'a ShardMeta), KinesisError> {
+    let id = parse_shard_id(shard_id, key)?;
+    let stream = usable(state, key).map_err(|_| shard_not_found(key, id))?;
+    Ok((stream, shard_of(stream, shard_id)?))
+}
+
+/// The shard of `stream` a client named.
+pub(super) fn shard_of<'a>(
+    stream: &'a StreamMeta,
+    shard_id: &str,
+) -> Result<&'a ShardMeta, KinesisError> {
+    let id = parse_shard_id(shard_id, &stream.key)?;
+    stream
+        .shard(id)
+        .ok_or_else(|| shard_not_found(&stream.key, id))
 }
 
 /// The position a sequence number names within `shard`, if it belongs to that shard.
@@ -496,7 +559,11 @@ fn position_of(shard: &ShardMeta, stream: &StreamMeta, text: &str) -> Result<u64
         )));
     }
     if number.shard_epoch != shard.sequence_epoch {
-        return Err(invalid());
+        // Another shard of the same index: one of a deleted stream of the same name.
+        return Err(invalid_argument(format!(
+            "StartingSequenceNumber {text} used in GetShardIterator on shard {} in stream {} under account {} is invalid because it did not come from this stream.",
+            shard.id, stream.key.name, stream.key.account
+        )));
     }
     Ok(number.position)
 }
@@ -508,8 +575,7 @@ pub(super) async fn get_shard_iterator(
 ) -> Result<GetShardIteratorOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let state = gateway.controller.state();
-    let stream = usable(&state, &key)?;
-    let shard = find_shard(stream, &input.shard_id)?;
+    let (stream, shard) = find_shard(&state, &key, &input.shard_id)?;
     let kind = ShardIteratorType::from_wire(&input.shard_iterator_type).ok_or_else(|| {
         invalid_argument(format!(
             "Invalid ShardIteratorType {}.",
@@ -558,7 +624,7 @@ pub(super) async fn starting_position(
     let starting = |kind: ShardIteratorType| {
         starting_sequence_number.ok_or_else(|| {
             invalid_argument(format!(
-                "Must specify StartingSequenceNumber for iterator of type {}.",
+                "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and no StartingSequenceNumber.",
                 kind.as_str()
             ))
         })
@@ -758,11 +824,14 @@ pub(super) async fn get_records(
         region: payload.region.clone(),
         name: payload.stream_name.clone(),
     };
-    let stream = usable(&state, &key)?;
+    // A stream deleted (or deleted and made again) since: AWS names the shard (kinesalite
+    // `actions/getRecords.js`).
+    let gone = || shard_not_found(&key, payload.shard);
+    let stream = usable(&state, &key).map_err(|_| gone())?;
     if stream.created_ms != payload.stream_created_ms {
-        return Err(not_found(&key));
+        return Err(gone());
     }
-    let shard = stream.shard(payload.shard).ok_or_else(|| not_found(&key))?;
+    let shard = stream.shard(payload.shard).ok_or_else(gone)?;
     let max_get_records = gateway.settings.limits.max_get_records;
     let limit = input
         .limit
@@ -792,4 +861,38 @@ pub(super) async fn get_records(
         millis_behind_latest: Some(page.millis_behind_latest as i64),
         child_shards: page.child_shards,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_ids_resolve_as_aws_resolves_them() {
+        // kinesalite test/getShardIterator.js, recorded against AWS.
+        for (text, index) in [
+            ("shardId-000000000005", 5),
+            ("shardId-5", 5),
+            ("5", 5),
+            ("2147483647", 2_147_483_647),
+            ("anything-2147483647", 2_147_483_647),
+            ("a-00002147483647", 2_147_483_647),
+            ("-00002147483647", 2_147_483_647),
+            ("shardId-0", 0),
+        ] {
+            assert_eq!(resolve_shard_id(text), Some(ShardId(index)), "{text}");
+        }
+        for text in [
+            "2147483648",
+            "shardId-002147483648",
+            "abc",
+            "1e3",
+            "shardId-",
+            "",
+            "a-b-5",
+            "99999999999999999999",
+        ] {
+            assert_eq!(resolve_shard_id(text), None, "{text}");
+        }
+    }
 }

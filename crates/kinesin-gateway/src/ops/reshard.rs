@@ -11,6 +11,7 @@ use kinesin_api::KinesisError;
 use kinesin_controller::{Command, StreamKey, StreamMode};
 use kinesin_types::{parse_hash_key, ShardId};
 
+use super::records::parse_shard_id;
 use super::{change, invalid_argument, now_ms};
 use crate::context::{find, RequestContext};
 use crate::Gateway;
@@ -19,15 +20,36 @@ const UNIFORM_SCALING: &str = "UNIFORM_SCALING";
 
 /// A shard id as the client named it; one that cannot exist is reported as not found.
 fn shard_id(text: &str, key: &StreamKey) -> Result<ShardId, KinesisError> {
-    text.parse().map_err(|_| {
-        KinesisError::new(
+    parse_shard_id(text, key)
+}
+
+/// SplitShard with a NewStartingHashKey the model lets through but past 2^128-1 (a 39-digit
+/// number): AWS answers it as any key outside the shard (kinesalite `actions/splitShard.js`),
+/// quoting the key as given.
+fn hash_key_out_of_range(
+    gateway: &Gateway,
+    key: &StreamKey,
+    shard: ShardId,
+    text: &str,
+) -> KinesisError {
+    let state = gateway.controller.state();
+    let stream = match find(&state, key) {
+        Ok(stream) => stream,
+        Err(e) => return e,
+    };
+    match stream.shard(shard) {
+        Some(meta) => invalid_argument(format!(
+            "NewStartingHashKey {text} used in SplitShard() on shard {shard} in stream {} under account {} is not both greater than one plus the shard's StartingHashKey {} and less than the shard's EndingHashKey {}.",
+            key.name, key.account, meta.hash_range.start, meta.hash_range.end
+        )),
+        None => KinesisError::new(
             kinesin_api::ErrorKind::ResourceNotFound,
             format!(
-                "Could not find shard {text} in stream {} under account {}.",
+                "Could not find shard {shard} in stream {} under account {}.",
                 key.name, key.account
             ),
-        )
-    })
+        ),
+    }
 }
 
 pub(super) async fn split_shard(
@@ -37,12 +59,17 @@ pub(super) async fn split_shard(
 ) -> Result<SplitShardOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let shard = shard_id(&input.shard_to_split, &key)?;
-    let at = parse_hash_key(&input.new_starting_hash_key).map_err(|_| {
-        invalid_argument(format!(
-            "NewStartingHashKey {} must be in the range [0, 2^128-1].",
-            input.new_starting_hash_key
-        ))
-    })?;
+    let at = match parse_hash_key(&input.new_starting_hash_key) {
+        Ok(at) => at,
+        Err(_) => {
+            return Err(hash_key_out_of_range(
+                gateway,
+                &key,
+                shard,
+                &input.new_starting_hash_key,
+            ))
+        }
+    };
     let command = Command::SplitShard {
         key,
         shard,

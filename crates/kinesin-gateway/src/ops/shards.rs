@@ -89,8 +89,13 @@ pub(super) fn list_shards(
     let now = now_ms();
     let (key, after, filter, created_ms) = match &input.next_token {
         Some(token) => {
-            if input.stream_name.is_some()
-                || input.stream_arn.is_some()
+            if input.stream_name.is_some() {
+                // AWS's words (kinesalite `actions/listShards.js`).
+                return Err(invalid_argument(
+                    "NextToken and StreamName cannot be provided together.",
+                ));
+            }
+            if input.stream_arn.is_some()
                 || input.exclusive_start_shard_id.is_some()
                 || input.stream_creation_timestamp.is_some()
             {
@@ -112,6 +117,12 @@ pub(super) fn list_shards(
             )
         }
         None => {
+            if input.stream_name.is_none() && input.stream_arn.is_none() {
+                // AWS's words and type (kinesalite `actions/listShards.js`).
+                return Err(invalid_argument(
+                    "Either NextToken or StreamName should be provided.",
+                ));
+            }
             let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
             let after = match &input.exclusive_start_shard_id {
                 Some(id) => Some(id.parse::<ShardId>().map_err(|_| {

@@ -27,7 +27,7 @@ use kinesin_controller::{
 use tokio::sync::mpsc;
 
 use super::describe::sequence_number;
-use super::records::{child_shards, find_shard, starting_position, usable, wire_record};
+use super::records::{child_shards, shard_of, starting_position, usable, wire_record};
 use super::{invalid_argument, now_ms};
 use crate::context::RequestContext;
 use crate::error::{from_controller, from_raft};
@@ -119,7 +119,7 @@ pub(crate) async fn subscribe(
     let state = gateway.controller.state();
     let key = consumer_stream(&state, &input.consumer_arn)?;
     let stream = usable(&state, &key)?;
-    let shard = find_shard(stream, &input.shard_id)?;
+    let shard = shard_of(stream, &input.shard_id)?;
     let kind = ShardIteratorType::from_wire(&input.starting_position.r#type).ok_or_else(|| {
         invalid_argument(format!(
             "Invalid StartingPosition.Type {}.",
@@ -227,7 +227,7 @@ async fn run(
         // A consumer deregistered (or its stream deleted) ends its subscriptions.
         consumer_stream(&state, &plan.consumer)?;
         let stream = usable(&state, &plan.key)?;
-        let shard = find_shard(stream, &plan.shard_id)?;
+        let shard = shard_of(stream, &plan.shard_id)?;
         let wait = KEEPALIVE
             .saturating_sub(last_event.elapsed())
             .min(LIFETIME - lived);
