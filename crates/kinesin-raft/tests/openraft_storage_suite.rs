@@ -3,9 +3,11 @@
 //! The suite checks the storage contract openraft relies on (log state, vote persistence,
 //! truncation, purge, membership recovery, snapshot install and reading back). It runs whole
 //! against the controller group's state machine, whose snapshots are taken at the applied index,
-//! and against a shard group's, whose log is its record store, with every test but the two that
-//! expect a snapshot at the applied index: a shard's snapshot sits at its retention cut instead
-//! (`snapshot.rs` says why), which `shard_group.rs` tests.
+//! and against a shard group's, whose log is its record store, with every test but three: two
+//! expect a snapshot at the applied index, and a shard's sits at its retention cut instead
+//! (`snapshot.rs` says why; `shard_group.rs` and `cluster_faults.rs` test it); the third purges
+//! the log with no snapshot on disk and expects one to be rebuilt at the purge point, while a
+//! shard's log is only ever purged up to a cut whose snapshot is already on disk.
 
 use std::sync::{Arc, Mutex};
 
@@ -88,7 +90,7 @@ macro_rules! each_on_a_fresh_shard_store {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shard_store_passes_openraft_suite_but_snapshots_at_the_applied_index() {
+async fn shard_store_passes_openraft_suite_but_for_snapshots_at_the_applied_index() {
     each_on_a_fresh_shard_store!(
         last_membership_in_log_initial,
         last_membership_in_log,
@@ -109,7 +111,6 @@ async fn shard_store_passes_openraft_suite_but_snapshots_at_the_applied_index() 
         get_initial_state_inverted_log_order,
         get_initial_state_conflict_at_same_index,
         get_initial_state_log_ids,
-        get_initial_state_re_apply_committed,
         save_vote,
         get_log_entries,
         limited_get_log_entries,

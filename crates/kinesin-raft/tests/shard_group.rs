@@ -296,8 +296,55 @@ async fn retention_purges_the_log_behind_a_snapshot_at_the_cut() {
 
     // A restart finds the same records from the cut on.
     raft.shutdown().await;
-    drop((group, view));
+    drop((group, view, engine));
     drop(raft);
     let (_raft, group) = open(dir.path()).await;
     assert_eq!(read_all(&group), kept);
+}
+
+/// Snapshots are built (every 2 entries here) while trims move the cut and writes go on: every
+/// snapshot seen is below the trim position, never at the applied index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_never_above_the_cut_while_trims_race_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tuning = RaftTuning {
+        snapshot_every: 2,
+        ..RaftTuning::default()
+    };
+    let (_raft, group, _engine) = open_tuned(dir.path(), &tuning).await;
+    let view = group.shard().unwrap().clone();
+    let writer = {
+        let group = group.clone();
+        tokio::spawn(async move {
+            for t in 1..=300u64 {
+                put(&group, t * 10, &["x", "y"]).await;
+                if t % 7 == 0 {
+                    group
+                        .write(Command::Trim {
+                            before_ms: t * 10 - 20,
+                        })
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+    };
+    let mut snapshots_seen = std::collections::BTreeSet::new();
+    while !writer.is_finished() {
+        if let Some(snapshot) = group.snapshot_index() {
+            // Read after the snapshot: the trim position only grows.
+            let cut_index = view.trim_position() >> 20;
+            assert!(
+                snapshot < cut_index,
+                "snapshot at {snapshot}, cut at {cut_index}"
+            );
+            snapshots_seen.insert(snapshot);
+        }
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    assert!(
+        snapshots_seen.len() > 5,
+        "snapshots moved with the cut: {snapshots_seen:?}"
+    );
 }
