@@ -5,8 +5,6 @@
 //!   `storage.rs` checks that the log store writes exactly bincode's bytes).
 //! - `entry`: bincode of the openraft entry holding it (`LogStore::append` writes this, and
 //!   AppendEntries carries such entries to followers), and decoding it back (log reads).
-//! - `record_store`: the records in the record store's layout (`Engine::put_record` × 100 into a
-//!   RocksDB `WriteBatch`, not written), what applying the entry adds to its batch.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -45,40 +43,9 @@ fn raft_encoding(c: &mut Criterion) {
     group.finish();
 }
 
-fn record_store_encoding(c: &mut Criterion) {
-    let (arrival_ms, records) = (ARRIVAL_MS, new_records(RECORDS, RECORD_BYTES));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let engine = Engine::open(dir.path(), &EngineOptions::default()).expect("open engine");
-    let encoded: usize = records
-        .iter()
-        .map(|r| kinesin_storage::records::encoded_len(&r.partition_key, &r.data))
-        .sum();
-    assert!(encoded > RECORDS * RECORD_BYTES);
-
-    let mut group = c.benchmark_group("record_store_encoding");
-    group.throughput(Throughput::Bytes(PAYLOAD_BYTES));
-    group.bench_function("put_record_into_batch_100x1KiB", |b| {
-        b.iter(|| {
-            let mut batch = WriteBatch::default();
-            for (slot, record) in records.iter().enumerate() {
-                engine.put_record(
-                    &mut batch,
-                    7,
-                    (1 << 20) + slot as u64,
-                    arrival_ms,
-                    &record.partition_key,
-                    &record.data,
-                );
-            }
-            batch
-        })
-    });
-    group.finish();
-}
-
 criterion_group! {
     name = benches;
     config = criterion(20, Duration::from_secs(2));
-    targets = raft_encoding, record_store_encoding
+    targets = raft_encoding
 }
 criterion_main!(benches);

@@ -169,52 +169,11 @@ fn group_commit(c: &mut Criterion) {
     }
 }
 
-fn record_store(c: &mut Criterion) {
-    let (arrival_ms, records) = (ARRIVAL_MS, new_records(RECORDS, RECORD_BYTES));
-    let mut group = c.benchmark_group("record_store_write");
-    group.throughput(Throughput::Bytes(ENTRY_BYTES));
-    let (_dir, engine) = open_engine();
-    let group_id = 7;
-    let next_index = Cell::new(1u64);
-    group.bench_function("batch_100x1KiB_unsynced", |b| {
-        b.iter(|| {
-            let index = next_index.replace(next_index.get() + 1);
-            let first = index << kinesin_raft::POSITIONS_PER_ENTRY_BITS;
-            let mut batch = WriteBatch::default();
-            for (slot, record) in records.iter().enumerate() {
-                engine.put_record(
-                    &mut batch,
-                    group_id,
-                    first + slot as u64,
-                    arrival_ms,
-                    &record.partition_key,
-                    &record.data,
-                );
-            }
-            engine.put_time_index(
-                &mut batch,
-                group_id,
-                TimeIndexEntry {
-                    arrival_ms,
-                    position: first,
-                },
-            );
-            engine.write(batch).expect("write");
-        })
-    });
-    group.finish();
-    let last = engine
-        .last_record(group_id)
-        .expect("read")
-        .expect("records");
-    assert_eq!(last.data, records[RECORDS - 1].data.as_ref());
-}
-
 criterion_group! {
     name = benches;
     // Every iteration waits for an fsync (milliseconds; tens of them with 64 appenders), so
     // Criterion's fewest samples and a longer window, to keep several iterations per sample.
     config = criterion(10, Duration::from_secs(3));
-    targets = log_append, group_commit, record_store
+    targets = log_append, group_commit
 }
 criterion_main!(benches);

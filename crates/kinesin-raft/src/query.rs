@@ -11,7 +11,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::RaftError;
 use crate::shard::ShardView;
-use crate::snapshot::WireRecord;
+
+/// A stored record as it travels between nodes in answers to reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WireRecord {
+    position: u64,
+    arrival_ms: u64,
+    partition_key: String,
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
+impl From<StoredRecord> for WireRecord {
+    fn from(r: StoredRecord) -> WireRecord {
+        WireRecord {
+            position: r.position,
+            arrival_ms: r.arrival_ms,
+            partition_key: r.partition_key,
+            data: r.data,
+        }
+    }
+}
+
+impl From<WireRecord> for StoredRecord {
+    fn from(r: WireRecord) -> StoredRecord {
+        StoredRecord {
+            position: r.position,
+            arrival_ms: r.arrival_ms,
+            partition_key: r.partition_key,
+            data: r.data,
+        }
+    }
+}
 
 /// What a reader asks of a shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,9 +25,11 @@ pub struct RaftTuning {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
-    /// Build a snapshot (and purge the log behind it) every this many entries.
+    /// Build a snapshot (and purge the log behind it) every this many entries. A shard's snapshot
+    /// is at its retention cut, so for shards this is how often a moved cut is noticed.
     pub snapshot_every: u64,
-    /// Entries kept behind a snapshot so a slightly lagging follower can catch up from the log.
+    /// Controller group: entries kept behind a snapshot so a slightly lagging follower can catch
+    /// up from the log. Shards keep none behind theirs: every entry below the cut has expired.
     pub logs_kept_after_snapshot: u64,
     /// How long heartbeats to a peer wait to be sent together in one call (0: each on its own).
     pub heartbeat_batch_ms: u64,
@@ -386,7 +388,10 @@ impl GroupHandle {
 pub struct MultiRaft {
     node_id: NodeId,
     engine: Arc<Engine>,
+    /// The controller group's configuration.
     config: Arc<Config>,
+    /// Shard groups': the same, but purging the log right up to the snapshot (the retention cut).
+    shard_config: Arc<Config>,
     groups: RwLock<HashMap<u64, GroupHandle>>,
     /// Cloned into every log store and state machine openraft holds; see [`MultiRaft::shutdown`].
     lease: Arc<()>,
@@ -425,10 +430,17 @@ impl MultiRaft {
         }
         .validate()
         .map_err(|e| RaftError::Other(format!("raft configuration: {e}")))?;
+        let shard_config = Config {
+            max_in_snapshot_log_to_keep: 0,
+            ..config.clone()
+        }
+        .validate()
+        .map_err(|e| RaftError::Other(format!("raft configuration: {e}")))?;
         Ok(MultiRaft {
             node_id,
             engine,
             config: Arc::new(config),
+            shard_config: Arc::new(shard_config),
             groups: RwLock::new(HashMap::new()),
             lease: Arc::new(()),
             peers: Arc::new(Peers::new(Duration::from_millis(tuning.heartbeat_batch_ms))),
@@ -513,18 +525,16 @@ impl MultiRaft {
             group: id,
             peers: self.peers.clone(),
         };
-        let raft = Raft::new(
-            self.node_id,
-            self.config.clone(),
-            network,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| RaftError::Stopped {
-            group: id,
-            reason: e.to_string(),
-        })?;
+        let config = match options.kind {
+            GroupKind::Shard => self.shard_config.clone(),
+            GroupKind::Controller(_) => self.config.clone(),
+        };
+        let raft = Raft::new(self.node_id, config, network, log_store, state_machine)
+            .await
+            .map_err(|e| RaftError::Stopped {
+                group: id,
+                reason: e.to_string(),
+            })?;
         if let Some(members) = options.initial_members {
             let initialized = raft
                 .is_initialized()

@@ -1,10 +1,12 @@
 //! openraft's state machine for both kinds of group.
 //!
-//! A shard group writes its records and its applied log id in one batch per `apply` call, unsynced:
-//! the shared WAL makes a later fsync cover it, and after a crash openraft re-applies from the log,
-//! which rewrites the same records at the same positions. The controller group keeps its state in
-//! memory (in the [`ControllerApplier`]) and persists it through snapshots; after a restart it is
-//! restored from the last snapshot and openraft replays the log after it.
+//! A shard group's records are its log entries; apply writes its counters, time index and applied
+//! log id in one batch per `apply` call, unsynced: the shared WAL makes a later fsync cover it, and
+//! after a crash openraft re-applies from the log, which rewrites the same index entries. A shard's
+//! snapshot sits at its retention cut (see `snapshot.rs`), never at the applied index. The
+//! controller group keeps its state in memory (in the [`ControllerApplier`]) and persists it
+//! through snapshots; after a restart it is restored from the last snapshot and openraft replays
+//! the log after it.
 
 use std::io;
 use std::sync::Arc;
@@ -18,8 +20,8 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode};
-use crate::shard::{self, ShardCounters, ShardCountersBeforeSeal, ShardView};
-use crate::snapshot::{replace_records, Records, SnapshotData};
+use crate::shard::{self, ShardCounters, ShardView, TrimPoint};
+use crate::snapshot::SnapshotData;
 use crate::types::{Command, Response};
 use crate::TypeConfig;
 
@@ -45,39 +47,48 @@ struct Applied {
     log_id: Option<LogIdOf<TypeConfig>>,
     membership: StoredMembershipOf<TypeConfig>,
     counters: ShardCounters,
+    /// Shard groups: where retention last cut the log, which is where the shard's snapshot is.
+    cut: Option<Cut>,
+    /// Shard groups: the membership in force at the cut and every one applied after it, oldest
+    /// first, so the next cut finds the membership in force at its own index.
+    memberships: Vec<StoredMembershipOf<TypeConfig>>,
 }
 
-/// [`Applied`] as written before shards could be sealed.
-#[derive(Deserialize)]
-struct AppliedBeforeSeal {
-    log_id: Option<LogIdOf<TypeConfig>>,
+/// A shard's state as of the last log entry retention removed: what its snapshot carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cut {
+    log_id: LogIdOf<TypeConfig>,
     membership: StoredMembershipOf<TypeConfig>,
-    counters: ShardCountersBeforeSeal,
+    counters: ShardCounters,
 }
 
 impl Applied {
-    /// Reads what this or an earlier version wrote (bincode is not self-describing, so the
-    /// shorter, older layout is tried when the current one runs out of bytes).
-    fn decode(bytes: &[u8]) -> Result<Applied, io::Error> {
-        decode::<Applied>(bytes).or_else(|current| {
-            decode::<AppliedBeforeSeal>(bytes)
-                .map(|old| Applied {
-                    log_id: old.log_id,
-                    membership: old.membership,
-                    counters: old.counters.into(),
-                })
-                .map_err(|_| current)
-        })
+    /// Moves the cut to the entry at `point.last_index` (whose log id is `log_id`). Keeps the cut
+    /// where it was when no membership in force there is known (it cannot be placed exactly).
+    fn move_cut(&mut self, point: TrimPoint, log_id: LogIdOf<TypeConfig>) {
+        let Some(in_force) = self.memberships.iter().rposition(|m| {
+            m.log_id()
+                .as_ref()
+                .is_none_or(|id| id.index() <= point.last_index)
+        }) else {
+            return;
+        };
+        self.memberships.drain(..in_force);
+        let next = shard::first_position(point.last_index + 1);
+        self.cut = Some(Cut {
+            log_id,
+            membership: self.memberships[0].clone(),
+            counters: ShardCounters {
+                last_arrival_ms: point.last_arrival_ms,
+                trim_position: next,
+                next_position: next,
+                sealed_at: self
+                    .counters
+                    .sealed_at
+                    .filter(|&at| at <= shard::first_position(point.last_index)),
+            },
+        });
     }
-}
-
-/// A shard snapshot's counters, in this or the earlier layout (see [`Applied::decode`]).
-fn decode_counters(bytes: &[u8]) -> Result<ShardCounters, io::Error> {
-    decode::<ShardCounters>(bytes).or_else(|current| {
-        decode::<ShardCountersBeforeSeal>(bytes)
-            .map(ShardCounters::from)
-            .map_err(|_| current)
-    })
 }
 
 /// A snapshot as stored under `StateTag::Snapshot`.
@@ -104,7 +115,7 @@ impl GroupStateMachine {
         engine: Arc<Engine>,
     ) -> Result<(GroupStateMachine, Arc<ShardView>), io::Error> {
         let applied: Applied = match engine.state(group, StateTag::StateMachine)? {
-            Some(bytes) => Applied::decode(&bytes)?,
+            Some(bytes) => decode(&bytes)?,
             None => Applied::default(),
         };
         let view = Arc::new(ShardView::new(group, engine.clone(), &applied.counters));
@@ -157,35 +168,46 @@ impl GroupStateMachine {
         Ok(())
     }
 
-    fn snapshot_state(&self) -> Result<Vec<u8>, io::Error> {
-        match &self.logic {
-            // A shard's records stay in the record store; see `SnapshotData`.
-            Logic::Shard(_) => encode(&self.applied.counters),
-            Logic::Controller(applier) => applier.snapshot().map_err(io::Error::other),
-        }
-    }
-
-    fn snapshot_data(&self, state: Vec<u8>) -> SnapshotData {
-        let records = match &self.logic {
-            Logic::Shard(_) => Records::InStore {
-                group: self.group,
-                engine: self.engine.clone(),
+    /// The snapshot this group would send now: for a shard, its state at the cut (nothing before
+    /// the first cut); for the controller, its whole state as applied.
+    fn current_snapshot(&self) -> Result<Option<(SnapshotMetaOf<TypeConfig>, Vec<u8>)>, io::Error> {
+        Ok(match &self.logic {
+            Logic::Shard(_) => match &self.applied.cut {
+                Some(cut) => Some((
+                    SnapshotMetaOf::<TypeConfig> {
+                        last_log_id: Some(cut.log_id),
+                        last_membership: cut.membership.clone(),
+                    },
+                    encode(&cut.counters)?,
+                )),
+                None => None,
             },
-            Logic::Controller(_) => Records::None,
-        };
-        SnapshotData { state, records }
+            Logic::Controller(applier) => Some((
+                SnapshotMetaOf::<TypeConfig> {
+                    last_log_id: self.applied.log_id,
+                    last_membership: self.applied.membership.clone(),
+                },
+                applier.snapshot().map_err(io::Error::other)?,
+            )),
+        })
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
     type SnapshotData = SnapshotData;
 
+    /// For a shard, openraft's policy asks every so many entries; the answer is the snapshot at
+    /// the cut, which openraft ignores unless the cut moved (it only keeps newer snapshots).
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
-        let meta = SnapshotMetaOf::<TypeConfig> {
-            last_log_id: self.applied.log_id,
-            last_membership: self.applied.membership.clone(),
+        let Some((meta, data)) = self.current_snapshot()? else {
+            return Ok(SnapshotOf::<TypeConfig, SnapshotData> {
+                meta: SnapshotMetaOf::<TypeConfig> {
+                    last_log_id: None,
+                    last_membership: Default::default(),
+                },
+                snapshot: SnapshotData { state: Vec::new() },
+            });
         };
-        let data = self.snapshot_state()?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data: data.clone(),
@@ -203,7 +225,7 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
         self.engine.sync().await?;
         Ok(SnapshotOf::<TypeConfig, SnapshotData> {
             meta,
-            snapshot: self.snapshot_data(data),
+            snapshot: SnapshotData { state: data },
         })
     }
 }
@@ -231,6 +253,11 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                 EntryPayload::Membership(membership) => {
                     self.applied.membership =
                         StoredMembershipOf::<TypeConfig>::new(Some(log_id), membership.clone());
+                    if let Logic::Shard(_) = self.logic {
+                        self.applied
+                            .memberships
+                            .push(self.applied.membership.clone());
+                    }
                     Response::None
                 }
                 EntryPayload::Normal(command) => {
@@ -254,6 +281,18 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         Ok(())
     }
 
+    /// openraft's policy asks every so many entries (`force` false); a shard's snapshot changes
+    /// only when retention moves its cut, so until then there is nothing to build.
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        if !force && matches!(self.logic, Logic::Shard(_)) {
+            let cut = self.applied.cut.as_ref().map(|cut| cut.log_id);
+            if cut.is_none() || cut == self.stored_snapshot_log_id() {
+                return None;
+            }
+        }
+        Some(self.get_snapshot_builder().await)
+    }
+
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         GroupStateMachine {
             group: self.group,
@@ -273,24 +312,35 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
-        match (&self.logic, &snapshot.records) {
-            (Logic::Controller(applier), _) => {
+        match &self.logic {
+            Logic::Controller(applier) => {
                 applier.restore(&snapshot.state).map_err(io::Error::other)?
             }
-            (Logic::Shard(_), Records::Received(records)) => {
+            Logic::Shard(_) => {
+                let counters: ShardCounters = decode(&snapshot.state)?;
+                let log_id = meta.last_log_id.ok_or_else(|| {
+                    io::Error::other("a shard snapshot arrived without its log id")
+                })?;
                 tracing::info!(
                     group = self.group,
-                    records = records.len(),
-                    last_log_id = ?meta.last_log_id,
-                    "installing a shard snapshot from the leader"
+                    cut = ?log_id,
+                    "installing a shard snapshot (its retention cut) from the leader"
                 );
-                replace_records(&self.engine, &mut batch, self.group, records);
-                self.applied.counters = decode_counters(&snapshot.state)?;
-            }
-            (Logic::Shard(_), _) => {
-                return Err(io::Error::other(
-                    "a shard snapshot arrived without its records",
-                ));
+                // Only entries this replica never applied follow (openraft installs a snapshot
+                // only above the committed index), so none of its own index entries stays valid.
+                self.engine.trim_index(
+                    &mut batch,
+                    self.group,
+                    counters.trim_position >> crate::types::POSITIONS_PER_ENTRY_BITS,
+                    u64::MAX,
+                );
+                self.applied.cut = Some(Cut {
+                    log_id,
+                    membership: meta.last_membership.clone(),
+                    counters: counters.clone(),
+                });
+                self.applied.memberships = vec![meta.last_membership.clone()];
+                self.applied.counters = counters;
             }
         }
         self.applied.log_id = meta.last_log_id;
@@ -322,7 +372,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                 let stored: StoredSnapshot = decode(&bytes)?;
                 Ok(Some(SnapshotOf::<TypeConfig, SnapshotData> {
                     meta: stored.meta,
-                    snapshot: self.snapshot_data(stored.data),
+                    snapshot: SnapshotData { state: stored.data },
                 }))
             }
             None => Ok(None),
@@ -331,6 +381,28 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
 }
 
 impl GroupStateMachine {
+    /// The log id of the snapshot on disk, if any (unreadable counts as none: a rebuild fixes it).
+    fn stored_snapshot_log_id(&self) -> Option<LogIdOf<TypeConfig>> {
+        let bytes = self.engine.state(self.group, StateTag::Snapshot).ok()??;
+        decode::<StoredSnapshot>(&bytes).ok()?.meta.last_log_id
+    }
+
+    /// Moves the shard's cut to retention's new trim point, reading the log id there from the log.
+    fn cut_at(&mut self, point: TrimPoint) -> Result<(), io::Error> {
+        let entries =
+            self.engine
+                .log_entries(self.group, point.last_index, point.last_index + 1)?;
+        match entries.first() {
+            Some((_, bytes)) => {
+                let entry: openraft::alias::EntryOf<TypeConfig> = decode(bytes)?;
+                self.applied.move_cut(point, entry.log_id());
+            }
+            // Already purged: a cut at or past it exists (a snapshot installed here), keep it.
+            None => {}
+        }
+        Ok(())
+    }
+
     fn apply_command(
         &mut self,
         batch: &mut WriteBatch,
@@ -362,63 +434,20 @@ impl GroupStateMachine {
             }
             (Logic::Shard(_), Command::Seal) => shard::apply_seal(counters, log_index),
             (Logic::Shard(_), Command::Trim { before_ms }) => {
-                // The trim point is found by reading the store, so earlier entries of this batch
-                // must be in it first.
+                // The trim point is found by reading the time index, so earlier entries of this
+                // batch must be in it first.
                 self.engine.write(std::mem::take(batch))?;
-                shard::apply_trim(&self.engine, batch, self.group, counters, *before_ms)?
+                let (response, point) =
+                    shard::apply_trim(&self.engine, batch, self.group, counters, *before_ms)?;
+                if let Some(point) = point {
+                    self.cut_at(point)?;
+                }
+                response
             }
             (Logic::Controller(applier), Command::Controller(bytes)) => {
                 Response::Controller(applier.apply(log_index, bytes))
             }
             (_, other) => Response::Rejected(format!("command not for this group: {other:?}")),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde::Serialize;
-
-    use super::*;
-
-    /// The layout data directories written before sealing existed hold.
-    #[derive(Serialize)]
-    struct OldApplied {
-        log_id: Option<LogIdOf<TypeConfig>>,
-        membership: StoredMembershipOf<TypeConfig>,
-        counters: (u64, u64, u64),
-    }
-
-    #[test]
-    fn state_written_before_seals_existed_still_opens_as_an_open_shard() {
-        let old = crate::codec::encode(&OldApplied {
-            log_id: None,
-            membership: Default::default(),
-            counters: (7, 3 << 20, 9 << 20),
-        })
-        .unwrap();
-        let applied = Applied::decode(&old).unwrap();
-        assert_eq!(
-            applied.counters,
-            ShardCounters {
-                last_arrival_ms: 7,
-                trim_position: 3 << 20,
-                next_position: 9 << 20,
-                sealed_at: None,
-            }
-        );
-        let counters =
-            decode_counters(&crate::codec::encode(&(1u64, 2u64, 3u64)).unwrap()).unwrap();
-        assert_eq!(counters.next_position, 3);
-
-        let current = Applied {
-            counters: ShardCounters {
-                sealed_at: Some(5 << 20),
-                ..applied.counters
-            },
-            ..Applied::default()
-        };
-        let reread = Applied::decode(&crate::codec::encode(&current).unwrap()).unwrap();
-        assert_eq!(reread.counters.sealed_at, Some(5 << 20));
     }
 }

@@ -14,8 +14,13 @@ use kinesin_storage::{Engine, EngineOptions};
 const GROUP: u64 = 1;
 
 async fn open(dir: &Path) -> (Arc<MultiRaft>, GroupHandle) {
+    let (raft, group, _) = open_tuned(dir, &RaftTuning::default()).await;
+    (raft, group)
+}
+
+async fn open_tuned(dir: &Path, tuning: &RaftTuning) -> (Arc<MultiRaft>, GroupHandle, Arc<Engine>) {
     let engine = Arc::new(Engine::open(dir, &EngineOptions::default()).unwrap());
-    let raft = Arc::new(MultiRaft::new(1, engine, &RaftTuning::default()).unwrap());
+    let raft = Arc::new(MultiRaft::new(1, engine.clone(), tuning).unwrap());
     let group = raft
         .open_group(
             GROUP,
@@ -30,7 +35,7 @@ async fn open(dir: &Path) -> (Arc<MultiRaft>, GroupHandle) {
         .wait_for_leader(Duration::from_secs(10))
         .await
         .unwrap();
-    (raft, group)
+    (raft, group, engine)
 }
 
 async fn put(group: &GroupHandle, arrival_ms: u64, data: &[&str]) -> u64 {
@@ -222,4 +227,124 @@ async fn a_read_reaches_the_seal_only_on_a_sealed_shard_and_only_with_its_last_r
     // Past the seal itself (a LATEST iterator on a sealed shard starts there).
     let latest = group.shard().unwrap().next_position();
     assert!(read(latest, 10).await.reached_seal);
+}
+
+/// The log is the record store: reads decode log entries, including from the middle of one, and
+/// retention purges the log itself behind a snapshot placed exactly at the cut, never above it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_the_log_behind_a_snapshot_at_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let tuning = RaftTuning {
+        snapshot_every: 4,
+        ..RaftTuning::default()
+    };
+    let (raft, group, engine) = open_tuned(dir.path(), &tuning).await;
+    let view = group.shard().unwrap().clone();
+    let mut firsts = Vec::new();
+    for t in 0..10u64 {
+        let data: Vec<String> = (0..3).map(|i| format!("{t}.{i}")).collect();
+        let data: Vec<&str> = data.iter().map(String::as_str).collect();
+        firsts.push(put(&group, 1_000 * (t + 1), &data).await);
+    }
+    // From the middle of an entry, and across entries.
+    let middle = view.read(firsts[2] + 1, 4, usize::MAX).unwrap();
+    assert_eq!(
+        middle
+            .iter()
+            .map(|r| String::from_utf8(r.data.clone()).unwrap())
+            .collect::<Vec<_>>(),
+        ["2.1", "2.2", "3.0", "3.1"]
+    );
+    assert_eq!(view.position_at_time(3_500).unwrap(), firsts[3]);
+
+    match group
+        .write(Command::Trim { before_ms: 6_000 })
+        .await
+        .unwrap()
+    {
+        Response::Trimmed { trim_position } => assert_eq!(trim_position, firsts[5]),
+        other => panic!("unexpected {other:?}"),
+    }
+    let cut_index = firsts[5] >> 20;
+    // Enough entries after the trim for openraft's policy to take the snapshot at the cut.
+    for t in 10..16u64 {
+        put(&group, 1_000 * (t + 1), &[&format!("{t}")]).await;
+    }
+    let purged = async {
+        loop {
+            if engine.log_entries(GROUP, 0, cut_index).unwrap().is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), purged)
+        .await
+        .expect("the log below the cut is purged");
+    assert_eq!(
+        group.snapshot_index(),
+        Some(cut_index - 1),
+        "the snapshot sits at the cut"
+    );
+    assert!(!engine
+        .log_entries(GROUP, cut_index, cut_index + 1)
+        .unwrap()
+        .is_empty());
+    let kept = read_all(&group);
+    assert_eq!(kept.first().map(|r| r.0), Some(firsts[5]));
+    assert_eq!(kept.len(), 5 * 3 + 6);
+
+    // A restart finds the same records from the cut on.
+    raft.shutdown().await;
+    drop((group, view, engine));
+    drop(raft);
+    let (_raft, group) = open(dir.path()).await;
+    assert_eq!(read_all(&group), kept);
+}
+
+/// Snapshots are built (every 2 entries here) while trims move the cut and writes go on: every
+/// snapshot seen is below the trim position, never at the applied index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_never_above_the_cut_while_trims_race_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tuning = RaftTuning {
+        snapshot_every: 2,
+        ..RaftTuning::default()
+    };
+    let (_raft, group, _engine) = open_tuned(dir.path(), &tuning).await;
+    let view = group.shard().unwrap().clone();
+    let writer = {
+        let group = group.clone();
+        tokio::spawn(async move {
+            for t in 1..=300u64 {
+                put(&group, t * 10, &["x", "y"]).await;
+                if t % 7 == 0 {
+                    group
+                        .write(Command::Trim {
+                            before_ms: t * 10 - 20,
+                        })
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+    };
+    let mut snapshots_seen = std::collections::BTreeSet::new();
+    while !writer.is_finished() {
+        if let Some(snapshot) = group.snapshot_index() {
+            // Read after the snapshot: the trim position only grows.
+            let cut_index = view.trim_position() >> 20;
+            assert!(
+                snapshot < cut_index,
+                "snapshot at {snapshot}, cut at {cut_index}"
+            );
+            snapshots_seen.insert(snapshot);
+        }
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    assert!(
+        snapshots_seen.len() > 5,
+        "snapshots moved with the cut: {snapshots_seen:?}"
+    );
 }

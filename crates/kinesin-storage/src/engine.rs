@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB,
+};
 use tokio::sync::oneshot;
 
 use crate::failure::FailureFlag;
@@ -62,16 +64,28 @@ impl Engine {
         db_opts.set_use_direct_io_for_flush_and_compaction(true);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf_opts = Options::default();
-            // Log entries live briefly (purged behind each snapshot): compressing them is wasted.
-            // Records are compressed once, where they settle (the last level), not at every
-            // flush and compaction on the way: LZ4 over incompressible payloads took ~15% of a
-            // node's CPU under write load.
-            if *name == keys::CF_RECORDS {
+            // The Raft log holds every shard's records until retention purges them. Payloads are
+            // compressed once, where they settle (the last level), not at every flush and
+            // compaction on the way: LZ4 over incompressible payloads took ~15% of a node's CPU
+            // under write load.
+            if *name == keys::CF_RAFT_LOG {
                 cf_opts.set_compression_type(rocksdb::DBCompressionType::None);
                 cf_opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Lz4);
             }
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
+        // A directory of the layout before the log became the record store keeps its records in
+        // a column family this version does not read: opening it would look like data loss.
+        let existing = DB::list_cf(&db_opts, dir).unwrap_or_default();
+        if let Some(name) = keys::OBSOLETE_CFS
+            .into_iter()
+            .find(|name| existing.iter().any(|e| e == name))
+        {
+            return Err(StorageError::OldLayout {
+                path: dir.display().to_string(),
+                column_family: name,
+            });
+        }
         let db =
             DB::open_cf_descriptors(&db_opts, dir, cfs).map_err(|source| StorageError::Open {
                 path: dir.display().to_string(),
@@ -140,6 +154,36 @@ impl Engine {
 
     pub fn put_log_entry(&self, batch: &mut WriteBatch, group: u64, index: u64, entry: &[u8]) {
         batch.put_cf(self.cf(CF_RAFT_LOG), keys::log_key(group, index), entry);
+    }
+
+    /// Calls `visit` with each entry of `group` with index in `start..end`, in order, until it
+    /// answers `false`. Reads through RocksDB's iterator without copying the entries.
+    pub fn scan_log<E>(
+        &self,
+        group: u64,
+        start: u64,
+        end: u64,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<bool, E>,
+    ) -> Result<(), E>
+    where
+        E: From<StorageError>,
+    {
+        if start >= end {
+            return Ok(());
+        }
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(keys::log_key(group, end).to_vec());
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_RAFT_LOG), opts);
+        iter.seek(keys::log_key(group, start));
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            let (_, index) = keys::decode_log_key(key)?;
+            if !visit(index, value)? {
+                return Ok(());
+            }
+            iter.next();
+        }
+        iter.status().map_err(StorageError::from)?;
+        Ok(())
     }
 
     /// Entries of `group` with index in `start..end`, in order.
@@ -235,7 +279,7 @@ impl Engine {
         self.sync().await
     }
 
-    /// Removes everything a group owns: log, state, records and time index.
+    /// Removes everything a group owns: log (and so its records), state, time index and clamps.
     pub fn drop_group(&self, group: u64) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         let start = keys::group_start(group);
@@ -243,8 +287,8 @@ impl Engine {
         for cf in [
             keys::CF_RAFT_LOG,
             keys::CF_RAFT_STATE,
-            keys::CF_RECORDS,
             keys::CF_RECORDS_BY_TIME,
+            keys::CF_ARRIVAL_CLAMPS,
         ] {
             batch.delete_range_cf(self.cf(cf), start.as_slice(), end.as_slice());
         }

@@ -12,6 +12,15 @@ pub enum StorageError {
     SyncFailed(String),
     #[error("storage is shutting down")]
     ShuttingDown,
+    #[error(
+        "{path} was written by an earlier Kinesin whose layout this version cannot read (it has \
+         the `{column_family}` column family); read its data out with that version, or start \
+         from an empty data directory"
+    )]
+    OldLayout {
+        path: String,
+        column_family: &'static str,
+    },
     #[error("open {path}: {source}")]
     Open {
         path: String,

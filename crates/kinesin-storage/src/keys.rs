@@ -1,23 +1,27 @@
 //! Every on-disk key layout of Kinesin, side by side with its decoder.
 //!
-//! Integers are big-endian so that RocksDB's byte order is numeric order: a group's log, records and
-//! time index are each one contiguous, sorted key range, which makes range scans and range deletes
-//! (truncate, purge, retention, dropping a group) single operations.
+//! Integers are big-endian so that RocksDB's byte order is numeric order: a group's log (which holds
+//! a shard's records), its time index and its arrival clamps are each one contiguous, sorted key
+//! range, which makes range scans and range deletes (truncate, purge, retention, dropping a group)
+//! single operations.
 
 use crate::StorageError;
 
 pub const CF_RAFT_LOG: &str = "raft_log";
 pub const CF_RAFT_STATE: &str = "raft_state";
-pub const CF_RECORDS: &str = "records";
 pub const CF_RECORDS_BY_TIME: &str = "records_by_time";
+pub const CF_ARRIVAL_CLAMPS: &str = "arrival_clamps";
 pub const CF_META: &str = "meta";
 pub const ALL_CFS: [&str; 5] = [
     CF_RAFT_LOG,
     CF_RAFT_STATE,
-    CF_RECORDS,
     CF_RECORDS_BY_TIME,
+    CF_ARRIVAL_CLAMPS,
     CF_META,
 ];
+/// Column families of earlier layouts, whose data directories this version refuses to open:
+/// `records` held every payload (a second copy) until the Raft log became the record store.
+pub const OBSOLETE_CFS: [&str; 1] = ["records"];
 
 /// `raft_log`: group · index.
 pub fn log_key(group: u64, index: u64) -> [u8; 16] {
@@ -36,13 +40,13 @@ pub fn state_key(group: u64, tag: u8) -> [u8; 9] {
     k
 }
 
-/// `records`: shard group · position.
-pub fn record_key(group: u64, position: u64) -> [u8; 16] {
-    two_u64(group, position)
+/// `arrival_clamps`: shard group · log index (see `records::Engine::put_arrival_clamp`).
+pub fn clamp_key(group: u64, index: u64) -> [u8; 16] {
+    two_u64(group, index)
 }
 
-pub fn decode_record_key(key: &[u8]) -> Result<(u64, u64), StorageError> {
-    decode_two_u64(key, "record key")
+pub fn decode_clamp_key(key: &[u8]) -> Result<(u64, u64), StorageError> {
+    decode_two_u64(key, "arrival clamp key")
 }
 
 /// `records_by_time`: shard group · arrival ms · first position written at that time.
@@ -112,7 +116,7 @@ mod tests {
     fn keys_round_trip() {
         assert_eq!(decode_log_key(&log_key(7, 42)).unwrap(), (7, 42));
         assert_eq!(
-            decode_record_key(&record_key(u64::MAX, 0)).unwrap(),
+            decode_clamp_key(&clamp_key(u64::MAX, 0)).unwrap(),
             (u64::MAX, 0)
         );
         assert_eq!(decode_time_key(&time_key(1, 2, 3)).unwrap(), (1, 2, 3));
@@ -122,7 +126,7 @@ mod tests {
     fn byte_order_is_numeric_order() {
         assert!(log_key(1, 255) < log_key(1, 256));
         assert!(log_key(1, u64::MAX) < log_key(2, 0));
-        assert!(record_key(3, 9).as_slice() < group_end(3).as_slice());
+        assert!(clamp_key(3, 9).as_slice() < group_end(3).as_slice());
         assert!(group_start(4).as_slice() >= group_end(3).as_slice());
     }
 

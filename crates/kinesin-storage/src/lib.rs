@@ -1,8 +1,8 @@
 //! Kinesin's disk: one RocksDB per node, shared by every Raft group the node hosts.
 //!
 //! This crate owns every on-disk key layout ([`keys`]), the column families, the group-commit
-//! syncer that lets many groups share one WAL fsync ([`Engine::sync`]), and the record store that
-//! shard state machines write into and `GetRecords` reads from.
+//! syncer that lets many groups share one WAL fsync ([`Engine::sync`]), the log primitives (a
+//! shard's log is its record store: `GetRecords` reads scan it) and a shard's time index.
 //!
 //! It must never know about Raft or Kinesis semantics: it stores bytes under keys and tells the
 //! caller, exactly once, when what it wrote is durable.
