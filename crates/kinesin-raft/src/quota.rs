@@ -4,7 +4,7 @@
 //! queueing work without bound. The gateway limits reads with the same [`TokenBuckets`].
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A shard's write limits. Zero in a field switches that limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,23 @@ impl<const N: usize> TokenBuckets<N> {
         }
     }
 
+    /// What each bucket holds at `now`: below zero while in debt, `None` where unlimited.
+    pub fn levels(&self, now: Instant) -> [Option<f64>; N] {
+        let levels = self.levels_at(now);
+        std::array::from_fn(|i| (self.per_sec[i] != 0).then_some(levels[i]))
+    }
+
+    /// How long from `now` until no limited bucket is in debt (zero if none is).
+    pub fn debt_cleared_in(&self, now: Instant) -> Duration {
+        self.levels_at(now)
+            .iter()
+            .zip(&self.per_sec)
+            .filter(|&(&level, &rate)| rate != 0 && level < 0.0)
+            .map(|(&level, &rate)| Duration::from_secs_f64(-level / rate as f64))
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
     /// Whether every bucket is full again at `now`: the buckets are then no different from new
     /// ones, and whoever keeps many may drop them.
     pub fn is_full(&self, now: Instant) -> bool {
@@ -143,6 +160,20 @@ mod tests {
             ],
             now,
         )
+    }
+
+    #[test]
+    fn levels_and_the_time_until_debt_is_cleared() {
+        let t0 = Instant::now();
+        let mut buckets = TokenBuckets::full([1000, 0], t0);
+        assert_eq!(buckets.levels(t0), [Some(1000.0), None]);
+        assert_eq!(buckets.debt_cleared_in(t0), Duration::ZERO);
+        buckets.charge([1500, 1 << 40], t0);
+        assert_eq!(buckets.levels(t0), [Some(-500.0), None]);
+        assert_eq!(buckets.debt_cleared_in(t0), Duration::from_millis(500));
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(buckets.debt_cleared_in(later), Duration::ZERO);
+        assert_eq!(buckets.levels(later), [Some(0.0), None]);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use kinesin_controller::{
     consumer_not_active, consumer_not_found, ClusterState, ConsumerKey, ConsumerStatus, ShardMeta,
     StreamKey,
 };
+use kinesin_raft::TokenBuckets;
 use tokio::sync::mpsc;
 
 use super::describe::sequence_number;
@@ -335,56 +336,33 @@ async fn send(
     sender.send(Bytes::from(message)).await.is_ok()
 }
 
-/// A subscription's read allowance (AWS: 2 MiB/s per consumer and shard): a token bucket of one
-/// second's bytes. A read may overdraw it by one large record; the next waits for the refill.
-struct ByteBudget {
-    per_sec: f64,
-    available: f64,
-    refilled: Instant,
-}
+/// A subscription's allowance of bytes per second (AWS: 2 MiB/s per consumer and shard): one
+/// read may overdraw it, and the next waits until it is out of debt.
+struct ByteBudget(TokenBuckets<1>);
 
 impl ByteBudget {
     /// `per_sec` 0 means unlimited.
     fn new(per_sec: u64) -> ByteBudget {
-        ByteBudget {
-            per_sec: per_sec as f64,
-            available: per_sec as f64,
-            refilled: Instant::now(),
-        }
-    }
-
-    fn refill(&mut self) {
-        let now = Instant::now();
-        let earned = now.duration_since(self.refilled).as_secs_f64() * self.per_sec;
-        self.available = (self.available + earned).min(self.per_sec);
-        self.refilled = now;
+        ByteBudget(TokenBuckets::full([per_sec], Instant::now()))
     }
 
     /// Bytes the next read may return (at least one record is always returned).
-    fn room(&mut self) -> usize {
-        if self.per_sec == 0.0 {
-            return usize::MAX;
+    fn room(&self) -> usize {
+        match self.0.levels(Instant::now()) {
+            [None] => usize::MAX,
+            [Some(level)] => level.max(1.0) as usize,
         }
-        self.refill();
-        self.available.max(1.0) as usize
     }
 
     fn spend(&mut self, bytes: usize) {
-        if self.per_sec > 0.0 {
-            self.available -= bytes as f64;
-        }
+        self.0.charge([bytes as u64], Instant::now());
     }
 
-    /// Waits until the allowance is above zero again.
-    async fn wait_for_room(&mut self) {
-        if self.per_sec == 0.0 {
-            return;
-        }
-        self.refill();
-        if self.available <= 0.0 {
-            let short = -self.available + 1.0;
-            tokio::time::sleep(Duration::from_secs_f64(short / self.per_sec)).await;
-            self.refill();
+    /// Waits until the allowance is out of debt.
+    async fn wait_for_room(&self) {
+        let wait = self.0.debt_cleared_in(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
 }
