@@ -347,6 +347,67 @@ mod tests {
         assert_eq!(engine.log_entries(3, 0, u64::MAX).unwrap().len(), 5);
     }
 
+    #[test]
+    fn scan_log_visits_a_range_in_order_and_stops_when_asked() {
+        let (_dir, engine) = engine();
+        let mut batch = WriteBatch::default();
+        for group in [1u64, 2] {
+            for index in 1..=6u64 {
+                engine.put_log_entry(&mut batch, group, index, &[group as u8, index as u8]);
+            }
+        }
+        engine.write(batch).unwrap();
+        let mut seen = Vec::new();
+        engine
+            .scan_log(1, 2, 5, |index, value| {
+                seen.push((index, value.to_vec()));
+                Ok::<_, StorageError>(true)
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![(2, vec![1, 2]), (3, vec![1, 3]), (4, vec![1, 4])]
+        );
+        let mut first = None;
+        engine
+            .scan_log(2, 0, u64::MAX, |index, _| {
+                first = Some(index);
+                Ok::<_, StorageError>(false)
+            })
+            .unwrap();
+        assert_eq!(first, Some(1));
+        let mut none = 0;
+        engine
+            .scan_log(3, 0, u64::MAX, |_, _| {
+                none += 1;
+                Ok::<_, StorageError>(true)
+            })
+            .unwrap();
+        assert_eq!(none, 0);
+    }
+
+    #[test]
+    fn a_data_directory_of_the_layout_with_a_records_column_family_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut opts = Options::default();
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+            DB::open_cf(&opts, dir.path(), ["raft_log", "records"]).unwrap();
+        }
+        let error = Engine::open(dir.path(), &EngineOptions::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(
+            error,
+            StorageError::OldLayout {
+                column_family: "records",
+                ..
+            }
+        ));
+        assert!(error.to_string().contains("earlier Kinesin"), "{error}");
+    }
+
     #[tokio::test]
     async fn concurrent_syncs_share_fsyncs() {
         let (_dir, engine) = engine();
