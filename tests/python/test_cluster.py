@@ -8,7 +8,10 @@ import urllib.error
 import urllib.request
 import uuid
 
+import pytest
+
 from conftest import Server, free_ports, list_all_shards, poll, read_shard, wait_active
+from test_retention import LIBFAKETIME
 
 
 def start_cluster(tmp_path, size=3, extra_args=()):
@@ -103,26 +106,57 @@ def test_three_nodes_replicate_forward_and_survive_a_crash(tmp_path):
             s.cleanup()
 
 
-def test_a_replica_behind_the_purged_log_catches_up_by_snapshot(tmp_path):
-    """With snapshots every 20 entries and 5 kept, a node that misses 60 writes can only catch up
-    by installing a snapshot that carries the shard's records."""
-    servers = start_cluster(tmp_path, extra_args=["--raft-snapshot-every", "20", "--raft-logs-kept", "5"])
+class ClockFileServer(Server):
+    """A server whose wall clock is shifted by the offset written in `clock_file` (libfaketime
+    re-reads it at least every second); monotonic time stays real, so timers behave."""
+
+    def __init__(self, base_dir, clock_file, **kwargs):
+        super().__init__(base_dir, **kwargs)
+        self.clock_file = clock_file
+
+    def command(self):
+        return [
+            "env",
+            f"LD_PRELOAD={LIBFAKETIME}",
+            f"FAKETIME_TIMESTAMP_FILE={self.clock_file}",
+            "FAKETIME_CACHE_DURATION=1",
+            "FAKETIME_DONT_FAKE_MONOTONIC=1",
+        ] + super().command()
+
+
+@pytest.mark.skipif(LIBFAKETIME is None, reason="faketime is not installed (scripts/setup.sh installs it)")
+def test_a_replica_down_across_a_retention_cut_catches_up_from_the_snapshot_at_the_cut(tmp_path):
+    """A shard's log is its records, purged only by retention; its snapshot sits at the retention
+    cut. Node 3 misses writes, then retention expires everything written so far (the clocks jump
+    25 hours ahead) and the leader purges its log past node 3's last entry: node 3 must come back
+    through the snapshot at the cut, with every record written after it and none of those that
+    expired, although its own old log still held some of them."""
+    clock = tmp_path / "clock"
+    clock.write_text("-25h\n")
+    servers = [ClockFileServer(tmp_path / f"node{i}", clock, node_id=i) for i in range(1, 4)]
+    peers = ",".join(f"{s.node_id}@127.0.0.1:{s.cluster_port}" for s in servers)
+    for s in servers:
+        s.extra_args = ["--peers", peers, "--raft-snapshot-every", "20", "--retention-check-secs", "1"]
+    start_all(servers)
     try:
         clients = [s.client() for s in servers]
-        stream = f"snap-{uuid.uuid4().hex[:8]}"
+        stream = f"cut-{uuid.uuid4().hex[:8]}"
         clients[0].create_stream(StreamName=stream, ShardCount=1)
         for c in clients:
             wait_active(c, stream)
-        acked = put_batch(clients[0], stream, "before", n=5)
-        poll(lambda: len(everything(clients[2], stream)) == len(acked), timeout=30, what="node 3 in sync")
+        expired = put_batch(clients[0], stream, "before", n=5)
+        poll(lambda: len(everything(clients[2], stream)) == len(expired), timeout=30, what="node 3 in sync")
         last_on_node3 = shard_view(servers[2], stream)["applied_index"]
 
         servers[2].kill9()
-        for i in range(60):
-            acked += put_batch(clients[i % 2], stream, f"gap{i}", n=3)
-        # openraft purges only what no replication to a follower has in flight, so the purge can
-        # trail the snapshots by a retry to the dead node: wait for the leader's log to start past
-        # node 3's last entry (else node 3 might still catch up from the log).
+        for i in range(20):
+            expired += put_batch(clients[i % 2], stream, f"gap{i}", n=3)
+        clock.write_text("+0\n")
+        poll(lambda: not everything(clients[0], stream), timeout=30, what="retention to expire every record")
+        acked = []
+        for i in range(30):
+            acked += put_batch(clients[i % 2], stream, f"new{i}", n=3)
+
         def purged_past_node3():
             leader = shard_view(servers[0], stream)["leader"]
             return leader in (1, 2) and (shard_view(servers[leader - 1], stream)["purged_index"] or 0) > last_on_node3
@@ -134,18 +168,22 @@ def test_a_replica_behind_the_purged_log_catches_up_by_snapshot(tmp_path):
 
         def installed_snapshot():
             with open(servers[2].log_path) as log:
-                return "installing a shard snapshot from the leader" in log.read()
+                return "installing a shard snapshot (its retention cut) from the leader" in log.read()
 
         # Reads through node 3 are answered (by the leader, if need be) before its replica has
         # caught up, so wait for the install itself rather than for the records.
-        poll(installed_snapshot, timeout=60, what="node 3 to install a snapshot from the leader")
-        poll(lambda: len(everything(lagging, stream)) == len(acked), timeout=60, what="node 3 to catch up")
-        check(acked, everything(lagging, stream))
+        poll(installed_snapshot, timeout=60, what="node 3 to install the snapshot at the cut")
+        poll(lambda: shard_view(servers[2], stream)["applied_index"] >= shard_view(servers[0], stream)["applied_index"],
+             timeout=60, what="node 3's replica to catch up")
+        found = everything(lagging, stream)
+        check(acked, found)
+        assert not set(found) & set(expired), "an expired record came back"
         # And it keeps replicating normally afterwards.
         acked += put_batch(lagging, stream, "after", n=5)
         for c in clients[:2] + [lagging]:
             poll(lambda c=c: len(everything(c, stream)) == len(acked), timeout=30, what="replication")
             check(acked, everything(c, stream))
+            assert len(everything(c, stream)) == len(acked)
     finally:
         for s in servers:
             s.cleanup()

@@ -10,9 +10,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kinesin_micro::{criterion, new_records, put_command, ARRIVAL_MS, RECORD_BYTES};
+use kinesin_micro::{criterion, put_command, RECORD_BYTES};
 use kinesin_raft::TypeConfig;
-use kinesin_storage::{Engine, EngineOptions, WriteBatch};
 use openraft::alias::EntryOf;
 use openraft::entry::RaftEntry;
 

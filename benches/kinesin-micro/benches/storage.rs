@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use kinesin_micro::{criterion, new_records, put_command, ARRIVAL_MS, RECORD_BYTES};
+use kinesin_micro::{criterion, put_command, RECORD_BYTES};
 use kinesin_raft::testing::LogStore;
 use kinesin_raft::{Command, TypeConfig};
-use kinesin_storage::{Engine, EngineOptions, TimeIndexEntry, WriteBatch};
+use kinesin_storage::{Engine, EngineOptions, WriteBatch};
 use openraft::alias::EntryOf;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};

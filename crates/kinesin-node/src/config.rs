@@ -157,15 +157,22 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_SUBSCRIPTION_BYTES_PER_SEC", value_name = "BYTES")]
     pub subscription_bytes_per_sec: Option<u64>,
 
-    /// Snapshot each Raft group every this many log entries, and purge the log behind it.
-    /// [default: 2000]
+    /// Snapshot the controller group every this many log entries and purge its log behind it;
+    /// for shards, how often a retention cut is turned into a snapshot and a log purge (a shard's
+    /// log is its records, kept until retention removes them). [default: 2000]
     #[arg(long, env = "KINESIN_RAFT_SNAPSHOT_EVERY", value_name = "ENTRIES")]
     pub raft_snapshot_every: Option<u64>,
 
-    /// Log entries kept behind a snapshot, so a briefly lagging replica catches up from the log
-    /// rather than by snapshot. [default: 500]
+    /// Controller log entries kept behind a snapshot, so a briefly lagging replica catches up
+    /// from the log rather than by snapshot. [default: 500]
     #[arg(long, env = "KINESIN_RAFT_LOGS_KEPT", value_name = "ENTRIES")]
     pub raft_logs_kept: Option<u64>,
+
+    /// Raft log values (a shard's `Put` entries: its records) of at least this many bytes are
+    /// kept in RocksDB's blob files, so flushes write them once and compactions move only keys;
+    /// 0 keeps them inside the LSM tree. [default: 4096]
+    #[arg(long, env = "KINESIN_STORAGE_BLOB_MIN_BYTES", value_name = "BYTES")]
+    pub storage_blob_min_bytes: Option<u64>,
 
     /// Interval of Raft heartbeats from each group's leader to its followers, in milliseconds. Each
     /// heartbeat costs every group some CPU on every replica, so fewer means less idle cost for
@@ -261,6 +268,7 @@ struct FileConfig {
     on_demand_check_secs: Option<u64>,
     raft_snapshot_every: Option<u64>,
     raft_logs_kept: Option<u64>,
+    storage_blob_min_bytes: Option<u64>,
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     raft_heartbeat_batch_ms: Option<u64>,
@@ -291,6 +299,7 @@ pub struct ServerConfig {
     pub dead_node_secs: u64,
     pub on_demand: OnDemandScaling,
     pub raft: kinesin_raft::RaftTuning,
+    pub storage: kinesin_storage::EngineOptions,
 }
 
 /// A listen address, or `off` (or an empty value): that listener is not started.
@@ -520,6 +529,16 @@ impl ServerArgs {
                 merge_records: layered!(on_demand_merge_records, 100),
                 merge_bytes: layered!(on_demand_merge_bytes, 100 * 1024),
                 check_secs: layered!(on_demand_check_secs, 30),
+            },
+            storage: {
+                let defaults = kinesin_storage::EngineOptions::default();
+                kinesin_storage::EngineOptions {
+                    log_blob_min_bytes: layered!(
+                        storage_blob_min_bytes,
+                        defaults.log_blob_min_bytes
+                    ),
+                    ..defaults
+                }
             },
             raft: {
                 let defaults = kinesin_raft::RaftTuning::default();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kinesin_controller::{Controller, NodeInfo, CONTROLLER_GROUP};
 use kinesin_gateway::{Gateway, GatewaySettings};
 use kinesin_raft::{GroupKind, GroupOptions, MultiRaft};
-use kinesin_storage::{Engine, EngineOptions};
+use kinesin_storage::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -108,10 +108,7 @@ impl Node {
             dir: data_dir.display().to_string(),
             message: e.to_string(),
         })?;
-        let engine = Arc::new(Engine::open(
-            &data_dir.join("db"),
-            &EngineOptions::default(),
-        )?);
+        let engine = Arc::new(Engine::open(&data_dir.join("db"), &config.storage)?);
         check_identity(&engine, &config).await?;
         let storage_failure = engine.failed();
 

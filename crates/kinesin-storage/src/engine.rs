@@ -28,16 +28,19 @@ pub enum StateTag {
     Snapshot = 5,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
     /// Memtable budget shared by all column families, in bytes.
     pub write_buffer_bytes: usize,
+    /// Raft log values at least this large live in blob files (0: none do).
+    pub log_blob_min_bytes: u64,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             write_buffer_bytes: 256 << 20,
+            log_blob_min_bytes: 4096,
         }
     }
 }
@@ -71,6 +74,16 @@ impl Engine {
             if *name == keys::CF_RAFT_LOG {
                 cf_opts.set_compression_type(rocksdb::DBCompressionType::None);
                 cf_opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Lz4);
+                if options.log_blob_min_bytes > 0 {
+                    // Integrated BlobDB: a flush writes each payload into a blob file once;
+                    // compactions then rewrite keys and blob references only. The log is purged
+                    // by prefix, so a blob file dies whole once the keys pointing into it are
+                    // compacted away: no blob garbage collection needed.
+                    cf_opts.set_enable_blob_files(true);
+                    cf_opts.set_min_blob_size(options.log_blob_min_bytes);
+                    cf_opts.set_blob_file_size(256 << 20);
+                    cf_opts.set_enable_blob_gc(false);
+                }
             }
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
