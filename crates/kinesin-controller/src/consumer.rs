@@ -672,7 +672,7 @@ mod tests {
         ));
     }
 
-    /// Every replica applies the log's bytes: the same commands, decoded from bincode, must give
+    /// Every replica applies the log's bytes: the same commands, decoded from their stored format, must give
     /// the same state (and outcomes) wherever they are applied.
     #[test]
     fn the_same_log_gives_every_replica_the_same_consumers() {
@@ -702,13 +702,16 @@ mod tests {
             name: "c0".into(),
             created_ms: NOW,
         });
-        let bytes: Vec<Vec<u8>> = log.iter().map(|c| bincode::serialize(c).unwrap()).collect();
+        let bytes: Vec<Vec<u8>> = log
+            .iter()
+            .map(|c| crate::disk_format::encode(c).unwrap())
+            .collect();
         let replay = || {
             let mut state = bootstrapped();
             let outcomes: Vec<_> = bytes
                 .iter()
                 .map(|b| {
-                    bincode::deserialize::<Command>(b)
+                    crate::disk_format::decode::<Command>(b)
                         .unwrap()
                         .apply(&mut state)
                 })
@@ -720,7 +723,7 @@ mod tests {
         assert_eq!(one, two);
         assert_eq!(outcomes_one, outcomes_two);
         let snapshot: ClusterState =
-            bincode::deserialize(&bincode::serialize(&one).unwrap()).unwrap();
+            crate::disk_format::decode(&crate::disk_format::encode(&one).unwrap()).unwrap();
         assert_eq!(snapshot, one, "consumers survive a snapshot");
         let names: Vec<&str> = one.streams[&key("a")]
             .consumers

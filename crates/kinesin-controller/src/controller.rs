@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::command::{Command, Outcome};
+use crate::disk_format;
 use crate::state::ClusterState;
 use crate::ControllerError;
 
@@ -59,7 +60,7 @@ impl StateCell {
 
 impl ControllerApplier for StateCell {
     fn apply(&self, log_index: u64, command: &[u8]) -> Vec<u8> {
-        let outcome = match bincode::deserialize::<Command>(command) {
+        let outcome = match disk_format::decode::<Command>(command) {
             Ok(command) => {
                 let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
                 let state = Arc::make_mut(&mut guard);
@@ -84,15 +85,14 @@ impl ControllerApplier for StateCell {
         // The index is read first: the state can only be newer than it, never older.
         let applied_index = *self.applied_index.borrow();
         let state = (*self.read()).clone();
-        bincode::serialize(&Snapshot {
+        disk_format::encode(&Snapshot {
             state,
             applied_index,
         })
-        .map_err(|e| e.to_string())
     }
 
     fn restore(&self, snapshot: &[u8]) -> Result<(), String> {
-        let snapshot: Snapshot = bincode::deserialize(snapshot).map_err(|e| e.to_string())?;
+        let snapshot: Snapshot = disk_format::decode(snapshot)?;
         self.replace(snapshot.state);
         self.applied_index.send_replace(snapshot.applied_index);
         Ok(())
@@ -172,7 +172,7 @@ impl Controller {
             .raft
             .get()
             .ok_or_else(|| ControllerError::Unavailable("controller group not started".into()))?;
-        let bytes = bincode::serialize(command)
+        let bytes = disk_format::encode(command)
             .map_err(|e| ControllerError::InvalidArgument(format!("unencodable command: {e}")))?;
         let state = self.state();
         let voters: Vec<u64> = state.nodes.keys().copied().collect();

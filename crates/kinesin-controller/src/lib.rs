@@ -13,6 +13,7 @@ mod account;
 mod command;
 mod consumer;
 mod controller;
+mod disk_format;
 mod error;
 mod reshard;
 mod resource;

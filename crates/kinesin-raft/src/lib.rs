@@ -10,6 +10,7 @@
 
 mod batch;
 mod codec;
+mod disk_format;
 mod error;
 mod log_store;
 mod query;

@@ -16,7 +16,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 
-use crate::codec::{decode, encode};
+use crate::disk_format;
 use crate::TypeConfig;
 
 #[derive(Clone)]
@@ -40,9 +40,10 @@ impl LogStore {
         }
     }
 
-    fn read_state<T: serde::de::DeserializeOwned>(
+    fn read_state<T>(
         &self,
         tag: StateTag,
+        decode: impl FnOnce(&[u8]) -> io::Result<T>,
     ) -> Result<Option<T>, io::Error> {
         match self.engine.state(self.group, tag)? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
@@ -50,10 +51,9 @@ impl LogStore {
         }
     }
 
-    fn write_state<T: serde::Serialize>(&self, tag: StateTag, value: &T) -> Result<(), io::Error> {
+    fn write_state(&self, tag: StateTag, bytes: &[u8]) -> Result<(), io::Error> {
         let mut batch = WriteBatch::default();
-        self.engine
-            .put_state(&mut batch, self.group, tag, &encode(value)?);
+        self.engine.put_state(&mut batch, self.group, tag, bytes);
         Ok(self.engine.write(batch)?)
     }
 }
@@ -81,12 +81,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         self.engine
             .log_entries(self.group, start, end)?
             .iter()
-            .map(|(_, bytes)| decode(bytes))
+            .map(|(_, bytes)| disk_format::decode_entry(bytes))
             .collect()
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<TypeConfig>>, io::Error> {
-        self.read_state(StateTag::Vote)
+        self.read_state(StateTag::Vote, disk_format::decode_vote)
     }
 }
 
@@ -94,9 +94,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let last_purged: Option<LogIdOf<TypeConfig>> = self.read_state(StateTag::LastPurged)?;
+        let last_purged = self
+            .read_state(StateTag::LastPurged, disk_format::decode_log_id)?
+            .flatten();
         let last = match self.engine.last_log_entry(self.group)? {
-            Some((_, bytes)) => Some(decode::<EntryOf<TypeConfig>>(&bytes)?.log_id()),
+            Some((_, bytes)) => Some(disk_format::decode_entry(&bytes)?.log_id()),
             None => last_purged,
         };
         Ok(LogState {
@@ -110,7 +112,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<TypeConfig>) -> Result<(), io::Error> {
-        self.write_state(StateTag::Vote, vote)?;
+        self.write_state(StateTag::Vote, &disk_format::encode_vote(vote))?;
         Ok(self.engine.sync().await?)
     }
 
@@ -119,12 +121,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         committed: Option<LogIdOf<TypeConfig>>,
     ) -> Result<(), io::Error> {
         // Not synced: it only lets a restarted node re-apply sooner; losing it is harmless.
-        self.write_state(StateTag::Committed, &committed)
+        self.write_state(
+            StateTag::Committed,
+            &disk_format::encode_log_id(committed.as_ref()),
+        )
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<TypeConfig>>, io::Error> {
         Ok(self
-            .read_state::<Option<LogIdOf<TypeConfig>>>(StateTag::Committed)?
+            .read_state(StateTag::Committed, disk_format::decode_log_id)?
             .flatten())
     }
 
@@ -141,8 +146,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         #[cfg(feature = "unsafe-early-ack")]
         let mut appended = Vec::new();
         for entry in entries {
-            self.engine
-                .put_log_entry(&mut batch, self.group, entry.index(), &encode(&entry)?);
+            self.engine.put_log_entry(
+                &mut batch,
+                self.group,
+                entry.index(),
+                &disk_format::encode_entry(&entry),
+            );
             #[cfg(feature = "unsafe-early-ack")]
             if let openraft::EntryPayload::Normal(command) = &entry.payload {
                 appended.push((entry.index(), command.clone()));
@@ -170,7 +179,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> Result<(), io::Error> {
         // Record the purge point first: entries at or below it are ignored from then on, so a crash
         // between the two writes leaves at worst some dead entries behind.
-        self.write_state(StateTag::LastPurged, &log_id)?;
+        self.write_state(
+            StateTag::LastPurged,
+            &disk_format::encode_log_id(Some(&log_id)),
+        )?;
         Ok(self
             .engine
             .delete_log_range(self.group, 0, log_id.index() + 1)?)

@@ -11,14 +11,12 @@ use std::sync::Arc;
 
 use kinesin_storage::{Engine, StorageError, StoredRecord, TimeIndexEntry, WriteBatch};
 use openraft::EntryPayload;
-use serde::{Deserialize, Serialize};
 
-use crate::codec::decode;
+use crate::disk_format;
 use crate::types::{Command, NewRecord, Response, POSITIONS_PER_ENTRY_BITS};
-use crate::TypeConfig;
 
 /// The small state a shard group persists next to its records, in the same batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ShardCounters {
     /// Arrival times never go backwards inside a shard, even if a new leader's clock is behind.
     pub last_arrival_ms: u64,
@@ -208,11 +206,10 @@ fn stored_put(
     raw: &[u8],
     sealed_at: Option<u64>,
 ) -> Result<Option<(u64, Vec<NewRecord>)>, StorageError> {
-    let entry: openraft::alias::EntryOf<TypeConfig> =
-        decode(raw).map_err(|_| StorageError::Corrupt {
-            what: "shard log entry",
-            key: kinesin_storage::keys::log_key(group, index).to_vec(),
-        })?;
+    let entry = disk_format::decode_entry(raw).map_err(|_| StorageError::Corrupt {
+        what: "shard log entry",
+        key: kinesin_storage::keys::log_key(group, index).to_vec(),
+    })?;
     Ok(match entry.payload {
         EntryPayload::Normal(Command::Put {
             arrival_ms,

@@ -17,9 +17,8 @@ use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use serde::{Deserialize, Serialize};
 
-use crate::codec::{decode, encode};
+use crate::disk_format;
 use crate::shard::{self, ShardCounters, ShardView, TrimPoint};
 use crate::snapshot::SnapshotData;
 use crate::types::{Command, Response};
@@ -42,7 +41,7 @@ pub(crate) enum Logic {
 }
 
 /// What the state machine persists about itself (under `StateTag::StateMachine`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 struct Applied {
     log_id: Option<LogIdOf<TypeConfig>>,
     membership: StoredMembershipOf<TypeConfig>,
@@ -55,7 +54,7 @@ struct Applied {
 }
 
 /// A shard's state as of the last log entry retention removed: what its snapshot carries.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 struct Cut {
     log_id: LogIdOf<TypeConfig>,
     membership: StoredMembershipOf<TypeConfig>,
@@ -91,12 +90,51 @@ impl Applied {
     }
 }
 
+impl Applied {
+    fn encode(&self) -> Vec<u8> {
+        disk_format::encode_applied(&disk_format::AppliedState {
+            log_id: self.log_id,
+            membership: self.membership.clone(),
+            counters: self.counters.clone(),
+            cut: self
+                .cut
+                .as_ref()
+                .map(|cut| (cut.log_id, cut.membership.clone(), cut.counters.clone())),
+            memberships: self.memberships.clone(),
+        })
+    }
+
+    fn decode(bytes: &[u8]) -> io::Result<Applied> {
+        let state = disk_format::decode_applied(bytes)?;
+        Ok(Applied {
+            log_id: state.log_id,
+            membership: state.membership,
+            counters: state.counters,
+            cut: state.cut.map(|(log_id, membership, counters)| Cut {
+                log_id,
+                membership,
+                counters,
+            }),
+            memberships: state.memberships,
+        })
+    }
+}
+
 /// A snapshot as stored under `StateTag::Snapshot`.
-#[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMetaOf<TypeConfig>,
-    #[serde(with = "serde_bytes")]
     data: Vec<u8>,
+}
+
+impl StoredSnapshot {
+    fn encode(&self) -> Vec<u8> {
+        disk_format::encode_snapshot(&self.meta, &self.data)
+    }
+
+    fn decode(bytes: &[u8]) -> io::Result<StoredSnapshot> {
+        let (meta, data) = disk_format::decode_snapshot(bytes)?;
+        Ok(StoredSnapshot { meta, data })
+    }
 }
 
 pub struct GroupStateMachine {
@@ -115,7 +153,7 @@ impl GroupStateMachine {
         engine: Arc<Engine>,
     ) -> Result<(GroupStateMachine, Arc<ShardView>), io::Error> {
         let applied: Applied = match engine.state(group, StateTag::StateMachine)? {
-            Some(bytes) => decode(&bytes)?,
+            Some(bytes) => Applied::decode(&bytes)?,
             None => Applied::default(),
         };
         let view = Arc::new(ShardView::new(group, engine.clone(), &applied.counters));
@@ -137,7 +175,7 @@ impl GroupStateMachine {
     ) -> Result<GroupStateMachine, io::Error> {
         let mut applied = Applied::default();
         if let Some(bytes) = engine.state(group, StateTag::Snapshot)? {
-            let snapshot: StoredSnapshot = decode(&bytes)?;
+            let snapshot = StoredSnapshot::decode(&bytes)?;
             applier.restore(&snapshot.data).map_err(io::Error::other)?;
             applied.log_id = snapshot.meta.last_log_id;
             applied.membership = snapshot.meta.last_membership;
@@ -162,7 +200,7 @@ impl GroupStateMachine {
                 batch,
                 self.group,
                 StateTag::StateMachine,
-                &encode(&self.applied)?,
+                &self.applied.encode(),
             );
         }
         Ok(())
@@ -178,7 +216,7 @@ impl GroupStateMachine {
                         last_log_id: Some(cut.log_id),
                         last_membership: cut.membership.clone(),
                     },
-                    encode(&cut.counters)?,
+                    disk_format::encode_counters(&cut.counters),
                 )),
                 None => None,
             },
@@ -214,12 +252,8 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
         };
         let mut batch = WriteBatch::default();
         self.persist_applied(&mut batch)?;
-        self.engine.put_state(
-            &mut batch,
-            self.group,
-            StateTag::Snapshot,
-            &encode(&stored)?,
-        );
+        self.engine
+            .put_state(&mut batch, self.group, StateTag::Snapshot, &stored.encode());
         self.engine.write(batch)?;
         // openraft purges the log up to the snapshot next: the snapshot must be on disk first.
         self.engine.sync().await?;
@@ -317,7 +351,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
                 applier.restore(&snapshot.state).map_err(io::Error::other)?
             }
             Logic::Shard(_) => {
-                let counters: ShardCounters = decode(&snapshot.state)?;
+                let counters = disk_format::decode_counters(&snapshot.state)?;
                 let log_id = meta.last_log_id.ok_or_else(|| {
                     io::Error::other("a shard snapshot arrived without its log id")
                 })?;
@@ -350,12 +384,8 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
             meta: meta.clone(),
             data: snapshot.state,
         };
-        self.engine.put_state(
-            &mut batch,
-            self.group,
-            StateTag::Snapshot,
-            &encode(&stored)?,
-        );
+        self.engine
+            .put_state(&mut batch, self.group, StateTag::Snapshot, &stored.encode());
         self.engine.write(batch)?;
         self.engine.sync().await?;
         if let Logic::Shard(view) = &self.logic {
@@ -369,7 +399,7 @@ impl RaftStateMachine<TypeConfig> for GroupStateMachine {
     ) -> Result<Option<SnapshotOf<TypeConfig, SnapshotData>>, io::Error> {
         match self.engine.state(self.group, StateTag::Snapshot)? {
             Some(bytes) => {
-                let stored: StoredSnapshot = decode(&bytes)?;
+                let stored = StoredSnapshot::decode(&bytes)?;
                 Ok(Some(SnapshotOf::<TypeConfig, SnapshotData> {
                     meta: stored.meta,
                     snapshot: SnapshotData { state: stored.data },
@@ -384,7 +414,7 @@ impl GroupStateMachine {
     /// The log id of the snapshot on disk, if any (unreadable counts as none: a rebuild fixes it).
     fn stored_snapshot_log_id(&self) -> Option<LogIdOf<TypeConfig>> {
         let bytes = self.engine.state(self.group, StateTag::Snapshot).ok()??;
-        decode::<StoredSnapshot>(&bytes).ok()?.meta.last_log_id
+        StoredSnapshot::decode(&bytes).ok()?.meta.last_log_id
     }
 
     /// Moves the shard's cut to retention's new trim point, reading the log id there from the log.
@@ -394,7 +424,7 @@ impl GroupStateMachine {
                 .log_entries(self.group, point.last_index, point.last_index + 1)?;
         match entries.first() {
             Some((_, bytes)) => {
-                let entry: openraft::alias::EntryOf<TypeConfig> = decode(bytes)?;
+                let entry = disk_format::decode_entry(bytes)?;
                 self.applied.move_cut(point, entry.log_id());
             }
             // Already purged: a cut at or past it exists (a snapshot installed here), keep it.
