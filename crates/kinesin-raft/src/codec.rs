@@ -1,5 +1,7 @@
-//! Serialization of what the Raft layer stores. bincode: compact, and byte blobs (record data via
-//! serde_bytes) are copied as one slice rather than element by element.
+//! Serialization of what the Raft layer sends between nodes (the cluster transport's payloads and
+//! snapshots in flight). bincode: compact, and byte blobs are copied as one slice rather than
+//! element by element. What is stored on disk is `disk_format`'s, which can evolve; these bytes
+//! live only as long as one call, but nodes of different versions do not understand each other.
 
 use std::io;
 
