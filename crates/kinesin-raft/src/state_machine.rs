@@ -208,25 +208,22 @@ impl GroupStateMachine {
 
     /// The snapshot this group would send now: for a shard, its state at the cut (nothing before
     /// the first cut); for the controller, its whole state as applied.
-    fn current_snapshot(&self) -> Result<Option<(SnapshotMetaOf<TypeConfig>, Vec<u8>)>, io::Error> {
+    fn current_snapshot(&self) -> Result<Option<StoredSnapshot>, io::Error> {
         Ok(match &self.logic {
-            Logic::Shard(_) => match &self.applied.cut {
-                Some(cut) => Some((
-                    SnapshotMetaOf::<TypeConfig> {
-                        last_log_id: Some(cut.log_id),
-                        last_membership: cut.membership.clone(),
-                    },
-                    disk_format::encode_counters(&cut.counters),
-                )),
-                None => None,
-            },
-            Logic::Controller(applier) => Some((
-                SnapshotMetaOf::<TypeConfig> {
+            Logic::Shard(_) => self.applied.cut.as_ref().map(|cut| StoredSnapshot {
+                meta: SnapshotMetaOf::<TypeConfig> {
+                    last_log_id: Some(cut.log_id),
+                    last_membership: cut.membership.clone(),
+                },
+                data: disk_format::encode_counters(&cut.counters),
+            }),
+            Logic::Controller(applier) => Some(StoredSnapshot {
+                meta: SnapshotMetaOf::<TypeConfig> {
                     last_log_id: self.applied.log_id,
                     last_membership: self.applied.membership.clone(),
                 },
-                applier.snapshot().map_err(io::Error::other)?,
-            )),
+                data: applier.snapshot().map_err(io::Error::other)?,
+            }),
         })
     }
 }
@@ -237,7 +234,7 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
     /// For a shard, openraft's policy asks every so many entries; the answer is the snapshot at
     /// the cut, which openraft ignores unless the cut moved (it only keeps newer snapshots).
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotData>, io::Error> {
-        let Some((meta, data)) = self.current_snapshot()? else {
+        let Some(stored) = self.current_snapshot()? else {
             return Ok(SnapshotOf::<TypeConfig, SnapshotData> {
                 meta: SnapshotMetaOf::<TypeConfig> {
                     last_log_id: None,
@@ -245,10 +242,6 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
                 },
                 snapshot: SnapshotData { state: Vec::new() },
             });
-        };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
         };
         let mut batch = WriteBatch::default();
         self.persist_applied(&mut batch)?;
@@ -258,8 +251,8 @@ impl RaftSnapshotBuilder<TypeConfig> for GroupStateMachine {
         // openraft purges the log up to the snapshot next: the snapshot must be on disk first.
         self.engine.sync().await?;
         Ok(SnapshotOf::<TypeConfig, SnapshotData> {
-            meta,
-            snapshot: SnapshotData { state: data },
+            meta: stored.meta,
+            snapshot: SnapshotData { state: stored.data },
         })
     }
 }
@@ -422,13 +415,10 @@ impl GroupStateMachine {
         let entries =
             self.engine
                 .log_entries(self.group, point.last_index, point.last_index + 1)?;
-        match entries.first() {
-            Some((_, bytes)) => {
-                let entry = disk_format::decode_entry(bytes)?;
-                self.applied.move_cut(point, entry.log_id());
-            }
-            // Already purged: a cut at or past it exists (a snapshot installed here), keep it.
-            None => {}
+        // None: already purged, so a cut at or past it exists (a snapshot installed here): kept.
+        if let Some((_, bytes)) = entries.first() {
+            let entry = disk_format::decode_entry(bytes)?;
+            self.applied.move_cut(point, entry.log_id());
         }
         Ok(())
     }
