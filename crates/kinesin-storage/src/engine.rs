@@ -184,9 +184,9 @@ impl Engine {
         if start >= end {
             return Ok(());
         }
-        let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(keys::log_key(group, end).to_vec());
-        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_RAFT_LOG), opts);
+        let mut iter = self
+            .db
+            .raw_iterator_cf_opt(self.cf(CF_RAFT_LOG), log_scan_options(group, end));
         iter.seek(keys::log_key(group, start));
         while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
             let (_, index) = keys::decode_log_key(key)?;
@@ -211,16 +211,14 @@ impl Engine {
             return Ok(out);
         }
         let from = keys::log_key(group, start);
-        let iter = self.db.iterator_cf(
+        let iter = self.db.iterator_cf_opt(
             self.cf(CF_RAFT_LOG),
+            log_scan_options(group, end),
             IteratorMode::From(&from, Direction::Forward),
         );
         for item in iter {
             let (key, value) = item?;
-            let (g, index) = keys::decode_log_key(&key)?;
-            if g != group || index >= end {
-                break;
-            }
+            let (_, index) = keys::decode_log_key(&key)?;
             out.push((index, value.to_vec()));
         }
         Ok(out)
@@ -307,6 +305,16 @@ impl Engine {
         }
         self.write(batch)
     }
+}
+
+/// Reading a group's log below `end`. Such reads (a replica catching up, a reader far behind) touch
+/// each old block once: keeping those blocks out of the block cache leaves it to live data. The
+/// log's tail is read from the memtable, which the cache does not hold anyway.
+fn log_scan_options(group: u64, end: u64) -> ReadOptions {
+    let mut opts = ReadOptions::default();
+    opts.set_iterate_upper_bound(keys::log_key(group, end).to_vec());
+    opts.fill_cache(false);
+    opts
 }
 
 #[cfg(test)]
