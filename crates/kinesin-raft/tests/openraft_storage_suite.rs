@@ -35,17 +35,23 @@ impl ControllerApplier for ListApplier {
     }
 }
 
+/// A fresh engine in a temporary directory, and `group`'s log store on it.
+fn fresh_log(group: u64) -> (tempfile::TempDir, Arc<Engine>, LogStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine =
+        Arc::new(Engine::open(dir.path(), &EngineOptions::default()).expect("open engine"));
+    let log = LogStore::new(group, engine.clone());
+    (dir, engine, log)
+}
+
 struct Builder;
 
 impl StoreBuilder<TypeConfig, LogStore, GroupStateMachine, tempfile::TempDir> for Builder {
     async fn build(
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, GroupStateMachine), StorageError<TypeConfig>> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let engine =
-            Arc::new(Engine::open(dir.path(), &EngineOptions::default()).expect("open engine"));
         let group = 7;
-        let log = LogStore::new(group, engine.clone());
+        let (dir, engine, log) = fresh_log(group);
         let sm =
             GroupStateMachine::open_controller(group, engine, Arc::new(ListApplier::default()))
                 .expect("open state machine");
@@ -66,11 +72,8 @@ impl StoreBuilder<TypeConfig, LogStore, GroupStateMachine, tempfile::TempDir> fo
     async fn build(
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, GroupStateMachine), StorageError<TypeConfig>> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let engine =
-            Arc::new(Engine::open(dir.path(), &EngineOptions::default()).expect("open engine"));
         let group = 9;
-        let log = LogStore::new(group, engine.clone());
+        let (dir, engine, log) = fresh_log(group);
         let (sm, _view) = GroupStateMachine::open_shard(group, engine).expect("open state machine");
         Ok((dir, log, sm))
     }
