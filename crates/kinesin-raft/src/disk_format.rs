@@ -16,6 +16,7 @@ use openraft::{BasicNode, EntryPayload, Membership};
 use prost::Message;
 
 use crate::shard::ShardCounters;
+use crate::state_machine::{Applied, Cut};
 use crate::types::{Command, NewRecord};
 use crate::TypeConfig;
 
@@ -260,6 +261,16 @@ fn stored_membership_from_pb(
     ))
 }
 
+/// A membership that may be absent (never written so by this version): the empty one then.
+fn optional_membership_from_pb(
+    pb: Option<&StoredMembershipPb>,
+) -> io::Result<StoredMembershipOf<TypeConfig>> {
+    pb.map_or_else(
+        || Ok(StoredMembershipOf::<TypeConfig>::default()),
+        stored_membership_from_pb,
+    )
+}
+
 fn counters_to_pb(c: &ShardCounters) -> ShardCountersPb {
     ShardCountersPb {
         format: FORMAT,
@@ -388,33 +399,17 @@ pub(crate) fn decode_counters(bytes: &[u8]) -> io::Result<ShardCounters> {
     Ok(counters_from_pb(&pb))
 }
 
-/// A group's applied state, as `state_machine::Applied` holds it.
-pub(crate) struct AppliedState {
-    pub log_id: Option<LogIdOf<TypeConfig>>,
-    pub membership: StoredMembershipOf<TypeConfig>,
-    pub counters: ShardCounters,
-    pub cut: Option<(
-        LogIdOf<TypeConfig>,
-        StoredMembershipOf<TypeConfig>,
-        ShardCounters,
-    )>,
-    pub memberships: Vec<StoredMembershipOf<TypeConfig>>,
-}
-
-pub(crate) fn encode_applied(applied: &AppliedState) -> Vec<u8> {
+pub(crate) fn encode_applied(applied: &Applied) -> Vec<u8> {
     AppliedPb {
         format: FORMAT,
         log_id: applied.log_id.as_ref().map(log_id_to_pb),
         membership: Some(stored_membership_to_pb(&applied.membership)),
         counters: Some(counters_to_pb(&applied.counters)),
-        cut: applied
-            .cut
-            .as_ref()
-            .map(|(log_id, membership, counters)| CutPb {
-                log_id: Some(log_id_to_pb(log_id)),
-                membership: Some(stored_membership_to_pb(membership)),
-                counters: Some(counters_to_pb(counters)),
-            }),
+        cut: applied.cut.as_ref().map(|cut| CutPb {
+            log_id: Some(log_id_to_pb(&cut.log_id)),
+            membership: Some(stored_membership_to_pb(&cut.membership)),
+            counters: Some(counters_to_pb(&cut.counters)),
+        }),
         memberships: applied
             .memberships
             .iter()
@@ -424,33 +419,28 @@ pub(crate) fn encode_applied(applied: &AppliedState) -> Vec<u8> {
     .encode_to_vec()
 }
 
-pub(crate) fn decode_applied(bytes: &[u8]) -> io::Result<AppliedState> {
+pub(crate) fn decode_applied(bytes: &[u8]) -> io::Result<Applied> {
     let pb: AppliedPb = decode_pb("applied state", bytes)?;
     check_format("applied state", pb.format)?;
-    let membership = match &pb.membership {
-        Some(m) => stored_membership_from_pb(m)?,
-        None => StoredMembershipOf::<TypeConfig>::default(),
-    };
     let cut = match &pb.cut {
-        Some(cut) => Some((
-            cut.log_id
+        Some(cut) => Some(Cut {
+            log_id: cut
+                .log_id
                 .as_ref()
                 .map(log_id_from_pb)
                 .ok_or_else(|| corrupt("applied state", "a cut without its log id"))?,
-            match &cut.membership {
-                Some(m) => stored_membership_from_pb(m)?,
-                None => StoredMembershipOf::<TypeConfig>::default(),
-            },
-            cut.counters
+            membership: optional_membership_from_pb(cut.membership.as_ref())?,
+            counters: cut
+                .counters
                 .as_ref()
                 .map(counters_from_pb)
                 .unwrap_or_default(),
-        )),
+        }),
         None => None,
     };
-    Ok(AppliedState {
+    Ok(Applied {
         log_id: pb.log_id.as_ref().map(log_id_from_pb),
-        membership,
+        membership: optional_membership_from_pb(pb.membership.as_ref())?,
         counters: pb
             .counters
             .as_ref()
@@ -478,10 +468,7 @@ pub(crate) fn encode_snapshot(meta: &SnapshotMetaOf<TypeConfig>, data: &[u8]) ->
 pub(crate) fn decode_snapshot(bytes: &[u8]) -> io::Result<(SnapshotMetaOf<TypeConfig>, Vec<u8>)> {
     let pb: SnapshotPb = decode_pb("snapshot", bytes)?;
     check_format("snapshot", pb.format)?;
-    let last_membership = match &pb.last_membership {
-        Some(m) => stored_membership_from_pb(m)?,
-        None => StoredMembershipOf::<TypeConfig>::default(),
-    };
+    let last_membership = optional_membership_from_pb(pb.last_membership.as_ref())?;
     Ok((
         SnapshotMetaOf::<TypeConfig> {
             last_log_id: pb.last_log_id.as_ref().map(log_id_from_pb),
@@ -565,11 +552,15 @@ mod tests {
             next_position: 9 << 20,
             sealed_at: Some(8 << 20),
         };
-        let applied = AppliedState {
+        let applied = Applied {
             log_id: Some(log_id(2, 1, 8)),
             membership: stored.clone(),
             counters: counters.clone(),
-            cut: Some((log_id(1, 1, 1), stored.clone(), ShardCounters::default())),
+            cut: Some(Cut {
+                log_id: log_id(1, 1, 1),
+                membership: stored.clone(),
+                counters: ShardCounters::default(),
+            }),
             memberships: vec![stored.clone()],
         };
         let back = decode_applied(&encode_applied(&applied)).unwrap();

@@ -42,23 +42,23 @@ pub(crate) enum Logic {
 
 /// What the state machine persists about itself (under `StateTag::StateMachine`).
 #[derive(Debug, Clone, Default)]
-struct Applied {
-    log_id: Option<LogIdOf<TypeConfig>>,
-    membership: StoredMembershipOf<TypeConfig>,
-    counters: ShardCounters,
+pub(crate) struct Applied {
+    pub(crate) log_id: Option<LogIdOf<TypeConfig>>,
+    pub(crate) membership: StoredMembershipOf<TypeConfig>,
+    pub(crate) counters: ShardCounters,
     /// Shard groups: where retention last cut the log, which is where the shard's snapshot is.
-    cut: Option<Cut>,
+    pub(crate) cut: Option<Cut>,
     /// Shard groups: the membership in force at the cut and every one applied after it, oldest
     /// first, so the next cut finds the membership in force at its own index.
-    memberships: Vec<StoredMembershipOf<TypeConfig>>,
+    pub(crate) memberships: Vec<StoredMembershipOf<TypeConfig>>,
 }
 
 /// A shard's state as of the last log entry retention removed: what its snapshot carries.
-#[derive(Debug, Clone)]
-struct Cut {
-    log_id: LogIdOf<TypeConfig>,
-    membership: StoredMembershipOf<TypeConfig>,
-    counters: ShardCounters,
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Cut {
+    pub(crate) log_id: LogIdOf<TypeConfig>,
+    pub(crate) membership: StoredMembershipOf<TypeConfig>,
+    pub(crate) counters: ShardCounters,
 }
 
 impl Applied {
@@ -87,36 +87,6 @@ impl Applied {
                     .filter(|&at| at <= shard::first_position(point.last_index)),
             },
         });
-    }
-}
-
-impl Applied {
-    fn encode(&self) -> Vec<u8> {
-        disk_format::encode_applied(&disk_format::AppliedState {
-            log_id: self.log_id,
-            membership: self.membership.clone(),
-            counters: self.counters.clone(),
-            cut: self
-                .cut
-                .as_ref()
-                .map(|cut| (cut.log_id, cut.membership.clone(), cut.counters.clone())),
-            memberships: self.memberships.clone(),
-        })
-    }
-
-    fn decode(bytes: &[u8]) -> io::Result<Applied> {
-        let state = disk_format::decode_applied(bytes)?;
-        Ok(Applied {
-            log_id: state.log_id,
-            membership: state.membership,
-            counters: state.counters,
-            cut: state.cut.map(|(log_id, membership, counters)| Cut {
-                log_id,
-                membership,
-                counters,
-            }),
-            memberships: state.memberships,
-        })
     }
 }
 
@@ -153,7 +123,7 @@ impl GroupStateMachine {
         engine: Arc<Engine>,
     ) -> Result<(GroupStateMachine, Arc<ShardView>), io::Error> {
         let applied: Applied = match engine.state(group, StateTag::StateMachine)? {
-            Some(bytes) => Applied::decode(&bytes)?,
+            Some(bytes) => disk_format::decode_applied(&bytes)?,
             None => Applied::default(),
         };
         let view = Arc::new(ShardView::new(group, engine.clone(), &applied.counters));
@@ -200,7 +170,7 @@ impl GroupStateMachine {
                 batch,
                 self.group,
                 StateTag::StateMachine,
-                &self.applied.encode(),
+                &disk_format::encode_applied(&self.applied),
             );
         }
         Ok(())
