@@ -576,12 +576,7 @@ pub(super) async fn get_shard_iterator(
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let state = gateway.controller.state();
     let (stream, shard) = find_shard(&state, &key, &input.shard_id)?;
-    let kind = ShardIteratorType::from_wire(&input.shard_iterator_type).ok_or_else(|| {
-        invalid_argument(format!(
-            "Invalid ShardIteratorType {}.",
-            input.shard_iterator_type
-        ))
-    })?;
+    let kind = iterator_type(&input.shard_iterator_type, "ShardIteratorType")?;
     let now = now_ms();
     let position = starting_position(
         gateway,
@@ -606,6 +601,13 @@ pub(super) async fn get_shard_iterator(
     Ok(GetShardIteratorOutput {
         shard_iterator: Some(iterator),
     })
+}
+
+/// The iterator type named `wire` by the request member `member` (GetShardIterator's
+/// ShardIteratorType, SubscribeToShard's StartingPosition.Type).
+pub(super) fn iterator_type(wire: &str, member: &str) -> Result<ShardIteratorType, KinesisError> {
+    ShardIteratorType::from_wire(wire)
+        .ok_or_else(|| invalid_argument(format!("Invalid {member} {wire}.")))
 }
 
 /// The position an iterator of `kind` starts at in `shard` (GetShardIterator's rules and errors;

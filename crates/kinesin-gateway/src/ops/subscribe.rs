@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use kinesin_api::event_stream;
-use kinesin_api::model::{ShardIteratorType, SubscribeToShardEvent, SubscribeToShardInput};
+use kinesin_api::model::{SubscribeToShardEvent, SubscribeToShardInput};
 use kinesin_api::{ErrorKind, KinesisError, Protocol};
 use kinesin_controller::{
     consumer_not_active, consumer_not_found, ClusterState, ConsumerKey, ConsumerStatus, ShardMeta,
@@ -28,7 +28,9 @@ use kinesin_raft::TokenBuckets;
 use tokio::sync::mpsc;
 
 use super::describe::sequence_number;
-use super::records::{child_shards, shard_of, starting_position, usable, wire_record};
+use super::records::{
+    child_shards, iterator_type, shard_of, starting_position, usable, wire_record,
+};
 use super::{invalid_argument, now_ms};
 use crate::context::RequestContext;
 use crate::error::{from_controller, from_raft};
@@ -121,12 +123,7 @@ pub(crate) async fn subscribe(
     let key = consumer_stream(&state, &input.consumer_arn)?;
     let stream = usable(&state, &key)?;
     let shard = shard_of(stream, &input.shard_id)?;
-    let kind = ShardIteratorType::from_wire(&input.starting_position.r#type).ok_or_else(|| {
-        invalid_argument(format!(
-            "Invalid StartingPosition.Type {}.",
-            input.starting_position.r#type
-        ))
-    })?;
+    let kind = iterator_type(&input.starting_position.r#type, "StartingPosition.Type")?;
     let position = starting_position(
         gateway,
         &state,
