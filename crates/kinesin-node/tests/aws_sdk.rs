@@ -296,10 +296,26 @@ async fn rust_sdk_subscribes_over_tls_with_alpn_h2() {
     );
 }
 
+/// The subscription's next SubscribeToShardEvent, within 30 s.
+async fn next_event(
+    output: &mut aws_sdk_kinesis::operation::subscribe_to_shard::SubscribeToShardOutput,
+) -> aws_sdk_kinesis::types::SubscribeToShardEvent {
+    let event = tokio::time::timeout(Duration::from_secs(30), output.event_stream.recv())
+        .await
+        .expect("an event within 30 s")
+        .unwrap()
+        .expect("the stream stays open");
+    let aws_sdk_kinesis::types::SubscribeToShardEventStream::SubscribeToShardEvent(event) = event
+    else {
+        panic!("unexpected event {event:?}");
+    };
+    event
+}
+
 /// Registers a consumer, subscribes from TRIM_HORIZON, gets records written before and during
 /// the subscription, then resumes from the last continuation number.
 async fn subscribe_and_resume(kinesis: &Client) {
-    use aws_sdk_kinesis::types::{ConsumerStatus, StartingPosition, SubscribeToShardEventStream};
+    use aws_sdk_kinesis::types::{ConsumerStatus, StartingPosition};
 
     kinesis
         .create_stream()
@@ -375,14 +391,7 @@ async fn subscribe_and_resume(kinesis: &Client) {
     let mut continuation = String::new();
     let mut pushed_late = false;
     while received.len() < 6 {
-        let event = tokio::time::timeout(Duration::from_secs(30), output.event_stream.recv())
-            .await
-            .expect("an event within 30 s")
-            .unwrap()
-            .expect("the stream stays open");
-        let SubscribeToShardEventStream::SubscribeToShardEvent(event) = event else {
-            panic!("unexpected event {event:?}");
-        };
+        let event = next_event(&mut output).await;
         for record in event.records() {
             received.push(String::from_utf8(record.data().as_ref().to_vec()).unwrap());
         }
@@ -437,14 +446,7 @@ async fn subscribe_and_resume(kinesis: &Client) {
         }
     };
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(30), resumed.event_stream.recv())
-            .await
-            .expect("an event within 30 s")
-            .unwrap()
-            .expect("the stream stays open");
-        let SubscribeToShardEventStream::SubscribeToShardEvent(event) = event else {
-            panic!("unexpected event {event:?}");
-        };
+        let event = next_event(&mut resumed).await;
         if let Some(first) = event.records().first() {
             assert_eq!(first.data().as_ref(), b"record-6");
             break;
