@@ -255,6 +255,68 @@ async fn a_replica_down_across_a_retention_cut_catches_up_without_gap_or_resurre
     );
 }
 
+/// A shard's log entries are whole PutRecords batches, megabytes each. A replica that was down
+/// while many were written gets every one of them back, in order, by log replication, which
+/// sends them in calls of a bounded size (`REPLICATION_BYTES_PER_CALL`) rather than openraft's
+/// 300 entries per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_far_behind_on_large_entries_catches_up() {
+    let mut cluster = TestCluster::start(Options {
+        unlimited_writes: true,
+        ..Options::default()
+    })
+    .await;
+    create_stream(&cluster.node(1).client(), "big", 1).await;
+    let group = cluster.groups(1, "big")[FIRST_SHARD];
+    let behind = 3;
+    cluster.crash(behind).await;
+
+    let leader = cluster.wait_leader(group).await;
+    let leader_group = cluster.node(leader).node().raft().group(group).unwrap();
+    let entries = 96u8;
+    for entry in 0..entries {
+        let record = kinesin_raft::NewRecord {
+            partition_key: format!("pk-{entry}"),
+            data: vec![entry; 1 << 20].into(),
+        };
+        let written = leader_group
+            .write(kinesin_raft::Command::Put {
+                arrival_ms: 1,
+                records: vec![record],
+            })
+            .await
+            .expect("a write with two of three replicas up");
+        assert!(
+            matches!(written, kinesin_raft::Response::Put { .. }),
+            "{written:?}"
+        );
+    }
+    let committed = leader_group.applied_index();
+
+    cluster.restart(behind).await;
+    eventually(
+        "node 3 to apply every entry written while it was down",
+        || {
+            cluster
+                .node(behind)
+                .node()
+                .raft()
+                .group(group)
+                .is_some_and(|g| g.applied_index() >= committed)
+        },
+    )
+    .await;
+    let replica = cluster.node(behind).node().raft().group(group).unwrap();
+    let records = replica.shard().unwrap().read(0, 1_000, usize::MAX).unwrap();
+    assert_eq!(records.len(), usize::from(entries));
+    for (entry, record) in records.iter().enumerate() {
+        assert_eq!(record.partition_key, format!("pk-{entry}"));
+        assert!(
+            record.data.len() == 1 << 20 && record.data.iter().all(|&b| usize::from(b) == entry)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_node_is_replaced_and_replication_restored() {
     let mut cluster = TestCluster::start(Options {

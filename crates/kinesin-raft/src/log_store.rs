@@ -88,7 +88,33 @@ impl RaftLogReader<TypeConfig> for LogStore {
     async fn read_vote(&mut self) -> Result<Option<VoteOf<TypeConfig>>, io::Error> {
         self.read_state(StateTag::Vote, disk_format::decode_vote)
     }
+
+    /// What the leader's replication reads for one AppendEntries: entries from `start` until
+    /// about [`REPLICATION_BYTES_PER_CALL`], at least one. openraft bounds a call by entry count
+    /// only (300), and a shard's entries are whole PutRecords batches (up to 5 MiB each): a
+    /// replica far behind would be sent hundreds of megabytes in one call that cannot finish
+    /// within its timeout (the heartbeat interval), and retried forever.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<EntryOf<TypeConfig>>, io::Error> {
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        self.engine
+            .scan_log(self.group, start, end, |_, value| -> io::Result<bool> {
+                entries.push(disk_format::decode_entry(value)?);
+                bytes += value.len();
+                Ok(bytes < REPLICATION_BYTES_PER_CALL)
+            })?;
+        Ok(entries)
+    }
 }
+
+/// About how many bytes of log one AppendEntries call carries to a replica that is behind: small
+/// enough to cross within the call's timeout on a busy node, large enough that catching up is not
+/// bound by round trips.
+pub const REPLICATION_BYTES_PER_CALL: usize = 2 << 20;
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
@@ -186,5 +212,74 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self
             .engine
             .delete_log_range(self.group, 0, log_id.index() + 1)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use kinesin_storage::EngineOptions;
+    use openraft::impls::leader_id_adv::LeaderId;
+    use openraft::EntryPayload;
+
+    use super::*;
+    use crate::types::{Command, NewRecord};
+
+    /// A log of `sizes.len()` Put entries from index 1, each one record of that many bytes.
+    fn log_of(sizes: &[usize]) -> (tempfile::TempDir, LogStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path(), &EngineOptions::default()).unwrap());
+        let mut batch = WriteBatch::default();
+        for (i, size) in sizes.iter().enumerate() {
+            let index = i as u64 + 1;
+            let entry = EntryOf::<TypeConfig> {
+                log_id: LogIdOf::<TypeConfig>::new(
+                    LeaderId {
+                        term: 1,
+                        node_id: 1,
+                    },
+                    index,
+                ),
+                payload: EntryPayload::Normal(Command::Put {
+                    arrival_ms: 1,
+                    records: vec![NewRecord {
+                        partition_key: "pk".into(),
+                        data: Bytes::from(vec![7; *size]),
+                    }],
+                }),
+            };
+            engine.put_log_entry(&mut batch, 1, index, &disk_format::encode_entry(&entry));
+        }
+        engine.write(batch).unwrap();
+        (dir, LogStore::new(1, engine))
+    }
+
+    fn indexes(entries: &[EntryOf<TypeConfig>]) -> Vec<u64> {
+        entries.iter().map(|e| e.index()).collect()
+    }
+
+    #[tokio::test]
+    async fn replication_reads_stop_after_about_one_calls_worth_of_bytes() {
+        let (_dir, mut log) = log_of(&[1 << 20; 10]);
+        let sent = log.limited_get_log_entries(1, 11).await.unwrap();
+        assert_eq!(indexes(&sent), [1, 2]);
+        let sent = log.limited_get_log_entries(9, 11).await.unwrap();
+        assert_eq!(indexes(&sent), [9, 10]);
+    }
+
+    #[tokio::test]
+    async fn replication_reads_send_an_entry_larger_than_the_budget_alone() {
+        let (_dir, mut log) = log_of(&[REPLICATION_BYTES_PER_CALL * 2, 10]);
+        let sent = log.limited_get_log_entries(1, 3).await.unwrap();
+        assert_eq!(indexes(&sent), [1]);
+        let sent = log.limited_get_log_entries(2, 3).await.unwrap();
+        assert_eq!(indexes(&sent), [2]);
+    }
+
+    #[tokio::test]
+    async fn replication_reads_of_small_entries_take_the_whole_range() {
+        let (_dir, mut log) = log_of(&[100; 50]);
+        let sent = log.limited_get_log_entries(5, 40).await.unwrap();
+        assert_eq!(indexes(&sent), (5..40).collect::<Vec<_>>());
     }
 }

@@ -40,6 +40,8 @@ pub struct Options {
     pub snapshot_every: u64,
     pub logs_kept: u64,
     pub heartbeat_batch_ms: u64,
+    /// Shards without Kinesis's write limits (1 MiB/s), for tests that write a lot at once.
+    pub unlimited_writes: bool,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
             snapshot_every: 2000,
             logs_kept: 500,
             heartbeat_batch_ms: 5,
+            unlimited_writes: false,
         }
     }
 }
@@ -189,6 +192,8 @@ impl TestCluster {
                 raft_snapshot_every: Some(options.snapshot_every),
                 raft_logs_kept: Some(options.logs_kept),
                 raft_heartbeat_batch_ms: Some(options.heartbeat_batch_ms),
+                shard_write_records_per_sec: options.unlimited_writes.then_some(0),
+                shard_write_bytes_per_sec: options.unlimited_writes.then_some(0),
                 ..Default::default()
             }
             .resolve()
