@@ -29,3 +29,41 @@ pub enum RaftError {
     #[error("{0}")]
     Other(String),
 }
+
+impl RaftError {
+    /// The same error for another request that shared the failed write: storage errors, which
+    /// cannot be cloned, as their text.
+    pub(crate) fn shared_copy(&self) -> RaftError {
+        match self {
+            RaftError::NotLeader { group, leader } => RaftError::NotLeader {
+                group: *group,
+                leader: *leader,
+            },
+            RaftError::NoSuchGroup(group) => RaftError::NoSuchGroup(*group),
+            RaftError::Stopped { group, reason } => RaftError::Stopped {
+                group: *group,
+                reason: reason.clone(),
+            },
+            RaftError::Unknown { group, reason } => RaftError::Unknown {
+                group: *group,
+                reason: reason.clone(),
+            },
+            RaftError::Unreachable {
+                group,
+                addr,
+                reason,
+            } => RaftError::Unreachable {
+                group: *group,
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            RaftError::NotLinearizable { group, reason } => RaftError::NotLinearizable {
+                group: *group,
+                reason: reason.clone(),
+            },
+            RaftError::Throttled { group } => RaftError::Throttled { group: *group },
+            RaftError::Storage(e) => RaftError::Other(format!("storage: {e}")),
+            RaftError::Other(reason) => RaftError::Other(reason.clone()),
+        }
+    }
+}

@@ -9,6 +9,7 @@
 //! interpret controller commands (they are opaque bytes handed to a [`ControllerApplier`]).
 
 mod batch;
+mod coalesce;
 mod codec;
 mod disk_format;
 mod error;

@@ -9,6 +9,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError as OpenRaftError};
 use openraft::{BasicNode, Config, Instant as _, ReadPolicy, ServerState, SnapshotPolicy};
 
+use crate::coalesce::PutQueue;
 use crate::error::RaftError;
 use crate::log_store::LogStore;
 use crate::quota::{WriteBucket, WriteQuota};
@@ -74,6 +75,8 @@ pub struct GroupHandle {
     shard: Option<Arc<ShardView>>,
     /// A shard group's write limits, checked while this node leads it.
     write_bucket: Option<Arc<WriteBucket>>,
+    /// A shard group's writes waiting to share an entry.
+    puts: Option<Arc<PutQueue>>,
 }
 
 impl GroupHandle {
@@ -97,6 +100,43 @@ impl GroupHandle {
                 return Err(RaftError::Throttled { group: self.id });
             }
         }
+        match (&self.puts, command) {
+            (
+                Some(puts),
+                Command::Put {
+                    arrival_ms,
+                    records,
+                },
+            ) => {
+                let (start_flusher, answer) = puts.push(arrival_ms, records);
+                if start_flusher {
+                    // On its own task: it goes on for the others if this caller gives up.
+                    tokio::spawn(self.clone().flush_puts());
+                }
+                answer.await.unwrap_or_else(|_| {
+                    Err(RaftError::Unknown {
+                        group: self.id,
+                        reason: "the shared write was dropped".into(),
+                    })
+                })
+            }
+            (_, command) => self.write_entry(command).await,
+        }
+    }
+
+    /// Proposes the waiting writes, one entry at a time, until none wait.
+    async fn flush_puts(self) {
+        let Some(puts) = self.puts.clone() else {
+            return;
+        };
+        while let Some(mut shared) = puts.next_entry() {
+            let outcome = self.write_entry(shared.take_command()).await;
+            shared.answer(outcome);
+        }
+    }
+
+    /// Proposes `command` as one entry and waits until it is committed and applied here.
+    async fn write_entry(&self, command: Command) -> Result<Response, RaftError> {
         #[cfg(feature = "unsafe-early-ack")]
         if let Some(appended) = crate::unsafe_early_ack::register(self.id, &command) {
             return self.write_acknowledging_early(command, appended).await;
@@ -568,11 +608,13 @@ impl MultiRaft {
         }
         let write_bucket = (shard.is_some() && !self.shard_write_quota.is_unlimited())
             .then(|| Arc::new(WriteBucket::new(self.shard_write_quota)));
+        let puts = shard.is_some().then(Arc::default);
         let handle = GroupHandle {
             id,
             raft,
             shard,
             write_bucket,
+            puts,
         };
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         Ok(groups.entry(id).or_insert(handle).clone())

@@ -348,3 +348,35 @@ async fn a_snapshot_is_never_above_the_cut_while_trims_race_it() {
         "snapshots moved with the cut: {snapshots_seen:?}"
     );
 }
+
+/// Writes that arrive while others are being committed share one entry, and each still gets its
+/// own contiguous positions in it, in its own order.
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_writes_share_entries_and_keep_their_own_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_raft, group) = open(dir.path()).await;
+    let before = group.applied_index();
+    let writes: Vec<_> = (0..50)
+        .map(|i| {
+            let group = group.clone();
+            tokio::spawn(async move {
+                let data: Vec<String> = (0..3).map(|j| format!("w{i}-r{j}")).collect();
+                let data: Vec<&str> = data.iter().map(String::as_str).collect();
+                (i, put(&group, 1_000 + i, &data).await)
+            })
+        })
+        .collect();
+    let mut firsts = Vec::new();
+    for write in writes {
+        firsts.push(write.await.unwrap());
+    }
+    let entries = group.applied_index() - before;
+    assert!(entries < 10, "50 concurrent writes took {entries} entries");
+    let stored: BTreeMap<u64, String> = read_all(&group).into_iter().collect();
+    assert_eq!(stored.len(), 150);
+    for (i, first) in firsts {
+        for j in 0..3 {
+            assert_eq!(stored[&(first + j)], format!("w{i}-r{j}"));
+        }
+    }
+}
