@@ -174,6 +174,13 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_STORAGE_BLOB_MIN_BYTES", value_name = "BYTES")]
     pub storage_blob_min_bytes: Option<u64>,
 
+    /// RocksDB tuning for experts: options applied when the database opens, `name=value` pairs
+    /// separated by `;`, for the Raft log's column family (e.g. `write_buffer_size=268435456`) or,
+    /// prefixed with `db.`, the database (e.g. `db.max_background_jobs=4`). One RocksDB refuses
+    /// stops the start with its name. [default: none]
+    #[arg(long, env = "KINESIN_STORAGE_ROCKSDB_OPTIONS", value_name = "OPTIONS")]
+    pub storage_rocksdb_options: Option<String>,
+
     /// Interval of Raft heartbeats from each group's leader to its followers, in milliseconds. Each
     /// heartbeat costs every group some CPU on every replica, so fewer means less idle cost for
     /// many shards. [default: 300]
@@ -269,6 +276,7 @@ struct FileConfig {
     raft_snapshot_every: Option<u64>,
     raft_logs_kept: Option<u64>,
     storage_blob_min_bytes: Option<u64>,
+    storage_rocksdb_options: Option<String>,
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     raft_heartbeat_batch_ms: Option<u64>,
@@ -536,6 +544,10 @@ impl ServerArgs {
                     log_blob_min_bytes: layered!(
                         storage_blob_min_bytes,
                         defaults.log_blob_min_bytes
+                    ),
+                    rocksdb_options: layered!(
+                        storage_rocksdb_options,
+                        defaults.rocksdb_options.clone()
                     ),
                     ..defaults
                 }

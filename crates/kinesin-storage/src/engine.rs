@@ -34,6 +34,9 @@ pub struct EngineOptions {
     pub write_buffer_bytes: usize,
     /// Raft log values at least this large live in blob files (0: none do).
     pub log_blob_min_bytes: u64,
+    /// RocksDB options applied at open, as `name=value` pairs separated by `;` in RocksDB's own
+    /// names: the Raft log column family's, or the database's when prefixed with `db.`.
+    pub rocksdb_options: String,
 }
 
 impl Default for EngineOptions {
@@ -41,6 +44,7 @@ impl Default for EngineOptions {
         EngineOptions {
             write_buffer_bytes: 256 << 20,
             log_blob_min_bytes: 4096,
+            rocksdb_options: String::new(),
         }
     }
 }
@@ -65,13 +69,15 @@ impl Engine {
         // Flushes and compactions write several times the records' bytes; through the page cache
         // that copy was most of a node's CPU under load (benches/README.md). Direct I/O skips it.
         db_opts.set_use_direct_io_for_flush_and_compaction(true);
-        let cfs = ALL_CFS.iter().map(|name| {
+        let db_opts = with_rocksdb_options(db_opts, &options.rocksdb_options, Level::Database)?;
+        let mut cfs = Vec::with_capacity(ALL_CFS.len());
+        for name in ALL_CFS {
             let mut cf_opts = Options::default();
             // The Raft log holds every shard's records until retention purges them. Payloads are
             // compressed once, where they settle (the last level), not at every flush and
             // compaction on the way: LZ4 over incompressible payloads took ~15% of a node's CPU
             // under write load.
-            if *name == keys::CF_RAFT_LOG {
+            if name == keys::CF_RAFT_LOG {
                 cf_opts.set_compression_type(rocksdb::DBCompressionType::None);
                 cf_opts.set_bottommost_compression_type(rocksdb::DBCompressionType::Lz4);
                 if options.log_blob_min_bytes > 0 {
@@ -84,9 +90,10 @@ impl Engine {
                     cf_opts.set_blob_file_size(256 << 20);
                     cf_opts.set_enable_blob_gc(false);
                 }
+                cf_opts = with_rocksdb_options(cf_opts, &options.rocksdb_options, Level::RaftLog)?;
             }
-            ColumnFamilyDescriptor::new(*name, cf_opts)
-        });
+            cfs.push(ColumnFamilyDescriptor::new(name, cf_opts));
+        }
         // A directory of the layout before the log became the record store keeps its records in
         // a column family this version does not read: opening it would look like data loss.
         let existing = DB::list_cf(&db_opts, dir).unwrap_or_default();
@@ -310,6 +317,43 @@ impl Engine {
 /// Reading a group's log below `end`. Such reads (a replica catching up, a reader far behind) touch
 /// each old block once: keeping those blocks out of the block cache leaves it to live data. The
 /// log's tail is read from the memtable, which the cache does not hold anyway.
+/// Where an option of [`EngineOptions::rocksdb_options`] applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// Prefixed `db.`.
+    Database,
+    RaftLog,
+}
+
+/// `base` with the options of `options` that apply at `level`, set one at a time so a refusal
+/// names the option RocksDB refused.
+fn with_rocksdb_options(
+    mut base: Options,
+    options: &str,
+    level: Level,
+) -> Result<Options, StorageError> {
+    for option in options.split(';').map(str::trim).filter(|o| !o.is_empty()) {
+        let (name, for_level) = match option.strip_prefix("db.") {
+            Some(name) => (name, Level::Database),
+            None => (option, Level::RaftLog),
+        };
+        if for_level != level {
+            continue;
+        }
+        let refused = |message: String| StorageError::Option {
+            option: option.to_string(),
+            message,
+        };
+        if !name.contains('=') {
+            return Err(refused("expected name=value".into()));
+        }
+        base = base
+            .get_options_from_string(name)
+            .map_err(|e| refused(e.into_string()))?;
+    }
+    Ok(base)
+}
+
 fn log_scan_options(group: u64, end: u64) -> ReadOptions {
     let mut opts = ReadOptions::default();
     opts.set_iterate_upper_bound(keys::log_key(group, end).to_vec());
@@ -325,6 +369,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path(), &EngineOptions::default()).unwrap();
         (dir, engine)
+    }
+
+    #[test]
+    fn rocksdb_options_are_set_and_a_refused_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = |rocksdb_options: &str| EngineOptions {
+            rocksdb_options: rocksdb_options.into(),
+            ..EngineOptions::default()
+        };
+        let engine = Engine::open(
+            dir.path(),
+            &options(" write_buffer_size=134217728; db.max_background_jobs=3 ;"),
+        )
+        .unwrap();
+        drop(engine);
+        // RocksDB writes the options in force to an OPTIONS file at open.
+        let latest = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter_map(|name| name.strip_prefix("OPTIONS-")?.parse::<u64>().ok())
+            .max()
+            .unwrap();
+        let written =
+            std::fs::read_to_string(dir.path().join(format!("OPTIONS-{latest:06}"))).unwrap();
+        let raft_log = written.split("[CFOptions \"raft_log\"]").nth(1).unwrap();
+        assert!(written.contains("max_background_jobs=3"));
+        assert!(raft_log
+            .split("[TableOptions")
+            .next()
+            .unwrap()
+            .contains("write_buffer_size=134217728"));
+        for (bad, named) in [
+            ("write_buffer_size=1;no_such_option=2", "no_such_option=2"),
+            ("db.no_such_db_option=1", "db.no_such_db_option=1"),
+            ("max_write_buffer_number", "max_write_buffer_number"),
+        ] {
+            let error = Engine::open(dir.path(), &options(bad)).err().unwrap();
+            assert!(error.to_string().contains(named), "{error}");
+        }
     }
 
     #[tokio::test]

@@ -21,6 +21,8 @@ pub enum StorageError {
         path: String,
         column_family: &'static str,
     },
+    #[error("RocksDB refused the option `{option}` (storage_rocksdb_options): {message}")]
+    Option { option: String, message: String },
     #[error("open {path}: {source}")]
     Open {
         path: String,
