@@ -4,7 +4,7 @@ loopback, drives it with kinesin-bench, samples every node's resident memory onc
 prints one JSON object per scenario (and a Markdown table row for the README at the end).
 
     B=$CARGO_TARGET_DIR/release
-    python3 benches/capacity.py --bin $B/kinesin --bench $B/kinesin-bench            # every scenario
+    python3 benches/capacity.py --bin $B/kinesin --bench $B/kinesin-bench            # all but catch-up
     python3 benches/capacity.py --bin $B/kinesin --bench $B/kinesin-bench put-records --seconds 20
     python3 benches/capacity.py ... put-records --perf 1   # also a flat CPU profile of node 1
 
@@ -17,6 +17,11 @@ Scenarios (the targets of issue 6; 1 KiB records; per-shard limits off unless sa
   single-node    1 node: PutRecords, closed loop
   overload       1 node with its default limits (per-shard limits on) and --max-inflight-request-bytes
                  64 MiB, far more load than it takes: memory must stay flat, the excess refused
+  catch-up       3 nodes RF 3: PutRecords open loop at --rate records/s (default 20,000) through
+                 node 1; node 3 is killed (-9) for --down seconds (default 300) of that load, then
+                 restarted while the load goes on. Reports the write latency before, while node 3
+                 is down and while it catches up, and how long it took to apply everything that
+                 was committed when it restarted.
 """
 
 import argparse
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
 from kinesin_jepsen.local import LocalCluster  # noqa: E402
@@ -49,6 +55,7 @@ SCENARIOS = {
     "single-node": (1, UNLIMITED, ["--shards", "8", "--connections", "32", "--batch", "500"]),
     "overload": (1, ["--max-inflight-request-bytes", str(64 << 20)],
                  ["--shards", "4", "--connections", "256", "--batch", "500"]),
+    "catch-up": (3, UNLIMITED, ["--shards", "8", "--connections", "64", "--batch", "500"]),
 }
 
 
@@ -162,6 +169,91 @@ def run_scenario(args, name, rate=None):
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def applied_indexes(cluster, node, stream):
+    """{shard id: (applied index of node's replica, the leader that node knows)} from node's admin
+    view; {} while node does not answer."""
+    url = f"{cluster.endpoint(node)}/admin/v1/streams/{stream}/shards"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            shards = json.load(response)["shards"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {s["shard_id"]: (s["applied_index"], s["leader"]) for s in shards}
+
+
+def leaders_applied(cluster, stream):
+    """{shard id: applied index on its leader}, asking each shard's leader about itself."""
+    known = applied_indexes(cluster, 1, stream)
+    result = {}
+    for shard, (_, leader) in known.items():
+        if leader is None:
+            continue
+        at_leader = applied_indexes(cluster, leader, stream).get(shard)
+        if at_leader and at_leader[0] is not None:
+            result[shard] = at_leader[0]
+    return result
+
+
+def run_catch_up(args):
+    """The catch-up scenario: three phases of one open-loop load, each its own kinesin-bench run on
+    the same stream, while node 3 is up, down, and catching up."""
+    name = "catch-up"
+    nodes, server_args, bench_args = SCENARIOS[name]
+    server_args = [*([] if args.no_limit_flags else server_args), *args.server_arg]
+    rate = max(1, int((args.rate or 20_000) / 500))
+    directory = tempfile.mkdtemp(prefix="kinesin-capacity-catch-up-")
+    cluster = LocalCluster(args.bin, nodes, directory, extra_args=server_args)
+    stream = "cap-catch-up"
+    behind = 3
+
+    def bench(phase, seconds):
+        report_path = os.path.join(directory, f"bench-{phase}.json")
+        command = [args.bench, "--endpoint", cluster.endpoint(1), "--stream", stream,
+                   "--seconds", str(seconds), "--warmup-secs", "2", "--rate", str(rate),
+                   "--json", report_path, *bench_args]
+        print(f"== {name} ({phase}): {' '.join(command)}", file=sys.stderr)
+        subprocess.run(command, check=True)
+        with open(report_path) as f:
+            producer = json.load(f)["producer"]
+        return {key: producer[key] for key in ("records_per_sec", "latency_ms", "errors",
+                                               "failed_records")}
+
+    try:
+        cluster.start_all()
+        report = {"scenario": name, "nodes": nodes, "server_args": server_args,
+                  "rate_records_per_sec": rate * 500, "down_secs": args.down}
+        report["all_up"] = bench("all up", 30)
+        applied_at_kill = {shard: applied or 0
+                           for shard, (applied, _) in applied_indexes(cluster, behind, stream).items()}
+        cluster.kill(behind)
+        report["node3_down"] = bench("node 3 down", args.down)
+        backlog = leaders_applied(cluster, stream)
+        restarted = time.monotonic()
+        cluster.restart(behind)
+        caught_up = {}
+
+        def watch():
+            while len(caught_up) < len(backlog) and time.monotonic() - restarted < 3600:
+                for shard, (applied, _) in applied_indexes(cluster, behind, stream).items():
+                    if shard in backlog and shard not in caught_up and (applied or 0) >= backlog[shard]:
+                        caught_up[shard] = round(time.monotonic() - restarted, 1)
+                time.sleep(0.5)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        report["catching_up"] = bench("catching up", args.catch_up_window)
+        watcher.join(timeout=600)
+        report["entries_behind_at_restart"] = {
+            shard: index - applied_at_kill.get(shard, 0) for shard, index in backlog.items()}
+        report["catch_up_secs_per_shard"] = caught_up
+        report["catch_up_secs"] = max(caught_up.values()) if len(caught_up) == len(backlog) else None
+        return report
+    finally:
+        cluster.stop_all()
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def records_per_sec(report):
     return report.get("producer", {}).get("records_per_sec", 0)
 
@@ -182,15 +274,25 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data and logs")
     parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="one more argument for every node (repeat: --server-arg=--flag --server-arg=value)")
+    parser.add_argument("--down", type=int, default=300,
+                        help="catch-up: seconds of load while node 3 is down")
+    parser.add_argument("--catch-up-window", type=int, default=120,
+                        help="catch-up: seconds of load measured after node 3 restarts")
     parser.add_argument("--via-all", action="store_true",
                         help="spread the load over every node's gateway (default: node 1's only)")
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS), metavar="SCENARIO")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                        default=[s for s in SCENARIOS if s != "catch-up"],
+                        help="default: every scenario but catch-up (which takes --down + 150 s)")
     args = parser.parse_args()
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
     reports = {}
     for name in args.scenarios:
+        if name == "catch-up":
+            reports[name] = run_catch_up(args)
+            print(json.dumps(reports[name]), flush=True)
+            continue
         rate = None
         if name == "half-load":
             full = records_per_sec(reports["put-records"]) if "put-records" in reports else 0
