@@ -30,6 +30,12 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 const LEADER_TRANSFER_EVERY: Duration = Duration::from_secs(10);
 /// A preferred leader must have acknowledged the current leader this recently to be handed a group.
 const PREFERRED_LEADER_FRESHNESS: Duration = Duration::from_secs(1);
+/// How many entries behind the leader's applied index a node may be and still be handed a group.
+/// A replica still catching up (say, restarted after minutes of load) would take the leadership
+/// without the entries it lacks, and the shard would take no write until it had them: handing
+/// shards back to a restarted node that way stopped every write for over a minute (the catch-up
+/// run of benches/README.md).
+const HANDOVER_SLACK: u64 = 8;
 /// How long one membership change may take (a new replica copying the shard included) before it
 /// is abandoned and retried by a later pass.
 const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -58,12 +64,26 @@ pub(crate) struct Reconciler {
 
 /// Whether `node` votes in `group` and answered its leader (this node) just now: leadership is
 /// handed only to such a node, since handing it to one that has just died costs an election.
-fn answering_voter(group: &GroupHandle, node: u64) -> bool {
-    let answered = group
-        .ack_ages()
-        .and_then(|ages| ages.get(&node).copied().flatten())
-        .is_some_and(|age| age < PREFERRED_LEADER_FRESHNESS);
-    answered && group.voters().contains(&node)
+fn ready_to_lead(group: &GroupHandle, node: u64) -> bool {
+    may_lead(
+        group
+            .ack_ages()
+            .and_then(|ages| ages.get(&node).copied().flatten()),
+        group.voters().contains(&node),
+        group
+            .matched_indexes()
+            .and_then(|matched| matched.get(&node).copied()),
+        group.applied_index(),
+    )
+}
+
+/// Whether a node may be handed a group's leadership: a voter that acknowledged the leader within
+/// [`PREFERRED_LEADER_FRESHNESS`] and whose log matches the leader's up to [`HANDOVER_SLACK`]
+/// entries of what the leader applied.
+fn may_lead(ack_age: Option<Duration>, voter: bool, matched: Option<u64>, applied: u64) -> bool {
+    voter
+        && ack_age.is_some_and(|age| age < PREFERRED_LEADER_FRESHNESS)
+        && matched.is_some_and(|m| m.saturating_add(HANDOVER_SLACK) >= applied)
 }
 
 /// Reports a finished membership change of a shard group (see `Command::ReplicasSettled`).
@@ -238,7 +258,7 @@ impl Reconciler {
                 .replicas
                 .iter()
                 .copied()
-                .find(|node| answering_voter(group, *node));
+                .find(|node| ready_to_lead(group, *node));
             if let Some(to) = staying {
                 if self.may_transfer(group.id()) {
                     tracing::info!(
@@ -479,7 +499,7 @@ impl Reconciler {
             return;
         };
         let up = state.nodes.get(&preferred).is_some_and(|n| !n.is_down());
-        if preferred == me || !up || !answering_voter(group, preferred) {
+        if preferred == me || !up || !ready_to_lead(group, preferred) {
             return;
         }
         if !self.may_transfer(group.id()) {
@@ -493,5 +513,31 @@ impl Reconciler {
         if let Err(e) = group.transfer_leader(preferred).await {
             tracing::warn!(group = group.id(), error = %e, "leader transfer failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRESH: Option<Duration> = Some(Duration::from_millis(100));
+
+    #[test]
+    fn only_a_fresh_voter_that_holds_nearly_the_whole_log_may_lead() {
+        assert!(may_lead(FRESH, true, Some(1_000), 1_000));
+        assert!(may_lead(FRESH, true, Some(1_000 - HANDOVER_SLACK), 1_000));
+        assert!(
+            !may_lead(FRESH, true, Some(1_000 - HANDOVER_SLACK - 1), 1_000),
+            "a replica catching up is not handed the group"
+        );
+        assert!(!may_lead(FRESH, true, None, 1_000), "no progress known");
+        assert!(!may_lead(FRESH, false, Some(1_000), 1_000), "a learner");
+        assert!(!may_lead(None, true, Some(1_000), 1_000), "never answered");
+        assert!(!may_lead(
+            Some(PREFERRED_LEADER_FRESHNESS),
+            true,
+            Some(1_000),
+            1_000
+        ));
     }
 }
