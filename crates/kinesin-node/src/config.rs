@@ -198,6 +198,16 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_RAFT_HEARTBEAT_BATCH_MS", value_name = "MS")]
     pub raft_heartbeat_batch_ms: Option<u64>,
 
+    /// Bytes per second this node sends, over all its groups, to replicas that are far behind
+    /// (restarted, new after a join, a drain or a replacement): catching up then never starves
+    /// live writes of the CPU and disk they need; 0 sends as fast as it can. [default: 33554432]
+    #[arg(
+        long,
+        env = "KINESIN_RAFT_CATCH_UP_BYTES_PER_SEC",
+        value_name = "BYTES"
+    )]
+    pub raft_catch_up_bytes_per_sec: Option<u64>,
+
     /// How often each shard leader removes records older than the stream's retention. [default: 60]
     #[arg(long, env = "KINESIN_RETENTION_CHECK_SECS", value_name = "SECS")]
     pub retention_check_secs: Option<u64>,
@@ -280,6 +290,7 @@ struct FileConfig {
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     raft_heartbeat_batch_ms: Option<u64>,
+    raft_catch_up_bytes_per_sec: Option<u64>,
 }
 
 /// The resolved configuration of a node.
@@ -565,6 +576,10 @@ impl ServerArgs {
                         defaults.heartbeat_batch_ms
                     ),
                     heartbeat_ms: layered!(raft_heartbeat_ms, defaults.heartbeat_ms),
+                    catch_up_bytes_per_sec: layered!(
+                        raft_catch_up_bytes_per_sec,
+                        defaults.catch_up_bytes_per_sec
+                    ),
                     election_min_ms: layered!(raft_election_timeout_ms, defaults.election_min_ms),
                     // openraft's leader lease is the maximum: followers refuse to vote for that
                     // long after the leader's last word, so a narrow spread keeps failover short.

@@ -40,6 +40,19 @@ struct Queue {
     flushers: usize,
 }
 
+/// What [`PutQueue::admit`] made of a write.
+pub(crate) enum Admission {
+    /// The caller proposes these records as its own entry now, then calls
+    /// [`PutQueue::hand_over`].
+    Alone(Vec<NewRecord>),
+    /// Queued: the answer arrives when its shared entry is committed; `start_flusher` when the
+    /// caller must start a flusher for the queue.
+    Queued {
+        start_flusher: bool,
+        answer: oneshot::Receiver<Result<Response, RaftError>>,
+    },
+}
+
 /// The writes of one shard group waiting to be proposed.
 #[derive(Default)]
 pub(crate) struct PutQueue {
@@ -59,8 +72,42 @@ impl PutQueue {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes a write: to be proposed by its caller at once when nothing waits and fewer than
+    /// [`MAX_IN_FLIGHT`] entries are on their way (no task hop for a lone writer), else queued.
+    pub(crate) fn admit(&self, arrival_ms: u64, records: Vec<NewRecord>) -> Admission {
+        {
+            let mut queue = self.lock();
+            if queue.waiting.is_empty() && queue.flushers < MAX_IN_FLIGHT {
+                queue.flushers += 1;
+                return Admission::Alone(records);
+            }
+        }
+        let (start_flusher, answer) = self.push(arrival_ms, records);
+        Admission::Queued {
+            start_flusher,
+            answer,
+        }
+    }
+
+    /// Called when a write admitted [`Admission::Alone`] is done (or its caller gone): true when
+    /// writes queued meanwhile, and a flusher must be started for them (it takes over the slot).
+    pub(crate) fn hand_over(&self) -> bool {
+        let mut queue = self.lock();
+        if queue.waiting.is_empty() {
+            queue.flushers = queue.flushers.saturating_sub(1);
+            return false;
+        }
+        true
+    }
+
+    /// Gives up a slot without starting anything (no runtime left to start a flusher on).
+    pub(crate) fn release(&self) {
+        let mut queue = self.lock();
+        queue.flushers = queue.flushers.saturating_sub(1);
+    }
+
     /// Queues a write; true when the caller must start a flusher for it.
-    pub(crate) fn push(
+    fn push(
         &self,
         arrival_ms: u64,
         records: Vec<NewRecord>,
@@ -167,6 +214,29 @@ mod tests {
                 data: Bytes::from(vec![0; size]),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_lone_write_is_proposed_by_its_caller_and_hands_its_slot_to_what_queued_behind_it() {
+        let queue = PutQueue::default();
+        assert!(matches!(queue.admit(1, records(1, 1)), Admission::Alone(r) if r.len() == 1));
+        assert!(matches!(queue.admit(1, records(1, 1)), Admission::Alone(_)));
+        let Admission::Queued {
+            start_flusher,
+            answer: _queued,
+        } = queue.admit(1, records(2, 1))
+        else {
+            panic!("two entries in flight: the third write waits");
+        };
+        assert!(!start_flusher);
+        assert!(queue.hand_over(), "a write waits: a flusher takes the slot");
+        assert_eq!(queue.next_entry().unwrap().records.len(), 2);
+        assert!(
+            !queue.hand_over(),
+            "nothing waits: the other slot is given up"
+        );
+        assert!(queue.next_entry().is_none(), "the flusher leaves");
+        assert!(matches!(queue.admit(1, records(1, 1)), Admission::Alone(_)));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kinesin_storage::{Engine, StateTag, WriteBatch};
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
@@ -17,6 +18,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 
 use crate::disk_format;
+use crate::quota::TokenBuckets;
 use crate::TypeConfig;
 
 #[derive(Clone)]
@@ -25,6 +27,49 @@ pub struct LogStore {
     engine: Arc<Engine>,
     /// Held by every copy openraft makes, so the registry can tell when they are all gone.
     _lease: Arc<()>,
+    catch_up: Option<Arc<CatchUpThrottle>>,
+    /// This reader's last replication read filled a call and left more: its replica is catching
+    /// up, and the next read waits for the node's catch-up budget. (openraft gives each
+    /// replication stream a reader of its own.)
+    behind: bool,
+}
+
+/// The node's budget for sending log to replicas far behind. A read for replication that fills a
+/// whole call ([`REPLICATION_BYTES_PER_CALL`]) with more left to send is catch-up, not live
+/// replication (a replica keeping up is sent what was just written, far less per call): it is
+/// charged here, and that stream's next read waits until the node's budget is back. Live
+/// replication is never charged and never waits.
+pub(crate) struct CatchUpThrottle {
+    bucket: Option<std::sync::Mutex<TokenBuckets<1>>>,
+}
+
+/// Tokio's clock, the one its sleeps follow.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl CatchUpThrottle {
+    pub(crate) fn new(bytes_per_sec: u64) -> CatchUpThrottle {
+        CatchUpThrottle {
+            bucket: (bytes_per_sec > 0)
+                .then(|| std::sync::Mutex::new(TokenBuckets::full([bytes_per_sec], now()))),
+        }
+    }
+
+    /// How long to wait before the next catch-up read.
+    fn wait(&self) -> Duration {
+        self.bucket.as_ref().map_or(Duration::ZERO, |bucket| {
+            let bucket = bucket.lock().unwrap_or_else(|p| p.into_inner());
+            bucket.debt_cleared_in(now())
+        })
+    }
+
+    fn charge(&self, bytes: usize) {
+        if let Some(bucket) = &self.bucket {
+            let mut bucket = bucket.lock().unwrap_or_else(|p| p.into_inner());
+            bucket.charge([bytes as u64], now());
+        }
+    }
 }
 
 impl LogStore {
@@ -37,7 +82,15 @@ impl LogStore {
             group,
             engine,
             _lease: lease,
+            catch_up: None,
+            behind: false,
         }
+    }
+
+    /// Paces this group's catch-up reads with the node's `throttle`.
+    pub(crate) fn throttled_by(mut self, throttle: Arc<CatchUpThrottle>) -> LogStore {
+        self.catch_up = Some(throttle);
+        self
     }
 
     fn read_state<T>(
@@ -99,6 +152,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<EntryOf<TypeConfig>>, io::Error> {
+        if let (Some(throttle), true) = (&self.catch_up, self.behind) {
+            let wait = throttle.wait();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
         let mut entries = Vec::new();
         let mut bytes = 0usize;
         self.engine
@@ -107,6 +166,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 bytes += value.len();
                 Ok(bytes < REPLICATION_BYTES_PER_CALL)
             })?;
+        self.behind = entries.last().is_some_and(|e| e.index() + 1 < end);
+        if let (Some(throttle), true) = (&self.catch_up, self.behind) {
+            throttle.charge(bytes);
+        }
         Ok(entries)
     }
 }
@@ -274,6 +337,27 @@ mod tests {
         assert_eq!(indexes(&sent), [1]);
         let sent = log.limited_get_log_entries(2, 3).await.unwrap();
         assert_eq!(indexes(&sent), [2]);
+    }
+
+    #[tokio::test]
+    async fn a_stream_catching_up_waits_for_the_budget_and_live_reads_never_do() {
+        let (_dir, log) = log_of(&[1 << 20; 20]);
+        let throttle = Arc::new(CatchUpThrottle::new(4 << 20));
+        let mut catching_up = log.clone().throttled_by(throttle.clone());
+        let mut live = log.throttled_by(throttle.clone());
+        let started = std::time::Instant::now();
+        // 2 MiB per read; the budget holds one second of 4 MiB/s and may go into debt.
+        for from in [1, 3, 5, 7, 9, 11] {
+            catching_up.limited_get_log_entries(from, 21).await.unwrap();
+        }
+        // 12 MiB charged, 4 MiB there at first, the last 2 MiB not waited for: 6 MiB at 4 MiB/s.
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(1400), "waited {waited:?}");
+        // The budget is in debt now, and a stream that is keeping up still reads at once.
+        assert!(!throttle.wait().is_zero());
+        let sent = live.limited_get_log_entries(20, 21).await.unwrap();
+        assert_eq!(indexes(&sent), [20]);
+        assert!(!live.behind);
     }
 
     #[tokio::test]
