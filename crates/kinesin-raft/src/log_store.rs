@@ -40,7 +40,8 @@ pub struct LogStore {
 /// charged here, and that stream's next read waits until the node's budget is back. Live
 /// replication is never charged and never waits.
 pub(crate) struct CatchUpThrottle {
-    bucket: Option<std::sync::Mutex<TokenBuckets<1>>>,
+    /// A rate of zero is no limit (`TokenBuckets`' rule): never in debt, so nothing waits.
+    bucket: std::sync::Mutex<TokenBuckets<1>>,
 }
 
 /// Tokio's clock, the one its sleeps follow.
@@ -51,24 +52,21 @@ fn now() -> std::time::Instant {
 impl CatchUpThrottle {
     pub(crate) fn new(bytes_per_sec: u64) -> CatchUpThrottle {
         CatchUpThrottle {
-            bucket: (bytes_per_sec > 0)
-                .then(|| std::sync::Mutex::new(TokenBuckets::full([bytes_per_sec], now()))),
+            bucket: std::sync::Mutex::new(TokenBuckets::full([bytes_per_sec], now())),
         }
+    }
+
+    fn bucket(&self) -> std::sync::MutexGuard<'_, TokenBuckets<1>> {
+        self.bucket.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How long to wait before the next catch-up read.
     fn wait(&self) -> Duration {
-        self.bucket.as_ref().map_or(Duration::ZERO, |bucket| {
-            let bucket = bucket.lock().unwrap_or_else(|p| p.into_inner());
-            bucket.debt_cleared_in(now())
-        })
+        self.bucket().debt_cleared_in(now())
     }
 
     fn charge(&self, bytes: usize) {
-        if let Some(bucket) = &self.bucket {
-            let mut bucket = bucket.lock().unwrap_or_else(|p| p.into_inner());
-            bucket.charge([bytes as u64], now());
-        }
+        self.bucket().charge([bytes as u64], now());
     }
 }
 
@@ -85,6 +83,25 @@ impl LogStore {
             catch_up: None,
             behind: false,
         }
+    }
+
+    /// The entries from `start` (before `end`), decoded straight from the engine's iterator,
+    /// until `byte_budget` of them are read (at least one); and their stored bytes.
+    fn read_entries(
+        &self,
+        start: u64,
+        end: u64,
+        byte_budget: usize,
+    ) -> io::Result<(Vec<EntryOf<TypeConfig>>, usize)> {
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        self.engine
+            .scan_log(self.group, start, end, |_, value| -> io::Result<bool> {
+                entries.push(disk_format::decode_entry(value)?);
+                bytes += value.len();
+                Ok(bytes < byte_budget)
+            })?;
+        Ok((entries, bytes))
     }
 
     /// Paces this group's catch-up reads with the node's `throttle`.
@@ -131,11 +148,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<EntryOf<TypeConfig>>, io::Error> {
         let (start, end) = index_range(&range);
-        self.engine
-            .log_entries(self.group, start, end)?
-            .iter()
-            .map(|(_, bytes)| disk_format::decode_entry(bytes))
-            .collect()
+        Ok(self.read_entries(start, end, usize::MAX)?.0)
     }
 
     async fn read_vote(&mut self) -> Result<Option<VoteOf<TypeConfig>>, io::Error> {
@@ -158,14 +171,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 tokio::time::sleep(wait).await;
             }
         }
-        let mut entries = Vec::new();
-        let mut bytes = 0usize;
-        self.engine
-            .scan_log(self.group, start, end, |_, value| -> io::Result<bool> {
-                entries.push(disk_format::decode_entry(value)?);
-                bytes += value.len();
-                Ok(bytes < REPLICATION_BYTES_PER_CALL)
-            })?;
+        let (entries, bytes) = self.read_entries(start, end, REPLICATION_BYTES_PER_CALL)?;
         self.behind = entries.last().is_some_and(|e| e.index() + 1 < end);
         if let (Some(throttle), true) = (&self.catch_up, self.behind) {
             throttle.charge(bytes);
