@@ -62,8 +62,9 @@ pub(crate) struct Reconciler {
     resharder: Arc<Resharder>,
 }
 
-/// Whether `node` votes in `group` and answered its leader (this node) just now: leadership is
-/// handed only to such a node, since handing it to one that has just died costs an election.
+/// Whether `node` may be handed `group`'s leadership by its leader (this node), see [`may_lead`]:
+/// handing it to a node that has just died costs an election, and to one still catching up stops
+/// the shard's writes until it has caught up.
 fn ready_to_lead(group: &GroupHandle, node: u64) -> bool {
     may_lead(
         group
