@@ -116,11 +116,17 @@ class NodeSampler(threading.Thread):
         }
 
 
-def run_scenario(args, name, rate=None):
-    nodes, server_args, bench_args = SCENARIOS[name]
+def scenario_server_args(args, name):
+    """The flags every node of scenario `name` starts with."""
+    server_args = SCENARIOS[name][1]
     if server_args is UNLIMITED and args.no_limit_flags:
         server_args = []
-    server_args = [*server_args, *args.server_arg]
+    return [*server_args, *args.server_arg]
+
+
+def run_scenario(args, name, rate=None):
+    nodes, _, bench_args = SCENARIOS[name]
+    server_args = scenario_server_args(args, name)
     directory = tempfile.mkdtemp(prefix=f"kinesin-capacity-{name}-")
     cluster = LocalCluster(args.bin, nodes, directory, extra_args=server_args)
     report_path = os.path.join(directory, "bench.json")
@@ -198,8 +204,8 @@ def run_catch_up(args):
     """The catch-up scenario: three phases of one open-loop load, each its own kinesin-bench run on
     the same stream, while node 3 is up, down, and catching up."""
     name = "catch-up"
-    nodes, server_args, bench_args = SCENARIOS[name]
-    server_args = [*([] if args.no_limit_flags else server_args), *args.server_arg]
+    nodes, _, bench_args = SCENARIOS[name]
+    server_args = scenario_server_args(args, name)
     rate = max(1, int((args.rate or 20_000) / 500))
     directory = tempfile.mkdtemp(prefix="kinesin-capacity-catch-up-")
     cluster = LocalCluster(args.bin, nodes, directory, extra_args=server_args)
@@ -282,7 +288,7 @@ def main():
                         help="spread the load over every node's gateway (default: node 1's only)")
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         default=[s for s in SCENARIOS if s != "catch-up"],
-                        help="default: every scenario but catch-up (which takes --down + 150 s)")
+                        help="default: every scenario but catch-up (which takes 30 s + --down + --catch-up-window)")
     args = parser.parse_args()
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
