@@ -8,7 +8,7 @@ KINESIN_VENV ?= $(HOME)/.cache/kinesin-venv
 export KINESIN_VENV
 ARGS ?=
 
-.PHONY: run test setup build release lint fmt jepsen jepsen-unsafe unsafe-bin
+.PHONY: run test setup build release lint fmt jepsen jepsen-unsafe failpoints-bin
 
 setup:
 	@scripts/setup.sh
@@ -27,9 +27,9 @@ run: setup
 # build here and in .ci/run workspace-wide and with --all-targets (the feature set `cargo test`
 # resolves, dev-dependencies included): a narrower one unifies build-dependency features
 # differently and rebuilds RocksDB's C++ (15 minutes) a second time.
-test: setup unsafe-bin
+test: setup failpoints-bin
 	cargo test --workspace
-	KINESIN_BIN=$(CARGO_TARGET_DIR)/debug/kinesin KINESIN_UNSAFE_BIN=$(UNSAFE_BIN) \
+	KINESIN_BIN=$(CARGO_TARGET_DIR)/debug/kinesin KINESIN_FAILPOINTS_BIN=$(FAILPOINTS_BIN) \
 		$(KINESIN_VENV)/bin/python -m pytest tests/python jepsen/tests
 
 build:
@@ -75,15 +75,18 @@ jepsen: setup
 	cd jepsen && $(KINESIN_VENV)/bin/python -m kinesin_jepsen.run --bin $(CARGO_TARGET_DIR)/debug/kinesin --time-limit 120 $(ARGS)
 
 ## The same harness against a TEST build whose leaders acknowledge writes before a majority has
-## them (cargo feature unsafe-early-ack): it must report INVALID, and this target fails if not.
-UNSAFE_BIN = $(CARGO_TARGET_DIR)/debug/kinesin-unsafe-early-ack
-jepsen-unsafe: setup unsafe-bin
-	cd jepsen && $(KINESIN_VENV)/bin/python -m kinesin_jepsen.run --bin $(UNSAFE_BIN) --expect-invalid \
-		--time-limit 60 --nemesis partition,kill --workload produce $(ARGS)
+## them (failpoint raft::ack-on-append): it must report INVALID, and this target fails if not.
+## ARGS="--failpoints storage::wal-fsync=return --cluster local --nodes 3 --nemesis lose-unsynced"
+## does the same for a build that acknowledges without fsync, under power cuts.
+FAILPOINTS_BIN = $(CARGO_TARGET_DIR)/debug/kinesin-failpoints
+jepsen-unsafe: setup failpoints-bin
+	cd jepsen && $(KINESIN_VENV)/bin/python -m kinesin_jepsen.run --bin $(FAILPOINTS_BIN) --expect-invalid \
+		--failpoints raft::ack-on-append=return --time-limit 60 --nemesis partition,kill --workload produce $(ARGS)
 
-# Built, copied aside, then the normal binary relinked at once (both sets of crates stay cached),
-# so target/debug/kinesin is never left as the unsafe build.
-unsafe-bin:
-	cargo build --workspace --all-targets --features kinesin-node/unsafe-early-ack
-	cp $(CARGO_TARGET_DIR)/debug/kinesin $(UNSAFE_BIN)
+# The binary with named failpoints compiled in (cargo feature failpoints; none is on unless
+# FAILPOINTS names it). Built, copied aside, then the normal binary relinked at once (both sets
+# of crates stay cached), so target/debug/kinesin is never left as the failpoints build.
+failpoints-bin:
+	cargo build --workspace --all-targets --features kinesin-node/failpoints
+	cp $(CARGO_TARGET_DIR)/debug/kinesin $(FAILPOINTS_BIN)
 	cargo build --workspace --all-targets

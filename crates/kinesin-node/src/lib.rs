@@ -7,6 +7,7 @@
 mod autoscale;
 mod clock;
 pub mod config;
+pub mod failpoints;
 mod liveness;
 mod node;
 mod reconciler;

@@ -49,7 +49,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Commands::Server(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Commands::Server(args) => match serve(args).await {
+            Err(e) if is_corruption(&e) => {
+                tracing::error!(error = %e, "the data directory is corrupt: this node must not serve or replicate it; rebuild the node from its peers (README: \"A corrupt data directory\")");
+                Ok(ExitCode::from(DATA_CORRUPT_EXIT))
+            }
+            result => result.map(|()| ExitCode::SUCCESS),
+        },
         Commands::Ctl(args) => Ok(ctl::run(args).await),
     }
 }
@@ -60,8 +66,26 @@ const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// Exit status after a storage failure (EX_IOERR in sysexits.h).
 const STORAGE_FAILED_EXIT: i32 = 74;
 
+/// Exit status when the data directory is found corrupt (EX_DATAERR in sysexits.h).
+const DATA_CORRUPT_EXIT: u8 = 65;
+
+fn is_corruption(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<kinesin_node::NodeError>(),
+        Some(kinesin_node::NodeError::Storage(e)) if e.is_corruption()
+    )
+}
+
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
+    #[cfg(feature = "failpoints")]
+    if let Ok(spec) = std::env::var(kinesin_node::failpoints::VARIABLE) {
+        for (name, actions) in
+            kinesin_node::failpoints::configure(&spec).map_err(anyhow::Error::msg)?
+        {
+            tracing::error!(failpoint = %name, %actions, "TEST BUILD: failpoint switched on; this node may lose data");
+        }
+    }
     // The node starts listening and waits to be let in while the join request is answered.
     let node = match config.join.clone() {
         Some(url) => {

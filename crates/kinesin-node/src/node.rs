@@ -100,9 +100,6 @@ impl Node {
             .map(TlsServer::load)
             .transpose()?
             .map(Arc::new);
-        if kinesin_raft::UNSAFE_EARLY_ACK {
-            tracing::error!("TEST BUILD: the unsafe-early-ack fault is on; this node acknowledges writes before a majority has them and WILL lose data");
-        }
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir {
             dir: data_dir.display().to_string(),

@@ -12,6 +12,8 @@ mod batch;
 mod coalesce;
 mod codec;
 mod disk_format;
+#[cfg(feature = "failpoints")]
+mod early_ack;
 mod error;
 mod log_store;
 mod query;
@@ -22,12 +24,6 @@ mod snapshot;
 mod state_machine;
 mod transport;
 mod types;
-#[cfg(feature = "unsafe-early-ack")]
-mod unsafe_early_ack;
-
-/// True only in test builds with the `unsafe-early-ack` fault switched on: this node then
-/// acknowledges writes before they are on a majority (the server says so loudly at start).
-pub const UNSAFE_EARLY_ACK: bool = cfg!(feature = "unsafe-early-ack");
 
 pub use batch::TransportStats;
 pub use error::RaftError;

@@ -238,7 +238,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::default();
-        #[cfg(feature = "unsafe-early-ack")]
+        #[cfg(feature = "failpoints")]
         let mut appended = Vec::new();
         for entry in entries {
             self.engine.put_log_entry(
@@ -247,16 +247,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 entry.index(),
                 &disk_format::encode_entry(&entry),
             );
-            #[cfg(feature = "unsafe-early-ack")]
+            #[cfg(feature = "failpoints")]
             if let openraft::EntryPayload::Normal(command) = &entry.payload {
                 appended.push((entry.index(), command.clone()));
             }
         }
         // Written now so the entries are readable when this returns; durable when the callback fires.
         self.engine.write(batch)?;
-        #[cfg(feature = "unsafe-early-ack")]
+        #[cfg(feature = "failpoints")]
         for (index, command) in appended {
-            crate::unsafe_early_ack::appended(self.group, index, &command);
+            crate::early_ack::appended(self.group, index, &command);
         }
         self.engine
             .sync_then(move |result| callback.io_completed(result.map_err(io::Error::from)));

@@ -176,16 +176,16 @@ impl GroupHandle {
 
     /// Proposes `command` as one entry and waits until it is committed and applied here.
     async fn write_entry(&self, command: Command) -> Result<Response, RaftError> {
-        #[cfg(feature = "unsafe-early-ack")]
-        if let Some(appended) = crate::unsafe_early_ack::register(self.id, &command) {
+        #[cfg(feature = "failpoints")]
+        if let Some(appended) = crate::early_ack::register(self.id, &command) {
             return self.write_acknowledging_early(command, appended).await;
         }
         self.write_committed(command).await
     }
 
-    /// The `unsafe-early-ack` fault: answers as soon as this node's log has the entry, while the
+    /// The `raft::ack-on-append` fault (src/early_ack.rs): answers as soon as this node's log has the entry, while the
     /// honest write goes on in the background.
-    #[cfg(feature = "unsafe-early-ack")]
+    #[cfg(feature = "failpoints")]
     async fn write_acknowledging_early(
         &self,
         command: Command,
@@ -204,7 +204,7 @@ impl GroupHandle {
                 arrival_ms,
             }),
             result = &mut committed => {
-                crate::unsafe_early_ack::unregister(self.id, &fingerprinted);
+                crate::early_ack::unregister(self.id, &fingerprinted);
                 result.unwrap_or_else(|e| Err(RaftError::Other(e.to_string())))
             }
         }

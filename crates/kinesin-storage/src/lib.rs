@@ -7,6 +7,11 @@
 //! It must never know about Raft or Kinesis semantics: it stores bytes under keys and tells the
 //! caller, exactly once, when what it wrote is durable.
 
+#[cfg(all(feature = "failpoints", not(debug_assertions)))]
+compile_error!("failpoints must never be built into a release binary");
+
+#[cfg(test)]
+mod corruption_tests;
 pub mod engine;
 pub mod error;
 mod failure;
@@ -14,6 +19,6 @@ pub mod keys;
 pub mod records;
 mod syncer;
 
-pub use engine::{Engine, EngineOptions, StateTag, WriteBatch};
+pub use engine::{Engine, EngineOptions, StateTag, VerifyReport, WriteBatch};
 pub use error::StorageError;
 pub use records::{StoredRecord, TimeIndexEntry};

@@ -69,12 +69,22 @@ impl Drop for Syncer {
     }
 }
 
+/// Writes the WAL's buffer to the file and fsyncs it.
+///
+/// Failpoint `storage::wal-fsync` (test builds): `return` skips the fsync — the TEST-ONLY fault of
+/// a broker that acknowledges what only the page cache holds, which a power loss (the jepsen
+/// harness's forgetting file system) must expose; `sleep(MS)` makes every fsync slow.
+fn sync_wal(db: &DB) -> Result<(), rocksdb::Error> {
+    fail::fail_point!("storage::wal-fsync", |_| db.flush_wal(false));
+    db.flush_wal(true)
+}
+
 fn run(db: Arc<DB>, rx: Receiver<SyncCallback>, stats: Arc<SyncStats>, failure: FailureFlag) {
     let mut waiting = Vec::with_capacity(1024);
     while let Ok(first) = rx.recv() {
         waiting.push(first);
         waiting.extend(rx.try_iter());
-        let result = db.flush_wal(true);
+        let result = sync_wal(&db);
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         stats
             .waiters

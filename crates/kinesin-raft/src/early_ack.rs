@@ -1,14 +1,14 @@
-//! TEST-ONLY FAULT, compiled only with the cargo feature `unsafe-early-ack` (never in a release
-//! build): a shard leader acknowledges a `Put` as soon as the entry is in its *own* log, before a
-//! majority has it. That is the classic broker bug — acknowledging what a failover can still
-//! discard — and the jepsen/ harness must report such a cluster INVALID (`make jepsen-unsafe`);
-//! this module exists so that claim is tested, not assumed.
+//! TEST-ONLY FAULT, the failpoint `raft::ack-on-append` (compiled only with the cargo feature
+//! `failpoints`, never in a release build): a shard leader acknowledges a `Put` as soon as the
+//! entry is in its *own* log, before a majority has it. That is the classic broker bug —
+//! acknowledging what a failover can still discard — and the jepsen/ harness must report such a
+//! cluster INVALID (`make jepsen-unsafe`); this module exists so that claim is tested, not assumed.
 //!
 //! The leader's log store tells us when an entry is appended and at which index; the waiting
 //! write is found by a fingerprint of its command (unique payloads in the harness make it exact).
 
 #[cfg(not(debug_assertions))]
-compile_error!("the `unsafe-early-ack` fault must never be built into a release binary");
+compile_error!("failpoints must never be built into a release binary");
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -43,9 +43,18 @@ fn fingerprint(command: &Command) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// Registers a `Put` about to be proposed to `group`; the receiver yields the log index the
-/// entry got once this node has appended it.
+/// Whether the fault is switched on now (`FAILPOINTS=raft::ack-on-append=return`).
+fn switched_on() -> bool {
+    fail::fail_point!("raft::ack-on-append", |_| true);
+    false
+}
+
+/// Registers a `Put` about to be proposed to `group` when the fault is on; the receiver yields
+/// the log index the entry got once this node has appended it.
 pub(crate) fn register(group: u64, command: &Command) -> Option<oneshot::Receiver<u64>> {
+    if !switched_on() {
+        return None;
+    }
     let key = (group, fingerprint(command)?);
     let (tx, rx) = oneshot::channel();
     waiters().lock().ok()?.insert(key, tx);
