@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Kinesin needs beyond the Rust toolchain, idempotently:
 #   - libclang (RocksDB's Rust bindings are generated with it), from Debian's packages;
+#   - FUSE 3 (fuse3, libfuse3-3) for jepsen/'s forgetting file system, from Debian's packages;
 #   - a Python venv with boto3, the AWS CLI and pytest for the client tests.
 # Safe to run repeatedly; does nothing when everything is already there.
 set -euo pipefail
@@ -16,6 +17,14 @@ if ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev
 fi
 if ! command -v faketime >/dev/null 2>&1; then
   need_apt+=(faketime)   # the retention test runs the server with a clock in the past
+fi
+# jepsen/'s forgetfs (a FUSE file system that forgets unsynced writes) mounts with libfuse3,
+# loaded by mfusepy through ctypes, and unmounts a dead one with fusermount3.
+if ! command -v fusermount3 >/dev/null 2>&1; then
+  need_apt+=(fuse3)
+fi
+if ! ldconfig -p 2>/dev/null | grep 'libfuse3\.so' >/dev/null; then  # grep -q could SIGPIPE ldconfig
+  need_apt+=(libfuse3-3)
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   need_apt+=(python3-venv)

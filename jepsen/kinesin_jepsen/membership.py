@@ -64,22 +64,35 @@ class Membership:
     def start_leave(self, rng, nodes):
         """Drains a random one of `nodes` (never the disk-full node) whose departure leaves at
         least MIN_MEMBERS, and returns it."""
+        node = self.choose_departing(rng, [n for n in self.reachable(exclude={getattr(self.cluster, "disk_node", None)})
+                                           if n in nodes])
+        self.drain(node, "draining")
+        return node
+
+    def choose_departing(self, rng, nodes):
+        """A random healthy one of `nodes` whose departure leaves at least MIN_MEMBERS (so the
+        others can take its replicas)."""
         members = self.members()
         staying = [n for n, entry in members.items() if not entry.get("draining")]
         if len(staying) - 1 < MIN_MEMBERS:
             raise RuntimeError(f"only {len(staying)} members not draining: none may leave")
-        candidates = [n for n in self.reachable(exclude={getattr(self.cluster, "disk_node", None)})
-                      if n in staying and n in nodes and self.cluster.healthy(n)]
+        candidates = [n for n in nodes if n in staying and n not in self.leaving and self.cluster.healthy(n)]
         if not candidates:
             raise RuntimeError(f"no healthy member free to leave among {nodes}")
-        node = rng.choice(candidates)
+        return rng.choice(candidates)
+
+    def start_rebuild(self, node):
+        """Starts rebuilding a node that cannot start (a corrupt data directory): its replicas
+        are moved to the others, then `finish` removes it, wipes it and joins it again."""
+        self.drain(node, "rebuilding from its peers, draining")
+
+    def drain(self, node, doing):
         via, status, body = self.ask("POST", f"/admin/v1/nodes/{node}/drain", exclude={node})
         if status != 200:
             raise RuntimeError(f"drain of n{node} answered {status}: {body}")
         self.leaving.add(node)
         self.drained_since[node] = time.monotonic()
-        self.step(f"n{node} draining (asked n{via}): {body.get('replicas')} replicas to move")
-        return node
+        self.step(f"n{node} {doing} (asked n{via}): {body.get('replicas')} replicas to move")
 
     def finish(self, node, timeout):
         """Completes node's leave (drained, removed, stopped, wiped) and its rejoin as a new member.

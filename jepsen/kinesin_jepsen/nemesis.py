@@ -17,6 +17,17 @@ Kinds (`--nemesis`, comma-separated):
 - `clock` (docker): one node's wall clock steps by up to ±5 minutes, then back;
 - `disk` (docker, root): the disk-full node's file system fills up and the node is crashed and
   started on it; then the disk is freed and the node restarted;
+- `lose-unsynced` (local, forgetful disks): a power cut: a minority, a majority or every node (in
+  turn) dies at once (kill -9) and its disk forgets every write not yet fsynced, tearing the last one of each
+  file; then they start again. Acknowledged records were fsynced on a majority, so none may be lost;
+- `slow-fsync` (local, forgetful disks): one node's fsyncs take 0.5 to 3 s; the shards it does not
+  lead must keep their pace;
+- `fill-disk` (local, forgetful disks): one node's disk fills up while it runs: it must stop on its
+  own (exit status 74, never serve from a disk it cannot write), and start again once space is free;
+- `corrupt` (local, 4 nodes or more): a stopped node's database is damaged — a bit flipped or a
+  4 KiB block zeroed in a WAL, table, blob or MANIFEST file — and the node started again: it must
+  refuse to start (exit status 65) rather than serve or replicate the damage; it is then rebuilt
+  from its peers as an operator would (drained, removed, wiped, joined again: see membership.py);
 - `membership`: a node (never the disk-full one, never one whose departure would leave fewer than
   3 members) is drained through another node's admin API; when its replicas have moved it is
   removed, stopped and its data wiped, and it comes back as a new member with `--join` (steps
@@ -27,13 +38,19 @@ with `--concurrent-faults` above 1): a node being restarted is not drained, a le
 killed.
 """
 
+import os
 import random
 import threading
 
 from .membership import Membership
 
-KINDS = ("kill", "pause", "partition", "clock", "disk", "membership")
+KINDS = ("kill", "pause", "partition", "clock", "disk", "membership", "lose-unsynced", "slow-fsync", "fill-disk",
+         "corrupt")
 DOCKER_ONLY = {"partition", "clock", "disk"}
+FORGETFUL_DISKS = {"lose-unsynced", "slow-fsync", "fill-disk"}  # local clusters over forgetfs
+LOCAL_ONLY = FORGETFUL_DISKS | {"corrupt"}
+STORAGE_FAILED_EXIT = 74  # the node's exit status after a failed write or fsync
+DATA_CORRUPT_EXIT = 65  # the node's exit status when its data directory is found corrupt
 PARTITIONS = ("halves", "leader", "bridge", "ring", "one-way")
 
 
@@ -63,6 +80,8 @@ class Nemesis:
         self.lock = threading.Lock()
         self.membership = Membership(cluster, history)
         self.held = set()  # nodes a kill, pause, clock or membership fault is acting on
+        self.power_cuts = 0
+        self.corruptions = 0
 
     def start(self):
         if not self.kinds:
@@ -101,7 +120,7 @@ class Nemesis:
 
     def _inflict(self, kind, rng):
         try:
-            name, undo = getattr(self, f"_start_{kind}")(rng)
+            name, undo = getattr(self, f"_start_{kind.replace('-', '_')}")(rng)
         except Exception as exc:  # noqa: BLE001 - a fault that could not start is reported, not fatal
             self.history.record("nemesis", "info", "error", f"{kind}: {exc}")
             return
@@ -205,7 +224,95 @@ class Nemesis:
             self.cluster.restart(node)
         return f"disk-full n{node}", undo
 
+    def _start_lose_unsynced(self, rng):
+        # Cuts take in turn a minority, a majority and the whole cluster: the last two lose
+        # acknowledged writes when a broker acknowledges before its fsync.
+        scope = self.power_cuts % 3
+        self.power_cuts += 1
+
+        def choose(nodes):
+            count = {0: rng.randint(1, max(1, (len(nodes) - 1) // 2)),
+                     1: rng.randint(len(nodes) // 2 + 1, len(nodes)),
+                     2: len(nodes)}[scope]
+            return rng.sample(nodes, min(count, len(nodes)))
+        victims = self._hold(choose)
+        lost = self.cluster.lose_unsynced(victims)
+        summary = ",".join(f"n{n}:{a.get('lost_bytes', 0)}B/{a.get('torn_bytes', 0)}B" for n, a in sorted(lost.items()))
+        return (f"lose-unsynced {_set(victims)} lost/torn {summary}",
+                self._release(victims, lambda: self.cluster.restart_many(victims)))
+
+    def _start_slow_fsync(self, rng):
+        victims = self._hold(lambda nodes: [rng.choice(nodes)])
+        node = victims[0]
+        delay = round(rng.uniform(0.5, 3.0), 1)
+        self.cluster.set_fsync_delay(node, delay)
+        return f"slow-fsync n{node} {delay}s", self._release(victims, lambda: self.cluster.set_fsync_delay(node, 0))
+
+    def _start_fill_disk(self, rng):
+        victims = self._hold(lambda nodes: [rng.choice(nodes)])
+        node = victims[0]
+        self.cluster.set_disk_full(node, True)
+        code = self.cluster.wait_exit(node, timeout=60)
+        self.history.record("nemesis", "info", "exit", f"fill-disk n{node} exit {code}")
+
+        def undo():
+            self.cluster.set_disk_full(node, False)
+            self.cluster.kill(node)  # if it did not stop by itself, it is stopped now
+            self.cluster.restart(node)
+        return f"fill-disk n{node}", self._release(victims, undo)
+
+    def _start_corrupt(self, rng):
+        victims = self._hold(lambda nodes: [self.membership.choose_departing(rng, nodes)])
+        node = victims[0]
+        self.cluster.kill(node)
+        damage = corrupt_database(os.path.join(self.cluster.data_dir(node), "db"), rng, self.corruptions)
+        self.corruptions += 1
+        self.cluster.start(node)
+        outcome = self.cluster.wait_exit_or_healthy(node, timeout=90)
+        self.history.record("nemesis", "info", "corrupt", f"n{node} {damage}: {outcome}")
+        if outcome != f"exit {DATA_CORRUPT_EXIT}":
+            return f"corrupt n{node} {damage} ({outcome})", self._release(victims, lambda: None)
+        self.membership.start_rebuild(node)
+        return (f"corrupt n{node} {damage}",
+                self._release(victims, lambda: self.membership.finish(node, timeout=120)))
+
     def _start_membership(self, rng):
         victims = self._hold(lambda nodes: [self.membership.start_leave(rng, nodes)])
         node = victims[0]
         return f"membership n{node}", self._release(victims, lambda: self.membership.finish(node, timeout=90))
+
+
+CORRUPTIBLE = {
+    "table": lambda name: name.endswith(".sst"),
+    "wal": lambda name: name.endswith(".log"),
+    "blob": lambda name: name.endswith(".blob"),
+    "manifest": lambda name: name.startswith("MANIFEST-"),
+}
+
+
+def corrupt_database(db_dir, rng, turn=0):
+    """Damages one of RocksDB's files under `db_dir` (durably: fsynced) and says how. The kind of
+    file goes round CORRUPTIBLE with `turn`, skipping kinds the database has none of."""
+    present = {kind: sorted(n for n in os.listdir(db_dir) if match(n) and os.path.getsize(os.path.join(db_dir, n)) > 0)
+               for kind, match in CORRUPTIBLE.items()}
+    kinds = [k for k in CORRUPTIBLE if present[k]]
+    kind = kinds[turn % len(kinds)]
+    name = rng.choice(present[kind])
+    path = os.path.join(db_dir, name)
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        if rng.random() < 0.5 or size < 8192:
+            offset = rng.randrange(size)
+            f.seek(offset)
+            byte = f.read(1)[0]
+            f.seek(offset)
+            f.write(bytes([byte ^ (1 << rng.randrange(8))]))
+            how = f"bit flipped at {offset}"
+        else:
+            offset = rng.randrange(size - 4096) // 4096 * 4096
+            f.seek(offset)
+            f.write(bytes(4096))
+            how = f"4 KiB zeroed at {offset}"
+        f.flush()
+        os.fsync(f.fileno())
+    return f"{kind} {name} ({size} B) {how}"

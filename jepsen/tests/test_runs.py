@@ -1,10 +1,12 @@
 """Whole harness runs, as `make test` and CI run them: the docker compose cluster (5 nodes) under
 every nemesis must come out VALID, so must resharding while nodes leave and join (docker, and a
-short local run), and a test build that acknowledges writes before a majority has them (cargo
-feature unsafe-early-ack) must come out INVALID with acknowledged records lost.
+short local run), and a local cluster over forgetting disks under power cuts, slow fsyncs and a
+disk filling up. Test builds that acknowledge writes before a majority has them (failpoint
+raft::ack-on-append) or before fsync (failpoint storage::wal-fsync) must come out INVALID with
+acknowledged records lost.
 
-KINESIN_BIN is the binary under test; KINESIN_UNSAFE_BIN the fault-switch build (`make
-unsafe-bin`). Each run keeps its store under jepsen/store/ for a person to look at.
+KINESIN_BIN is the binary under test; KINESIN_FAILPOINTS_BIN the build with failpoints (`make
+failpoints-bin`). Each run keeps its store under jepsen/store/ for a person to look at.
 """
 
 import json
@@ -92,9 +94,50 @@ def test_resharding_on_a_local_cluster_is_valid():
 
 def test_acknowledging_before_a_majority_is_caught():
     code, result, output, _ = harness(
-        "--bin", binary("KINESIN_UNSAFE_BIN"), "--cluster", "docker", "--nodes", "5", "--time-limit", "45",
+        "--bin", binary("KINESIN_FAILPOINTS_BIN"), "--cluster", "docker", "--nodes", "5", "--time-limit", "45",
         "--seed", "5", "--nemesis", "partition", "--partition-shapes", "leader,halves", "--workload", "produce",
-        "--expect-invalid")
+        "--failpoints", "raft::ack-on-append=return", "--expect-invalid")
     assert code == 0 and not result["valid"], output[-5000:]
     lost = [e for e in result["errors"] if e["kind"] in ("lost", "moved")]
     assert lost, result["errors"][:10]
+
+
+def nemesis_values(store, f):
+    with open(os.path.join(store, "history.jsonl")) as h:
+        ops = [json.loads(line) for line in h]
+    return [op["value"] for op in ops if op["process"] == "nemesis" and op["f"] == f]
+
+
+def test_power_cuts_slow_fsyncs_and_a_filling_disk_lose_nothing():
+    code, result, output, store = harness(
+        "--bin", binary("KINESIN_BIN"), "--cluster", "local", "--nodes", "3", "--time-limit", "60",
+        "--seed", "9", "--nemesis", "lose-unsynced,slow-fsync,fill-disk", "--workload", "produce")
+    assert code == 0 and result["valid"], output[-5000:]
+    assert result["acknowledged"] > 200 and result["nodes_agree"], result
+    assert set(result["faults"]) == {"lose-unsynced", "slow-fsync", "fill-disk"}, result["faults"]
+    cuts = [v for v in nemesis_values(store, "start") if v.startswith("lose-unsynced")]
+    assert any(":0B/" not in cut for cut in cuts), f"no power cut lost anything unsynced: {cuts}"
+    exits = nemesis_values(store, "exit")
+    assert exits and all(v.endswith("exit 74") for v in exits), exits
+
+
+def test_acknowledging_without_fsync_is_caught_by_power_cuts():
+    code, result, output, _ = harness(
+        "--bin", binary("KINESIN_FAILPOINTS_BIN"), "--cluster", "local", "--nodes", "3", "--time-limit", "40",
+        "--seed", "10", "--nemesis", "lose-unsynced", "--workload", "produce",
+        "--failpoints", "storage::wal-fsync=return", "--expect-invalid")
+    assert code == 0 and not result["valid"], output[-5000:]
+    lost = [e for e in result["errors"] if e["kind"] in ("lost", "moved")]
+    assert lost, result["errors"][:10]
+
+
+def test_a_corrupt_database_is_refused_and_rebuilt_from_peers():
+    code, result, output, store = harness(
+        "--bin", binary("KINESIN_BIN"), "--cluster", "local", "--nodes", "4", "--time-limit", "60",
+        "--seed", "11", "--nemesis", "corrupt", "--workload", "produce")
+    assert code == 0 and result["valid"], output[-5000:]
+    assert result["acknowledged"] > 200 and result["nodes_agree"], result
+    outcomes = nemesis_values(store, "corrupt")
+    assert outcomes and all(v.endswith(": exit 65") for v in outcomes), outcomes
+    rebuilt = [step for step in membership_steps(store) if " joined:" in step]
+    assert len(rebuilt) == len(outcomes), membership_steps(store)
