@@ -8,7 +8,7 @@ KINESIN_VENV ?= $(HOME)/.cache/kinesin-venv
 export KINESIN_VENV
 ARGS ?=
 
-.PHONY: run test setup build release lint fmt jepsen jepsen-unsafe failpoints-bin
+.PHONY: run test setup build release lint fmt jepsen jepsen-soak jepsen-unsafe failpoints-bin
 
 setup:
 	@scripts/setup.sh
@@ -66,13 +66,25 @@ docker-up:
 docker-down:
 	deploy/cluster.sh down $(ARGS)
 
-## Jepsen-style run: the docker compose cluster (5 nodes) under kill -9, pause, partitions, clock
-## jumps and a full disk, with producers, consumers and stream-metadata races; then the checker
-## over the whole history. jepsen/store/<run-id>/ keeps history, results, timeline.svg and node logs.
-## ARGS passes options, e.g. make jepsen ARGS="--time-limit 600 --seed 7 --nemesis partition,kill".
+## Jepsen-style runs: the docker compose cluster (5 nodes) under kill -9, pause, partitions, clock
+## jumps and a full disk, with producers, consumers and stream-metadata races; then a local cluster
+## (4 processes) whose disks forget unsynced writes, under power cuts, slow fsyncs, a disk filling
+## up, corrupted files, kill -9 and membership changes. The checker reads each whole history.
+## jepsen/store/<run-id>/ keeps history, results, timeline.svg and node logs. ARGS passes options
+## to both, e.g. make jepsen ARGS="--time-limit 600 --seed 7"; JEPSEN_SECONDS sets the length.
+JEPSEN_SECONDS ?= 120
+JEPSEN_LOCAL_NEMESES = lose-unsynced,slow-fsync,fill-disk,corrupt,kill,pause,membership
 jepsen: setup
 	cargo build --workspace --all-targets
-	cd jepsen && $(KINESIN_VENV)/bin/python -m kinesin_jepsen.run --bin $(CARGO_TARGET_DIR)/debug/kinesin --time-limit 120 $(ARGS)
+	cd jepsen && $(KINESIN_VENV)/bin/python -m kinesin_jepsen.run --bin $(CARGO_TARGET_DIR)/debug/kinesin \
+		--time-limit $(JEPSEN_SECONDS) $(ARGS)
+	cd jepsen && $(KINESIN_VENV)/bin/python -m kinesin_jepsen.run --bin $(CARGO_TARGET_DIR)/debug/kinesin \
+		--time-limit $(JEPSEN_SECONDS) --cluster local --nodes 4 --nemesis $(JEPSEN_LOCAL_NEMESES) \
+		--workload produce,metadata,resharding $(ARGS)
+
+## The long run: every nemesis for 30 minutes on each cluster, faults overlapping two at a time.
+jepsen-soak:
+	$(MAKE) jepsen JEPSEN_SECONDS=1800 ARGS="--concurrent-faults 2 $(ARGS)"
 
 ## The same harness against a TEST build whose leaders acknowledge writes before a majority has
 ## them (failpoint raft::ack-on-append): it must report INVALID, and this target fails if not.

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use kinesin_api::{ErrorKind, KinesisError, Operation, Protocol};
 use kinesin_controller::Controller;
 use kinesin_raft::MultiRaft;
+use kinesin_types::SharedClock;
 
 use crate::admission::Admission;
 use crate::context::RequestContext;
@@ -43,13 +44,20 @@ pub struct Gateway {
     pub(crate) admission: Admission,
     pub(crate) subscriptions: crate::ops::Subscriptions,
     pub(crate) read_limiter: ReadLimiter,
+    clock: SharedClock,
 }
 
 impl Gateway {
+    /// The node's wall clock, in milliseconds since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     pub fn new(
         settings: GatewaySettings,
         controller: Arc<Controller>,
         raft: Arc<MultiRaft>,
+        clock: SharedClock,
     ) -> Arc<Gateway> {
         let admission = Admission::new(settings.limits.max_inflight_request_bytes);
         let read_limiter = ReadLimiter::new(settings.limits.shard_read_quota);
@@ -60,6 +68,7 @@ impl Gateway {
             controller,
             raft,
             metrics: Metrics::default(),
+            clock,
             subscriptions: Default::default(),
         })
     }

@@ -20,8 +20,8 @@ use kinesin_raft::MultiRaft;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::clock::now_ms;
 use crate::config::OnDemandScaling;
+use kinesin_types::SharedClock;
 
 /// AWS's on-demand streams never have fewer shards than this.
 const MIN_ON_DEMAND_SHARDS: usize = 4;
@@ -47,6 +47,7 @@ pub(crate) struct Autoscaler {
     pub scaling: OnDemandScaling,
     pub replication_factor: u32,
     pub shard_limit: u32,
+    pub clock: SharedClock,
 }
 
 impl Autoscaler {
@@ -80,7 +81,7 @@ impl Autoscaler {
         stream: &StreamMeta,
         samples: &mut HashMap<u64, Sample>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let floor = shard_floor(state, stream, now_ms());
+        let floor = shard_floor(state, stream, self.clock.now_ms());
         if let Some(decision) = warm_up(stream, floor) {
             return self.carry_out(stream, decision).await;
         }
@@ -119,7 +120,7 @@ impl Autoscaler {
                 key: stream.key.clone(),
                 shard,
                 new_starting_hash_key: at,
-                now_ms: now_ms(),
+                now_ms: self.clock.now_ms(),
                 shard_limit: self.shard_limit,
                 replication_factor: self.replication_factor,
                 on_demand: true,
@@ -128,7 +129,7 @@ impl Autoscaler {
                 key: stream.key.clone(),
                 shard,
                 adjacent,
-                now_ms: now_ms(),
+                now_ms: self.clock.now_ms(),
                 replication_factor: self.replication_factor,
                 on_demand: true,
             },

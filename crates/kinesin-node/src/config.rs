@@ -328,6 +328,8 @@ pub struct ServerConfig {
     pub on_demand: OnDemandScaling,
     pub raft: kinesin_raft::RaftTuning,
     pub storage: kinesin_storage::EngineOptions,
+    /// The wall clock every part of the node reads (the system's; a test's own).
+    pub clock: kinesin_types::SharedClock,
 }
 
 /// A listen address, or `off` (or an empty value): that listener is not started.
@@ -502,6 +504,7 @@ impl ServerArgs {
             layered!(tls_reload_secs, 5),
         )?;
         let config = ServerConfig {
+            clock: kinesin_types::SharedClock::new(crate::clock::SystemClock),
             node_id,
             data_dir: layered!(data_dir, PathBuf::from("./data")),
             listen: layered!(listen, SocketAddr::from(([127, 0, 0, 1], 4567)).into()).0,

@@ -5,7 +5,7 @@
 //! consensus or the Kinesis API itself: it composes the crates that do.
 
 mod autoscale;
-mod clock;
+pub mod clock;
 pub mod config;
 pub mod failpoints;
 mod liveness;

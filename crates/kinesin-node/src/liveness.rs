@@ -13,7 +13,7 @@ use std::time::Duration;
 use kinesin_controller::{Command, Controller};
 use tokio::sync::watch;
 
-use crate::clock::now_ms;
+use kinesin_types::SharedClock;
 use tokio::time::Instant;
 
 const CHECK_EVERY: Duration = Duration::from_millis(500);
@@ -25,6 +25,7 @@ pub(crate) struct Liveness {
     pub down_after: Duration,
     /// Silence after which a node's replicas are moved.
     pub dead_after: Duration,
+    pub clock: SharedClock,
 }
 
 impl Liveness {
@@ -54,7 +55,7 @@ impl Liveness {
         leading_for: Duration,
     ) -> Result<(), kinesin_controller::ControllerError> {
         let state = self.controller.state();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for (&node, info) in &state.nodes {
             let Some(silent_for) = silence(node, self.node_id, ages, leading_for) else {
                 continue;

@@ -187,6 +187,7 @@ impl Node {
             controller.clone(),
             nodes,
             reshard_faults.clone(),
+            config.clock.clone(),
         ));
         // Open this node's shard groups and let them elect before serving, so the first requests
         // after a restart find every shard ready.
@@ -210,6 +211,7 @@ impl Node {
                 node_id: config.node_id,
                 down_after: Duration::from_millis(config.raft.election_max_ms * 3),
                 dead_after: Duration::from_secs(config.dead_node_secs),
+                clock: config.clock.clone(),
             }
             .run(stopped.clone()),
         ));
@@ -220,12 +222,14 @@ impl Node {
                 scaling: config.on_demand.clone(),
                 replication_factor: config.replication_factor,
                 shard_limit: config.limits.shard_limit,
+                clock: config.clock.clone(),
             }
             .run(stopped.clone()),
         ));
         tasks.push(tokio::spawn(retention::run(
             raft.clone(),
             controller.clone(),
+            config.clock.clone(),
             Duration::from_secs(config.retention_check_secs),
             stopped.clone(),
         )));
@@ -240,6 +244,7 @@ impl Node {
             },
             controller.clone(),
             raft.clone(),
+            config.clock.clone(),
         );
         // Bound only now (unless given), so a client that can connect finds the node serving.
         let router = gateway.router();

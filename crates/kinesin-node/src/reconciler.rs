@@ -19,9 +19,9 @@ use kinesin_controller::{
 use kinesin_raft::{GroupHandle, GroupKind, GroupOptions, MultiRaft};
 use tokio::sync::watch;
 
-use crate::clock::now_ms;
 use crate::node::controller_voter_count;
 use crate::resharder::{ReshardFaults, Resharder};
+use kinesin_types::SharedClock;
 
 /// A pass also runs this often without a state change, to retry what failed.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
@@ -60,6 +60,7 @@ pub(crate) struct Reconciler {
     /// When this node, leading the controller, first saw each removed node still in its group.
     departed: Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
     resharder: Arc<Resharder>,
+    clock: SharedClock,
 }
 
 /// Whether `node` may be handed `group`'s leadership by its leader (this node), see [`may_lead`]:
@@ -103,9 +104,16 @@ impl Reconciler {
         controller: Arc<Controller>,
         initial_nodes: BTreeMap<u64, NodeInfo>,
         faults: Arc<ReshardFaults>,
+        clock: SharedClock,
     ) -> Self {
         Reconciler {
-            resharder: Arc::new(Resharder::new(raft.clone(), controller.clone(), faults)),
+            resharder: Arc::new(Resharder::new(
+                raft.clone(),
+                controller.clone(),
+                faults,
+                clock.clone(),
+            )),
+            clock,
             raft,
             controller,
             initial_nodes,
@@ -330,7 +338,7 @@ impl Reconciler {
     /// Forgets closed shards whose records are all past retention (EXPIRED shards are not listed;
     /// their groups are dropped by the next pass on every node).
     async fn expire_closed_shards(&self, state: &ClusterState) -> Result<(), PassError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for stream in state.streams.values() {
             if stream.shards.iter().any(|s| stream.is_expired(s, now)) {
                 self.controller

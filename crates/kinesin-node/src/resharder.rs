@@ -22,7 +22,7 @@ use futures::future::try_join_all;
 use kinesin_controller::{ClusterState, Command, Controller, Round, StreamKey, StreamStatus};
 use kinesin_raft::{Command as RaftCommand, MultiRaft, Response};
 
-use crate::clock::now_ms;
+use kinesin_types::SharedClock;
 
 /// How long a round waits for its children's groups to elect leaders before trying again.
 const CHILDREN_READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +43,7 @@ pub(crate) struct Resharder {
     raft: Arc<MultiRaft>,
     controller: Arc<Controller>,
     faults: Arc<ReshardFaults>,
+    clock: SharedClock,
     /// Streams whose round is being carried out here.
     running: Mutex<HashSet<StreamKey>>,
 }
@@ -52,11 +53,13 @@ impl Resharder {
         raft: Arc<MultiRaft>,
         controller: Arc<Controller>,
         faults: Arc<ReshardFaults>,
+        clock: SharedClock,
     ) -> Resharder {
         Resharder {
             raft,
             controller,
             faults,
+            clock,
             running: Mutex::default(),
         }
     }
@@ -85,7 +88,7 @@ impl Resharder {
                         stream = %key.name,
                         parents = round.parents.len(),
                         children = round.children.len(),
-                        elapsed_ms = now_ms().saturating_sub(started_ms),
+                        elapsed_ms = this.clock.now_ms().saturating_sub(started_ms),
                         "resharding round done"
                     ),
                     Err(e) => {
@@ -149,7 +152,7 @@ impl Resharder {
                 key: key.clone(),
                 shard,
                 sealed_at,
-                now_ms: now_ms(),
+                now_ms: self.clock.now_ms(),
             })
             .await?;
         Ok(())

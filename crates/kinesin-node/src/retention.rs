@@ -8,16 +8,17 @@ use kinesin_controller::{Controller, StreamStatus};
 use kinesin_raft::{Command, MultiRaft};
 use tokio::sync::watch;
 
-use crate::clock::now_ms;
+use kinesin_types::SharedClock;
 
 pub(crate) async fn run(
     raft: Arc<MultiRaft>,
     controller: Arc<Controller>,
+    clock: SharedClock,
     every: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        trim_expired(&raft, &controller).await;
+        trim_expired(&raft, &controller, &clock).await;
         tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(every) => {}
@@ -25,13 +26,13 @@ pub(crate) async fn run(
     }
 }
 
-async fn trim_expired(raft: &MultiRaft, controller: &Controller) {
+async fn trim_expired(raft: &MultiRaft, controller: &Controller, clock: &SharedClock) {
     let state = controller.state();
     for stream in state.streams.values() {
         if stream.status == StreamStatus::Deleting {
             continue;
         }
-        let cutoff = now_ms().saturating_sub(stream.retention_ms());
+        let cutoff = clock.now_ms().saturating_sub(stream.retention_ms());
         for shard in &stream.shards {
             let Some(group) = raft.group(shard.group) else {
                 continue;

@@ -4,6 +4,8 @@
 
 mod testkit;
 
+use kinesin_raft::MessageKind;
+
 use testkit::{
     create_stream, eventually, verify, wait_for_acks, History, Options, TestCluster, Writer,
 };
@@ -88,6 +90,42 @@ async fn leader_crash_during_writes_loses_no_acknowledged_record() {
     wait_for_acks(&all(&writers), 50, "writes after the restart").await;
     let history = finish(writers).await;
     verify_everywhere(&cluster, "crash", &history).await;
+}
+
+/// Filters by message kind and direction: when every vote the node `muted` sends is dropped (its
+/// appends and answers still flow), the dead leader's successor can only be the third node, and
+/// nothing acknowledged is lost on the way. The writes pause over the crash so that both
+/// followers hold the same log: were `muted`'s longer, no node could be elected (the heir's log
+/// would not be up to date for `muted`'s vote) — the filter would be testing luck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_votes_are_lost_never_wins_the_election_after_a_leader_crash() {
+    let mut cluster = TestCluster::start(Options::default()).await;
+    create_stream(&cluster.node(1).client(), "votes", 1).await;
+    let group = cluster.groups(1, "votes")[FIRST_SHARD];
+    let leader = cluster.wait_leader(group).await;
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&n| n != leader).collect();
+    let (heir, muted) = (others[0], others[1]);
+    for to in [leader, heir] {
+        cluster.drop_kinds(muted, to, &[MessageKind::Vote, MessageKind::PreVote]);
+    }
+    let before = writers_tagged(&cluster, "votes", "a");
+    wait_for_acks(&all(&before), 30, "writes before the crash").await;
+    let mut history = finish(before).await;
+    cluster.wait_converged("votes").await;
+
+    cluster.crash(leader).await;
+    eventually("the node that can campaign to lead", || {
+        cluster.leader_of(group) == Some(heir)
+    })
+    .await;
+    let after = writers_tagged(&cluster, "votes", "b");
+    wait_for_acks(&all(&after), 30, "writes after the crash").await;
+
+    cluster.heal();
+    cluster.restart(leader).await;
+    wait_for_acks(&all(&after), 30, "writes after the restart").await;
+    history.merge(finish(after).await);
+    verify_everywhere(&cluster, "votes", &history).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ mod disk_format;
 #[cfg(feature = "failpoints")]
 mod early_ack;
 mod error;
+mod faults;
 mod log_store;
 mod query;
 mod quota;
@@ -27,6 +28,7 @@ mod types;
 
 pub use batch::TransportStats;
 pub use error::RaftError;
+pub use faults::{DropKinds, MessageKind, NetworkFaults, Outgoing, SendFilter};
 pub use kinesin_storage::{StorageError, StoredRecord};
 pub use query::{AwaitedRead, ShardBounds, ShardQuery, ShardRead};
 pub use quota::{TokenBuckets, WriteQuota};
@@ -34,7 +36,7 @@ pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};
 pub use shard::ShardView;
 pub use snapshot::SnapshotData;
 pub use state_machine::ControllerApplier;
-pub use transport::{NetworkFaults, Peers};
+pub use transport::Peers;
 pub use types::{Command, NewRecord, NodeId, Response, TypeConfig, POSITIONS_PER_ENTRY_BITS};
 
 #[doc(hidden)]

@@ -4,10 +4,10 @@
 //! per node pair, on which tonic multiplexes the groups' calls. Messages are openraft's own types,
 //! bincode-encoded inside the proto envelope.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use openraft::alias::{LogIdOf, SnapshotOf, VoteOf};
@@ -27,6 +27,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::batch::{HeartbeatQueues, TransportStats};
 use crate::codec::{decode, encode};
 use crate::error::RaftError;
+use crate::faults::{MessageKind, NetworkFaults, Outgoing};
 use crate::query::{ShardQuery, WireAnswer};
 use crate::registry::MultiRaft;
 
@@ -77,42 +78,6 @@ impl RemoteError {
 
 type Remote<T> = Result<T, RemoteError>;
 
-/// Fault injection: cluster traffic this node sends to a blocked address fails at once, as if
-/// the peer were unreachable. Tests partition nodes with it (blocking both directions) or drop
-/// one direction only. Nothing blocks by default, and the check is one atomic load then.
-#[derive(Default)]
-pub struct NetworkFaults {
-    any: AtomicBool,
-    blocked: RwLock<HashSet<String>>,
-}
-
-impl NetworkFaults {
-    /// Drops everything this node sends to the node listening at `addr`.
-    pub fn block(&self, addr: &str) {
-        let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
-        blocked.insert(addr.to_string());
-        self.any.store(true, Ordering::Release);
-    }
-
-    /// Lets all traffic through again.
-    pub fn heal(&self) {
-        let mut blocked = self.blocked.write().unwrap_or_else(|p| p.into_inner());
-        blocked.clear();
-        self.any.store(false, Ordering::Release);
-    }
-
-    fn check(&self, addr: &str) -> Result<(), String> {
-        if !self.any.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let blocked = self.blocked.read().unwrap_or_else(|p| p.into_inner());
-        if blocked.contains(addr) {
-            return Err(format!("traffic to {addr} is blocked (fault injection)"));
-        }
-        Ok(())
-    }
-}
-
 /// One lazily connected channel per peer address, shared by every group.
 pub struct Peers {
     channels: Mutex<HashMap<String, RaftTransportClient<Channel>>>,
@@ -141,7 +106,6 @@ impl Peers {
     }
 
     fn client(&self, addr: &str) -> Result<RaftTransportClient<Channel>, String> {
-        self.faults.check(addr)?;
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(client) = channels.get(addr) {
             return Ok(client.clone());
@@ -169,9 +133,15 @@ impl Peers {
         addr: &str,
         group: u64,
         kind: RaftKind,
+        filtered_as: MessageKind,
         request: &Req,
         timeout: Duration,
     ) -> Result<Remote<Resp>, String> {
+        self.faults.check(Outgoing {
+            to: addr,
+            group,
+            kind: filtered_as,
+        })?;
         let mut client = self.client(addr)?;
         let payload = encode(request).map_err(|e| e.to_string())?;
         let mut call = tonic::Request::new(RaftRequest {
@@ -196,7 +166,11 @@ impl Peers {
         request: &Req,
         timeout: Duration,
     ) -> Result<Remote<Resp>, String> {
-        self.faults.check(addr)?;
+        self.faults.check(Outgoing {
+            to: addr,
+            group,
+            kind: MessageKind::Heartbeat,
+        })?;
         let payload = encode(request).map_err(|e| e.to_string())?;
         let request = RaftRequest {
             group,
@@ -218,6 +192,13 @@ impl Peers {
         command: &Command,
     ) -> Result<Response, RaftError> {
         let unreachable = unreachable(group, addr);
+        self.faults
+            .check(Outgoing {
+                to: addr,
+                group,
+                kind: MessageKind::Propose,
+            })
+            .map_err(&unreachable)?;
         let mut client = self.client(addr).map_err(&unreachable)?;
         let command = encode(command).map_err(|e| RaftError::Other(e.to_string()))?;
         let mut call = tonic::Request::new(ProposeRequest { group, command });
@@ -246,6 +227,13 @@ impl Peers {
         timeout: Duration,
     ) -> Result<WireAnswer, RaftError> {
         let unreachable = unreachable(group, addr);
+        self.faults
+            .check(Outgoing {
+                to: addr,
+                group,
+                kind: MessageKind::Query,
+            })
+            .map_err(&unreachable)?;
         let mut client = self.client(addr).map_err(&unreachable)?;
         let query = encode(query).map_err(|e| RaftError::Other(e.to_string()))?;
         let mut call = tonic::Request::new(QueryRequest { group, query });
@@ -338,12 +326,13 @@ impl PeerClient {
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         kind: RaftKind,
+        filtered_as: MessageKind,
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, Unreachable<TypeConfig>> {
         let answer = self
             .peers
-            .raft_call::<Req, Resp>(&self.addr, self.group, kind, request, timeout)
+            .raft_call::<Req, Resp>(&self.addr, self.group, kind, filtered_as, request, timeout)
             .await;
         self.unpack(answer)
     }
@@ -392,7 +381,12 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                 .await;
             return self.unpack(answer).map_err(RPCError::Unreachable);
         }
-        self.call(RaftKind::Append, &rpc, option.soft_ttl())
+        let filtered_as = if rpc.entries.is_empty() {
+            MessageKind::Heartbeat
+        } else {
+            MessageKind::Append
+        };
+        self.call(RaftKind::Append, filtered_as, &rpc, option.soft_ttl())
             .await
             .map_err(RPCError::Unreachable)
     }
@@ -402,7 +396,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(RaftKind::Vote, &rpc, option.soft_ttl())
+        self.call(RaftKind::Vote, MessageKind::Vote, &rpc, option.soft_ttl())
             .await
             .map_err(RPCError::Unreachable)
     }
@@ -412,9 +406,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(RaftKind::PreVote, &rpc, option.soft_ttl())
-            .await
-            .map_err(RPCError::Unreachable)
+        self.call(
+            RaftKind::PreVote,
+            MessageKind::PreVote,
+            &rpc,
+            option.soft_ttl(),
+        )
+        .await
+        .map_err(RPCError::Unreachable)
     }
 
     /// Tells the chosen node to campaign now (leader transfer), instead of everyone waiting out
@@ -424,9 +423,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(RaftKind::TransferLeader, &rpc, option.soft_ttl())
-            .await
-            .map_err(RPCError::Unreachable)
+        self.call(
+            RaftKind::TransferLeader,
+            MessageKind::TransferLeader,
+            &rpc,
+            option.soft_ttl(),
+        )
+        .await
+        .map_err(RPCError::Unreachable)
     }
 
     async fn full_snapshot(
@@ -444,9 +448,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             meta: snapshot.meta,
             data,
         };
-        self.call(RaftKind::Snapshot, &message, option.hard_ttl())
-            .await
-            .map_err(StreamingError::Unreachable)
+        self.call(
+            RaftKind::Snapshot,
+            MessageKind::Snapshot,
+            &message,
+            option.hard_ttl(),
+        )
+        .await
+        .map_err(StreamingError::Unreachable)
     }
 }
 

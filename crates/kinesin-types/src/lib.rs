@@ -4,7 +4,8 @@
 //!
 //! This crate must never do I/O, spawn tasks or read a clock: anything time-dependent
 //! (iterator expiry, sequence-number timestamps) takes the time as an argument, so every
-//! function here is deterministic and every replica computes the same answer.
+//! function here is deterministic and every replica computes the same answer. It defines the
+//! [`Clock`] seam the other crates read time through.
 
 #![forbid(unsafe_code)]
 // Input from the wire must be answered with an error, never a panic.
@@ -14,6 +15,7 @@
 )]
 
 mod arn;
+mod clock;
 mod error;
 mod hash;
 mod iterator;
@@ -22,6 +24,7 @@ mod sequence;
 mod shard_id;
 
 pub use arn::*;
+pub use clock::*;
 pub use error::*;
 pub use hash::*;
 pub use iterator::*;

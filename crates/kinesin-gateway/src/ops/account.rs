@@ -13,7 +13,7 @@ use kinesin_controller::{
     AccountKey, AccountSettings, ClusterState, Command, CommitmentStatus, StreamMeta, StreamMode,
 };
 
-use super::{change, invalid_argument, ms_to_secs, now_ms};
+use super::{change, invalid_argument, ms_to_secs};
 use crate::context::{find, RequestContext};
 use crate::Gateway;
 
@@ -51,7 +51,7 @@ pub(super) async fn update_warm_throughput(
         &Command::SetWarmThroughput {
             key: key.clone(),
             mibps: mibps(input.warm_throughput_mibps),
-            now_ms: now_ms(),
+            now_ms: gateway.now_ms(),
         },
     )
     .await?;
@@ -105,7 +105,10 @@ pub(super) fn describe(
 ) -> Result<DescribeAccountSettingsOutput, KinesisError> {
     let settings = settings_of(gateway, ctx);
     Ok(DescribeAccountSettingsOutput {
-        minimum_throughput_billing_commitment: Some(commitment_to_wire(&settings, now_ms())),
+        minimum_throughput_billing_commitment: Some(commitment_to_wire(
+            &settings,
+            gateway.now_ms(),
+        )),
     })
 }
 
@@ -125,7 +128,7 @@ pub(super) async fn update(
             )))
         }
     };
-    let now = now_ms();
+    let now = gateway.now_ms();
     change(
         gateway,
         &Command::SetAccountCommitment {

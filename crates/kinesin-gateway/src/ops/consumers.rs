@@ -13,7 +13,7 @@ use kinesin_controller::{
 };
 use kinesin_types::{consumer_arn, stream_arn};
 
-use super::{change, invalid_argument, ms_to_secs, now_ms, page, page_size, secs_to_ms};
+use super::{change, invalid_argument, ms_to_secs, page, page_size, secs_to_ms};
 use crate::context::{find, RequestContext};
 use crate::error::from_controller;
 use crate::tokens::{self, ListConsumersToken};
@@ -87,7 +87,7 @@ pub(super) async fn register(
     let key = ctx.stream_key(None, Some(&input.stream_arn))?;
     let tags = input.tags.unwrap_or_default();
     super::tags::validate_tags(&tags)?;
-    let now = now_ms();
+    let now = gateway.now_ms();
     let arn = consumer_arn(
         &stream_arn(&key.region, &key.account, &key.name),
         &input.consumer_name,
@@ -152,7 +152,7 @@ pub(super) fn list(
     ctx: &RequestContext,
     input: ListStreamConsumersInput,
 ) -> Result<ListStreamConsumersOutput, KinesisError> {
-    let now = now_ms();
+    let now = gateway.now_ms();
     let key = ctx.stream_key(None, Some(&input.stream_arn))?;
     let (after, created_ms) = match &input.next_token {
         Some(token) => {

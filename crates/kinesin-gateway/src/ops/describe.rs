@@ -11,7 +11,7 @@ use kinesin_api::KinesisError;
 use kinesin_controller::{EncryptionType, ShardMeta, StreamMeta, StreamMode, StreamStatus};
 use kinesin_types::{SequenceNumber, ShardId};
 
-use super::{invalid_argument, ms_to_secs, now_ms, page, page_size};
+use super::{invalid_argument, ms_to_secs, page, page_size};
 use crate::context::{find, RequestContext};
 use crate::tokens::{self, ListStreamsToken};
 use crate::Gateway;
@@ -152,7 +152,7 @@ pub(super) fn describe_summary(
             key_id,
             open_shard_count: stream.open_shards().count() as i32,
             consumer_count: Some(stream.consumers.len() as i32),
-            warm_throughput: super::account::warm_throughput(&state, stream, now_ms()),
+            warm_throughput: super::account::warm_throughput(&state, stream, gateway.now_ms()),
             max_record_size_in_kib: Some(stream.max_record_size_kib as i32),
             channel_count: None,
             record_distribution_strategy: None,
@@ -166,7 +166,7 @@ pub(super) fn list_streams(
     ctx: &RequestContext,
     input: ListStreamsInput,
 ) -> Result<ListStreamsOutput, KinesisError> {
-    let now = now_ms();
+    let now = gateway.now_ms();
     let after = match (&input.next_token, &input.exclusive_start_stream_name) {
         (Some(_), Some(_)) => {
             return Err(invalid_argument(

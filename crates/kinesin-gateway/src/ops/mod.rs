@@ -14,8 +14,6 @@ mod tags;
 
 pub(crate) use subscribe::{subscribe, Subscriptions};
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use kinesin_api::{ErrorKind, KinesisError, Operation, Request};
 use kinesin_controller::{Command, Outcome};
 use serde::Serialize;
@@ -225,13 +223,6 @@ fn done<T: Serialize>(
     } else {
         Ok(Vec::new())
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 pub(crate) fn ms_to_secs(ms: u64) -> f64 {

@@ -24,7 +24,7 @@ use kinesin_types::{
 };
 
 use super::describe::sequence_number;
-use super::{invalid_argument, ms_to_secs, now_ms, secs_to_ms};
+use super::{invalid_argument, ms_to_secs, secs_to_ms};
 use crate::context::{find, not_found, RequestContext};
 use crate::error::from_raft;
 use crate::read_quota::ShardKey;
@@ -157,7 +157,7 @@ async fn append(
     let count = records.len() as u64;
     let bytes = records.iter().map(|r| r.data.len() as u64).sum::<u64>();
     let command = Command::Put {
-        arrival_ms: now_ms(),
+        arrival_ms: gateway.now_ms(),
         records,
     };
     let replicas = state.addresses(&shard.replicas);
@@ -577,7 +577,7 @@ pub(super) async fn get_shard_iterator(
     let state = gateway.controller.state();
     let (stream, shard) = find_shard(&state, &key, &input.shard_id)?;
     let kind = iterator_type(&input.shard_iterator_type, "ShardIteratorType")?;
-    let now = now_ms();
+    let now = gateway.now_ms();
     let position = starting_position(
         gateway,
         &state,
@@ -811,7 +811,7 @@ pub(super) async fn get_records(
     input: GetRecordsInput,
 ) -> Result<GetRecordsOutput, KinesisError> {
     let state = gateway.controller.state();
-    let now = now_ms();
+    let now = gateway.now_ms();
     let codec = iterator_codec(&state)?;
     let payload = codec
         .decode(&input.shard_iterator, now)

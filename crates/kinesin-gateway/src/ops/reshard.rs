@@ -12,7 +12,7 @@ use kinesin_controller::{Command, StreamKey, StreamMode};
 use kinesin_types::{parse_hash_key, ShardId};
 
 use super::records::parse_shard_id;
-use super::{change, invalid_argument, now_ms};
+use super::{change, invalid_argument};
 use crate::context::{find, RequestContext};
 use crate::Gateway;
 
@@ -74,7 +74,7 @@ pub(super) async fn split_shard(
         key,
         shard,
         new_starting_hash_key: at,
-        now_ms: now_ms(),
+        now_ms: gateway.now_ms(),
         shard_limit: gateway.settings.limits.shard_limit,
         replication_factor: gateway.settings.replication_factor,
         on_demand: false,
@@ -96,7 +96,7 @@ pub(super) async fn merge_shards(
         key,
         shard,
         adjacent,
-        now_ms: now_ms(),
+        now_ms: gateway.now_ms(),
         replication_factor: gateway.settings.replication_factor,
         on_demand: false,
     };
@@ -135,7 +135,7 @@ pub(super) async fn update_shard_count(
     let command = Command::UpdateShardCount {
         key: key.clone(),
         target,
-        now_ms: now_ms(),
+        now_ms: gateway.now_ms(),
         shard_limit: gateway.settings.limits.shard_limit,
         replication_factor: gateway.settings.replication_factor,
     };
@@ -164,7 +164,7 @@ pub(super) async fn update_stream_mode(
         &Command::SetStreamMode {
             key,
             mode,
-            now_ms: now_ms(),
+            now_ms: gateway.now_ms(),
             warm_throughput_mibps: input.warm_throughput_mibps.map(super::account::mibps),
         },
     )

@@ -6,7 +6,7 @@ use kinesin_controller::{ShardMeta, StreamKey, StreamMeta};
 use kinesin_types::ShardId;
 
 use super::describe::shard_to_wire;
-use super::{invalid_argument, now_ms, page, page_size, secs_to_ms};
+use super::{invalid_argument, page, page_size, secs_to_ms};
 use crate::context::{find, RequestContext};
 use crate::tokens::{self, ListShardsToken, ShardFilterToken};
 use crate::Gateway;
@@ -86,7 +86,7 @@ pub(super) fn list_shards(
     ctx: &RequestContext,
     input: ListShardsInput,
 ) -> Result<ListShardsOutput, KinesisError> {
-    let now = now_ms();
+    let now = gateway.now_ms();
     let (key, after, filter, created_ms) = match &input.next_token {
         Some(token) => {
             if input.stream_name.is_some() {

@@ -8,7 +8,7 @@ use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::{Command, StreamKey, StreamMode};
 use kinesin_types::stream_arn;
 
-use super::{change, invalid_argument, now_ms};
+use super::{change, invalid_argument};
 use crate::context::RequestContext;
 use crate::Gateway;
 
@@ -52,7 +52,7 @@ pub(super) async fn create(
     let command = Command::CreateStream {
         arn: stream_arn(&key.region, &key.account, &key.name),
         key,
-        now_ms: now_ms(),
+        now_ms: gateway.now_ms(),
         shard_count,
         mode,
         tags: input.tags.unwrap_or_default(),

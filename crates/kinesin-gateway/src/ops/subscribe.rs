@@ -28,10 +28,10 @@ use kinesin_raft::TokenBuckets;
 use tokio::sync::mpsc;
 
 use super::describe::sequence_number;
+use super::invalid_argument;
 use super::records::{
     child_shards, iterator_type, shard_of, starting_position, usable, wire_record,
 };
-use super::{invalid_argument, now_ms};
 use crate::context::RequestContext;
 use crate::error::{from_controller, from_raft};
 use crate::Gateway;
@@ -132,7 +132,7 @@ pub(crate) async fn subscribe(
         kind,
         input.starting_position.sequence_number.as_deref(),
         input.starting_position.timestamp,
-        now_ms(),
+        gateway.now_ms(),
     )
     .await?;
     let token = gateway
@@ -297,7 +297,11 @@ async fn run(
             }
             SubscribeToShardEvent {
                 records: Vec::new(),
-                continuation_sequence_number: Some(continuation(shard, plan.position, now_ms())),
+                continuation_sequence_number: Some(continuation(
+                    shard,
+                    plan.position,
+                    gateway.now_ms(),
+                )),
                 millis_behind_latest: 0,
                 child_shards: None,
             }

@@ -25,7 +25,10 @@ use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
 use aws_sdk_kinesis::Client;
+use kinesin_node::clock::ManualClock;
 use kinesin_node::{Listeners, Node, ServerArgs, ServerConfig};
+use kinesin_raft::{DropKinds, MessageKind};
+use kinesin_types::SharedClock;
 use tokio::time::Instant;
 
 /// How long waits for a cluster condition may take before the test fails.
@@ -42,6 +45,10 @@ pub struct Options {
     pub heartbeat_batch_ms: u64,
     /// Shards without Kinesis's write limits (1 MiB/s), for tests that write a lot at once.
     pub unlimited_writes: bool,
+    /// The wall clock every node reads (the system's when `None`).
+    pub clock: Option<Arc<ManualClock>>,
+    /// How often shard leaders look for records past retention.
+    pub retention_check_secs: u64,
 }
 
 impl Default for Options {
@@ -54,6 +61,8 @@ impl Default for Options {
             logs_kept: 500,
             heartbeat_batch_ms: 5,
             unlimited_writes: false,
+            clock: None,
+            retention_check_secs: 3600,
         }
     }
 }
@@ -198,7 +207,10 @@ impl TestCluster {
             }
             .resolve()
             .expect("valid test configuration");
-            config.retention_check_secs = 3600;
+            config.retention_check_secs = options.retention_check_secs;
+            if let Some(clock) = &options.clock {
+                config.clock = SharedClock::from_arc(clock.clone());
+            }
             configs.push(config);
         }
         // Every node waits for a controller majority while starting, so they start together.
@@ -279,6 +291,17 @@ impl TestCluster {
         let target = self.node(to).cluster.to_string();
         if let Some(running) = &self.node(from).running {
             running.node.raft().network_faults().block(&target);
+        }
+    }
+
+    /// Drops the messages of `kinds` that `from` sends to `to` (one direction only).
+    pub fn drop_kinds(&self, from: u64, to: u64, kinds: &[MessageKind]) {
+        let target = self.node(to).cluster.to_string();
+        if let Some(running) = &self.node(from).running {
+            running.node.raft().network_faults().add(DropKinds {
+                to: Some(target),
+                kinds: kinds.to_vec(),
+            });
         }
     }
 
