@@ -12,10 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tonic::transport::Channel;
 
-use crate::transport::pb::raft_transport_client::RaftTransportClient;
-use crate::transport::pb::{RaftBatchRequest, RaftRequest};
+use crate::transport::pb::RaftRequest;
+use crate::wire::Wire;
 
 /// Most requests in one batch.
 const MAX_BATCH: usize = 4096;
@@ -61,7 +60,7 @@ impl HeartbeatQueues {
     pub(crate) async fn send(
         &self,
         addr: &str,
-        client: impl FnOnce() -> Result<RaftTransportClient<Channel>, String>,
+        wire: &Arc<dyn Wire>,
         stats: &Arc<TransportStats>,
         request: RaftRequest,
         timeout: Duration,
@@ -82,9 +81,12 @@ impl HeartbeatQueues {
                 Ok(()) => None,
                 // No queue yet, or its task ended with the runtime it ran on: start one.
                 Err(mpsc::error::SendError(queued)) => {
-                    let client = client()?;
                     let (queue, requests) = mpsc::unbounded_channel();
-                    tokio::spawn(run(requests, client, stats.clone(), self.linger));
+                    let to = Peer {
+                        addr: addr.to_string(),
+                        wire: wire.clone(),
+                    };
+                    tokio::spawn(run(requests, to, stats.clone(), self.linger));
                     queues.insert(addr.to_string(), queue.clone());
                     queue.send(queued).err().map(|e| e.0)
                 }
@@ -99,9 +101,16 @@ impl HeartbeatQueues {
     }
 }
 
+/// Where a queue's batches go.
+#[derive(Clone)]
+struct Peer {
+    addr: String,
+    wire: Arc<dyn Wire>,
+}
+
 async fn run(
     mut requests: mpsc::UnboundedReceiver<Queued>,
-    client: RaftTransportClient<Channel>,
+    to: Peer,
     stats: Arc<TransportStats>,
     linger: Duration,
 ) {
@@ -120,15 +129,11 @@ async fn run(
             continue;
         }
         // Sent on its own task, so a slow or unreachable peer never holds up the next batch.
-        tokio::spawn(send_batch(batch, client.clone(), stats.clone()));
+        tokio::spawn(send_batch(batch, to.clone(), stats.clone()));
     }
 }
 
-async fn send_batch(
-    batch: Vec<Queued>,
-    mut client: RaftTransportClient<Channel>,
-    stats: Arc<TransportStats>,
-) {
+async fn send_batch(batch: Vec<Queued>, to: Peer, stats: Arc<TransportStats>) {
     let timeout = batch
         .iter()
         .map(|q| q.timeout)
@@ -141,11 +146,8 @@ async fn send_batch(
         .heartbeats_batched
         .fetch_add(requests.len() as u64, Ordering::Relaxed);
     let count = requests.len();
-    let mut call = tonic::Request::new(RaftBatchRequest { requests });
-    call.set_timeout(timeout);
-    match client.raft_batch(call).await {
-        Ok(answer) => {
-            let answers = answer.into_inner().replies;
+    match to.wire.raft_batch(&to.addr, requests, timeout).await {
+        Ok(answers) => {
             if answers.len() != count {
                 let reason = format!("batch of {count} answered with {}", answers.len());
                 for reply in replies {
@@ -154,12 +156,12 @@ async fn send_batch(
                 return;
             }
             for (reply, answer) in replies.into_iter().zip(answers) {
-                let _ = reply.send(Ok(answer.payload));
+                let _ = reply.send(Ok(answer));
             }
         }
-        Err(status) => {
+        Err(error) => {
             for reply in replies {
-                let _ = reply.send(Err(status.to_string()));
+                let _ = reply.send(Err(error.to_string()));
             }
         }
     }

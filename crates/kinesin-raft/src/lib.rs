@@ -25,6 +25,7 @@ mod snapshot;
 mod state_machine;
 mod transport;
 mod types;
+mod wire;
 
 pub use batch::TransportStats;
 pub use error::RaftError;
@@ -36,8 +37,9 @@ pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};
 pub use shard::ShardView;
 pub use snapshot::SnapshotData;
 pub use state_machine::ControllerApplier;
-pub use transport::Peers;
+pub use transport::{pb, Peers};
 pub use types::{Command, NewRecord, NodeId, Response, TypeConfig, POSITIONS_PER_ENTRY_BITS};
+pub use wire::{GrpcWire, Wire, WireError, WireFuture};
 
 #[doc(hidden)]
 pub mod testing {

@@ -1,13 +1,12 @@
-//! The cluster transport: openraft's RPCs and forwarded proposals over tonic (proto/raft.proto).
+//! The cluster transport: openraft's RPCs and forwarded proposals between nodes (proto/raft.proto).
 //!
-//! Every group of a node talks to a peer through the same [`Peers`] entry — one HTTP/2 connection
-//! per node pair, on which tonic multiplexes the groups' calls. Messages are openraft's own types,
+//! Every group of a node talks to a peer through the same [`Peers`], over one [`Wire`] (gRPC on
+//! a real node: one HTTP/2 connection per node pair). Messages are openraft's own types,
 //! bincode-encoded inside the proto envelope.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use openraft::alias::{LogIdOf, SnapshotOf, VoteOf};
@@ -22,7 +21,6 @@ use openraft::storage::SnapshotMeta;
 use openraft::{AnyError, BasicNode, OptionalSend};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
 
 use crate::batch::{HeartbeatQueues, TransportStats};
 use crate::codec::{decode, encode};
@@ -36,24 +34,18 @@ use crate::registry::MultiRaft;
 const MAX_AWAIT_MS: u64 = 30_000;
 use crate::snapshot::SnapshotData;
 use crate::types::{Command, NodeId, Response, TypeConfig};
+use crate::wire::{GrpcWire, Wire, WireError};
 
-pub(crate) mod pb {
+pub mod pb {
     tonic::include_proto!("kinesin.raft.v1");
 }
 
-use pb::raft_transport_client::RaftTransportClient;
 use pb::raft_transport_server::{RaftTransport, RaftTransportServer};
 use pb::{
     ProposeReply, ProposeRequest, QueryReply, QueryRequest, RaftBatchReply, RaftBatchRequest,
     RaftKind, RaftReply, RaftRequest,
 };
 
-/// Connection setup and per-call limits for cluster traffic.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// HTTP/2 pings on each peer connection, and how long an unanswered one may wait before the
-/// connection is declared dead.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the receiving node could not do, as sent back to the caller.
@@ -78,19 +70,26 @@ impl RemoteError {
 
 type Remote<T> = Result<T, RemoteError>;
 
-/// One lazily connected channel per peer address, shared by every group.
+/// This node's side of the cluster transport, shared by every group: encoding, fault filters,
+/// heartbeat batching, and which failures may be retried elsewhere.
 pub struct Peers {
-    channels: Mutex<HashMap<String, RaftTransportClient<Channel>>>,
+    wire: Arc<dyn Wire>,
     faults: NetworkFaults,
     heartbeats: HeartbeatQueues,
     stats: Arc<TransportStats>,
 }
 
 impl Peers {
-    /// `heartbeat_linger`: how long heartbeats wait to be batched per peer (zero: not batched).
+    /// Over gRPC. `heartbeat_linger`: how long heartbeats wait to be batched per peer (zero:
+    /// not batched).
     pub fn new(heartbeat_linger: Duration) -> Peers {
+        Peers::over(Arc::new(GrpcWire::default()), heartbeat_linger)
+    }
+
+    /// Over `wire` (a simulated network, say).
+    pub fn over(wire: Arc<dyn Wire>, heartbeat_linger: Duration) -> Peers {
         Peers {
-            channels: Mutex::default(),
+            wire,
             faults: NetworkFaults::default(),
             heartbeats: HeartbeatQueues::new(heartbeat_linger),
             stats: Arc::default(),
@@ -103,29 +102,6 @@ impl Peers {
 
     pub fn stats(&self) -> &TransportStats {
         &self.stats
-    }
-
-    fn client(&self, addr: &str) -> Result<RaftTransportClient<Channel>, String> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = channels.get(addr) {
-            return Ok(client.clone());
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("bad peer address {addr}: {e}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            // A peer cut off by a partition must be noticed in about two seconds: the connection
-            // is then dropped and the next call dials afresh. Left to TCP, a connection that lost
-            // packets during a partition resumes only at its next retransmission, which backs off
-            // to several seconds and kept shards unavailable for ~10 s after a partition healed.
-            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            .keep_alive_while_idle(true);
-        let client = RaftTransportClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-        channels.insert(addr.to_string(), client.clone());
-        Ok(client)
     }
 
     async fn raft_call<Req: Serialize, Resp: DeserializeOwned>(
@@ -142,20 +118,19 @@ impl Peers {
             group,
             kind: filtered_as,
         })?;
-        let mut client = self.client(addr)?;
         let payload = encode(request).map_err(|e| e.to_string())?;
-        let mut call = tonic::Request::new(RaftRequest {
+        let request = RaftRequest {
             group,
             kind: kind as i32,
             payload,
-        });
-        call.set_timeout(timeout);
+        };
         self.stats.rpcs_sent.fetch_add(1, Ordering::Relaxed);
-        let reply = client
-            .raft(call)
+        let reply = self
+            .wire
+            .raft(addr, request, timeout)
             .await
-            .map_err(|status| status.to_string())?;
-        decode(&reply.into_inner().payload).map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        decode(&reply).map_err(|e| e.to_string())
     }
 
     /// [`Self::raft_call`] for a heartbeat: it travels in the peer's next batch.
@@ -179,7 +154,7 @@ impl Peers {
         };
         let reply = self
             .heartbeats
-            .send(addr, || self.client(addr), &self.stats, request, timeout)
+            .send(addr, &self.wire, &self.stats, request, timeout)
             .await?;
         decode(&reply).map_err(|e| e.to_string())
     }
@@ -199,23 +174,21 @@ impl Peers {
                 kind: MessageKind::Propose,
             })
             .map_err(&unreachable)?;
-        let mut client = self.client(addr).map_err(&unreachable)?;
         let command = encode(command).map_err(|e| RaftError::Other(e.to_string()))?;
-        let mut call = tonic::Request::new(ProposeRequest { group, command });
-        call.set_timeout(PROPOSE_TIMEOUT);
-        let reply = client.propose(call).await.map_err(|status| {
-            if never_sent(&status) {
-                // The connection could not be made: the proposal was never delivered, so
-                // trying another node cannot apply it twice.
-                unreachable(status.to_string())
-            } else {
-                RaftError::Unknown {
+        let request = ProposeRequest { group, command };
+        let reply = self
+            .wire
+            .propose(addr, request, PROPOSE_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                // Never delivered: trying another node cannot apply it twice.
+                WireError::NotSent(why) => unreachable(why),
+                WireError::NoAnswer(why) => RaftError::Unknown {
                     group,
-                    reason: format!("forwarded proposal to {addr}: {status}"),
-                }
-            }
-        })?;
-        decode_remote(&reply.into_inner().payload, group)
+                    reason: format!("forwarded proposal to {addr}: {why}"),
+                },
+            })?;
+        decode_remote(&reply, group)
     }
 
     /// Asks the replica of `group` on the node at `addr` a read-only question.
@@ -234,15 +207,14 @@ impl Peers {
                 kind: MessageKind::Query,
             })
             .map_err(&unreachable)?;
-        let mut client = self.client(addr).map_err(&unreachable)?;
         let query = encode(query).map_err(|e| RaftError::Other(e.to_string()))?;
-        let mut call = tonic::Request::new(QueryRequest { group, query });
-        call.set_timeout(timeout);
-        let reply = client
-            .query(call)
+        let request = QueryRequest { group, query };
+        let reply = self
+            .wire
+            .query(addr, request, timeout)
             .await
-            .map_err(|status| unreachable(status.to_string()))?;
-        decode_remote(&reply.into_inner().payload, group)
+            .map_err(|e| unreachable(e.to_string()))?;
+        decode_remote(&reply, group)
     }
 }
 
@@ -253,21 +225,6 @@ fn unreachable(group: u64, addr: &str) -> impl Fn(String) -> RaftError + '_ {
         addr: addr.to_string(),
         reason,
     }
-}
-
-/// Whether a call failed before any byte of it left this node: only a failed connection proves
-/// that. `Unavailable` alone does not — tonic also reports a connection closed mid-call (a missed
-/// keepalive ping, a reset) as `Unavailable`, after the peer may have received and applied the
-/// request; retrying such a proposal elsewhere stored records twice (found by jepsen/).
-fn never_sent(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.is::<tonic::ConnectError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 /// Decodes a peer's answer, turning the error it reports into ours.
@@ -640,7 +597,67 @@ impl MultiRaft {
 
 #[cfg(test)]
 mod tests {
-    use super::{may_batch, never_sent};
+    use super::*;
+    use crate::wire::WireFuture;
+
+    /// A network on which every call fails the same way.
+    struct Failing(WireError);
+
+    impl Failing {
+        fn fail<'a, T: Send + 'a>(&'a self) -> WireFuture<'a, T> {
+            let error = self.0.clone();
+            Box::pin(async move { Err(error) })
+        }
+    }
+
+    impl Wire for Failing {
+        fn raft<'a>(&'a self, _: &'a str, _: RaftRequest, _: Duration) -> WireFuture<'a, Vec<u8>> {
+            self.fail()
+        }
+        fn raft_batch<'a>(
+            &'a self,
+            _: &'a str,
+            _: Vec<RaftRequest>,
+            _: Duration,
+        ) -> WireFuture<'a, Vec<Vec<u8>>> {
+            self.fail()
+        }
+        fn propose<'a>(
+            &'a self,
+            _: &'a str,
+            _: ProposeRequest,
+            _: Duration,
+        ) -> WireFuture<'a, Vec<u8>> {
+            self.fail()
+        }
+        fn query<'a>(
+            &'a self,
+            _: &'a str,
+            _: QueryRequest,
+            _: Duration,
+        ) -> WireFuture<'a, Vec<u8>> {
+            self.fail()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_proposal_that_may_have_arrived_is_never_called_unreachable() {
+        let propose_over = |error: WireError| async move {
+            let peers = Peers::over(Arc::new(Failing(error)), Duration::ZERO);
+            peers.propose("10.0.0.9:7000", 5, &Command::Seal).await
+        };
+        // Unreachable may be retried on another node; Unknown must not be (it may be applied).
+        let not_sent = propose_over(WireError::NotSent("connection refused".into())).await;
+        assert!(
+            matches!(not_sent, Err(RaftError::Unreachable { group: 5, .. })),
+            "{not_sent:?}"
+        );
+        let no_answer = propose_over(WireError::NoAnswer("connection reset".into())).await;
+        assert!(
+            matches!(&no_answer, Err(RaftError::Unknown { group: 5, reason }) if reason.contains("connection reset")),
+            "{no_answer:?}"
+        );
+    }
 
     #[test]
     fn only_appends_that_tell_the_follower_nothing_new_wait_for_a_batch() {
@@ -652,20 +669,5 @@ mod tests {
         assert!(!may_batch(false, &Some(1), &None));
         // Entries always go at once.
         assert!(!may_batch(true, &Some(7), &Some(7)));
-    }
-
-    #[test]
-    fn only_a_failed_connection_counts_as_never_sent() {
-        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let connect = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(refused))));
-        assert_eq!(connect.code(), tonic::Code::Unavailable);
-        assert!(never_sent(&connect));
-
-        // What a keepalive timeout or a reset mid-call looks like: also Unavailable, but the
-        // request may have arrived, so a retry elsewhere could store it twice.
-        let dropped = tonic::Status::unavailable("connection closed: keep-alive timed out");
-        assert!(!never_sent(&dropped));
-        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
-        assert!(!never_sent(&tonic::Status::from_error(Box::new(reset))));
     }
 }
