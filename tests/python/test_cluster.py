@@ -41,11 +41,26 @@ def start_all(servers):
     assert not errors, errors
 
 
-def put_batch(client, stream, tag, n=20):
-    records = [{"Data": f"{tag}-{i}-{uuid.uuid4().hex}".encode(), "PartitionKey": f"{tag}-{i}"} for i in range(n)]
-    out = client.put_records(StreamName=stream, Records=records)
-    assert out["FailedRecordCount"] == 0, out
-    return [(r["ShardId"], r["SequenceNumber"], rec["Data"]) for r, rec in zip(out["Records"], records)]
+def put_batch(client, stream, tag, n=20, attempts=5):
+    """Puts n records, retrying failed ones as every producer does (the SDKs, the KPL); returns
+    (shard, sequence number, data) of each. Right after a shard's leader dies, a write forwarded
+    to it on the connection that is breaking has an unknown outcome: it fails with InternalFailure,
+    never silently, and the retry may store a second copy (Kinesis is at-least-once)."""
+    pending = [{"Data": f"{tag}-{i}-{uuid.uuid4().hex}".encode(), "PartitionKey": f"{tag}-{i}"} for i in range(n)]
+    acked = []
+    for _ in range(attempts):
+        out = client.put_records(StreamName=stream, Records=pending)
+        failed = []
+        for result, record in zip(out["Records"], pending):
+            if "ErrorCode" in result:
+                assert result["ErrorCode"] in ("InternalFailure", "ProvisionedThroughputExceededException"), result
+                failed.append(record)
+            else:
+                acked.append((result["ShardId"], result["SequenceNumber"], record["Data"]))
+        if not failed:
+            return acked
+        pending = failed
+    raise AssertionError(f"{len(pending)} records still failing after {attempts} attempts: {out}")
 
 
 def everything(client, stream):
