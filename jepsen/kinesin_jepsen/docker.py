@@ -124,6 +124,10 @@ class DockerCluster(NodeEndpoints):
                 service["command"] = ["server", "--join", f"http://node{self.joined[n]}:4567",
                                       "--cluster-advertise", f"node{n}:7000"]
             service["ports"] = [f"127.0.0.1:{self.api[n]}:4567"]
+            if n == self.disk_node:
+                # Small memtables: the node creates a table or WAL file every few seconds, so a
+                # disk that fills under it is noticed at once, not at the next flush minutes on.
+                service["environment"]["KINESIN_STORAGE_ROCKSDB_OPTIONS"] = "write_buffer_size=262144"
             data = self.disk_mount if n == self.disk_node else f"node{n}-data"
             if n != self.disk_node:
                 volumes[f"node{n}-data"] = {}
@@ -198,6 +202,17 @@ class DockerCluster(NodeEndpoints):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"node {node} not healthy after {timeout} s")
             time.sleep(0.2)
+
+    def wait_exit(self, node, timeout):
+        """The container's exit status once it stops by itself, or None if it still runs after
+        `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.running(node):
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)
+        out = run(["docker", "inspect", "-f", "{{.State.ExitCode}}", self.containers[node]], check=False)
+        return int(out.stdout.strip()) if out.stdout.strip().isdigit() else None
 
     def start_without_waiting(self, node):
         with self.lock:

@@ -15,8 +15,9 @@ Kinds (`--nemesis`, comma-separated):
   both of), `ring` (each node sees only its two ring neighbours: every node is in a majority, no
   two agree which), `one-way` (a node stops hearing the others, or they stop hearing it);
 - `clock` (docker): one node's wall clock steps by up to ±5 minutes, then back;
-- `disk` (docker, root): the disk-full node's file system fills up and the node is crashed and
-  started on it; then the disk is freed and the node restarted;
+- `disk` (docker, root): the disk-full node's file system fills up while it runs: it must stop by
+  itself (exit status 74, recorded as an `exit` event); it is then started on the full disk (it
+  must refuse to start); then the disk is freed and the node restarted;
 - `lose-unsynced` (local, forgetful disks): a power cut: a minority, a majority or every node (in
   turn) dies at once (kill -9) and its disk forgets every write not yet fsynced, tearing the last one of each
   file; then they start again. Acknowledged records were fsynced on a majority, so none may be lost;
@@ -210,12 +211,13 @@ class Nemesis:
         return f"clock n{node} {offset:+d}s", self._release(victims, lambda: self.cluster.set_clock_offset(node, 0))
 
     def _start_disk(self, rng):
-        # RocksDB preallocates its WAL, so a disk filling under a running node bites only at the
-        # next new file (a memtable flush, minutes away at this load). The node is therefore also
-        # crashed and started on the full disk: it must refuse to start, not start damaged.
+        # The disk fills under the running node, which must stop by itself (exit status 74); it
+        # is then started on the full disk, where it must refuse to start, not start damaged.
         node = self.cluster.disk_node
         self.cluster.fill_disk()
-        self.cluster.kill(node)
+        code = self.cluster.wait_exit(node, timeout=45)
+        self.history.record("nemesis", "info", "exit", f"disk-full n{node} exit {code}")
+        self.cluster.kill(node)  # if it did not stop by itself
         self.cluster.start_without_waiting(node)
 
         def undo():

@@ -52,6 +52,8 @@ def test_cluster_under_every_nemesis_is_valid():
     assert result["reads"] > 0 and result["nodes_agree"]
     assert result["metadata"]["creates_ok"] > 0 and result["metadata"]["describes"] > 0
     assert set(result["faults"]) == {"kill", "pause", "partition", "clock", "disk"}, result["faults"]
+    exits = nemesis_values(store, "exit")  # the disk filled under the running node: it stopped
+    assert exits and all(v.endswith("exit 74") for v in exits), exits
     for name in ("history.jsonl", "timeline.svg", "node1.log", "node5.log"):
         assert os.path.getsize(os.path.join(store, name)) > 0, name
 

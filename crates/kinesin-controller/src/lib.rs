@@ -1,13 +1,14 @@
 //! The controller: the cluster's metadata (streams, shards and their groups, tags, retention,
 //! enhanced fan-out consumers, account settings) as a replicated state machine in Raft group 0,
-//! and the API to read it and change it.
+//! the API to read it and change it, and the procedures that carry it out ([`Procedures`]: the
+//! reconciler, resharding rounds, liveness, on-demand scaling, retention).
 //!
 //! Every change is a [`Command`] validated *inside* apply against the current state, so two racing
-//! requests can never both succeed where only one may (two CreateStreams of one name). Nodes read
-//! the applied [`ClusterState`] and converge to it (the node's reconciler); the controller never
-//! reaches out to nodes itself.
+//! requests can never both succeed where only one may (two CreateStreams of one name). The
+//! procedures read the applied [`ClusterState`] and drive the shard groups to it, in idempotent
+//! passes; the state machine itself never reaches out to anything.
 //!
-//! It must never hold records or talk to the network: shard data lives in shard groups.
+//! It must never hold records: shard data lives in shard groups.
 
 mod account;
 mod command;
@@ -15,6 +16,7 @@ mod consumer;
 mod controller;
 mod disk_format;
 mod error;
+mod procedures;
 mod reshard;
 mod resource;
 mod state;
@@ -32,6 +34,9 @@ pub use consumer::{
 };
 pub use controller::{Controller, CONTROLLER_GROUP};
 pub use error::ControllerError;
+pub use procedures::{
+    controller_voter_count, OnDemandScaling, ProcedureSettings, Procedures, ReshardFaults,
+};
 pub use reshard::{ParentSeal, Reshard, Round};
 pub use state::{
     ClusterState, EncryptionType, NodeInfo, Resource, ShardMeta, StreamKey, StreamMeta, StreamMode,

@@ -2,6 +2,7 @@
 //! that order of precedence, over built-in defaults. Every key is documented in `--help` and in
 //! `deploy/kinesin.example.toml` (which a test parses), and a bad key is reported by name.
 
+pub use kinesin_controller::OnDemandScaling;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -397,16 +398,6 @@ fn tls_config(
         )),
         (None, None, None) => Ok(None),
     }
-}
-
-/// When the cluster splits and merges the shards of ON_DEMAND streams (per second, per shard).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OnDemandScaling {
-    pub split_records: u64,
-    pub split_bytes: u64,
-    pub merge_records: u64,
-    pub merge_bytes: u64,
-    pub check_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

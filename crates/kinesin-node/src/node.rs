@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kinesin_controller::{Controller, NodeInfo, CONTROLLER_GROUP};
+use kinesin_controller::{
+    controller_voter_count, Controller, NodeInfo, ProcedureSettings, Procedures, ReshardFaults,
+    CONTROLLER_GROUP,
+};
 use kinesin_gateway::{Gateway, GatewaySettings};
 use kinesin_raft::{GroupKind, GroupOptions, MultiRaft};
 use kinesin_storage::Engine;
@@ -13,9 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
-use crate::resharder::ReshardFaults;
 use crate::tls::{TlsError, TlsServer};
-use crate::{autoscale, liveness, reconciler, retention};
 
 const NODE_ID_KEY: &str = "node_id";
 /// Set once a node joined a running cluster (`--join`).
@@ -181,17 +182,25 @@ impl Node {
             .iter()
             .map(|(id, addr)| (*id, NodeInfo::new(addr.clone())))
             .collect();
-        let reshard_faults = Arc::new(ReshardFaults::default());
-        let reconciler = Arc::new(reconciler::Reconciler::new(
+        let procedures = Procedures::new(
             raft.clone(),
             controller.clone(),
-            nodes,
-            reshard_faults.clone(),
-            config.clock.clone(),
-        ));
+            ProcedureSettings {
+                node_id: config.node_id,
+                initial_nodes: nodes,
+                down_after: Duration::from_millis(config.raft.election_max_ms * 3),
+                dead_after: Duration::from_secs(config.dead_node_secs),
+                on_demand: config.on_demand.clone(),
+                replication_factor: config.replication_factor,
+                shard_limit: config.limits.shard_limit,
+                retention_every: Duration::from_secs(config.retention_check_secs),
+                clock: config.clock.clone(),
+            },
+        );
+        let reshard_faults = procedures.reshard_faults();
         // Open this node's shard groups and let them elect before serving, so the first requests
         // after a restart find every shard ready.
-        reconciler.pass_and_log().await;
+        procedures.reconcile_now().await;
         let deadline = tokio::time::Instant::now() + GROUPS_WAIT;
         for id in raft.group_ids() {
             let Some(group) = raft.group(id) else {
@@ -203,36 +212,7 @@ impl Node {
             }
         }
         tracing::info!(groups = raft.group_ids().len(), "groups ready");
-
-        tasks.push(tokio::spawn(reconciler.run(stopped.clone())));
-        tasks.push(tokio::spawn(
-            liveness::Liveness {
-                controller: controller.clone(),
-                node_id: config.node_id,
-                down_after: Duration::from_millis(config.raft.election_max_ms * 3),
-                dead_after: Duration::from_secs(config.dead_node_secs),
-                clock: config.clock.clone(),
-            }
-            .run(stopped.clone()),
-        ));
-        tasks.push(tokio::spawn(
-            autoscale::Autoscaler {
-                raft: raft.clone(),
-                controller: controller.clone(),
-                scaling: config.on_demand.clone(),
-                replication_factor: config.replication_factor,
-                shard_limit: config.limits.shard_limit,
-                clock: config.clock.clone(),
-            }
-            .run(stopped.clone()),
-        ));
-        tasks.push(tokio::spawn(retention::run(
-            raft.clone(),
-            controller.clone(),
-            config.clock.clone(),
-            Duration::from_secs(config.retention_check_secs),
-            stopped.clone(),
-        )));
+        tasks.extend(procedures.spawn(&stopped));
 
         let gateway = Gateway::new(
             GatewaySettings {
@@ -386,16 +366,6 @@ pub(crate) fn controller_voters(peers: &BTreeMap<u64, String>) -> BTreeMap<u64, 
         .take(controller_voter_count(peers.len()))
         .map(|(id, addr)| (*id, addr.clone()))
         .collect()
-}
-
-/// How many of `nodes` vote in the controller group: all of up to three, three of four, five of
-/// five or more.
-pub(crate) fn controller_voter_count(nodes: usize) -> usize {
-    match nodes {
-        0..=3 => nodes,
-        4 => 3,
-        _ => 5,
-    }
 }
 
 /// A data directory belongs to one node id forever: starting node 2 on node 1's data would make

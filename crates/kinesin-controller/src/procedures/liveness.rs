@@ -10,41 +10,49 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kinesin_controller::{Command, Controller};
-use tokio::sync::watch;
+use super::{PassError, Procedure, ProcedureSettings};
+use crate::{Command, Controller};
 
 use kinesin_types::SharedClock;
 use tokio::time::Instant;
 
-const CHECK_EVERY: Duration = Duration::from_millis(500);
+pub(super) const CHECK_EVERY: Duration = Duration::from_millis(500);
 
-pub(crate) struct Liveness {
-    pub controller: Arc<Controller>,
-    pub node_id: u64,
+pub(super) struct Liveness {
+    controller: Arc<Controller>,
+    node_id: u64,
     /// Silence after which a node is shown as down.
-    pub down_after: Duration,
+    down_after: Duration,
     /// Silence after which a node's replicas are moved.
-    pub dead_after: Duration,
-    pub clock: SharedClock,
+    dead_after: Duration,
+    clock: SharedClock,
+    /// Since when this node leads the controller (None: it does not).
+    leading_since: Option<Instant>,
+}
+
+impl Procedure for Liveness {
+    const NAME: &'static str = "liveness";
+
+    async fn pass(&mut self) -> Result<(), PassError> {
+        let ages = self.controller.group().and_then(|g| g.ack_ages());
+        let Some(ages) = ages else {
+            self.leading_since = None;
+            return Ok(());
+        };
+        let since = *self.leading_since.get_or_insert_with(Instant::now);
+        Ok(self.check(&ages, since.elapsed()).await?)
+    }
 }
 
 impl Liveness {
-    pub async fn run(self, mut stopped: watch::Receiver<bool>) {
-        let mut leading_since: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                _ = stopped.wait_for(|stop| *stop) => return,
-                _ = tokio::time::sleep(CHECK_EVERY) => {}
-            }
-            let ages = self.controller.group().and_then(|g| g.ack_ages());
-            let Some(ages) = ages else {
-                leading_since = None;
-                continue;
-            };
-            let since = *leading_since.get_or_insert_with(Instant::now);
-            if let Err(e) = self.check(&ages, since.elapsed()).await {
-                tracing::warn!(error = %e, "liveness check failed; retrying");
-            }
+    pub(super) fn new(controller: &Arc<Controller>, settings: &ProcedureSettings) -> Liveness {
+        Liveness {
+            controller: controller.clone(),
+            node_id: settings.node_id,
+            down_after: settings.down_after,
+            dead_after: settings.dead_after,
+            clock: settings.clock.clone(),
+            leading_since: None,
         }
     }
 
@@ -53,7 +61,7 @@ impl Liveness {
         &self,
         ages: &std::collections::BTreeMap<u64, Option<Duration>>,
         leading_for: Duration,
-    ) -> Result<(), kinesin_controller::ControllerError> {
+    ) -> Result<(), crate::ControllerError> {
         let state = self.controller.state();
         let now = self.clock.now_ms();
         for (&node, info) in &state.nodes {

@@ -12,19 +12,18 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kinesin_controller::{
+use crate::{
     ClusterState, Command, ConsumerStatus, Controller, NodeInfo, ShardMeta, StreamStatus,
     CONTROLLER_GROUP,
 };
 use kinesin_raft::{GroupHandle, GroupKind, GroupOptions, MultiRaft};
-use tokio::sync::watch;
 
-use crate::node::controller_voter_count;
-use crate::resharder::{ReshardFaults, Resharder};
+use super::controller_voter_count;
+use super::resharder::{ReshardFaults, Resharder};
 use kinesin_types::SharedClock;
 
 /// A pass also runs this often without a state change, to retry what failed.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
+pub(super) const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// How often a leader may hand a group to its preferred leader: a preferred node that cannot keep
 /// the leadership (too slow, flapping) must not make the group change leaders all the time.
 const LEADER_TRANSFER_EVERY: Duration = Duration::from_secs(10);
@@ -46,7 +45,7 @@ const VOTER_CATCH_UP_SLACK: u64 = 100;
 /// How long a removed node stays a learner of the controller group (several heartbeats).
 const DEPARTED_GRACE: Duration = Duration::from_secs(3);
 
-type PassError = Box<dyn std::error::Error + Send + Sync>;
+use super::{PassError, Procedure};
 
 pub(crate) struct Reconciler {
     raft: Arc<MultiRaft>,
@@ -123,25 +122,7 @@ impl Reconciler {
         }
     }
 
-    pub async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
-        let mut changes = self.controller.watch();
-        loop {
-            self.pass_and_log().await;
-            tokio::select! {
-                _ = stopped.wait_for(|stop| *stop) => return,
-                _ = changes.changed() => {}
-                _ = tokio::time::sleep(RETRY_EVERY) => {}
-            }
-        }
-    }
-
-    pub async fn pass_and_log(&self) {
-        if let Err(e) = self.pass().await {
-            tracing::warn!(error = %e, "reconcile pass failed; retrying");
-        }
-    }
-
-    async fn pass(&self) -> Result<(), PassError> {
+    async fn reconcile(&self) -> Result<(), PassError> {
         let raft = &self.raft;
         let controller = &self.controller;
         let me = raft.node_id();
@@ -522,6 +503,14 @@ impl Reconciler {
         if let Err(e) = group.transfer_leader(preferred).await {
             tracing::warn!(group = group.id(), error = %e, "leader transfer failed");
         }
+    }
+}
+
+impl Procedure for Arc<Reconciler> {
+    const NAME: &'static str = "reconciler";
+
+    async fn pass(&mut self) -> Result<(), PassError> {
+        self.reconcile().await
     }
 }
 

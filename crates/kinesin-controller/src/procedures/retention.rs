@@ -2,27 +2,40 @@
 //! stream's retention period disappear on every replica at the same log position.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use kinesin_controller::{Controller, StreamStatus};
+use crate::{Controller, StreamStatus};
 use kinesin_raft::{Command, MultiRaft};
-use tokio::sync::watch;
-
 use kinesin_types::SharedClock;
 
-pub(crate) async fn run(
+use super::{PassError, Procedure, ProcedureSettings};
+
+pub(super) struct Retention {
     raft: Arc<MultiRaft>,
     controller: Arc<Controller>,
     clock: SharedClock,
-    every: Duration,
-    mut stopped: watch::Receiver<bool>,
-) {
-    loop {
-        trim_expired(&raft, &controller, &clock).await;
-        tokio::select! {
-            _ = stopped.wait_for(|stop| *stop) => return,
-            _ = tokio::time::sleep(every) => {}
+}
+
+impl Retention {
+    pub(super) fn new(
+        raft: &Arc<MultiRaft>,
+        controller: &Arc<Controller>,
+        settings: &ProcedureSettings,
+    ) -> Retention {
+        Retention {
+            raft: raft.clone(),
+            controller: controller.clone(),
+            clock: settings.clock.clone(),
         }
+    }
+}
+
+impl Procedure for Retention {
+    const NAME: &'static str = "retention";
+
+    /// Failures are per shard: logged there, so one shard's never stops the others' trims.
+    async fn pass(&mut self) -> Result<(), PassError> {
+        trim_expired(&self.raft, &self.controller, &self.clock).await;
+        Ok(())
     }
 }
 

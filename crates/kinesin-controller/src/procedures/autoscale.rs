@@ -11,16 +11,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use kinesin_controller::{
-    ClusterState, Command, Controller, ShardMeta, StreamMeta, StreamMode, StreamStatus,
-};
+use super::{PassError, Procedure, ProcedureSettings};
+use crate::{ClusterState, Command, Controller, ShardMeta, StreamMeta, StreamMode, StreamStatus};
 use kinesin_raft::MultiRaft;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::config::OnDemandScaling;
 use kinesin_types::SharedClock;
 
 /// AWS's on-demand streams never have fewer shards than this.
@@ -41,37 +37,66 @@ struct Rate {
     bytes: f64,
 }
 
-pub(crate) struct Autoscaler {
-    pub raft: Arc<MultiRaft>,
-    pub controller: Arc<Controller>,
-    pub scaling: OnDemandScaling,
-    pub replication_factor: u32,
-    pub shard_limit: u32,
-    pub clock: SharedClock,
+/// When the cluster splits and merges the shards of ON_DEMAND streams (per second, per shard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnDemandScaling {
+    pub split_records: u64,
+    pub split_bytes: u64,
+    pub merge_records: u64,
+    pub merge_bytes: u64,
+    pub check_secs: u64,
+}
+
+pub(super) struct Autoscaler {
+    raft: Arc<MultiRaft>,
+    controller: Arc<Controller>,
+    scaling: OnDemandScaling,
+    replication_factor: u32,
+    shard_limit: u32,
+    clock: SharedClock,
+    /// The last sample of each shard's applied counts, by group.
+    samples: HashMap<u64, Sample>,
+}
+
+impl Procedure for Autoscaler {
+    const NAME: &'static str = "on-demand scaling";
+
+    /// Failures are per stream: logged there, so one stream's never stops the others' checks.
+    async fn pass(&mut self) -> Result<(), PassError> {
+        if !self.controller.group().is_some_and(|g| g.is_leader()) {
+            self.samples.clear();
+            return Ok(());
+        }
+        let state = self.controller.state();
+        let mut samples = std::mem::take(&mut self.samples);
+        for stream in state.streams.values().filter(|s| {
+            s.mode == StreamMode::OnDemand
+                && s.status == StreamStatus::Active
+                && s.reshard.is_none()
+        }) {
+            if let Err(e) = self.check(&state, stream, &mut samples).await {
+                tracing::warn!(stream = %stream.key.name, error = %e, "on-demand scaling check failed");
+            }
+        }
+        self.samples = samples;
+        Ok(())
+    }
 }
 
 impl Autoscaler {
-    pub async fn run(self, mut stopped: watch::Receiver<bool>) {
-        let mut samples: HashMap<u64, Sample> = HashMap::new();
-        loop {
-            tokio::select! {
-                _ = stopped.wait_for(|stop| *stop) => return,
-                _ = tokio::time::sleep(Duration::from_secs(self.scaling.check_secs)) => {}
-            }
-            if !self.controller.group().is_some_and(|g| g.is_leader()) {
-                samples.clear();
-                continue;
-            }
-            let state = self.controller.state();
-            for stream in state.streams.values().filter(|s| {
-                s.mode == StreamMode::OnDemand
-                    && s.status == StreamStatus::Active
-                    && s.reshard.is_none()
-            }) {
-                if let Err(e) = self.check(&state, stream, &mut samples).await {
-                    tracing::warn!(stream = %stream.key.name, error = %e, "on-demand scaling check failed");
-                }
-            }
+    pub(super) fn new(
+        raft: &Arc<MultiRaft>,
+        controller: &Arc<Controller>,
+        settings: &ProcedureSettings,
+    ) -> Autoscaler {
+        Autoscaler {
+            raft: raft.clone(),
+            controller: controller.clone(),
+            scaling: settings.on_demand.clone(),
+            replication_factor: settings.replication_factor,
+            shard_limit: settings.shard_limit,
+            clock: settings.clock.clone(),
+            samples: HashMap::new(),
         }
     }
 
@@ -261,7 +286,7 @@ mod tests {
             })
             .collect();
         StreamMeta {
-            key: kinesin_controller::StreamKey {
+            key: crate::StreamKey {
                 account: "0".into(),
                 region: "r".into(),
                 name: "s".into(),
@@ -271,7 +296,7 @@ mod tests {
             created_ms: 0,
             retention_hours: 24,
             mode: StreamMode::OnDemand,
-            encryption: kinesin_controller::EncryptionType::None,
+            encryption: crate::EncryptionType::None,
             shards,
             tags: Default::default(),
             enhanced_metrics: vec![],
@@ -378,11 +403,11 @@ mod tests {
         let mut s = stream(4);
         s.warm_throughput_mibps = Some(9);
         assert_eq!(shard_floor(&state, &s, 1_000), MIN_ON_DEMAND_SHARDS);
-        let settings = state.accounts.entry(kinesin_controller::AccountKey {
+        let settings = state.accounts.entry(crate::AccountKey {
             account: s.key.account.clone(),
             region: s.key.region.clone(),
         });
-        settings.or_default().commitment = Some(kinesin_controller::Commitment {
+        settings.or_default().commitment = Some(crate::Commitment {
             started_ms: 0,
             earliest_end_ms: 10,
             ends_ms: None,

@@ -1,6 +1,6 @@
 //! Carries out resharding procedures on the controller's leader.
 //!
-//! The procedure itself lives in the controller state (see `kinesin_controller::Reshard`): which
+//! The procedure itself lives in the controller state (see `crate::Reshard`): which
 //! parents a round closes, which children it opens, which parents are sealed so far. This task
 //! does the steps that need the shard groups, in an order that keeps writes flowing:
 //!
@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::{ClusterState, Command, Controller, Round, StreamKey, StreamStatus};
 use futures::future::try_join_all;
-use kinesin_controller::{ClusterState, Command, Controller, Round, StreamKey, StreamStatus};
 use kinesin_raft::{Command as RaftCommand, MultiRaft, Response};
 
 use kinesin_types::SharedClock;
