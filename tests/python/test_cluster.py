@@ -41,12 +41,13 @@ def start_all(servers):
     assert not errors, errors
 
 
-def put_batch(client, stream, tag, n=20, attempts=5):
+def put_batch(client, stream, tag, n=20, attempts=5, padding=0):
     """Puts n records, retrying failed ones as every producer does (the SDKs, the KPL); returns
     (shard, sequence number, data) of each. Right after a shard's leader dies, a write forwarded
     to it on the connection that is breaking has an unknown outcome: it fails with InternalFailure,
     never silently, and the retry may store a second copy (Kinesis is at-least-once)."""
-    pending = [{"Data": f"{tag}-{i}-{uuid.uuid4().hex}".encode(), "PartitionKey": f"{tag}-{i}"} for i in range(n)]
+    pending = [{"Data": f"{tag}-{i}-{uuid.uuid4().hex}{'x' * padding}".encode(), "PartitionKey": f"{tag}-{i}"}
+               for i in range(n)]
     acked = []
     for _ in range(attempts):
         out = client.put_records(StreamName=stream, Records=pending)
