@@ -8,7 +8,7 @@ KINESIN_VENV ?= $(HOME)/.cache/kinesin-venv
 export KINESIN_VENV
 ARGS ?=
 
-.PHONY: run test setup build release lint fmt jepsen jepsen-soak jepsen-unsafe failpoints-bin
+.PHONY: run test setup build release lint fmt jepsen jepsen-soak jepsen-unsafe failpoints-bin simulate
 
 setup:
 	@scripts/setup.sh
@@ -37,6 +37,12 @@ build:
 
 release:
 	cargo build --release -p kinesin-node --bin kinesin
+
+## The seeded simulation of the controller's state machine (crates/kinesin-controller/src/
+## simulation.rs) over SEEDS seeds; `make test` runs 300. SIM_SEED=N replays one.
+SEEDS ?= 5000
+simulate:
+	SIM_SEEDS=$(SEEDS) cargo test --workspace --lib simulation
 
 lint:
 	cargo fmt --all --check

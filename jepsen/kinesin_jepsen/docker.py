@@ -125,9 +125,11 @@ class DockerCluster(NodeEndpoints):
                                       "--cluster-advertise", f"node{n}:7000"]
             service["ports"] = [f"127.0.0.1:{self.api[n]}:4567"]
             if n == self.disk_node:
-                # Small memtables: the node creates a table or WAL file every few seconds, so a
-                # disk that fills under it is noticed at once, not at the next flush minutes on.
-                service["environment"]["KINESIN_STORAGE_ROCKSDB_OPTIONS"] = "write_buffer_size=262144"
+                # No preallocation and small memtables: the node's WAL grows block by block and
+                # new table files come often, so a disk that fills under the running node is
+                # noticed within seconds, not at the end of a preallocated WAL minutes on.
+                service["environment"]["KINESIN_STORAGE_ROCKSDB_OPTIONS"] = \
+                    "write_buffer_size=262144;db.allow_fallocate=false"
             data = self.disk_mount if n == self.disk_node else f"node{n}-data"
             if n != self.disk_node:
                 volumes[f"node{n}-data"] = {}

@@ -19,6 +19,8 @@ mod error;
 mod procedures;
 mod reshard;
 mod resource;
+#[cfg(test)]
+mod simulation;
 mod state;
 #[cfg(test)]
 mod test_support;
