@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Commands::Server(args) => match serve(args).await {
             Err(e) if is_corruption(&e) => {
-                tracing::error!(error = %e, "the data directory is corrupt: this node must not serve or replicate it; rebuild the node from its peers (README: \"A corrupt data directory\")");
+                tracing::error!(error = %e, "{CORRUPT_ADVICE}");
                 Ok(ExitCode::from(DATA_CORRUPT_EXIT))
             }
             result => result.map(|()| ExitCode::SUCCESS),
@@ -68,6 +68,10 @@ const STORAGE_FAILED_EXIT: i32 = 74;
 
 /// Exit status when the data directory is found corrupt (EX_DATAERR in sysexits.h).
 const DATA_CORRUPT_EXIT: u8 = 65;
+
+const CORRUPT_ADVICE: &str =
+    "the data directory is corrupt: this node must not serve or replicate \
+    it; rebuild the node from its peers (README: \"A corrupt data directory\")";
 
 fn is_corruption(error: &anyhow::Error) -> bool {
     matches!(
@@ -113,7 +117,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             _ = &mut shutdown => break,
             failure = node.storage_failed() => {
                 // Fail-stop: no graceful shutdown over a disk that cannot be trusted. What was
-                // acknowledged is on a majority; this node catches up when it is restarted.
+                // acknowledged is on a majority; this node catches up when it is restarted, or
+                // is rebuilt from its peers when its data is damaged.
+                if failure.corruption {
+                    tracing::error!(%failure, "{CORRUPT_ADVICE}");
+                    std::process::exit(DATA_CORRUPT_EXIT.into());
+                }
                 tracing::error!(%failure, "storage failed: stopping the node now; restart it once the disk is healthy");
                 std::process::exit(STORAGE_FAILED_EXIT);
             }

@@ -65,7 +65,7 @@ pub struct Node {
     api_addr: Option<std::net::SocketAddr>,
     tls_addr: Option<std::net::SocketAddr>,
     tls: Option<Arc<TlsServer>>,
-    storage_failure: watch::Receiver<Option<String>>,
+    storage_failure: watch::Receiver<Option<kinesin_storage::StorageFailure>>,
 }
 
 fn listen_error(addr: std::net::SocketAddr) -> impl Fn(std::io::Error) -> NodeError {
@@ -269,10 +269,10 @@ impl Node {
         })
     }
 
-    /// Resolves, with what failed, when the storage engine fails a write or an fsync. The node's
-    /// durable state is then uncertain; the binary stops the process at once so it restarts from
-    /// the disk (fail-stop), rather than serving from a state it cannot make durable.
-    pub async fn storage_failed(&self) -> String {
+    /// Resolves, with what failed, when the storage engine fails a write or an fsync, or reads
+    /// damaged data. The node's durable state is then uncertain; the binary stops the process at
+    /// once (fail-stop), rather than serving from a state it cannot make durable or trust.
+    pub async fn storage_failed(&self) -> kinesin_storage::StorageFailure {
         let mut failure = self.storage_failure.clone();
         let failed = failure.wait_for(Option::is_some).await.map(|f| f.clone());
         match failed {

@@ -76,10 +76,18 @@ async fn a_flipped_bit_in_a_table_file_is_found_at_open_and_on_read() {
 
     let err = open_err(dir.path());
     assert!(err.is_corruption(), "{err}");
-    // Without the check at open, the read that reaches the block fails; it never returns data.
+    // Without the check at open, the read that reaches the block fails; it never returns data,
+    // and the engine raises its failure flag (the node stops).
     let engine = Engine::open(dir.path(), &options(false)).unwrap();
+    assert!(engine.failed().borrow().is_none());
     let err = engine.log_entries(GROUP, 1, 201).unwrap_err();
     assert!(err.is_corruption(), "{err}");
+    let failure = engine
+        .failed()
+        .borrow()
+        .clone()
+        .expect("the failure flag is raised");
+    assert!(failure.corruption, "{failure:?}");
 }
 
 #[tokio::test]

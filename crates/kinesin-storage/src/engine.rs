@@ -8,7 +8,7 @@ use rocksdb::{
 };
 use tokio::sync::oneshot;
 
-use crate::failure::FailureFlag;
+use crate::failure::{FailureFlag, StorageFailure};
 use crate::keys::{self, ALL_CFS, CF_META, CF_RAFT_LOG, CF_RAFT_STATE};
 use crate::syncer::{SyncStats, Syncer};
 use crate::StorageError;
@@ -149,6 +149,18 @@ impl Engine {
             .expect("column family created at open")
     }
 
+    /// A read's result; damaged data also raises the failure flag, so the node stops rather than
+    /// go on with a replica that cannot serve what it holds.
+    pub(crate) fn read<T>(&self, result: Result<T, rocksdb::Error>) -> Result<T, StorageError> {
+        result.map_err(|e| {
+            let error = StorageError::from(e);
+            if error.is_corruption() {
+                self.failure.raise_corruption(error.to_string());
+            }
+            error
+        })
+    }
+
     pub(crate) fn db(&self) -> &DB {
         &self.db
     }
@@ -166,7 +178,7 @@ impl Engine {
 
     /// Becomes `Some(what failed)` at the engine's first failed write or fsync; from then on the
     /// node's durable state is uncertain and it must stop (see `failure.rs`).
-    pub fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+    pub fn failed(&self) -> tokio::sync::watch::Receiver<Option<StorageFailure>> {
         self.failure.subscribe()
     }
 
@@ -228,7 +240,7 @@ impl Engine {
             }
             iter.next();
         }
-        iter.status().map_err(StorageError::from)?;
+        self.read(iter.status())?;
         Ok(())
     }
 
@@ -250,7 +262,7 @@ impl Engine {
             IteratorMode::From(&from, Direction::Forward),
         );
         for item in iter {
-            let (key, value) = item?;
+            let (key, value) = self.read(item)?;
             let (_, index) = keys::decode_log_key(&key)?;
             out.push((index, value.to_vec()));
         }
@@ -266,7 +278,7 @@ impl Engine {
         );
         // A reverse seek lands on the last key < end (or == end, which belongs to the next group).
         for item in iter.by_ref() {
-            let (key, value) = item?;
+            let (key, value) = self.read(item)?;
             let (g, index) = keys::decode_log_key(&key)?;
             if g > group {
                 continue;
@@ -296,9 +308,10 @@ impl Engine {
     // ---- Raft state -----------------------------------------------------------------------------
 
     pub fn state(&self, group: u64, tag: StateTag) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .db
-            .get_cf(self.cf(CF_RAFT_STATE), keys::state_key(group, tag as u8))?)
+        self.read(
+            self.db
+                .get_cf(self.cf(CF_RAFT_STATE), keys::state_key(group, tag as u8)),
+        )
     }
 
     pub fn put_state(&self, batch: &mut WriteBatch, group: u64, tag: StateTag, value: &[u8]) {
@@ -312,7 +325,7 @@ impl Engine {
     // ---- Node metadata --------------------------------------------------------------------------
 
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get_cf(self.cf(CF_META), key.as_bytes())?)
+        self.read(self.db.get_cf(self.cf(CF_META), key.as_bytes()))
     }
 
     /// Stores a node-level value durably (used for identity and secrets, which are rare writes).

@@ -21,4 +21,5 @@ mod syncer;
 
 pub use engine::{Engine, EngineOptions, StateTag, VerifyReport, WriteBatch};
 pub use error::StorageError;
+pub use failure::StorageFailure;
 pub use records::{StoredRecord, TimeIndexEntry};

@@ -49,7 +49,7 @@ impl Engine {
             opts,
             IteratorMode::From(&from, Direction::Forward),
         );
-        next_time_entry(&mut iter)
+        self.next_time_entry(&mut iter)
     }
 
     /// The last time-index entry of `group` before `arrival_ms`.
@@ -64,7 +64,7 @@ impl Engine {
         let mut iter =
             self.db()
                 .iterator_cf_opt(self.cf(CF_RECORDS_BY_TIME), opts, IteratorMode::End);
-        next_time_entry(&mut iter)
+        self.next_time_entry(&mut iter)
     }
 
     /// Records that the entry at `index` arrived at `arrival_ms` although it carries an earlier
@@ -102,7 +102,7 @@ impl Engine {
         );
         let mut out = Vec::new();
         for item in iter {
-            let (key, value) = item?;
+            let (key, value) = self.read(item)?;
             let (_, index) = keys::decode_clamp_key(&key)?;
             let ms: [u8; 8] = value
                 .as_ref()
@@ -132,19 +132,20 @@ impl Engine {
     }
 }
 
-fn next_time_entry(
-    iter: &mut rocksdb::DBIteratorWithThreadMode<'_, rocksdb::DB>,
-) -> Result<Option<TimeIndexEntry>, StorageError> {
-    match iter.next() {
-        Some(item) => {
-            let (key, _) = item?;
-            let (_, arrival_ms, position) = keys::decode_time_key(&key)?;
-            Ok(Some(TimeIndexEntry {
-                arrival_ms,
-                position,
-            }))
-        }
-        None => Ok(None),
+impl Engine {
+    fn next_time_entry(
+        &self,
+        iter: &mut rocksdb::DBIteratorWithThreadMode<'_, rocksdb::DB>,
+    ) -> Result<Option<TimeIndexEntry>, StorageError> {
+        let Some(item) = iter.next() else {
+            return Ok(None);
+        };
+        let (key, _) = self.read(item)?;
+        let (_, arrival_ms, position) = keys::decode_time_key(&key)?;
+        Ok(Some(TimeIndexEntry {
+            arrival_ms,
+            position,
+        }))
     }
 }
 
