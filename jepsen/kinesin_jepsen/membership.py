@@ -26,6 +26,9 @@ class Membership:
         self.rejoining = set()  # of those, the ones wiped and started with --join
         self.drained_since = {}  # node -> when its drain was asked for (monotonic)
         self.lock = threading.Lock()  # one leave-and-rejoin at a time; heal waits for it
+        # Choosing a departing node and reserving it is one step: two nemeses (membership and
+        # corrupt) once both saw four members and drained two at once, which can never finish.
+        self.choosing = threading.Lock()
 
     def step(self, text):
         self.history.record("nemesis", "info", "membership", text)
@@ -66,20 +69,28 @@ class Membership:
         least MIN_MEMBERS, and returns it."""
         node = self.choose_departing(rng, [n for n in self.reachable(exclude={getattr(self.cluster, "disk_node", None)})
                                            if n in nodes])
-        self.drain(node, "draining")
+        try:
+            self.drain(node, "draining")
+        except Exception:
+            self.leaving.discard(node)
+            raise
         return node
 
     def choose_departing(self, rng, nodes):
-        """A random healthy one of `nodes` whose departure leaves at least MIN_MEMBERS (so the
-        others can take its replicas)."""
-        members = self.members()
-        staying = [n for n, entry in members.items() if not entry.get("draining")]
-        if len(staying) - 1 < MIN_MEMBERS:
-            raise RuntimeError(f"only {len(staying)} members not draining: none may leave")
-        candidates = [n for n in nodes if n in staying and n not in self.leaving and self.cluster.healthy(n)]
-        if not candidates:
-            raise RuntimeError(f"no healthy member free to leave among {nodes}")
-        return rng.choice(candidates)
+        """Reserves (as leaving) and returns a random healthy one of `nodes` whose departure
+        leaves at least MIN_MEMBERS (so the others can take its replicas). A caller that does not
+        go on to drain it gives it back with `leaving.discard`."""
+        with self.choosing:
+            members = self.members()
+            staying = [n for n, entry in members.items() if not entry.get("draining") and n not in self.leaving]
+            if len(staying) - 1 < MIN_MEMBERS:
+                raise RuntimeError(f"only {len(staying)} members not draining: none may leave")
+            candidates = [n for n in nodes if n in staying and self.cluster.healthy(n)]
+            if not candidates:
+                raise RuntimeError(f"no healthy member free to leave among {nodes}")
+            node = rng.choice(candidates)
+            self.leaving.add(node)
+            return node
 
     def start_rebuild(self, node):
         """Starts rebuilding a node that cannot start (a corrupt data directory): its replicas
@@ -87,10 +98,10 @@ class Membership:
         self.drain(node, "rebuilding from its peers, draining")
 
     def drain(self, node, doing):
+        """Drains `node` (reserved by `choose_departing`)."""
         via, status, body = self.ask("POST", f"/admin/v1/nodes/{node}/drain", exclude={node})
         if status != 200:
             raise RuntimeError(f"drain of n{node} answered {status}: {body}")
-        self.leaving.add(node)
         self.drained_since[node] = time.monotonic()
         self.step(f"n{node} {doing} (asked n{via}): {body.get('replicas')} replicas to move")
 
@@ -103,6 +114,9 @@ class Membership:
                 return  # finished meanwhile
             deadline = time.monotonic() + timeout
             if node not in self.rejoining:
+                entry = self.members().get(node)
+                if entry is not None and not entry.get("draining"):
+                    self.drain(node, "draining at last")  # reserved, but its drain never started
                 members = self.wait(lambda m: node not in m or m[node].get("replicas", 0) == 0, deadline,
                                     f"n{node} still holds replicas")
                 if node in members:  # still a member, drained now: remove it

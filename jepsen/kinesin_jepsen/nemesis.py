@@ -60,7 +60,7 @@ def _set(nodes):
 
 
 class Nemesis:
-    def __init__(self, kinds, cluster, history, seed, stop, leader_of_most=None,
+    def __init__(self, kinds, cluster, history, seed, stop, leader_of_most=None, shard_leaders=None,
                  shapes=PARTITIONS, concurrent=1, quiet=(3.0, 6.0), hold=(3.0, 8.0)):
         unknown = [k for k in kinds if k not in KINDS]
         if unknown:
@@ -72,6 +72,7 @@ class Nemesis:
         self.seed = seed
         self.stop = stop
         self.leader_of_most = leader_of_most or (lambda: None)
+        self.shard_leaders = shard_leaders or dict
         self.concurrent = concurrent
         self.quiet = quiet
         self.hold = hold
@@ -247,6 +248,7 @@ class Nemesis:
         victims = self._hold(lambda nodes: [rng.choice(nodes)])
         node = victims[0]
         delay = round(rng.uniform(0.5, 3.0), 1)
+        self.history.record("nemesis", "info", "leaders", {"node": node, "leaders": self.shard_leaders()})
         self.cluster.set_fsync_delay(node, delay)
         return f"slow-fsync n{node} {delay}s", self._release(victims, lambda: self.cluster.set_fsync_delay(node, 0))
 
@@ -266,15 +268,23 @@ class Nemesis:
     def _start_corrupt(self, rng):
         victims = self._hold(lambda nodes: [self.membership.choose_departing(rng, nodes)])
         node = victims[0]
-        self.cluster.kill(node)
-        damage = corrupt_database(os.path.join(self.cluster.data_dir(node), "db"), rng, self.corruptions)
-        self.corruptions += 1
-        self.cluster.start(node)
-        outcome = self.cluster.wait_exit_or_healthy(node, timeout=90)
-        self.history.record("nemesis", "info", "corrupt", f"n{node} {damage}: {outcome}")
-        if outcome != f"exit {DATA_CORRUPT_EXIT}":
-            return f"corrupt n{node} {damage} ({outcome})", self._release(victims, lambda: None)
-        self.membership.start_rebuild(node)
+        try:
+            self.cluster.kill(node)
+            damage = corrupt_database(os.path.join(self.cluster.data_dir(node), "db"), rng, self.corruptions)
+            self.corruptions += 1
+            self.cluster.start(node)
+            outcome = self.cluster.wait_exit_or_healthy(node, timeout=90)
+            self.history.record("nemesis", "info", "corrupt", f"n{node} {damage}: {outcome}")
+            if outcome != f"exit {DATA_CORRUPT_EXIT}":
+                self.membership.leaving.discard(node)
+                return f"corrupt n{node} {damage} ({outcome})", self._release(victims, lambda: None)
+            self.membership.start_rebuild(node)
+        except Exception:
+            # A node that runs is given back; one left down with its damage stays reserved, and
+            # healing rebuilds it (`Membership.finish` drains it first).
+            if self.cluster.running(node):
+                self.membership.leaving.discard(node)
+            raise
         return (f"corrupt n{node} {damage}",
                 self._release(victims, lambda: self.membership.finish(node, timeout=120)))
 

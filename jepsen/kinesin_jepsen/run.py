@@ -36,6 +36,7 @@ from .local import LocalCluster
 from .metadata import MetadataWorkload, check_metadata, record_final_state
 from .nemesis import DOCKER_ONLY, FORGETFUL_DISKS, KINDS, LOCAL_ONLY, PARTITIONS, Nemesis
 from .resharding import ReshardingWorkload, check_resharding, wait_active, write_stall
+from .slowdisk import slow_fsync_latency
 from .timeline import latency_summary, render
 
 WORKLOADS = ("produce", "metadata", "resharding")
@@ -54,7 +55,8 @@ class Run:
         self.followed = set()  # shards a consumer reads (or has read)
         self.lock = threading.RLock()
         self.nemesis = Nemesis(args.nemesis, cluster, self.history, args.seed, self.stop,
-                               leader_of_most=self.leader_of_most, shapes=args.partition_shapes,
+                               leader_of_most=self.leader_of_most, shard_leaders=self.shard_leaders,
+                               shapes=args.partition_shapes,
                                concurrent=args.concurrent_faults)
 
     # -- clients ---------------------------------------------------------------------------------
@@ -151,8 +153,8 @@ class Run:
         self.history.record(process, "ok", "shards", listing)
         return listing
 
-    def leader_of_most(self):
-        """The node leading the most shards of the stream, as the nodes that answer report it."""
+    def shard_leaders(self):
+        """`{shard: leading node}` of the stream, as the nodes that answer report it."""
         leaders = {}
         for node in self.cluster.nodes():
             try:
@@ -162,8 +164,12 @@ class Run:
             for shard in view["shards"]:
                 if shard.get("leader"):
                     leaders.setdefault(shard["shard_id"], shard["leader"])
+        return leaders
+
+    def leader_of_most(self):
+        """The node leading the most shards of the stream, as the nodes that answer report it."""
         counts = {}
-        for leader in leaders.values():
+        for leader in self.shard_leaders().values():
             counts[leader] = counts.get(leader, 0) + 1
         return max(counts, key=counts.get) if counts else None
 
@@ -255,6 +261,8 @@ class Run:
                 result["valid"] = result["valid"] and result[name]["valid"]
                 result["errors"] = result["errors"] + result[name].pop("errors")
         result["write_stall"] = write_stall(self.history.ops)
+        if "slow-fsync" in self.args.nemesis:
+            result["slow_fsync"] = slow_fsync_latency(self.history.ops)
         result["faults"] = self.nemesis.counts
         result["latency_ms"] = latency_summary(self.history.ops)
         return result

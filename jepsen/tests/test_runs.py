@@ -121,6 +121,7 @@ def test_power_cuts_slow_fsyncs_and_a_filling_disk_lose_nothing():
     assert any(":0B/" not in cut for cut in cuts), f"no power cut lost anything unsynced: {cuts}"
     exits = nemesis_values(store, "exit")
     assert exits and all(v.endswith("exit 74") for v in exits), exits
+    assert len(result["slow_fsync"]) == result["faults"]["slow-fsync"], result["slow_fsync"]
 
 
 def test_acknowledging_without_fsync_is_caught_by_power_cuts():
