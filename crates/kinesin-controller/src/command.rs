@@ -636,11 +636,18 @@ impl Command {
                 Ok(Outcome::Done)
             }
             Command::DrainNode { node } => {
+                let newly = !state
+                    .nodes
+                    .get(&node)
+                    .ok_or_else(|| unknown_node(node))?
+                    .draining;
+                if newly {
+                    drain_can_finish(state, node)?;
+                }
                 let info = state
                     .nodes
                     .get_mut(&node)
                     .ok_or_else(|| unknown_node(node))?;
-                let newly = !info.draining;
                 info.draining = true;
                 let moved = move_replicas_off(state, node);
                 Ok(changed(newly || moved))
@@ -775,6 +782,30 @@ fn set_mode(
 }
 
 /// Every shard replica of the live streams, the pending children of reshards included.
+/// A drain moves each of the node's replicas to a node that is not draining and holds none of
+/// that shard yet; with fewer such nodes than a shard has replicas it could never finish, and
+/// the node could never be removed (the jepsen harness once drained two of four nodes at once).
+fn drain_can_finish(state: &ClusterState, node: u64) -> Result<(), ControllerError> {
+    let staying = state
+        .nodes
+        .iter()
+        .filter(|(id, info)| **id != node && !info.draining)
+        .count();
+    let widest = state
+        .hosted_shards()
+        .filter(|s| s.replicas.contains(&node))
+        .map(|s| s.replicas.len())
+        .max()
+        .unwrap_or(0);
+    if staying < widest {
+        return Err(ControllerError::InUse(format!(
+            "draining node {node} would leave {staying} nodes to hold shards of {widest} replicas: \
+             add a node first, or let a drain under way finish"
+        )));
+    }
+    Ok(())
+}
+
 fn hosted_shards_mut(state: &mut ClusterState) -> impl Iterator<Item = &mut ShardMeta> {
     state
         .streams
@@ -1244,6 +1275,22 @@ mod tests {
         // A second stream keeps them balanced.
         create("b", 4, 100).apply(&mut state).unwrap();
         assert!(state.leader_load().values().all(|&n| n == 3));
+    }
+
+    #[test]
+    fn a_drain_that_could_never_finish_is_refused() {
+        // Four nodes, three replicas per shard: one may drain, a second may not meanwhile.
+        let mut state = bootstrapped();
+        create("a", 4, 100).apply(&mut state).unwrap();
+        Command::DrainNode { node: 1 }.apply(&mut state).unwrap();
+        let second = Command::DrainNode { node: 3 }.apply(&mut state);
+        assert!(
+            matches!(&second, Err(ControllerError::InUse(m)) if m.contains("would leave 2 nodes to hold shards of 3 replicas")),
+            "{second:?}"
+        );
+        assert!(!state.nodes[&3].draining);
+        // Asking again for the drain under way is not refused.
+        Command::DrainNode { node: 1 }.apply(&mut state).unwrap();
     }
 
     #[test]
