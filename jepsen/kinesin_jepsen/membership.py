@@ -161,10 +161,16 @@ class Membership:
             time.sleep(0.5)
 
     # -- healing ---------------------------------------------------------------------------------
-    def heal(self, timeout=180):
-        """Finishes every cut-short cycle, then requires every node to be an active member."""
+    def heal(self, timeout=180, per_replica=4.0):
+        """Finishes every cut-short cycle, then requires every node to be an active member. A
+        node still holding many replicas gets `per_replica` seconds for each: after a long run a
+        drain moves hundreds (the 30-minute soak's moved about one every 3 s in a debug build)."""
         for node in sorted(self.leaving):
-            self.finish(node, timeout)
+            try:
+                held = self.members().get(node, {}).get("replicas", 0)
+            except (RuntimeError, OSError):
+                held = 0
+            self.finish(node, max(timeout, held * per_replica))
         nodes = set(self.cluster.nodes())
         return self.wait(lambda m: nodes <= set(m) and all(m[n].get("state") == "up" and not m[n].get("draining") for n in nodes),
                          time.monotonic() + 60, "not every node is an active member after healing")
