@@ -524,6 +524,9 @@ impl Command {
                     return Ok(Outcome::Unchanged);
                 }
                 info.down_since_ms = since_ms;
+                if since_ms.is_none() {
+                    continue_drains(state);
+                }
                 Ok(Outcome::Done)
             }
             Command::ReplaceNode {
@@ -632,6 +635,7 @@ impl Command {
                     )));
                 }
                 state.nodes.insert(node, NodeInfo::new(cluster_addr));
+                continue_drains(state);
                 rebalance(state);
                 Ok(Outcome::Done)
             }
@@ -824,6 +828,24 @@ fn hosted_shards_mut(state: &mut ClusterState) -> impl Iterator<Item = &mut Shar
 /// Moves each replica `node` holds to the least-loaded placeable node that holds none of that
 /// shard yet. Shards without such a node keep the replica until one exists. Returns whether any
 /// replica moved. The shards' leaders then change their groups' membership to match.
+/// Moves on the drains under way. A drain moves each replica to a node eligible at that moment;
+/// a shard whose only eligible node was down kept its replica on the draining node, and nothing
+/// moved it later, so the drain never finished (a 10-minute jepsen soak: 8 replicas never left
+/// a drained node). A node that comes back up or joins gives such shards their target.
+fn continue_drains(state: &mut ClusterState) -> bool {
+    let draining: Vec<u64> = state
+        .nodes
+        .iter()
+        .filter(|(_, info)| info.draining)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut moved = false;
+    for node in draining {
+        moved |= move_replicas_off(state, node);
+    }
+    moved
+}
+
 fn move_replicas_off(state: &mut ClusterState, node: u64) -> bool {
     let mut load = state.placeable_load();
     load.remove(&node);
@@ -1275,6 +1297,39 @@ mod tests {
         // A second stream keeps them balanced.
         create("b", 4, 100).apply(&mut state).unwrap();
         assert!(state.leader_load().values().all(|&n| n == 3));
+    }
+
+    #[test]
+    fn a_drain_goes_on_when_the_node_its_replicas_need_comes_back() {
+        let mut state = bootstrapped();
+        create("a", 8, 100).apply(&mut state).unwrap();
+        let on_node = |state: &ClusterState, node: u64| {
+            state.streams[&key("a")]
+                .shards
+                .iter()
+                .filter(|s| s.replicas.contains(&node))
+                .count()
+        };
+        // Node 4 is down when node 1 drains: shards on 1, 2 and 3 have nowhere to go yet.
+        Command::SetNodeDown {
+            node: 4,
+            since_ms: Some(NOW),
+        }
+        .apply(&mut state)
+        .unwrap();
+        Command::DrainNode { node: 1 }.apply(&mut state).unwrap();
+        assert!(on_node(&state, 1) > 0, "some replicas wait for node 4");
+        Command::SetNodeDown {
+            node: 4,
+            since_ms: None,
+        }
+        .apply(&mut state)
+        .unwrap();
+        assert_eq!(
+            on_node(&state, 1),
+            0,
+            "node 4 is back: every replica moves off node 1"
+        );
     }
 
     #[test]
