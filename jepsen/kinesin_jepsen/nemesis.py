@@ -50,7 +50,6 @@ KINDS = ("kill", "pause", "partition", "clock", "disk", "membership", "lose-unsy
 DOCKER_ONLY = {"partition", "clock", "disk"}
 FORGETFUL_DISKS = {"lose-unsynced", "slow-fsync", "fill-disk"}  # local clusters over forgetfs
 LOCAL_ONLY = FORGETFUL_DISKS | {"corrupt"}
-STORAGE_FAILED_EXIT = 74  # the node's exit status after a failed write or fsync
 DATA_CORRUPT_EXIT = 65  # the node's exit status when its data directory is found corrupt
 PARTITIONS = ("halves", "leader", "bridge", "ring", "one-way")
 

@@ -58,10 +58,23 @@ def test_cluster_under_every_nemesis_is_valid():
         assert os.path.getsize(os.path.join(store, name)) > 0, name
 
 
+def nemesis_values(store, f):
+    """The values of the run's nemesis events with function `f`, in order."""
+    with open(os.path.join(store, "history.jsonl")) as h:
+        ops = [json.loads(line) for line in h]
+    return [op["value"] for op in ops if op["process"] == "nemesis" and op["f"] == f]
+
+
 def membership_steps(store):
-    with open(os.path.join(store, "history.jsonl")) as f:
-        ops = [json.loads(line) for line in f]
-    return [op["value"] for op in ops if op["process"] == "nemesis" and op["f"] == "membership"]
+    return nemesis_values(store, "membership")
+
+
+def assert_caught_losing_acknowledged_records(code, result, output):
+    """A fault build's run: INVALID (and so exit 0 under --expect-invalid), with acknowledged
+    records lost."""
+    assert code == 0 and not result["valid"], output[-5000:]
+    lost = [e for e in result["errors"] if e["kind"] in ("lost", "moved")]
+    assert lost, result["errors"][:10]
 
 
 def check_resharding_run(result, output, store):
@@ -99,15 +112,7 @@ def test_acknowledging_before_a_majority_is_caught():
         "--bin", binary("KINESIN_FAILPOINTS_BIN"), "--cluster", "docker", "--nodes", "5", "--time-limit", "45",
         "--seed", "5", "--nemesis", "partition", "--partition-shapes", "leader,halves", "--workload", "produce",
         "--failpoints", "raft::ack-on-append=return", "--expect-invalid")
-    assert code == 0 and not result["valid"], output[-5000:]
-    lost = [e for e in result["errors"] if e["kind"] in ("lost", "moved")]
-    assert lost, result["errors"][:10]
-
-
-def nemesis_values(store, f):
-    with open(os.path.join(store, "history.jsonl")) as h:
-        ops = [json.loads(line) for line in h]
-    return [op["value"] for op in ops if op["process"] == "nemesis" and op["f"] == f]
+    assert_caught_losing_acknowledged_records(code, result, output)
 
 
 def test_power_cuts_slow_fsyncs_and_a_filling_disk_lose_nothing():
@@ -129,9 +134,7 @@ def test_acknowledging_without_fsync_is_caught_by_power_cuts():
         "--bin", binary("KINESIN_FAILPOINTS_BIN"), "--cluster", "local", "--nodes", "3", "--time-limit", "40",
         "--seed", "10", "--nemesis", "lose-unsynced", "--workload", "produce",
         "--failpoints", "storage::wal-fsync=return", "--expect-invalid")
-    assert code == 0 and not result["valid"], output[-5000:]
-    lost = [e for e in result["errors"] if e["kind"] in ("lost", "moved")]
-    assert lost, result["errors"][:10]
+    assert_caught_losing_acknowledged_records(code, result, output)
 
 
 def test_a_corrupt_database_is_refused_and_rebuilt_from_peers():

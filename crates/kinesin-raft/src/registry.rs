@@ -183,8 +183,8 @@ impl GroupHandle {
         self.write_committed(command).await
     }
 
-    /// The `raft::ack-on-append` fault (src/early_ack.rs): answers as soon as this node's log has the entry, while the
-    /// honest write goes on in the background.
+    /// The `raft::ack-on-append` fault (src/early_ack.rs): answers as soon as this node's log has
+    /// the entry, while the honest write goes on in the background.
     #[cfg(feature = "failpoints")]
     async fn write_acknowledging_early(
         &self,

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{HeartbeatQueues, TransportStats};
 use crate::codec::{decode, encode};
 use crate::error::RaftError;
-use crate::faults::{MessageKind, NetworkFaults, Outgoing};
+use crate::faults::{MessageKind, NetworkFaults};
 use crate::query::{ShardQuery, WireAnswer};
 use crate::registry::MultiRaft;
 
@@ -113,11 +113,7 @@ impl Peers {
         request: &Req,
         timeout: Duration,
     ) -> Result<Remote<Resp>, String> {
-        self.faults.check(Outgoing {
-            to: addr,
-            group,
-            kind: filtered_as,
-        })?;
+        self.faults.check(addr, group, filtered_as)?;
         let payload = encode(request).map_err(|e| e.to_string())?;
         let request = RaftRequest {
             group,
@@ -141,11 +137,7 @@ impl Peers {
         request: &Req,
         timeout: Duration,
     ) -> Result<Remote<Resp>, String> {
-        self.faults.check(Outgoing {
-            to: addr,
-            group,
-            kind: MessageKind::Heartbeat,
-        })?;
+        self.faults.check(addr, group, MessageKind::Heartbeat)?;
         let payload = encode(request).map_err(|e| e.to_string())?;
         let request = RaftRequest {
             group,
@@ -168,11 +160,7 @@ impl Peers {
     ) -> Result<Response, RaftError> {
         let unreachable = unreachable(group, addr);
         self.faults
-            .check(Outgoing {
-                to: addr,
-                group,
-                kind: MessageKind::Propose,
-            })
+            .check(addr, group, MessageKind::Propose)
             .map_err(&unreachable)?;
         let command = encode(command).map_err(|e| RaftError::Other(e.to_string()))?;
         let request = ProposeRequest { group, command };
@@ -201,11 +189,7 @@ impl Peers {
     ) -> Result<WireAnswer, RaftError> {
         let unreachable = unreachable(group, addr);
         self.faults
-            .check(Outgoing {
-                to: addr,
-                group,
-                kind: MessageKind::Query,
-            })
+            .check(addr, group, MessageKind::Query)
             .map_err(&unreachable)?;
         let query = encode(query).map_err(|e| RaftError::Other(e.to_string()))?;
         let request = QueryRequest { group, query };

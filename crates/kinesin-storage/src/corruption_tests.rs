@@ -31,13 +31,11 @@ async fn write_entries(engine: &Engine, count: u64, len: usize) {
 }
 
 fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+    fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(suffix))
-        .collect();
-    files.sort();
-    files
+        .collect()
 }
 
 fn largest(files: Vec<PathBuf>) -> PathBuf {
@@ -65,6 +63,16 @@ async fn flushed_database(dir: &Path, len: usize) {
     let engine = Engine::open(dir, &options(true)).unwrap();
     write_entries(&engine, 200, len).await;
     engine.db().flush_cf(engine.cf(CF_RAFT_LOG)).unwrap();
+}
+
+/// Entries 1..=5 of 3000 bytes, each fsynced, then the database closed without a flush: they
+/// live only in the WAL, whose path this returns.
+async fn wal_only_database(dir: &Path) -> PathBuf {
+    {
+        let engine = Engine::open(dir, &options(true)).unwrap();
+        write_entries(&engine, 5, 3000).await;
+    }
+    largest(files_ending(dir, ".log"))
 }
 
 #[tokio::test]
@@ -107,11 +115,7 @@ async fn a_zeroed_block_of_a_blob_file_is_found_at_open() {
 #[tokio::test]
 async fn a_damaged_record_inside_the_wal_fails_the_open() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let engine = Engine::open(dir.path(), &options(true)).unwrap();
-        write_entries(&engine, 5, 3000).await;
-    } // closed without a flush: the entries live only in the WAL
-    let wal = largest(files_ending(dir.path(), ".log"));
+    let wal = wal_only_database(dir.path()).await;
     flip_byte(&wal, 1500); // inside the first of five fsynced records
 
     let err = open_err(dir.path());
@@ -121,11 +125,7 @@ async fn a_damaged_record_inside_the_wal_fails_the_open() {
 #[tokio::test]
 async fn a_torn_last_wal_record_is_dropped_and_the_rest_kept() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let engine = Engine::open(dir.path(), &options(true)).unwrap();
-        write_entries(&engine, 5, 3000).await;
-    }
-    let wal = largest(files_ending(dir.path(), ".log"));
+    let wal = wal_only_database(dir.path()).await;
     let len = fs::metadata(&wal).unwrap().len();
     fs::OpenOptions::new()
         .write(true)

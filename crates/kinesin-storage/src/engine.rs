@@ -127,17 +127,18 @@ impl Engine {
                 source,
             })?;
         let db = Arc::new(db);
-        if options.verify_on_open {
-            verify_at_open(&db, dir)?;
-        }
         let failure = FailureFlag::new();
         let syncer = Syncer::start(db.clone(), failure.clone())
             .map_err(|e| StorageError::SyncFailed(e.to_string()))?;
-        Ok(Engine {
+        let engine = Engine {
             db,
             syncer,
             failure,
-        })
+        };
+        if options.verify_on_open {
+            engine.verify_at_open(dir)?;
+        }
+        Ok(engine)
     }
 
     pub(crate) fn cf(&self, name: &'static str) -> &ColumnFamily {
@@ -204,8 +205,50 @@ impl Engine {
     /// a block's checksum only when the block is read, so a flipped bit in old data would
     /// otherwise surface only when a reader or a compaction reaches it). `progress` is called
     /// with the bytes read so far about every 64 MiB.
-    pub fn verify(&self, progress: impl FnMut(u64)) -> Result<VerifyReport, StorageError> {
-        verify_db(&self.db, progress)
+    pub fn verify(&self, mut progress: impl FnMut(u64)) -> Result<VerifyReport, StorageError> {
+        let mut report = VerifyReport::default();
+        let mut reported = 0;
+        for name in ALL_CFS {
+            let mut opts = ReadOptions::default();
+            opts.set_verify_checksums(true);
+            opts.fill_cache(false);
+            let mut iter = self.db.raw_iterator_cf_opt(self.cf(name), opts);
+            iter.seek_to_first();
+            while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+                report.keys += 1;
+                report.bytes += (key.len() + value.len()) as u64;
+                if report.bytes - reported >= 64 << 20 {
+                    reported = report.bytes;
+                    progress(report.bytes);
+                }
+                iter.next();
+            }
+            self.read(iter.status())?;
+        }
+        Ok(report)
+    }
+
+    /// [`Self::verify`] with its progress and outcome logged, as the node starts.
+    fn verify_at_open(&self, dir: &Path) -> Result<(), StorageError> {
+        let started = std::time::Instant::now();
+        tracing::info!(path = %dir.display(), "verifying the database's checksums");
+        let report = self
+            .verify(|bytes| {
+                tracing::info!(
+                    mib = bytes >> 20,
+                    "verifying the database's checksums: read so far"
+                );
+            })
+            .inspect_err(|e| {
+                tracing::error!(path = %dir.display(), error = %e, "the database failed verification")
+            })?;
+        tracing::info!(
+            keys = report.keys,
+            mib = report.bytes >> 20,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "database verified"
+        );
+        Ok(())
     }
 
     // ---- Raft log -------------------------------------------------------------------------------
@@ -353,56 +396,6 @@ impl Engine {
     }
 }
 
-/// Reading a group's log below `end`. Such reads (a replica catching up, a reader far behind) touch
-/// each old block once: keeping those blocks out of the block cache leaves it to live data. The
-/// log's tail is read from the memtable, which the cache does not hold anyway.
-fn verify_db(db: &DB, mut progress: impl FnMut(u64)) -> Result<VerifyReport, StorageError> {
-    let mut report = VerifyReport::default();
-    let mut reported = 0;
-    for name in ALL_CFS {
-        // Every CF in ALL_CFS is created at open (see `Engine::cf`).
-        #[allow(clippy::expect_used)]
-        let cf = db.cf_handle(name).expect("column family created at open");
-        let mut opts = ReadOptions::default();
-        opts.set_verify_checksums(true);
-        opts.fill_cache(false);
-        let mut iter = db.raw_iterator_cf_opt(cf, opts);
-        iter.seek_to_first();
-        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-            report.keys += 1;
-            report.bytes += (key.len() + value.len()) as u64;
-            if report.bytes - reported >= 64 << 20 {
-                reported = report.bytes;
-                progress(report.bytes);
-            }
-            iter.next();
-        }
-        iter.status().map_err(StorageError::from)?;
-    }
-    Ok(report)
-}
-
-fn verify_at_open(db: &DB, dir: &Path) -> Result<(), StorageError> {
-    let started = std::time::Instant::now();
-    tracing::info!(path = %dir.display(), "verifying the database's checksums");
-    let report = verify_db(db, |bytes| {
-        tracing::info!(
-            mib = bytes >> 20,
-            "verifying the database's checksums: read so far"
-        );
-    })
-    .inspect_err(
-        |e| tracing::error!(path = %dir.display(), error = %e, "the database failed verification"),
-    )?;
-    tracing::info!(
-        keys = report.keys,
-        mib = report.bytes >> 20,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "database verified"
-    );
-    Ok(())
-}
-
 /// Where an option of [`EngineOptions::rocksdb_options`] applies.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -440,6 +433,9 @@ fn with_rocksdb_options(
     Ok(base)
 }
 
+/// Reading a group's log below `end`. Such reads (a replica catching up, a reader far behind) touch
+/// each old block once: keeping those blocks out of the block cache leaves it to live data. The
+/// log's tail is read from the memtable, which the cache does not hold anyway.
 fn log_scan_options(group: u64, end: u64) -> ReadOptions {
     let mut opts = ReadOptions::default();
     opts.set_iterate_upper_bound(keys::log_key(group, end).to_vec());

@@ -68,17 +68,15 @@ impl Procedure for Autoscaler {
             return Ok(());
         }
         let state = self.controller.state();
-        let mut samples = std::mem::take(&mut self.samples);
         for stream in state.streams.values().filter(|s| {
             s.mode == StreamMode::OnDemand
                 && s.status == StreamStatus::Active
                 && s.reshard.is_none()
         }) {
-            if let Err(e) = self.check(&state, stream, &mut samples).await {
+            if let Err(e) = self.check(&state, stream).await {
                 tracing::warn!(stream = %stream.key.name, error = %e, "on-demand scaling check failed");
             }
         }
-        self.samples = samples;
         Ok(())
     }
 }
@@ -100,12 +98,7 @@ impl Autoscaler {
         }
     }
 
-    async fn check(
-        &self,
-        state: &ClusterState,
-        stream: &StreamMeta,
-        samples: &mut HashMap<u64, Sample>,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn check(&mut self, state: &ClusterState, stream: &StreamMeta) -> Result<(), PassError> {
         let floor = shard_floor(state, stream, self.clock.now_ms());
         if let Some(decision) = warm_up(stream, floor) {
             return self.carry_out(stream, decision).await;
@@ -121,7 +114,7 @@ impl Autoscaler {
                 records: bounds.written_records,
                 bytes: bounds.written_bytes,
             };
-            if let Some(before) = samples.insert(shard.group, now) {
+            if let Some(before) = self.samples.insert(shard.group, now) {
                 rates.push((shard, rate(before, now)));
             }
         }
@@ -135,11 +128,7 @@ impl Autoscaler {
         }
     }
 
-    async fn carry_out(
-        &self,
-        stream: &StreamMeta,
-        decision: Decision,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn carry_out(&self, stream: &StreamMeta, decision: Decision) -> Result<(), PassError> {
         let command = match decision {
             Decision::Split { shard, at } => Command::SplitShard {
                 key: stream.key.clone(),

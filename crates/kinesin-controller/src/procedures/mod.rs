@@ -58,9 +58,7 @@ pub(crate) async fn run<P: Procedure>(
         Schedule::OnChange(changes, every) => (Some(changes), every),
     };
     loop {
-        if let Err(e) = procedure.pass().await {
-            tracing::warn!(procedure = P::NAME, error = %e, "pass failed; retrying");
-        }
+        pass_and_log(&mut procedure).await;
         let changed = async {
             match changes.as_mut() {
                 Some(changes) => {
@@ -74,6 +72,13 @@ pub(crate) async fn run<P: Procedure>(
             _ = changed => {}
             _ = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+/// One pass; a failure is logged (the next pass retries).
+async fn pass_and_log<P: Procedure>(procedure: &mut P) {
+    if let Err(e) = procedure.pass().await {
+        tracing::warn!(procedure = P::NAME, error = %e, "pass failed; retrying");
     }
 }
 
@@ -145,14 +150,7 @@ impl Procedures {
     /// One reconciler pass now: opens this node's groups, so that a node restarting can let them
     /// elect before it serves.
     pub async fn reconcile_now(&self) {
-        let mut reconciler = self.reconciler.clone();
-        if let Err(e) = reconciler.pass().await {
-            tracing::warn!(
-                procedure = <Arc<reconciler::Reconciler> as Procedure>::NAME,
-                error = %e,
-                "pass failed; retrying"
-            );
-        }
+        pass_and_log(&mut self.reconciler.clone()).await;
     }
 
     /// Starts every procedure; each stops when `stopped` turns true.

@@ -27,7 +27,7 @@ use aws_sdk_kinesis::types::{ShardIteratorType, StreamStatus};
 use aws_sdk_kinesis::Client;
 use kinesin_node::clock::ManualClock;
 use kinesin_node::{Listeners, Node, ServerArgs, ServerConfig};
-use kinesin_raft::{DropKinds, MessageKind};
+use kinesin_raft::{DropKinds, MessageKind, NetworkFaults};
 use kinesin_types::SharedClock;
 use tokio::time::Instant;
 
@@ -288,21 +288,25 @@ impl TestCluster {
 
     /// Drops what `from` sends to `to` (one direction only).
     pub fn drop_traffic(&self, from: u64, to: u64) {
-        let target = self.node(to).cluster.to_string();
-        if let Some(running) = &self.node(from).running {
-            running.node.raft().network_faults().block(&target);
+        if let Some(faults) = self.faults_of(from) {
+            faults.block(&self.node(to).cluster.to_string());
         }
     }
 
     /// Drops the messages of `kinds` that `from` sends to `to` (one direction only).
     pub fn drop_kinds(&self, from: u64, to: u64, kinds: &[MessageKind]) {
-        let target = self.node(to).cluster.to_string();
-        if let Some(running) = &self.node(from).running {
-            running.node.raft().network_faults().add(DropKinds {
-                to: Some(target),
+        if let Some(faults) = self.faults_of(from) {
+            faults.add(DropKinds {
+                to: Some(self.node(to).cluster.to_string()),
                 kinds: kinds.to_vec(),
             });
         }
+    }
+
+    /// The filters on what node `id` sends, while it runs.
+    fn faults_of(&self, id: u64) -> Option<&NetworkFaults> {
+        let running = self.node(id).running.as_ref()?;
+        Some(running.node.raft().network_faults())
     }
 
     /// Removes every network fault.
