@@ -180,16 +180,18 @@ _LIVE_SERVERS = []  # every Server started and not yet cleaned up (for logs on f
 _LIVE_LOCK = threading.Lock()
 
 
-def kinesin_bin():
-    path = os.environ.get("KINESIN_BIN")
+def kinesin_bin(variable="KINESIN_BIN"):
+    """The binary $variable names: KINESIN_BIN the one under test, KINESIN_FAILPOINTS_BIN its build
+    with failpoints (`make failpoints-bin`)."""
+    path = os.environ.get(variable)
     if not path:
         pytest.fail(
-            "KINESIN_BIN is not set: point it at the kinesin binary, e.g. "
-            "KINESIN_BIN=/root/.cache/kinesin-target/debug/kinesin",
+            f"{variable} is not set: point it at the kinesin binary, e.g. "
+            f"{variable}=/root/.cache/kinesin-target/debug/kinesin (`make test` sets it)",
             pytrace=False,
         )
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"KINESIN_BIN={path!r} is not an executable file", pytrace=False)
+        pytest.fail(f"{variable}={path!r} is not an executable file", pytrace=False)
     return path
 
 
@@ -202,9 +204,11 @@ class Server:
 
     With `tls` (TlsFiles) it also serves over TLS on a port of its own; `plain=False` switches the
     plain-HTTP port off (`--listen off`), and `endpoint` is then the TLS one.
-    `restart()` reuses the same data dir and ports, so what was written must still be there."""
+    `restart()` reuses the same data dir and ports, so what was written must still be there.
+    `failpoints` (the FAILPOINTS value) runs the build with failpoints instead."""
 
-    def __init__(self, base_dir, extra_args=(), account_id=None, node_id=1, tls=None, plain=True):
+    def __init__(self, base_dir, extra_args=(), account_id=None, node_id=1, tls=None, plain=True,
+                 failpoints=None):
         assert plain or tls, "a server needs the plain port, TLS, or both"
         self.base_dir = str(base_dir)
         self.data_dir = os.path.join(self.base_dir, "data")
@@ -216,6 +220,7 @@ class Server:
         self.tls = tls
         self.plain = plain
         self.extra_args = list(extra_args)
+        self.failpoints = failpoints
         self.proc = None
         self.starts = 0
 
@@ -239,7 +244,7 @@ class Server:
 
     def command(self):
         cmd = [
-            kinesin_bin(),
+            kinesin_bin("KINESIN_FAILPOINTS_BIN" if self.failpoints else "KINESIN_BIN"),
             "server",
             "--node-id", str(self.node_id),
             "--data-dir", self.data_dir,
@@ -262,6 +267,8 @@ class Server:
         # Settings must come only from the flags above: drop any KINESIN_* from the environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("KINESIN_")}
         env.setdefault("RUST_BACKTRACE", "1")
+        if self.failpoints:
+            env["FAILPOINTS"] = self.failpoints
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n".encode())

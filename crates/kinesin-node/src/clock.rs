@@ -1,4 +1,5 @@
-//! The clocks a node can run on: the system's, or one a test sets by hand.
+//! The clocks a node can run on: the system's, the system's shifted to start at a chosen moment,
+//! or one a test sets by hand.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,6 +16,27 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// The system's clock shifted by a fixed amount, so that it showed `start_ms` when it was made and
+/// runs on at the system's pace: a node started on data written long ago sees it as fresh (the
+/// test build's `clock::start-at` failpoint).
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedClock {
+    shift_ms: i64,
+}
+
+impl ShiftedClock {
+    pub fn starting_at(start_ms: u64) -> ShiftedClock {
+        let shift_ms = start_ms as i64 - SystemClock.now_ms() as i64;
+        ShiftedClock { shift_ms }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now_ms(&self) -> u64 {
+        (SystemClock.now_ms() as i64 + self.shift_ms).max(0) as u64
     }
 }
 
@@ -35,5 +57,20 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shifted_clock_starts_where_it_was_told_and_runs_on() {
+        let start = 1_700_000_000_000;
+        let clock = ShiftedClock::starting_at(start);
+        let first = clock.now_ms();
+        assert!((start..start + 60_000).contains(&first), "{first}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(clock.now_ms() >= first + 5);
     }
 }

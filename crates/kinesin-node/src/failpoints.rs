@@ -8,6 +8,8 @@
 //!   `sleep(MS)` makes each group-commit fsync slow.
 //! - `raft::ack-on-append`: `return` makes shard leaders acknowledge a write once their own log
 //!   holds it, before a majority does.
+//! - `clock::start-at`: `return(MS)` starts the node's wall clock at MS milliseconds since the
+//!   epoch (it runs on from there): a test opens data written long ago as if it were fresh.
 
 /// The variable that names the failpoints to switch on.
 pub const VARIABLE: &str = "FAILPOINTS";
@@ -25,6 +27,23 @@ pub fn configure(spec: &str) -> Result<Vec<(String, String)>, String> {
         configured.push((name.to_string(), actions.to_string()));
     }
     Ok(configured)
+}
+
+/// The clock `clock::start-at` asks for, if it is switched on; a value that is not a number of
+/// milliseconds is refused.
+pub fn clock_start_at() -> Result<Option<crate::clock::ShiftedClock>, String> {
+    match fail::eval("clock::start-at", |value| value) {
+        Some(Some(value)) => value
+            .parse::<u64>()
+            .map(|ms| Some(crate::clock::ShiftedClock::starting_at(ms)))
+            .map_err(|_| {
+                format!("{VARIABLE}: clock::start-at wants return(MILLISECONDS), not `{value}`")
+            }),
+        Some(None) => Err(format!(
+            "{VARIABLE}: clock::start-at wants return(MILLISECONDS)"
+        )),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

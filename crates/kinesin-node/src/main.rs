@@ -81,13 +81,19 @@ fn is_corruption(error: &anyhow::Error) -> bool {
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
-    let config = args.resolve()?;
+    #[cfg_attr(not(feature = "failpoints"), allow(unused_mut))]
+    let mut config = args.resolve()?;
     #[cfg(feature = "failpoints")]
     if let Ok(spec) = std::env::var(kinesin_node::failpoints::VARIABLE) {
         for (name, actions) in
             kinesin_node::failpoints::configure(&spec).map_err(anyhow::Error::msg)?
         {
             tracing::error!(failpoint = %name, %actions, "TEST BUILD: failpoint switched on; this node may lose data");
+        }
+        if let Some(clock) =
+            kinesin_node::failpoints::clock_start_at().map_err(anyhow::Error::msg)?
+        {
+            config.clock = kinesin_types::SharedClock::new(clock);
         }
     }
     // The node starts listening and waits to be let in while the join request is answered.
