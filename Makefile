@@ -29,6 +29,7 @@ run: setup
 # differently and rebuilds RocksDB's C++ (15 minutes) a second time.
 test: setup failpoints-bin
 	cargo test --workspace
+	cargo test --workspace --features kinesin-node/failpoints --test simulation -- early-ack no-fsync
 	KINESIN_BIN=$(CARGO_TARGET_DIR)/debug/kinesin KINESIN_FAILPOINTS_BIN=$(FAILPOINTS_BIN) \
 		$(KINESIN_VENV)/bin/python -m pytest tests/python jepsen/tests
 
@@ -38,11 +39,14 @@ build:
 release:
 	cargo build --release -p kinesin-node --bin kinesin
 
-## The seeded simulation of the controller's state machine (crates/kinesin-controller/src/
-## simulation.rs) over SEEDS seeds; `make test` runs 300. SIM_SEED=N replays one.
-SEEDS ?= 5000
+## The seeded simulations over SEEDS seeds each: the controller's state machine (crates/
+## kinesin-controller/src/simulation.rs; `make test` runs 300) and shard groups under a simulated
+## network, clock and disks (crates/kinesin-raft/tests/simulation/; `make test` runs 60).
+## SIM_SEED=N replays one exactly; SIM_TRACE=1 prints its events.
+SEEDS ?= 1000
 simulate:
 	SIM_SEEDS=$(SEEDS) cargo test --workspace --lib simulation
+	SIM_SEEDS=$(SEEDS) cargo test --workspace --test simulation -- seeds
 
 lint:
 	cargo fmt --all --check

@@ -37,7 +37,7 @@ pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};
 pub use shard::ShardView;
 pub use snapshot::SnapshotData;
 pub use state_machine::ControllerApplier;
-pub use transport::{pb, Peers};
+pub use transport::{pb, Inbox, Peers};
 pub use types::{Command, NewRecord, NodeId, Response, TypeConfig, POSITIONS_PER_ENTRY_BITS};
 pub use wire::{GrpcWire, Wire, WireError, WireFuture};
 

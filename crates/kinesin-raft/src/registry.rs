@@ -17,6 +17,7 @@ use crate::shard::ShardView;
 use crate::state_machine::{ControllerApplier, GroupStateMachine};
 use crate::transport::{Network, Peers};
 use crate::types::{Command, NodeId, Response, TypeConfig};
+use crate::wire::{GrpcWire, Wire};
 
 type Raft = openraft::Raft<TypeConfig, GroupStateMachine>;
 
@@ -256,6 +257,13 @@ impl GroupHandle {
         self.raft.metrics().borrow_watched().state == ServerState::Leader
     }
 
+    /// The term this node leads the group in, if it leads it.
+    pub fn leading_term(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        (metrics.state == ServerState::Leader).then_some(metrics.current_term)
+    }
+
     /// The group's voters as this node's latest membership records them.
     pub fn voters(&self) -> BTreeSet<NodeId> {
         self.raft
@@ -369,6 +377,17 @@ impl GroupHandle {
         let wanted: BTreeSet<NodeId> = desired.keys().copied().collect();
         if self.voters() == wanted {
             return Ok(false);
+        }
+        // A leader that its own latest membership leaves out only steps down once that
+        // membership commits; until then openraft still routes membership changes to it, and
+        // appending one there trips openraft's assertion that only a leader appends membership
+        // (a panic that stops the group in debug builds; found by tests/simulation).
+        let me = self.raft.metrics().borrow_watched().id;
+        if !self.is_leader() || !self.voters().contains(&me) {
+            return Err(RaftError::NotLeader {
+                group: self.id,
+                leader: None,
+            });
         }
         let members = self.members();
         let management = |e: OpenRaftError<TypeConfig, ClientWriteError<TypeConfig>>| match e {
@@ -486,10 +505,21 @@ pub struct MultiRaft {
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 impl MultiRaft {
+    /// A node's groups, talking to their peers over gRPC.
     pub fn new(
         node_id: NodeId,
         engine: Arc<Engine>,
         tuning: &RaftTuning,
+    ) -> Result<MultiRaft, RaftError> {
+        MultiRaft::over(node_id, engine, tuning, Arc::new(GrpcWire::default()))
+    }
+
+    /// The same over `wire` (a simulated network).
+    pub fn over(
+        node_id: NodeId,
+        engine: Arc<Engine>,
+        tuning: &RaftTuning,
+        wire: Arc<dyn Wire>,
     ) -> Result<MultiRaft, RaftError> {
         let config = Config {
             cluster_name: "kinesin".into(),
@@ -524,7 +554,10 @@ impl MultiRaft {
             shard_config: Arc::new(shard_config),
             groups: RwLock::new(HashMap::new()),
             lease: Arc::new(()),
-            peers: Arc::new(Peers::new(Duration::from_millis(tuning.heartbeat_batch_ms))),
+            peers: Arc::new(Peers::over(
+                wire,
+                Duration::from_millis(tuning.heartbeat_batch_ms),
+            )),
             addresses: RwLock::default(),
             shard_write_quota: tuning.shard_write_quota,
             catch_up: Arc::new(CatchUpThrottle::new(tuning.catch_up_bytes_per_sec)),

@@ -568,7 +568,56 @@ impl RaftTransport for TransportService {
     }
 }
 
+/// This node's side of the cluster transport with no network under it: a simulated [`Wire`]
+/// hands each request to the receiving node's inbox, which answers as the tonic service would.
+pub struct Inbox(TransportService);
+
+fn status_text(status: tonic::Status) -> String {
+    status.message().to_string()
+}
+
+impl Inbox {
+    pub async fn raft(&self, request: RaftRequest) -> Result<Vec<u8>, String> {
+        let reply = self.0.handle(request).await.map_err(status_text)?;
+        Ok(reply.payload)
+    }
+
+    pub async fn raft_batch(&self, requests: Vec<RaftRequest>) -> Result<Vec<Vec<u8>>, String> {
+        let reply =
+            RaftTransport::raft_batch(&self.0, tonic::Request::new(RaftBatchRequest { requests }))
+                .await
+                .map_err(status_text)?;
+        Ok(reply
+            .into_inner()
+            .replies
+            .into_iter()
+            .map(|r| r.payload)
+            .collect())
+    }
+
+    pub async fn propose(&self, request: ProposeRequest) -> Result<Vec<u8>, String> {
+        let reply = RaftTransport::propose(&self.0, tonic::Request::new(request))
+            .await
+            .map_err(status_text)?;
+        Ok(reply.into_inner().payload)
+    }
+
+    pub async fn query(&self, request: QueryRequest) -> Result<Vec<u8>, String> {
+        let reply = RaftTransport::query(&self.0, tonic::Request::new(request))
+            .await
+            .map_err(status_text)?;
+        Ok(reply.into_inner().payload)
+    }
+}
+
 impl MultiRaft {
+    /// What a simulated network delivers to (see [`Inbox`]).
+    pub fn inbox(self: &Arc<Self>) -> Inbox {
+        Inbox(TransportService {
+            raft: Arc::downgrade(self),
+        })
+    }
+
     /// The tonic service to serve on the node's cluster address.
     pub fn transport_service(self: &Arc<Self>) -> RaftTransportServer<impl RaftTransport> {
         RaftTransportServer::new(TransportService {

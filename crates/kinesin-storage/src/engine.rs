@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use crate::failure::{FailureFlag, StorageFailure};
 use crate::keys::{self, ALL_CFS, CF_META, CF_RAFT_LOG, CF_RAFT_STATE};
-use crate::syncer::{SyncStats, Syncer};
+use crate::syncer::{SyncMode, SyncStats, Syncer};
 use crate::StorageError;
 
 pub use rocksdb::WriteBatch;
@@ -68,6 +68,15 @@ pub struct Engine {
 impl Engine {
     /// Opens (or creates) the node's database under `dir`.
     pub fn open(dir: &Path, options: &EngineOptions) -> Result<Engine, StorageError> {
+        Engine::open_with(dir, options, SyncMode::Thread)
+    }
+
+    /// [`Engine::open`] with the group-commit loop where `sync` says.
+    pub fn open_with(
+        dir: &Path,
+        options: &EngineOptions,
+        sync: SyncMode,
+    ) -> Result<Engine, StorageError> {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
@@ -128,7 +137,7 @@ impl Engine {
             })?;
         let db = Arc::new(db);
         let failure = FailureFlag::new();
-        let syncer = Syncer::start(db.clone(), failure.clone())
+        let syncer = Syncer::start(db.clone(), failure.clone(), sync)
             .map_err(|e| StorageError::SyncFailed(e.to_string()))?;
         let engine = Engine {
             db,

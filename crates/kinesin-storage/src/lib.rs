@@ -23,3 +23,4 @@ pub use engine::{Engine, EngineOptions, StateTag, VerifyReport, WriteBatch};
 pub use error::StorageError;
 pub use failure::StorageFailure;
 pub use records::{StoredRecord, TimeIndexEntry};
+pub use syncer::{AfterSync, SyncMode};

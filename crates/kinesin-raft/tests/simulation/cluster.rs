@@ -1,0 +1,350 @@
+//! The simulated cluster: nodes with their disks and groups, started, crashed and restarted by the
+//! run; replicas moved between nodes as a join or a drain moves them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kinesin_raft::{GroupHandle, GroupKind, GroupOptions, MultiRaft, NodeId, RaftTuning};
+
+use crate::disk::{Crash, Disk};
+use crate::net::{address, SimNet, SimWire};
+use crate::trace::Trace;
+
+struct Node {
+    disk: Disk,
+    running: Option<Arc<MultiRaft>>,
+    incarnation: u64,
+    /// Groups this node hosts (reopened from disk when it restarts).
+    groups: BTreeSet<u64>,
+}
+
+pub struct Cluster {
+    pub net: Arc<SimNet>,
+    pub trace: Arc<Trace>,
+    tuning: RaftTuning,
+    nodes: Mutex<BTreeMap<NodeId, Node>>,
+    /// Each group's replicas as placement last decided them.
+    placement: Mutex<BTreeMap<u64, BTreeSet<NodeId>>>,
+    /// Groups whose membership is changing: one change at a time per group, as the controller
+    /// makes them. (Two at once can ask a leader that a first change removed for a second one,
+    /// which trips openraft's debug assertion "Only leader is allowed to call
+    /// update_effective_membership()"; found by this simulation.)
+    moving: Mutex<BTreeSet<u64>>,
+    /// (group, node) pairs whose replica was moved away.
+    departed: Mutex<BTreeSet<(u64, NodeId)>>,
+}
+
+fn shard() -> GroupOptions {
+    GroupOptions {
+        kind: GroupKind::Shard,
+        initial_members: None,
+    }
+}
+
+impl Cluster {
+    pub fn new(
+        root: &Path,
+        nodes: u64,
+        net: Arc<SimNet>,
+        trace: Arc<Trace>,
+        tuning: RaftTuning,
+    ) -> Cluster {
+        let nodes = (1..=nodes)
+            .map(|id| {
+                let node = Node {
+                    disk: Disk::new(root.join(format!("n{id}"))),
+                    running: None,
+                    incarnation: 0,
+                    groups: BTreeSet::new(),
+                };
+                (id, node)
+            })
+            .collect();
+        Cluster {
+            net,
+            trace,
+            tuning,
+            nodes: Mutex::new(nodes),
+            placement: Mutex::default(),
+            moving: Mutex::default(),
+            departed: Mutex::default(),
+        }
+    }
+
+    fn nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Node>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.nodes().keys().copied().collect()
+    }
+
+    pub fn running(&self, node: NodeId) -> Option<(Arc<MultiRaft>, u64)> {
+        let nodes = self.nodes();
+        let node = nodes.get(&node)?;
+        Some((node.running.clone()?, node.incarnation))
+    }
+
+    /// The nodes running (`up`) or down (`!up`).
+    fn nodes_up(&self, up: bool) -> Vec<NodeId> {
+        self.nodes()
+            .iter()
+            .filter(|(_, n)| n.running.is_some() == up)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn up_nodes(&self) -> Vec<NodeId> {
+        self.nodes_up(true)
+    }
+
+    pub fn down_nodes(&self) -> Vec<NodeId> {
+        self.nodes_up(false)
+    }
+
+    pub fn replicas(&self, group: u64) -> BTreeSet<NodeId> {
+        self.placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn replica_addresses(&self, group: u64) -> Vec<(NodeId, String)> {
+        self.replicas(group)
+            .into_iter()
+            .map(|node| (node, address(node)))
+            .collect()
+    }
+
+    pub fn groups(&self) -> Vec<u64> {
+        self.placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// The group's handle on every running node that hosts it.
+    pub fn handles(&self, group: u64) -> Vec<(NodeId, GroupHandle)> {
+        self.nodes()
+            .iter()
+            .filter_map(|(id, node)| Some((*id, node.running.as_ref()?.group(group)?)))
+            .collect()
+    }
+
+    /// The handle of the replica that leads `group` now, if one does.
+    pub fn leader(&self, group: u64) -> Option<GroupHandle> {
+        self.handles(group)
+            .into_iter()
+            .find(|(_, h)| h.is_leader())
+            .map(|(_, h)| h)
+    }
+
+    /// Starts `node` from what its disk holds.
+    pub async fn start(&self, id: NodeId) -> Result<(), String> {
+        let (engine, incarnation) = {
+            let mut nodes = self.nodes();
+            let node = nodes.get_mut(&id).ok_or("no such node")?;
+            if node.running.is_some() {
+                return Ok(());
+            }
+            node.incarnation += 1;
+            let engine = node
+                .disk
+                .open()
+                .map_err(|e| format!("n{id} cannot open its disk: {e}"))?;
+            (engine, node.incarnation)
+        };
+        let wire = Arc::new(SimWire {
+            net: self.net.clone(),
+            node: id,
+            incarnation,
+        });
+        let raft =
+            Arc::new(MultiRaft::over(id, engine, &self.tuning, wire).map_err(|e| e.to_string())?);
+        raft.learn_addresses(
+            self.node_ids()
+                .into_iter()
+                .map(|n| (n, address(n)))
+                .collect(),
+        );
+        self.net.up(id, incarnation, raft.clone());
+        let groups = {
+            let mut nodes = self.nodes();
+            let node = nodes.get_mut(&id).ok_or("no such node")?;
+            node.running = Some(raft.clone());
+            node.groups.clone()
+        };
+        for group in groups {
+            raft.open_group(group, shard())
+                .await
+                .map_err(|e| format!("n{id} cannot open group {group}: {e}"))?;
+        }
+        self.trace
+            .event(format_args!("n{id} started (incarnation {incarnation})"));
+        Ok(())
+    }
+
+    /// Creates `group` on `replicas`, which must be running.
+    pub async fn create_group(
+        &self,
+        group: u64,
+        replicas: &BTreeSet<NodeId>,
+    ) -> Result<(), String> {
+        self.placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group, replicas.clone());
+        let members: BTreeMap<NodeId, String> =
+            replicas.iter().map(|n| (*n, address(*n))).collect();
+        for node in replicas {
+            let (raft, _) = self.running(*node).ok_or("a replica is down")?;
+            self.nodes()
+                .get_mut(node)
+                .ok_or("no such node")?
+                .groups
+                .insert(group);
+            raft.open_group(
+                group,
+                GroupOptions {
+                    kind: GroupKind::Shard,
+                    initial_members: Some(members.clone()),
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Stops `node` at once, leaving on its disk what `crash` keeps.
+    pub fn crash(&self, id: NodeId, crash: Crash) -> Result<(), String> {
+        let raft = {
+            let mut nodes = self.nodes();
+            let node = nodes.get_mut(&id).ok_or("no such node")?;
+            let Some(raft) = node.running.take() else {
+                return Ok(());
+            };
+            self.net.down(id);
+            node.disk
+                .crash(crash)
+                .map_err(|e| format!("n{id}: imaging its disk: {e}"))?;
+            raft
+        };
+        self.trace.event(format_args!("n{id} crashed ({crash:?})"));
+        // Its tasks wind down on their own; nothing they do reaches the network or the image.
+        tokio::spawn(async move { raft.shutdown().await });
+        Ok(())
+    }
+
+    /// Moves `group`'s replica from `from` to `to` (a drain or a join): `to` opens the group, the
+    /// leader makes the voters the new set, and `from` drops its copy once it is out.
+    pub async fn move_replica(
+        &self,
+        group: u64,
+        from: NodeId,
+        to: NodeId,
+        within: Duration,
+    ) -> bool {
+        if !self
+            .moving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group)
+        {
+            return false;
+        }
+        let moved = self.change_replica(group, from, to, within).await;
+        self.moving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group);
+        moved
+    }
+
+    async fn change_replica(&self, group: u64, from: NodeId, to: NodeId, within: Duration) -> bool {
+        let mut desired = self.replicas(group);
+        if !desired.remove(&from) || !desired.insert(to) {
+            return false;
+        }
+        self.placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(group)
+            .or_default()
+            .insert(to);
+        if let Some(node) = self.nodes().get_mut(&to) {
+            node.groups.insert(group);
+        }
+        if let Some((raft, _)) = self.running(to) {
+            if raft.open_group(group, shard()).await.is_err() {
+                return false;
+            }
+        }
+        let voters: BTreeMap<NodeId, String> = desired.iter().map(|n| (*n, address(*n))).collect();
+        let deadline = tokio::time::Instant::now() + within;
+        let changed = loop {
+            if let Some(handle) = self.leader(group) {
+                let attempt = tokio::time::timeout_at(deadline, handle.change_voters(&voters));
+                if let Ok(Ok(_)) = attempt.await {
+                    break handle.voters() == desired;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        self.trace.event(format_args!(
+            "g{group}: replica n{from}→n{to} {}",
+            if changed { "moved" } else { "not moved" }
+        ));
+        if changed {
+            self.placement
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(group, desired);
+            if let Some(node) = self.nodes().get_mut(&from) {
+                node.groups.remove(&group);
+            }
+            self.departed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((group, from));
+            if let Some((raft, _)) = self.running(from) {
+                let _ = raft.drop_group(group).await;
+            }
+        }
+        changed
+    }
+
+    /// Whether `node` once held a replica of `group` that was moved away.
+    pub fn departed(&self, group: u64, node: NodeId) -> bool {
+        self.departed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(group, node))
+    }
+
+    /// Stops every node (the run is over).
+    pub async fn stop(&self) {
+        let running: Vec<Arc<MultiRaft>> = {
+            let mut nodes = self.nodes();
+            nodes
+                .values_mut()
+                .filter_map(|n| n.running.take())
+                .collect()
+        };
+        for (id, _) in self.nodes().iter() {
+            self.net.down(*id);
+        }
+        for raft in running {
+            raft.shutdown().await;
+        }
+    }
+}

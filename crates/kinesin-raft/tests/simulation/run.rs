@@ -1,0 +1,608 @@
+//! One seeded run: clients write through random nodes while the nemesis crashes nodes (with and
+//! without power loss), cuts links one way or both, loses messages and moves replicas; then the
+//! faults heal and the checker compares what was acknowledged with what every replica holds.
+//!
+//! Checked while it runs: every replica applies the same record at each position. At the end: every
+//! replica of a group holds the same records at the same positions (no two different entries
+//! committed at one index), every acknowledged write is there at the position it was
+//! acknowledged with (no acknowledged write lost), and no write was stored twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kinesin_raft::{Command, NewRecord, NodeId, RaftError, RaftTuning, Response, WriteQuota};
+
+use crate::cluster::Cluster;
+use crate::disk::Crash;
+use crate::net::{Latency, SimNet};
+use crate::trace::Trace;
+use crate::SimRng;
+
+/// The shape of a run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub nodes: u64,
+    pub groups: u64,
+    pub replicas: u64,
+    pub clients: u64,
+    /// How long clients write and the nemesis acts (simulated time).
+    pub workload: Duration,
+    /// Whether a replica may move back to a node it was moved away from (see `KNOWN BUG` in
+    /// main.rs).
+    pub rejoin: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            nodes: 4,
+            groups: 2,
+            replicas: 3,
+            clients: 3,
+            workload: Duration::from_secs(8),
+            rejoin: std::env::var_os("SIM_REJOIN").is_some(),
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub seed: u64,
+    /// Digest of every event; equal for two runs of one seed.
+    pub digest: u64,
+    pub events: u64,
+    pub acknowledged: usize,
+    pub unknown: usize,
+    pub refused: usize,
+    pub faults: BTreeMap<String, u64>,
+    pub violations: Vec<String>,
+    /// The last events, for a failure report.
+    pub tail: String,
+}
+
+#[derive(Default)]
+struct History {
+    /// (group, position) → payload of every acknowledged write.
+    acknowledged: BTreeMap<(u64, u64), String>,
+    unknown: usize,
+    refused: usize,
+    violations: Vec<String>,
+    /// (group, position) → the record first seen applied there.
+    applied: BTreeMap<(u64, u64), Vec<u8>>,
+    faults: BTreeMap<&'static str, u64>,
+}
+
+struct Sim {
+    cluster: Cluster,
+    rng: SimRng,
+    history: Mutex<History>,
+    settings: Settings,
+}
+
+/// A replica's records: (position, data).
+type Records = Vec<(u64, Vec<u8>)>;
+
+const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long after the faults heal every group must have caught up.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(60);
+
+fn tuning() -> RaftTuning {
+    RaftTuning {
+        shard_write_quota: WriteQuota {
+            records_per_sec: 0,
+            bytes_per_sec: 0,
+        },
+        catch_up_bytes_per_sec: 0,
+        snapshot_every: 200,
+        ..RaftTuning::default()
+    }
+}
+
+impl Sim {
+    fn history(&self) -> std::sync::MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn violation(&self, what: String) {
+        self.cluster.trace.event(format_args!("VIOLATION {what}"));
+        self.history().violations.push(what);
+    }
+
+    fn fault(&self, name: &'static str) {
+        *self.history().faults.entry(name).or_default() += 1;
+    }
+
+    /// One client: writes of unique payloads through random nodes until `until`.
+    async fn client(self: Arc<Self>, client: u64, until: tokio::time::Instant) {
+        let mut sequence = 0u64;
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(self.rng.between(1, 80))).await;
+            let groups = self.cluster.groups();
+            let (Some(&group), Some(&via)) = (
+                self.rng.pick(&groups),
+                self.rng.pick(&self.cluster.up_nodes()),
+            ) else {
+                continue;
+            };
+            let Some((raft, incarnation)) = self.cluster.running(via) else {
+                continue;
+            };
+            sequence += 1;
+            let payload = format!("c{client}-{sequence}");
+            let command = Command::Put {
+                arrival_ms: self.cluster.trace.now_ms(),
+                records: vec![NewRecord {
+                    partition_key: format!("k{client}"),
+                    data: payload.clone().into_bytes().into(),
+                }],
+            };
+            let replicas = self.cluster.replica_addresses(group);
+            let result = raft
+                .propose(group, &command, &replicas, WRITE_TIMEOUT)
+                .await;
+            drop(raft);
+            // A node that crashed meanwhile never answered its client.
+            let heard = self.cluster.net.incarnation(via) == Some(incarnation);
+            let outcome = match (&result, heard) {
+                (Ok(Response::Put { first_position, .. }), true) => {
+                    self.history()
+                        .acknowledged
+                        .insert((group, *first_position), payload.clone());
+                    format!("acknowledged at {first_position}")
+                }
+                (Err(RaftError::NotLeader { .. } | RaftError::NoSuchGroup(_)), true) => {
+                    self.history().refused += 1;
+                    "refused".to_string()
+                }
+                _ => {
+                    self.history().unknown += 1;
+                    format!(
+                        "unknown ({})",
+                        result
+                            .as_ref()
+                            .err()
+                            .map_or_else(|| "unheard".into(), |e| e.to_string())
+                    )
+                }
+            };
+            self.cluster.trace.event(format_args!(
+                "client {client}: {payload} to g{group} via n{via}: {outcome}"
+            ));
+        }
+    }
+
+    /// Reads what every replica has applied, as it applies it: one position must hold the same
+    /// record on every replica, at any moment (no two different entries committed at one index).
+    /// openraft's leader ids allow two leaders in one term (ordered by node id), so "one leader
+    /// per term" is not an invariant here; this is the property it protects.
+    async fn watch_applied(self: Arc<Self>) {
+        let mut cursors: BTreeMap<(NodeId, u64, u64), u64> = BTreeMap::new();
+        let mut views: BTreeMap<(NodeId, u64), String> = BTreeMap::new();
+        loop {
+            for group in self.cluster.groups() {
+                for (node, handle) in self.cluster.handles(group) {
+                    let view = format!(
+                        "leader {:?} (leading term {:?}), voters {:?}, members {:?}, applied {}",
+                        handle.leader(),
+                        handle.leading_term(),
+                        handle.voters(),
+                        handle.members(),
+                        handle.applied_index()
+                    );
+                    if views.get(&(node, group)) != Some(&view) {
+                        self.cluster
+                            .trace
+                            .event(format_args!("g{group}@n{node}: {view}"));
+                        views.insert((node, group), view);
+                    }
+                    let Some(view) = handle.shard() else { continue };
+                    let incarnation = self.cluster.net.incarnation(node).unwrap_or(0);
+                    let cursor = cursors.entry((node, incarnation, group)).or_default();
+                    let Ok(records) = view.read(*cursor, usize::MAX, usize::MAX) else {
+                        continue;
+                    };
+                    for record in records {
+                        *cursor = record.position + 1;
+                        let mut history = self.history();
+                        let known = history
+                            .applied
+                            .entry((group, record.position))
+                            .or_insert_with(|| record.data.to_vec());
+                        if known.as_slice() != &record.data[..] {
+                            let known = String::from_utf8_lossy(known).into_owned();
+                            drop(history);
+                            self.violation(format!(
+                                "g{group}: n{node} applied {} at {}, where another replica applied {known}",
+                                String::from_utf8_lossy(&record.data),
+                                record.position
+                            ));
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Faults, one after another, each healed after a while, until `until`. Faults overlap: a node
+    /// may be down while a partition cuts another off.
+    async fn nemesis(self: Arc<Self>, until: tokio::time::Instant) {
+        let mut healing = Vec::new();
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(self.rng.between(100, 900))).await;
+            let nodes = self.cluster.node_ids();
+            let lasts = Duration::from_millis(self.rng.between(200, 3000));
+            let sim = self.clone();
+            match self.rng.below(7) {
+                6 => {
+                    // A power cut of a majority or of every node at once.
+                    let up = self.cluster.up_nodes();
+                    let count = if self.rng.below(2) == 0 {
+                        up.len()
+                    } else {
+                        up.len() / 2 + 1
+                    };
+                    self.fault("power cut of many");
+                    for &node in up.iter().take(count) {
+                        if let Err(e) = self.cluster.crash(node, Crash::Power) {
+                            self.violation(e);
+                        }
+                        let sim = self.clone();
+                        let lasts = Duration::from_millis(self.rng.between(200, 3000));
+                        healing.push(tokio::spawn(async move {
+                            tokio::time::sleep(lasts).await;
+                            if let Err(e) = sim.cluster.start(node).await {
+                                sim.violation(e);
+                            }
+                        }));
+                    }
+                }
+                0 | 1 => {
+                    let Some(&node) = self.rng.pick(&self.cluster.up_nodes()) else {
+                        continue;
+                    };
+                    let crash = if self.rng.below(2) == 0 {
+                        Crash::Power
+                    } else {
+                        Crash::Process
+                    };
+                    self.fault(if crash == Crash::Power {
+                        "power cut"
+                    } else {
+                        "kill"
+                    });
+                    if let Err(e) = self.cluster.crash(node, crash) {
+                        self.violation(e);
+                    }
+                    healing.push(tokio::spawn(async move {
+                        tokio::time::sleep(lasts).await;
+                        if let Err(e) = sim.cluster.start(node).await {
+                            sim.violation(e);
+                        }
+                    }));
+                }
+                2 => {
+                    // A partition: one side against the other, both ways or one way only.
+                    let side: BTreeSet<NodeId> = nodes
+                        .iter()
+                        .copied()
+                        .filter(|_| self.rng.below(2) == 0)
+                        .collect();
+                    let one_way = self.rng.below(3) == 0;
+                    let links: Vec<(NodeId, NodeId)> = side
+                        .iter()
+                        .flat_map(|a| {
+                            nodes
+                                .iter()
+                                .filter(|b| !side.contains(b))
+                                .map(move |b| (*a, *b))
+                        })
+                        .flat_map(|(a, b)| {
+                            if one_way {
+                                vec![(a, b)]
+                            } else {
+                                vec![(a, b), (b, a)]
+                            }
+                        })
+                        .collect();
+                    if links.is_empty() {
+                        continue;
+                    }
+                    self.fault(if one_way {
+                        "one-way partition"
+                    } else {
+                        "partition"
+                    });
+                    self.cluster
+                        .trace
+                        .event(format_args!("partition {links:?}"));
+                    self.cluster.net.cut(&links);
+                    healing.push(tokio::spawn(async move {
+                        tokio::time::sleep(lasts).await;
+                        sim.cluster.net.mend(&links);
+                        sim.cluster.trace.event(format_args!("mended {links:?}"));
+                    }));
+                }
+                3 => {
+                    let per_mille = self.rng.between(50, 400) as u32;
+                    self.fault("message loss");
+                    self.cluster
+                        .trace
+                        .event(format_args!("losing {per_mille}‰ of messages"));
+                    self.cluster.net.set_loss(per_mille);
+                    healing.push(tokio::spawn(async move {
+                        tokio::time::sleep(lasts).await;
+                        sim.cluster.net.set_loss(0);
+                    }));
+                }
+                _ => {
+                    // A replica moves, as a drain or a join moves it.
+                    let groups = self.cluster.groups();
+                    let Some(&group) = self.rng.pick(&groups) else {
+                        continue;
+                    };
+                    let replicas: Vec<NodeId> = self.cluster.replicas(group).into_iter().collect();
+                    let others: Vec<NodeId> = nodes
+                        .iter()
+                        .copied()
+                        .filter(|n| !replicas.contains(n))
+                        .filter(|n| self.settings.rejoin || !self.cluster.departed(group, *n))
+                        .collect();
+                    let (Some(&from), Some(&to)) =
+                        (self.rng.pick(&replicas), self.rng.pick(&others))
+                    else {
+                        continue;
+                    };
+                    self.fault("replica move");
+                    healing.push(tokio::spawn(async move {
+                        sim.cluster
+                            .move_replica(group, from, to, Duration::from_secs(5))
+                            .await;
+                    }));
+                }
+            }
+        }
+        for task in healing {
+            let _ = task.await;
+        }
+    }
+
+    /// After the faults: every node up, the network whole; each group commits a barrier and every
+    /// member applies it. False (and a violation) when a group does not get there in time.
+    async fn converge(&self) -> bool {
+        self.cluster.net.heal();
+        for node in self.cluster.down_nodes() {
+            if let Err(e) = self.cluster.start(node).await {
+                self.violation(e);
+                return false;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + CONVERGE_WITHIN;
+        for group in self.cluster.groups() {
+            let barrier = Command::Put {
+                arrival_ms: self.cluster.trace.now_ms(),
+                records: vec![NewRecord {
+                    partition_key: "barrier".into(),
+                    data: format!("barrier-{group}").into_bytes().into(),
+                }],
+            };
+            let index = loop {
+                let via = self.cluster.replicas(group).into_iter().next().unwrap_or(1);
+                if let Some((raft, _)) = self.cluster.running(via) {
+                    let replicas = self.cluster.replica_addresses(group);
+                    if let Ok(Response::Put { first_position, .. }) = raft
+                        .propose(group, &barrier, &replicas, WRITE_TIMEOUT)
+                        .await
+                    {
+                        break first_position >> kinesin_raft::POSITIONS_PER_ENTRY_BITS;
+                    }
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    self.violation(format!(
+                        "g{group} committed nothing after the faults healed"
+                    ));
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            // The members as the leader knows them: a learner a failed move added may have been
+            // dropped from the log since, and its node still thinks itself a member.
+            let members = self
+                .cluster
+                .leader(group)
+                .map(|h| h.members())
+                .unwrap_or_default();
+            for (node, handle) in self.cluster.handles(group) {
+                if !members.contains(&node) {
+                    continue;
+                }
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if handle.wait_applied(index, left).await.is_err() {
+                    self.violation(format!(
+                        "g{group}: n{node} did not apply index {index} after the faults healed"
+                    ));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The end-of-run checks (see the module's doc).
+    fn check(&self) {
+        for group in self.cluster.groups() {
+            let mut copies: Vec<(NodeId, Records)> = Vec::new();
+            let voters = self
+                .cluster
+                .leader(group)
+                .map(|h| h.voters())
+                .unwrap_or_default();
+            for (node, handle) in self.cluster.handles(group) {
+                if !voters.contains(&node) {
+                    continue;
+                }
+                let Some(view) = handle.shard() else { continue };
+                match view.read(0, usize::MAX, usize::MAX) {
+                    Ok(records) => copies.push((
+                        node,
+                        records
+                            .into_iter()
+                            .map(|r| (r.position, r.data.to_vec()))
+                            .collect(),
+                    )),
+                    Err(e) => self.violation(format!("g{group}: n{node} cannot read: {e}")),
+                }
+            }
+            let Some((first_node, first)) = copies.first().cloned() else {
+                self.violation(format!("g{group}: no replica to read"));
+                continue;
+            };
+            for (node, copy) in &copies[1..] {
+                if *copy != first {
+                    let at = copy.iter().zip(&first).position(|(a, b)| a != b);
+                    let show = |records: &Records| {
+                        at.and_then(|at| records.get(at))
+                            .map(|(p, d)| format!("{} at {p}", String::from_utf8_lossy(d)))
+                    };
+                    self.violation(format!(
+                        "g{group}: n{node} and n{first_node} differ ({} and {} records; first difference: {:?} and {:?})",
+                        copy.len(),
+                        first.len(),
+                        show(copy),
+                        show(&first)
+                    ));
+                }
+            }
+            let stored: BTreeMap<u64, &[u8]> =
+                first.iter().map(|(p, d)| (*p, d.as_slice())).collect();
+            let mut seen = BTreeSet::new();
+            for (_, data) in &first {
+                if !seen.insert(data.clone()) {
+                    self.violation(format!(
+                        "g{group}: {} is stored twice",
+                        String::from_utf8_lossy(data)
+                    ));
+                }
+            }
+            let acknowledged: Vec<(u64, String)> = self
+                .history()
+                .acknowledged
+                .iter()
+                .filter(|((g, _), _)| *g == group)
+                .map(|((_, position), payload)| (*position, payload.clone()))
+                .collect();
+            for (position, payload) in acknowledged {
+                match stored.get(&position) {
+                    Some(data) if *data == payload.as_bytes() => {}
+                    Some(data) => self.violation(format!(
+                        "g{group}: {payload} was acknowledged at {position}, which holds {}",
+                        String::from_utf8_lossy(data)
+                    )),
+                    None => self.violation(format!(
+                        "g{group}: {payload}, acknowledged at {position}, is lost"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// Runs `seed` here, on this thread. Call it in a process of its own (`child.rs`): a few
+/// process-wide counters (tokio seeds each runtime from one) would otherwise make a seed's run
+/// depend on what ran before it.
+pub fn run_here(seed: u64, settings: &Settings) -> Outcome {
+    crate::determinism::reseed(seed);
+    crate::determinism::record_panics();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime");
+    runtime.block_on(simulate(seed, settings.clone()))
+}
+
+async fn simulate(seed: u64, settings: Settings) -> Outcome {
+    let root = tempfile::Builder::new()
+        .prefix(&format!("kinesin-sim-{seed}-"))
+        .tempdir_in(scratch())
+        .expect("a scratch directory");
+    let rng = SimRng::new(seed);
+    let trace = Arc::new(Trace::new());
+    let net = SimNet::new(
+        Latency {
+            min_ms: 1,
+            max_ms: 15,
+        },
+        rng.clone(),
+        trace.clone(),
+    );
+    let cluster = Cluster::new(root.path(), settings.nodes, net, trace.clone(), tuning());
+    let sim = Arc::new(Sim {
+        cluster,
+        rng,
+        history: Mutex::default(),
+        settings: settings.clone(),
+    });
+    for node in sim.cluster.node_ids() {
+        if let Err(e) = sim.cluster.start(node).await {
+            sim.violation(e);
+        }
+    }
+    let nodes = sim.cluster.node_ids();
+    for group in 1..=settings.groups {
+        let first = (group - 1) as usize;
+        let replicas: BTreeSet<NodeId> = (0..settings.replicas as usize)
+            .map(|i| nodes[(first + i) % nodes.len()])
+            .collect();
+        if let Err(e) = sim.cluster.create_group(group, &replicas).await {
+            sim.violation(format!("creating g{group}: {e}"));
+        }
+    }
+    let until = tokio::time::Instant::now() + settings.workload;
+    let mut tasks = Vec::new();
+    for client in 1..=settings.clients {
+        tasks.push(tokio::spawn(sim.clone().client(client, until)));
+    }
+    tasks.push(tokio::spawn(sim.clone().nemesis(until)));
+    let watcher = tokio::spawn(sim.clone().watch_applied());
+    for task in tasks {
+        let _ = task.await;
+    }
+    if sim.converge().await {
+        sim.check();
+    }
+    watcher.abort();
+    sim.cluster.stop().await;
+    for panic in crate::determinism::take_panics() {
+        sim.violation(format!("a task panicked: {panic}"));
+    }
+    let (digest, events) = trace.digest();
+    let history = sim.history();
+    Outcome {
+        seed,
+        digest,
+        events,
+        acknowledged: history.acknowledged.len(),
+        unknown: history.unknown,
+        refused: history.refused,
+        faults: history
+            .faults
+            .iter()
+            .map(|(name, count)| (name.to_string(), *count))
+            .collect(),
+        violations: history.violations.clone(),
+        tail: trace.tail(),
+    }
+}
+
+/// Memory-backed when the machine has it: the runs fsync often.
+fn scratch() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
