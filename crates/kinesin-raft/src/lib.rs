@@ -23,6 +23,7 @@ mod registry;
 mod shard;
 mod snapshot;
 mod state_machine;
+mod tombstone;
 mod transport;
 mod types;
 mod wire;

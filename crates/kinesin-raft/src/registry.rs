@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kinesin_storage::Engine;
+use openraft::alias::LogIdOf;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError as OpenRaftError};
 use openraft::{BasicNode, Config, Instant as _, ReadPolicy, ServerState, SnapshotPolicy};
@@ -15,6 +16,7 @@ use crate::log_store::{CatchUpThrottle, LogStore};
 use crate::quota::{WriteBucket, WriteQuota};
 use crate::shard::ShardView;
 use crate::state_machine::{ControllerApplier, GroupStateMachine};
+use crate::tombstone::Tombstone;
 use crate::transport::{Network, Peers};
 use crate::types::{Command, NodeId, Response, TypeConfig};
 use crate::wire::{GrpcWire, Wire};
@@ -104,6 +106,9 @@ pub struct GroupHandle {
     write_bucket: Option<Arc<WriteBucket>>,
     /// A shard group's writes waiting to share an entry.
     puts: Option<Arc<PutQueue>>,
+    /// The last log id of a replica of this group dropped here before (`tombstone.rs`): vote
+    /// requests from candidates whose log ends before it are refused.
+    vote_floor: Option<LogIdOf<TypeConfig>>,
 }
 
 impl GroupHandle {
@@ -255,6 +260,22 @@ impl GroupHandle {
 
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// The refusal a vote request gets here because a replica dropped earlier had a longer log
+    /// than the candidate (`tombstone.rs`); `None` to let openraft decide.
+    pub(crate) fn refuse_vote(
+        &self,
+        request: &openraft::raft::VoteRequest<TypeConfig>,
+    ) -> Option<openraft::raft::VoteResponse<TypeConfig>> {
+        let floor = self.vote_floor.as_ref()?;
+        let vote = self.raft.metrics().borrow_watched().vote;
+        Tombstone::refuse(Some(floor), request, &vote)
+    }
+
+    /// The term this replica is in.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow_watched().current_term
     }
 
     /// The term this node leads the group in, if it leads it.
@@ -622,6 +643,12 @@ impl MultiRaft {
         if let Some(existing) = self.group(id) {
             return Ok(existing);
         }
+        let stored = |e: std::io::Error| RaftError::Other(format!("group {id}: {e}"));
+        let tombstone = Tombstone::read(&self.engine, id).map_err(stored)?;
+        if let Some(tombstone) = &tombstone {
+            tombstone.revive_vote(&self.engine, id).map_err(stored)?;
+        }
+        let vote_floor = tombstone.as_ref().and_then(|t| t.last_log_id().copied());
         let log_store = LogStore::with_lease(id, self.engine.clone(), self.lease.clone())
             .throttled_by(self.catch_up.clone());
         let (state_machine, shard) = match &options.kind {
@@ -691,6 +718,7 @@ impl MultiRaft {
             shard,
             write_bucket,
             puts,
+            vote_floor,
         };
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         Ok(groups.entry(id).or_insert(handle).clone())
@@ -782,7 +810,9 @@ impl MultiRaft {
         }
     }
 
-    /// Stops group `id` and deletes everything it stored on this node.
+    /// Stops group `id` and deletes everything it stored on this node but its tombstone: its
+    /// vote and last log id, which a replica of the group created here again starts from
+    /// (`tombstone.rs`).
     pub async fn drop_group(&self, id: u64) -> Result<(), RaftError> {
         let handle = {
             let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
@@ -793,7 +823,10 @@ impl MultiRaft {
                 tracing::warn!(group = id, error = %e, "group did not shut down cleanly");
             }
         }
-        self.engine.drop_group(id)?;
+        let tombstone = Tombstone::of_replica(&self.engine, id)
+            .await
+            .map_err(|e| RaftError::Other(format!("group {id}: {e}")))?;
+        self.engine.drop_group_keeping(id, &tombstone.state())?;
         Ok(())
     }
 

@@ -437,10 +437,16 @@ impl TransportService {
             }
             Ok(RaftKind::Vote) => {
                 let rpc = decode_request(&request.payload)?;
+                if let Some(refusal) = group.refuse_vote(&rpc) {
+                    return reply(Ok(refusal));
+                }
                 reply(raft.vote(rpc).await.map_err(failed))
             }
             Ok(RaftKind::PreVote) => {
                 let rpc = decode_request(&request.payload)?;
+                if let Some(refusal) = group.refuse_vote(&rpc) {
+                    return reply(Ok(refusal));
+                }
                 reply(raft.pre_vote(rpc).await.map_err(failed))
             }
             Ok(RaftKind::TransferLeader) => {

@@ -26,6 +26,10 @@ pub enum StateTag {
     StateMachine = 4,
     /// The latest snapshot's metadata and data.
     Snapshot = 5,
+    /// What a dropped replica of the group had voted and logged (the raft crate's tombstone): it
+    /// outlives [`Engine::drop_group_keeping`].
+    TombstoneVote = 6,
+    TombstoneLastLog = 7,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,6 +394,16 @@ impl Engine {
 
     /// Removes everything a group owns: log (and so its records), state, time index and clamps.
     pub fn drop_group(&self, group: u64) -> Result<(), StorageError> {
+        self.drop_group_keeping(group, &[])
+    }
+
+    /// Deletes everything group `group` stored here but the state values in `keep`, written in
+    /// the same batch.
+    pub fn drop_group_keeping(
+        &self,
+        group: u64,
+        keep: &[(StateTag, Vec<u8>)],
+    ) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         let start = keys::group_start(group);
         let end = keys::group_end(group);
@@ -400,6 +414,9 @@ impl Engine {
             keys::CF_ARRIVAL_CLAMPS,
         ] {
             batch.delete_range_cf(self.cf(cf), start.as_slice(), end.as_slice());
+        }
+        for (tag, value) in keep {
+            self.put_state(&mut batch, group, *tag, value);
         }
         self.write(batch)
     }

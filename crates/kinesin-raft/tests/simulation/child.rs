@@ -95,8 +95,6 @@ fn parse(seed: u64, stdout: &str) -> Outcome {
 pub struct Variant {
     /// Failpoints to switch on there (the `fail` crate's syntax).
     pub failpoints: Option<String>,
-    /// Let replicas move back to nodes they left (`SIM_REJOIN`; see the known bug in main.rs).
-    pub rejoin: bool,
 }
 
 /// Runs `seed` in a new process of this binary.
@@ -109,9 +107,6 @@ pub fn run(seed: u64, variant: &Variant) -> Outcome {
         .env_remove("FAILPOINTS");
     if let Some(failpoints) = &variant.failpoints {
         command.env("FAILPOINTS", failpoints);
-    }
-    if variant.rejoin {
-        command.env("SIM_REJOIN", "1");
     }
     let output = command
         .output()

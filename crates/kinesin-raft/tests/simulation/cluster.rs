@@ -32,8 +32,6 @@ pub struct Cluster {
     /// which trips openraft's debug assertion "Only leader is allowed to call
     /// update_effective_membership()"; found by this simulation.)
     moving: Mutex<BTreeSet<u64>>,
-    /// (group, node) pairs whose replica was moved away.
-    departed: Mutex<BTreeSet<(u64, NodeId)>>,
 }
 
 fn shard() -> GroupOptions {
@@ -69,7 +67,6 @@ impl Cluster {
             nodes: Mutex::new(nodes),
             placement: Mutex::default(),
             moving: Mutex::default(),
-            departed: Mutex::default(),
         }
     }
 
@@ -312,23 +309,14 @@ impl Cluster {
             if let Some(node) = self.nodes().get_mut(&from) {
                 node.groups.remove(&group);
             }
-            self.departed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert((group, from));
             if let Some((raft, _)) = self.running(from) {
-                let _ = raft.drop_group(group).await;
+                if let Err(e) = raft.drop_group(group).await {
+                    self.trace
+                        .event(format_args!("g{group}@n{from}: not dropped: {e}"));
+                }
             }
         }
         changed
-    }
-
-    /// Whether `node` once held a replica of `group` that was moved away.
-    pub fn departed(&self, group: u64, node: NodeId) -> bool {
-        self.departed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&(group, node))
     }
 
     /// Stops every node (the run is over).

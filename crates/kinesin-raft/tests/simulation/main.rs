@@ -6,10 +6,9 @@
 //! `SIM_SEED=N SIM_TRACE=1 cargo test --workspace --test simulation`.
 //!
 //! The checks, each a name a filter argument can pick (`cargo test --test simulation -- replay`):
-//! - `seeds`: seeds 1..=`SIM_SEEDS` (default 60) keep every invariant (`run.rs`);
+//! - `seeds`: seeds 1..=`SIM_SEEDS` (default 60) and every seed that once found a bug
+//!   ([`FOUND`]) keep every invariant (`run.rs`);
 //! - `replay`: one seed run twice gives the same events, in the same order;
-//! - `known-bug-rejoin`: the data loss this simulation found still reproduces (see
-//!   [`known_bug_rejoin`]);
 //! - with the `failpoints` feature, `early-ack` and `no-fsync`: the simulation catches a leader
 //!   that acknowledges before a majority has a write, and a node that acknowledges without fsync.
 //!
@@ -109,14 +108,14 @@ fn seeds() -> Result<(), String> {
     child::lines_round_trip()?;
     let seeds: Vec<u64> = match env_u64("SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (1..=env_u64("SIM_SEEDS").unwrap_or(60)).collect(),
+        None => {
+            let count = env_u64("SIM_SEEDS").unwrap_or(60);
+            let found = FOUND.iter().filter(|&&seed| seed > count);
+            (1..=count).chain(found.copied()).collect()
+        }
     };
     let mut failed = Vec::new();
-    let variant = Variant {
-        rejoin: std::env::var_os("SIM_REJOIN").is_some(),
-        ..Variant::default()
-    };
-    for outcome in run_all(&seeds, &variant) {
+    for outcome in run_all(&seeds, &Variant::default()) {
         if !outcome.violations.is_empty() {
             eprintln!(
                 "seed {} FAILED: {:#?}\nlast events:\n{}\nreplay: SIM_SEED={} SIM_TRACE=1 cargo test --workspace --test simulation -- seeds",
@@ -175,43 +174,20 @@ fn caught(failpoints: &str, limit: u64) -> Result<(), String> {
     }
 }
 
-/// KNOWN BUG, found by this simulation (seed 44 with replicas moving back): a replica moved away
-/// from a node drops its state there (vote, log); moved back, it comes back blank under the same
-/// Raft id. A leader from an older membership (here one that was down through the whole change,
-/// and restarts leading term 1 with voters {2, 3, 4}) then wins that blank replica over as its
-/// follower, makes a majority of its old membership with it and commits there: two memberships,
-/// two logs, acknowledged writes lost. Raft ids must name a replica, not a node (CockroachDB's
-/// replica ids, TiKV's peer ids), so that a message for the old replica is refused. Until then
-/// the `seeds` check keeps replicas from moving back (`SIM_REJOIN=1` lets them), and this check
-/// fails the day the bug is gone, to be turned into a regression test.
-fn known_bug_rejoin() -> Result<(), String> {
-    let variant = Variant {
-        rejoin: true,
-        ..Variant::default()
-    };
-    let outcome = &run_all(&[44], &variant)[0];
-    let lost = outcome
-        .violations
-        .iter()
-        .any(|v| v.contains("is lost") || v.contains("differ"));
-    match lost {
-        true => Ok(()),
-        false => Err(format!(
-            "seed 44 no longer loses acknowledged writes when a replica moves back: fixed? {:?}",
-            outcome.violations
-        )),
-    }
-}
+/// Seeds that once broke an invariant, each with what it found; every `seeds` run covers them.
+///
+/// - 44: a replica moved away from a node and later back came back blank under the same Raft id;
+///   a leader of the membership from before (down through the whole change, restarting as leader
+///   of term 1 with voters {2, 3, 4}) won it over as follower, made a majority of its old
+///   membership with it and committed there: two memberships, two logs, acknowledged writes lost.
+///   Fixed by tombstones (crates/kinesin-raft/src/tombstone.rs).
+const FOUND: &[u64] = &[44];
 
 type Check = (&'static str, fn() -> Result<(), String>);
 
 fn checks() -> Vec<Check> {
     #[allow(unused_mut)]
-    let mut checks: Vec<Check> = vec![
-        ("seeds", seeds),
-        ("replay", replay),
-        ("known-bug-rejoin", known_bug_rejoin),
-    ];
+    let mut checks: Vec<Check> = vec![("seeds", seeds), ("replay", replay)];
     #[cfg(feature = "failpoints")]
     {
         checks.push(("early-ack", || caught("raft::ack-on-append=return", 20)));

@@ -28,9 +28,6 @@ pub struct Settings {
     pub clients: u64,
     /// How long clients write and the nemesis acts (simulated time).
     pub workload: Duration,
-    /// Whether a replica may move back to a node it was moved away from (see `KNOWN BUG` in
-    /// main.rs).
-    pub rejoin: bool,
 }
 
 impl Default for Settings {
@@ -41,7 +38,6 @@ impl Default for Settings {
             replicas: 3,
             clients: 3,
             workload: Duration::from_secs(8),
-            rejoin: std::env::var_os("SIM_REJOIN").is_some(),
         }
     }
 }
@@ -78,7 +74,6 @@ struct Sim {
     cluster: Cluster,
     rng: SimRng,
     history: Mutex<History>,
-    settings: Settings,
 }
 
 /// A replica's records: (position, data).
@@ -184,7 +179,8 @@ impl Sim {
             for group in self.cluster.groups() {
                 for (node, handle) in self.cluster.handles(group) {
                     let view = format!(
-                        "leader {:?} (leading term {:?}), voters {:?}, members {:?}, applied {}",
+                        "term {}, leader {:?} (leading term {:?}), voters {:?}, members {:?}, applied {}",
+                        handle.term(),
                         handle.leader(),
                         handle.leading_term(),
                         handle.voters(),
@@ -348,7 +344,6 @@ impl Sim {
                         .iter()
                         .copied()
                         .filter(|n| !replicas.contains(n))
-                        .filter(|n| self.settings.rejoin || !self.cluster.departed(group, *n))
                         .collect();
                     let (Some(&from), Some(&to)) =
                         (self.rng.pick(&replicas), self.rng.pick(&others))
@@ -543,7 +538,6 @@ async fn simulate(seed: u64, settings: Settings) -> Outcome {
         cluster,
         rng,
         history: Mutex::default(),
-        settings: settings.clone(),
     });
     for node in sim.cluster.node_ids() {
         if let Err(e) = sim.cluster.start(node).await {
