@@ -16,6 +16,7 @@ mod disk_format;
 mod early_ack;
 mod error;
 mod faults;
+mod in_flight;
 mod log_store;
 mod query;
 mod quota;

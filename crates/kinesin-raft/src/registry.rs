@@ -12,6 +12,7 @@ use openraft::{BasicNode, Config, Instant as _, ReadPolicy, ServerState, Snapsho
 
 use crate::coalesce::{Admission, PutQueue};
 use crate::error::RaftError;
+use crate::in_flight::InFlight;
 use crate::log_store::{CatchUpThrottle, LogStore};
 use crate::quota::{WriteBucket, WriteQuota};
 use crate::shard::ShardView;
@@ -109,6 +110,8 @@ pub struct GroupHandle {
     /// The last log id of a replica of this group dropped here before (`tombstone.rs`): vote
     /// requests from candidates whose log ends before it are refused.
     vote_floor: Option<LogIdOf<TypeConfig>>,
+    /// Writes proposed here and not answered yet (see [`MultiRaft::drop_group`]).
+    in_flight: Arc<InFlight>,
 }
 
 impl GroupHandle {
@@ -217,6 +220,7 @@ impl GroupHandle {
     }
 
     async fn write_committed(&self, command: Command) -> Result<Response, RaftError> {
+        let _in_flight = self.in_flight.enter();
         match self.raft.client_write(command).await {
             Ok(response) => Ok(response.data),
             Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
@@ -522,6 +526,9 @@ pub struct MultiRaft {
     catch_up: Arc<CatchUpThrottle>,
 }
 
+/// How long dropping a replica waits for the writes it accepted to be answered.
+const SETTLE_BEFORE_DROP: Duration = Duration::from_secs(3);
+
 /// How long shutdown waits for openraft's tasks to let go of the storage they hold.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
@@ -719,6 +726,7 @@ impl MultiRaft {
             write_bucket,
             puts,
             vote_floor,
+            in_flight: Arc::default(),
         };
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         Ok(groups.entry(id).or_insert(handle).clone())
@@ -814,6 +822,15 @@ impl MultiRaft {
     /// vote and last log id, which a replica of the group created here again starts from
     /// (`tombstone.rs`).
     pub async fn drop_group(&self, id: u64) -> Result<(), RaftError> {
+        if let Some(group) = self.group(id) {
+            // Still registered, so the group can settle them (`in_flight.rs`).
+            if !group.in_flight.settled(SETTLE_BEFORE_DROP).await {
+                tracing::info!(
+                    group = id,
+                    "dropping a replica with writes in flight: their outcome is unknown"
+                );
+            }
+        }
         let handle = {
             let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
             groups.remove(&id)
