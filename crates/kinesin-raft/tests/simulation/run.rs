@@ -1,13 +1,16 @@
 //! One seeded run: clients write through random nodes while the nemesis crashes nodes (with and
-//! without power loss), cuts links one way or both, loses messages and moves replicas; then the
+//! without power loss), cuts links one way or both, loses messages, moves replicas and reshards
+//! (seals groups and opens their children, as a split or a merge does); then the
 //! faults heal and the checker compares what was acknowledged with what every replica holds.
 //!
 //! Checked while it runs: every replica applies the same record at each position. At the end: every
 //! replica of a group holds the same records at the same positions (no two different entries
 //! committed at one index), every acknowledged write is there at the position it was
-//! acknowledged with (no acknowledged write lost), and no write was stored twice.
+//! acknowledged with (no acknowledged write lost), no write was stored twice, and a sealed group
+//! holds nothing at or past its seal, which stays where its answer said.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,6 +68,8 @@ struct History {
     unknown: usize,
     refused: usize,
     violations: Vec<String>,
+    /// Each sealed group's seal position, as the seal was answered.
+    sealed_at: BTreeMap<u64, u64>,
     /// (group, position) → the record first seen applied there.
     applied: BTreeMap<(u64, u64), Vec<u8>>,
     faults: BTreeMap<&'static str, u64>,
@@ -74,10 +79,15 @@ struct Sim {
     cluster: Cluster,
     rng: SimRng,
     history: Mutex<History>,
+    /// The id the next group a reshard opens gets.
+    next_group: AtomicU64,
 }
 
 /// A replica's records: (position, data).
 type Records = Vec<(u64, Vec<u8>)>;
+
+/// Groups a run may have, sealed ones included (resharding stops there).
+const MAX_GROUPS: u64 = 9;
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long after the faults heal every group must have caught up.
@@ -114,7 +124,7 @@ impl Sim {
         let mut sequence = 0u64;
         while tokio::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(self.rng.between(1, 80))).await;
-            let groups = self.cluster.groups();
+            let groups = self.cluster.open_groups();
             let (Some(&group), Some(&via)) = (
                 self.rng.pick(&groups),
                 self.rng.pick(&self.cluster.up_nodes()),
@@ -147,7 +157,8 @@ impl Sim {
                         .insert((group, *first_position), payload.clone());
                     format!("acknowledged at {first_position}")
                 }
-                (Err(RaftError::NotLeader { .. } | RaftError::NoSuchGroup(_)), true) => {
+                (Ok(Response::Sealed { .. }), true)
+                | (Err(RaftError::NotLeader { .. } | RaftError::NoSuchGroup(_)), true) => {
                     self.history().refused += 1;
                     "refused".to_string()
                 }
@@ -231,7 +242,32 @@ impl Sim {
             let nodes = self.cluster.node_ids();
             let lasts = Duration::from_millis(self.rng.between(200, 3000));
             let sim = self.clone();
-            match self.rng.below(7) {
+            match self.rng.below(8) {
+                7 => {
+                    // Resharding: a split seals one group and opens two; a merge seals two and
+                    // opens one. Writes in flight to a parent are answered Sealed.
+                    let open = self.cluster.open_groups();
+                    let merge = open.len() >= 2 && self.rng.below(2) == 0;
+                    let Some(&first) = self.rng.pick(&open) else {
+                        continue;
+                    };
+                    let mut parents = vec![first];
+                    if merge {
+                        let others: Vec<u64> =
+                            open.iter().copied().filter(|g| *g != first).collect();
+                        parents.extend(self.rng.pick(&others));
+                    }
+                    let children = if merge { 1 } else { 2 };
+                    let first_child = self.next_group.load(Ordering::Relaxed);
+                    if first_child + children > MAX_GROUPS {
+                        continue;
+                    }
+                    self.next_group
+                        .store(first_child + children, Ordering::Relaxed);
+                    self.fault(if merge { "merge" } else { "split" });
+                    let ids: Vec<u64> = (first_child..first_child + children).collect();
+                    healing.push(tokio::spawn(async move { sim.reshard(parents, ids).await }));
+                }
                 6 => {
                     // A power cut of a majority or of every node at once.
                     let up = self.cluster.up_nodes();
@@ -364,6 +400,64 @@ impl Sim {
         }
     }
 
+    /// Seals `parents` and opens `children` on three running nodes each.
+    async fn reshard(self: Arc<Self>, parents: Vec<u64>, children: Vec<u64>) {
+        for &parent in &parents {
+            self.cluster.retire(parent);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        for &parent in &parents {
+            loop {
+                let via = self.rng.pick(&self.cluster.up_nodes()).copied();
+                if let Some((raft, _)) = via.and_then(|n| self.cluster.running(n)) {
+                    let replicas = self.cluster.replica_addresses(parent);
+                    let sealed = raft
+                        .propose(parent, &Command::Seal, &replicas, WRITE_TIMEOUT)
+                        .await;
+                    if let Ok(Response::Sealed { sealed_at }) = sealed {
+                        self.cluster
+                            .trace
+                            .event(format_args!("g{parent} sealed at {sealed_at}"));
+                        let known = *self.history().sealed_at.entry(parent).or_insert(sealed_at);
+                        if known != sealed_at {
+                            self.violation(format!(
+                                "g{parent} was sealed at {known}, then at {sealed_at}"
+                            ));
+                        }
+                        break;
+                    }
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    self.cluster
+                        .trace
+                        .event(format_args!("g{parent}: seal not confirmed"));
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        for child in children {
+            let mut up = self.cluster.up_nodes();
+            let mut replicas = BTreeSet::new();
+            while replicas.len() < 3 && !up.is_empty() {
+                let at = self.rng.below(up.len() as u64) as usize;
+                replicas.insert(up.remove(at));
+            }
+            if replicas.len() < 3 {
+                continue;
+            }
+            match self.cluster.create_group(child, &replicas).await {
+                Ok(()) => self.cluster.trace.event(format_args!(
+                    "g{child} opened on {replicas:?} (from {parents:?})"
+                )),
+                Err(e) => self
+                    .cluster
+                    .trace
+                    .event(format_args!("g{child} not opened: {e}")),
+            }
+        }
+    }
+
     /// After the faults: every node up, the network whole; each group commits a barrier and every
     /// member applies it. False (and a violation) when a group does not get there in time.
     async fn converge(&self) -> bool {
@@ -387,11 +481,24 @@ impl Sim {
                 let via = self.cluster.replicas(group).into_iter().next().unwrap_or(1);
                 if let Some((raft, _)) = self.cluster.running(via) {
                     let replicas = self.cluster.replica_addresses(group);
-                    if let Ok(Response::Put { first_position, .. }) = raft
+                    match raft
                         .propose(group, &barrier, &replicas, WRITE_TIMEOUT)
                         .await
                     {
-                        break first_position >> kinesin_raft::POSITIONS_PER_ENTRY_BITS;
+                        Ok(Response::Put { first_position, .. }) => {
+                            break first_position >> kinesin_raft::POSITIONS_PER_ENTRY_BITS;
+                        }
+                        // A sealed group takes no records: its leader's read index will do.
+                        Ok(Response::Sealed { .. }) => {
+                            let leader = self.cluster.leader(group);
+                            if let Some(Ok(index)) = match leader {
+                                Some(handle) => Some(handle.read_index().await),
+                                None => None,
+                            } {
+                                break index;
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -470,6 +577,24 @@ impl Sim {
                     ));
                 }
             }
+            let sealed_at = self
+                .cluster
+                .leader(group)
+                .and_then(|h| h.shard()?.sealed_at());
+            let answered = self.history().sealed_at.get(&group).copied();
+            if answered.is_some() && answered != sealed_at {
+                self.violation(format!(
+                    "g{group}: the seal was answered at {answered:?}, the group is sealed at {sealed_at:?}"
+                ));
+            }
+            if let Some(sealed_at) = sealed_at {
+                if let Some((position, data)) = first.iter().find(|(p, _)| *p >= sealed_at) {
+                    self.violation(format!(
+                        "g{group}: {} stored at {position}, past the seal at {sealed_at}",
+                        String::from_utf8_lossy(data)
+                    ));
+                }
+            }
             let stored: BTreeMap<u64, &[u8]> =
                 first.iter().map(|(p, d)| (*p, d.as_slice())).collect();
             let mut seen = BTreeSet::new();
@@ -538,6 +663,7 @@ async fn simulate(seed: u64, settings: Settings) -> Outcome {
         cluster,
         rng,
         history: Mutex::default(),
+        next_group: AtomicU64::new(settings.groups + 1),
     });
     for node in sim.cluster.node_ids() {
         if let Err(e) = sim.cluster.start(node).await {
