@@ -13,6 +13,7 @@ import time
 
 import boto3
 import botocore.exceptions
+import urllib3.exceptions
 from botocore.config import Config
 
 from .clients import client, error_code
@@ -94,7 +95,10 @@ class FanOut:
                         return
                     if self.run.stop.is_set():
                         return
-            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            # A node killed mid-stream ends the response early: urllib3 raises that from the read
+            # itself, not wrapped by botocore (it killed subscriber threads in the soak).
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
+                    urllib3.exceptions.HTTPError, OSError) as exc:
                 history.record(process, "info", "subscribe", {"shard": shard, "error": error_code(exc)})
                 time.sleep(0.2)
             finally:
