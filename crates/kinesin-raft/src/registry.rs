@@ -408,10 +408,29 @@ impl GroupHandle {
         // appending one there trips openraft's assertion that only a leader appends membership
         // (a panic that stops the group in debug builds; found by tests/simulation).
         let me = self.raft.metrics().borrow_watched().id;
-        if !self.is_leader() || !self.voters().contains(&me) {
+        if !self.is_leader() {
             return Err(RaftError::NotLeader {
                 group: self.id,
                 leader: None,
+            });
+        }
+        if !self.voters().contains(&me) {
+            // Refusing alone left such a leader leading for good (the jepsen soak: two shards
+            // whose leader had been voted out kept a replica on a drained node): hand the group
+            // to the voter furthest along, which makes the change instead.
+            let successor = self
+                .matched_indexes()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(node, _)| *node != me && self.voters().contains(node))
+                .max_by_key(|(_, matched)| *matched)
+                .map(|(node, _)| node);
+            if let Some(to) = successor {
+                self.transfer_leader(to).await?;
+            }
+            return Err(RaftError::NotLeader {
+                group: self.id,
+                leader: successor,
             });
         }
         let members = self.members();
