@@ -274,7 +274,7 @@ impl GroupHandle {
     ) -> Option<openraft::raft::VoteResponse<TypeConfig>> {
         let floor = self.vote_floor.as_ref()?;
         let vote = self.raft.metrics().borrow_watched().vote;
-        Tombstone::refuse(Some(floor), request, &vote)
+        Tombstone::refuse(floor, request, &vote)
     }
 
     /// The term this replica is in.
@@ -414,7 +414,8 @@ impl GroupHandle {
                 leader: None,
             });
         }
-        if !self.voters().contains(&me) {
+        let voters = self.voters();
+        if !voters.contains(&me) {
             // Refusing alone left such a leader leading for good (the jepsen soak: two shards
             // whose leader had been voted out kept a replica on a drained node): hand the group
             // to the voter furthest along, which makes the change instead.
@@ -422,7 +423,7 @@ impl GroupHandle {
                 .matched_indexes()
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|(node, _)| *node != me && self.voters().contains(node))
+                .filter(|(node, _)| *node != me && voters.contains(node))
                 .max_by_key(|(_, matched)| *matched)
                 .map(|(node, _)| node);
             if let Some(to) = successor {

@@ -102,12 +102,12 @@ impl Tombstone {
     /// The answer to a vote request the old replica would have refused: the candidate's log ends
     /// before the last log id the old replica had.
     pub(crate) fn refuse(
-        last_log_id: Option<&LogIdOf<TypeConfig>>,
+        last_log_id: &LogIdOf<TypeConfig>,
         request: &VoteRequest<TypeConfig>,
         current_vote: &VoteOf<TypeConfig>,
     ) -> Option<VoteResponse<TypeConfig>> {
-        (request.last_log_id.as_ref() < last_log_id)
-            .then(|| VoteResponse::new(current_vote, last_log_id.copied(), false))
+        (request.last_log_id.as_ref() < Some(last_log_id))
+            .then(|| VoteResponse::new(current_vote, Some(*last_log_id), false))
     }
 
     pub(crate) fn last_log_id(&self) -> Option<&LogIdOf<TypeConfig>> {
