@@ -166,6 +166,10 @@ pub enum Command {
     AddNode {
         node: u64,
         cluster_addr: String,
+        /// The life of the joining node's data (kinesin-raft's `life.rs`); `None` from a node
+        /// that restarts on data it has (and from nodes that predate lives).
+        #[serde(default)]
+        life: Option<u64>,
     },
     /// `kinesin ctl node drain`: the node takes no new replicas, and its replicas move off it.
     DrainNode {
@@ -624,8 +628,19 @@ impl Command {
                 stream.shards.retain(|s| !expired.contains(&s.id));
                 Ok(changed(!expired.is_empty()))
             }
-            Command::AddNode { node, cluster_addr } => {
-                if let Some(known) = state.nodes.get(&node) {
+            Command::AddNode {
+                node,
+                cluster_addr,
+                life,
+            } => {
+                if let Some(known) = state.nodes.get_mut(&node) {
+                    // A member that comes back with new data (wiped, or rebuilt after
+                    // corruption): its replicas are replaced, as the reconciler sees the new life.
+                    if let Some(life) = life.filter(|life| *life != known.life) {
+                        known.life = life;
+                        known.cluster_addr = cluster_addr;
+                        return Ok(Outcome::Done);
+                    }
                     if known.cluster_addr == cluster_addr {
                         return Ok(Outcome::Unchanged);
                     }
@@ -634,7 +649,9 @@ impl Command {
                         known.cluster_addr
                     )));
                 }
-                state.nodes.insert(node, NodeInfo::new(cluster_addr));
+                let mut info = NodeInfo::new(cluster_addr);
+                info.life = life.unwrap_or(0);
+                state.nodes.insert(node, info);
                 continue_drains(state);
                 rebalance(state);
                 Ok(Outcome::Done)
@@ -1356,6 +1373,7 @@ mod tests {
         Command::AddNode {
             node: 5,
             cluster_addr: "10.0.0.5:4667".into(),
+            life: None,
         }
         .apply(&mut state)
         .unwrap();
@@ -1366,7 +1384,8 @@ mod tests {
         assert!(matches!(
             Command::AddNode {
                 node: 5,
-                cluster_addr: "elsewhere:1".into()
+                cluster_addr: "elsewhere:1".into(),
+                life: None,
             }
             .apply(&mut state),
             Err(ControllerError::InUse(_))
@@ -1401,6 +1420,21 @@ mod tests {
             .iter()
             .all(|s| !s.replicas.contains(&2)));
         Command::RemoveNode { node: 2 }.apply(&mut state).unwrap();
+        // Wiped and joined again, it comes back in a new life; so does a member that rejoins
+        // with new data without leaving first. A restart on the data it has changes nothing.
+        let rejoin = |node, life| Command::AddNode {
+            node,
+            cluster_addr: format!("10.0.0.{node}:4667"),
+            life,
+        };
+        assert_eq!(rejoin(2, Some(7)).apply(&mut state).unwrap(), Outcome::Done);
+        assert_eq!(state.nodes[&2].life, 7);
+        assert_eq!(state.nodes[&2].member_address(), "10.0.0.2:4667#7");
+        assert_eq!(rejoin(2, None).apply(&mut state).unwrap(), Outcome::Unchanged);
+        assert_eq!(rejoin(2, Some(7)).apply(&mut state).unwrap(), Outcome::Unchanged);
+        assert_eq!(rejoin(5, Some(9)).apply(&mut state).unwrap(), Outcome::Done);
+        assert_eq!(state.nodes[&5].life, 9);
+        assert_eq!(state.member_addresses(&[5])[&5], "10.0.0.5:4667#9");
         assert!(!state.nodes.contains_key(&2));
     }
 

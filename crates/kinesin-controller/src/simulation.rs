@@ -145,6 +145,7 @@ impl Simulation {
                 Command::AddNode {
                     node,
                     cluster_addr: format!("10.0.1.{node}:4667"),
+                    life: None,
                 }
             }
             75..=78 => Command::DrainNode {

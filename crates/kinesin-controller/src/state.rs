@@ -211,6 +211,10 @@ pub struct NodeInfo {
     /// to other nodes.
     #[serde(default)]
     pub draining: bool,
+    /// Which copy of its data the node holds (kinesin-raft's `life.rs`): 0 for a node founded
+    /// with the cluster; new each time it joins with an empty data directory.
+    #[serde(default)]
+    pub life: u64,
 }
 
 impl NodeInfo {
@@ -219,7 +223,13 @@ impl NodeInfo {
             cluster_addr: cluster_addr.into(),
             down_since_ms: None,
             draining: false,
+            life: 0,
         }
+    }
+
+    /// The address a group's membership records for this node: its cluster address and life.
+    pub fn member_address(&self) -> String {
+        kinesin_raft::member_address(&self.cluster_addr, self.life)
     }
 
     pub fn is_down(&self) -> bool {
@@ -258,6 +268,14 @@ impl ClusterState {
         nodes
             .iter()
             .filter_map(|id| self.nodes.get(id).map(|n| (*id, n.cluster_addr.clone())))
+            .collect()
+    }
+
+    /// What a group's membership records for `nodes`: each one's address and life.
+    pub fn member_addresses(&self, nodes: &[u64]) -> BTreeMap<u64, String> {
+        nodes
+            .iter()
+            .filter_map(|id| self.nodes.get(id).map(|n| (*id, n.member_address())))
             .collect()
     }
 

@@ -41,6 +41,7 @@ pub(crate) async fn cluster(State(gateway): State<Arc<Gateway>>) -> Response {
                 "last_heartbeat_ms_ago": last_heartbeat_ms_ago,
                 "controller_leader": Some(*id) == leader,
                 "draining": node.draining,
+                "life": format!("{:x}", node.life),
                 "replicas": state.held_replicas(*id),
             })
         })
@@ -114,6 +115,9 @@ pub(crate) async fn stream_shards(
 pub(crate) struct NewNode {
     node_id: u64,
     cluster_addr: String,
+    /// The life of the joining node's data; absent when it restarts on data it has.
+    #[serde(default)]
+    life: Option<u64>,
 }
 
 /// Answers a membership change: 200 with the node's state after it, or the controller's refusal.
@@ -159,6 +163,7 @@ pub(crate) async fn add_node(
     let command = Command::AddNode {
         node: node.node_id,
         cluster_addr: node.cluster_addr,
+        life: node.life,
     };
     membership_change(&gateway, node.node_id, command).await
 }

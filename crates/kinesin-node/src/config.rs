@@ -318,6 +318,9 @@ pub struct ServerConfig {
     pub peers: BTreeMap<u64, String>,
     /// `--join`: the API URL of a member of the running cluster this node joins.
     pub join: Option<String>,
+    /// Not a setting: the life (kinesin-raft's `life.rs`) a node joining with an empty data
+    /// directory gives it, decided before the join request is sent ([`ServerConfig::joining_afresh`]).
+    pub join_life: Option<u64>,
     /// The cluster address other nodes reach this node at.
     pub cluster_advertise: String,
     pub replication_factor: u32,
@@ -503,6 +506,7 @@ impl ServerArgs {
             cluster_listen,
             peers,
             join,
+            join_life: None,
             cluster_advertise,
             replication_factor: layered!(replication_factor, 3),
             account_id: layered!(account_id, "000000000000".into()),
@@ -609,6 +613,15 @@ impl ServerArgs {
 }
 
 impl ServerConfig {
+    /// For a node joining with an empty data directory: a new life for its data, which the join
+    /// request announces and the start records. `None` for a node that has data (a restart) or
+    /// founds the cluster.
+    pub fn joining_afresh(&mut self) -> Option<u64> {
+        let fresh = !self.data_dir.join("db").exists();
+        self.join_life = (self.join.is_some() && fresh).then(kinesin_raft::new_life);
+        self.join_life
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: &str| {
             Err(ConfigError::Invalid {

@@ -248,10 +248,11 @@ pub async fn join(
     url: &str,
     node: u64,
     cluster_addr: &str,
+    life: Option<u64>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let endpoint = Endpoint::parse(url)?;
-    let body = serde_json::json!({"node_id": node, "cluster_addr": cluster_addr});
+    let body = serde_json::json!({"node_id": node, "cluster_addr": cluster_addr, "life": life});
     let started = tokio::time::Instant::now();
     loop {
         match change(&endpoint, "POST", "/admin/v1/nodes", Some(&body)).await {

@@ -100,7 +100,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let node = match config.join.clone() {
         Some(url) => {
             let (node_id, advertise) = (config.node_id, config.cluster_advertise.clone());
-            let joining = ctl::join(&url, node_id, &advertise, JOIN_TIMEOUT);
+            let life = config.joining_afresh();
+            let joining = ctl::join(&url, node_id, &advertise, life, JOIN_TIMEOUT);
             let starting = Node::start(config);
             tokio::pin!(starting);
             tokio::select! {

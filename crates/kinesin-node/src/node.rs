@@ -107,6 +107,12 @@ impl Node {
             message: e.to_string(),
         })?;
         let engine = Arc::new(Engine::open(&data_dir.join("db"), &config.storage)?);
+        if let Some(life) = config.join_life {
+            if engine.meta(NODE_ID_KEY)?.is_none() {
+                kinesin_raft::record_life(&engine, life).await?;
+                tracing::info!(life = %format!("{life:x}"), "joining with an empty data directory: a new life for this node's data");
+            }
+        }
         check_identity(&engine, &config).await?;
         let storage_failure = engine.failed();
 

@@ -254,7 +254,32 @@ impl GroupHandle {
         metrics
             .membership_config
             .get_node(&node)
-            .map(|n| n.addr.clone())
+            .map(|n| crate::life::split_member_address(&n.addr).0.to_string())
+    }
+
+    /// Members whose recorded life is not the one `desired` (node → member address) gives their
+    /// node: their data was wiped since they were added, so they hold nothing the group counted
+    /// on and must be replaced (`life.rs`).
+    pub fn outlived(&self, desired: &BTreeMap<NodeId, String>) -> BTreeSet<NodeId> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .nodes()
+            .filter(|(id, node)| {
+                desired.get(id).is_some_and(|wanted| {
+                    crate::life::split_member_address(wanted).1
+                        != crate::life::split_member_address(&node.addr).1
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Whether the group's voters are exactly `desired` (node → member address), each in the
+    /// life `desired` names.
+    pub fn is_placed(&self, desired: &BTreeMap<NodeId, String>) -> bool {
+        self.voters().iter().eq(desired.keys()) && self.outlived(desired).is_empty()
     }
 
     /// The current leader as this node knows it.
@@ -400,7 +425,7 @@ impl GroupHandle {
         desired: &BTreeMap<NodeId, String>,
     ) -> Result<bool, RaftError> {
         let wanted: BTreeSet<NodeId> = desired.keys().copied().collect();
-        if self.voters() == wanted {
+        if self.is_placed(desired) {
             return Ok(false);
         }
         // A leader that its own latest membership leaves out only steps down once that
@@ -434,7 +459,6 @@ impl GroupHandle {
                 leader: successor,
             });
         }
-        let members = self.members();
         let management = |e: OpenRaftError<TypeConfig, ClientWriteError<TypeConfig>>| match e {
             OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f)) => RaftError::NotLeader {
                 group: self.id,
@@ -442,6 +466,28 @@ impl GroupHandle {
             },
             other => RaftError::Other(format!("group {} membership: {other}", self.id)),
         };
+        // A member whose node came back with new data is removed first; the next change adds
+        // it again as a learner that copies the log like any new member.
+        let outlived = self.outlived(desired);
+        if !outlived.is_empty() {
+            let staying: BTreeSet<NodeId> = voters.difference(&outlived).copied().collect();
+            if staying.is_empty() {
+                return Err(RaftError::Other(format!(
+                    "group {}: every voter's data was wiped; nothing is left to copy from",
+                    self.id
+                )));
+            }
+            tracing::warn!(group = self.id, nodes = ?outlived, "removing members whose node came back with new data");
+            if staying != voters {
+                self.raft
+                    .change_membership(staying, false)
+                    .await
+                    .map_err(management)?;
+            }
+            self.remove_learners(&outlived).await?;
+            return Ok(true);
+        }
+        let members = self.members();
         for (node, addr) in desired {
             if !members.contains(node) {
                 tracing::info!(
@@ -541,6 +587,8 @@ pub struct MultiRaft {
     peers: Arc<Peers>,
     /// Every node's cluster address, as the controller knows them (see [`Self::learn_addresses`]).
     addresses: RwLock<BTreeMap<NodeId, String>>,
+    /// Which copy of this node's data the engine holds (`life.rs`).
+    life: u64,
     shard_write_quota: WriteQuota,
     /// Shared by every group's log store: what replicas far behind are sent per second.
     catch_up: Arc<CatchUpThrottle>,
@@ -595,8 +643,10 @@ impl MultiRaft {
         }
         .validate()
         .map_err(|e| RaftError::Other(format!("raft configuration: {e}")))?;
+        let life = crate::life::recorded_life(&engine)?;
         Ok(MultiRaft {
             node_id,
+            life,
             engine,
             config: Arc::new(config),
             shard_config: Arc::new(shard_config),
@@ -614,6 +664,11 @@ impl MultiRaft {
 
     pub fn node_id(&self) -> NodeId {
         self.node_id
+    }
+
+    /// This data directory's life (`life.rs`): fixed for as long as the engine is open.
+    pub fn life(&self) -> u64 {
+        self.life
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

@@ -26,6 +26,7 @@ use crate::batch::{HeartbeatQueues, TransportStats};
 use crate::codec::{decode, encode};
 use crate::error::RaftError;
 use crate::faults::{MessageKind, NetworkFaults};
+use crate::life::split_member_address;
 use crate::query::{ShardQuery, WireAnswer};
 use crate::registry::MultiRaft;
 
@@ -106,24 +107,18 @@ impl Peers {
 
     async fn raft_call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
-        addr: &str,
-        group: u64,
+        to: &Destination,
         kind: RaftKind,
         filtered_as: MessageKind,
         request: &Req,
         timeout: Duration,
     ) -> Result<Remote<Resp>, String> {
-        self.faults.check(addr, group, filtered_as)?;
-        let payload = encode(request).map_err(|e| e.to_string())?;
-        let request = RaftRequest {
-            group,
-            kind: kind as i32,
-            payload,
-        };
+        self.faults.check(&to.addr, to.group, filtered_as)?;
+        let request = to.request(kind, encode(request).map_err(|e| e.to_string())?);
         self.stats.rpcs_sent.fetch_add(1, Ordering::Relaxed);
         let reply = self
             .wire
-            .raft(addr, request, timeout)
+            .raft(&to.addr, request, timeout)
             .await
             .map_err(|e| e.to_string())?;
         decode(&reply).map_err(|e| e.to_string())
@@ -132,21 +127,19 @@ impl Peers {
     /// [`Self::raft_call`] for a heartbeat: it travels in the peer's next batch.
     async fn heartbeat_call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
-        addr: &str,
-        group: u64,
+        to: &Destination,
         request: &Req,
         timeout: Duration,
     ) -> Result<Remote<Resp>, String> {
-        self.faults.check(addr, group, MessageKind::Heartbeat)?;
-        let payload = encode(request).map_err(|e| e.to_string())?;
-        let request = RaftRequest {
-            group,
-            kind: RaftKind::Append as i32,
-            payload,
-        };
+        self.faults
+            .check(&to.addr, to.group, MessageKind::Heartbeat)?;
+        let request = to.request(
+            RaftKind::Append,
+            encode(request).map_err(|e| e.to_string())?,
+        );
         let reply = self
             .heartbeats
-            .send(addr, &self.wire, &self.stats, request, timeout)
+            .send(&to.addr, &self.wire, &self.stats, request, timeout)
             .await?;
         decode(&reply).map_err(|e| e.to_string())
     }
@@ -224,10 +217,28 @@ pub(crate) struct Network {
     pub peers: Arc<Peers>,
 }
 
-pub(crate) struct PeerClient {
+/// Where one group's Raft messages to one member go: the address to dial, and the life of the
+/// member's node that the group's membership names (`life.rs`).
+pub(crate) struct Destination {
     group: u64,
-    target: NodeId,
     addr: String,
+    life: u64,
+}
+
+impl Destination {
+    fn request(&self, kind: RaftKind, payload: Vec<u8>) -> RaftRequest {
+        RaftRequest {
+            group: self.group,
+            kind: kind as i32,
+            payload,
+            target_life: self.life,
+        }
+    }
+}
+
+pub(crate) struct PeerClient {
+    target: NodeId,
+    to: Destination,
     peers: Arc<Peers>,
     /// The commit index of the last AppendEntries sent through this client (see [`may_batch`]).
     commit_sent: Option<LogIdOf<TypeConfig>>,
@@ -246,10 +257,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        let (addr, life) = split_member_address(&node.addr);
         PeerClient {
-            group: self.group,
             target,
-            addr: node.addr.clone(),
+            to: Destination {
+                group: self.group,
+                addr: addr.to_string(),
+                life,
+            },
             peers: self.peers.clone(),
             commit_sent: None,
         }
@@ -260,7 +275,7 @@ impl PeerClient {
     fn unreachable(&self, reason: impl std::fmt::Display) -> Unreachable<TypeConfig> {
         Unreachable::new(&AnyError::error(format!(
             "group {} to node {} at {}: {reason}",
-            self.group, self.target, self.addr
+            self.to.group, self.target, self.to.addr
         )))
     }
 
@@ -273,7 +288,7 @@ impl PeerClient {
     ) -> Result<Resp, Unreachable<TypeConfig>> {
         let answer = self
             .peers
-            .raft_call::<Req, Resp>(&self.addr, self.group, kind, filtered_as, request, timeout)
+            .raft_call::<Req, Resp>(&self.to, kind, filtered_as, request, timeout)
             .await;
         self.unpack(answer)
     }
@@ -318,7 +333,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         if batchable && self.peers.heartbeats.enabled() {
             let answer = self
                 .peers
-                .heartbeat_call(&self.addr, self.group, &rpc, option.soft_ttl())
+                .heartbeat_call(&self.to, &rpc, option.soft_ttl())
                 .await;
             return self.unpack(answer).map_err(RPCError::Unreachable);
         }
@@ -425,6 +440,21 @@ impl TransportService {
         let Some(multi) = self.raft.upgrade() else {
             return Err(tonic::Status::unavailable("node is shutting down"));
         };
+        if request.target_life != multi.life() {
+            // Meant for another copy of this node's data: the sender's membership is older
+            // than the wipe this node came back from (`life.rs`).
+            tracing::debug!(
+                group = request.group,
+                meant_for = request.target_life,
+                life = multi.life(),
+                "refusing a message meant for another life of this node"
+            );
+            return reply::<()>(Err(RemoteError::Failed(format!(
+                "this node's data is life {:x}; the message was meant for life {:x}",
+                multi.life(),
+                request.target_life
+            ))));
+        }
         let Some(group) = multi.group(request.group) else {
             return reply::<()>(Err(RemoteError::NoSuchGroup));
         };

@@ -155,7 +155,7 @@ impl Reconciler {
                 let everyone: BTreeMap<u64, String> = state
                     .nodes
                     .iter()
-                    .map(|(id, n)| (*id, n.cluster_addr.clone()))
+                    .map(|(id, n)| (*id, n.member_address()))
                     .collect();
                 group.add_learners(&everyone).await?;
             }
@@ -191,7 +191,7 @@ impl Reconciler {
                 let initial_members = shard
                     .founders
                     .contains(&me)
-                    .then(|| state.addresses(&shard.founders).into_iter().collect());
+                    .then(|| state.member_addresses(&shard.founders));
                 let group = raft
                     .open_group(
                         shard.group,
@@ -263,8 +263,8 @@ impl Reconciler {
                 return;
             }
         }
-        let desired: BTreeMap<u64, String> = state.addresses(&shard.replicas).into_iter().collect();
-        if group.voters() != desired.keys().copied().collect() {
+        let desired = state.member_addresses(&shard.replicas);
+        if !group.is_placed(&desired) {
             // One change at a time: handing the group to another leader now would abandon it.
             self.change_voters(group.clone(), desired, Some(shard.replicas.clone()));
             return;
@@ -382,15 +382,17 @@ impl Reconciler {
             }
         }
         desired.truncate(count);
-        let desired_set: std::collections::BTreeSet<u64> = desired.iter().copied().collect();
-        if desired_set != current && !desired.is_empty() {
-            tracing::info!(from = ?current, to = ?desired_set, "changing the controller's voters");
-            let addresses = state.addresses(&desired).into_iter().collect();
+        let addresses = state.member_addresses(&desired);
+        if !group.is_placed(&addresses) && !desired.is_empty() {
+            tracing::info!(from = ?current, to = ?desired, "changing the controller's voters");
             self.change_voters(group, addresses, None);
             return Ok(());
         }
         // A departed node stays a learner for a few heartbeats, so that it applies the entry that
-        // removed it (it then refuses clients) before the leader stops talking to it.
+        // removed it (it then refuses clients) before the leader stops talking to it. A learner
+        // whose node came back with new data goes at once, to be added again in its new life.
+        let everyone: Vec<u64> = state.nodes.keys().copied().collect();
+        let outlived = group.outlived(&state.member_addresses(&everyone));
         let gone: std::collections::BTreeSet<u64> = {
             let now = tokio::time::Instant::now();
             let mut departed = self.departed.lock().unwrap_or_else(|p| p.into_inner());
@@ -402,6 +404,7 @@ impl Reconciler {
                 .filter(|id| {
                     now.duration_since(*departed.entry(*id).or_insert(now)) >= DEPARTED_GRACE
                 })
+                .chain(outlived)
                 .collect()
         };
         if !gone.is_empty() {
@@ -427,8 +430,7 @@ impl Reconciler {
         desired: BTreeMap<u64, String>,
         settled: Option<Vec<u64>>,
     ) {
-        let wanted: std::collections::BTreeSet<u64> = desired.keys().copied().collect();
-        if group.voters() == wanted {
+        if group.is_placed(&desired) {
             return;
         }
         if !self

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use kinesin_raft::{GroupHandle, GroupKind, GroupOptions, MultiRaft, NodeId, RaftTuning};
 
@@ -16,6 +15,10 @@ struct Node {
     disk: Disk,
     running: Option<Arc<MultiRaft>>,
     incarnation: u64,
+    /// The life of its data (`kinesin_raft::life`), as the controller knows it: new after a wipe.
+    life: u64,
+    /// Wiped: the next start records `life` on the empty disk.
+    wiped: bool,
     /// Groups this node hosts (reopened from disk when it restarts).
     groups: BTreeSet<u64>,
 }
@@ -25,13 +28,11 @@ pub struct Cluster {
     pub trace: Arc<Trace>,
     tuning: RaftTuning,
     nodes: Mutex<BTreeMap<NodeId, Node>>,
-    /// Each group's replicas as placement last decided them.
+    /// Each group's replicas as placement last decided them (the controller's `replicas`).
     placement: Mutex<BTreeMap<u64, BTreeSet<NodeId>>>,
-    /// Groups whose membership is changing: one change at a time per group, as the controller
-    /// makes them. (Two at once can ask a leader that a first change removed for a second one,
-    /// which trips openraft's debug assertion "Only leader is allowed to call
-    /// update_effective_membership()"; found by this simulation.)
-    moving: Mutex<BTreeSet<u64>>,
+    /// Nodes each group's replica moved away from, which keep it until its voters no longer
+    /// count them (the controller's `leaving`).
+    leaving: Mutex<BTreeMap<u64, BTreeSet<NodeId>>>,
     /// Groups being resharded or sealed: clients no longer pick them.
     retired: Mutex<BTreeSet<u64>>,
 }
@@ -57,6 +58,8 @@ impl Cluster {
                     disk: Disk::new(root.join(format!("n{id}"))),
                     running: None,
                     incarnation: 0,
+                    life: 0,
+                    wiped: false,
                     groups: BTreeSet::new(),
                 };
                 (id, node)
@@ -68,7 +71,7 @@ impl Cluster {
             tuning,
             nodes: Mutex::new(nodes),
             placement: Mutex::default(),
-            moving: Mutex::default(),
+            leaving: Mutex::default(),
             retired: Mutex::default(),
         }
     }
@@ -111,6 +114,35 @@ impl Cluster {
             .get(&group)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// What a membership records for `nodes`: each one's address in its current life.
+    pub fn member_addresses(&self, nodes: &BTreeSet<NodeId>) -> BTreeMap<NodeId, String> {
+        let known = self.nodes();
+        nodes
+            .iter()
+            .map(|n| {
+                let life = known.get(n).map_or(0, |node| node.life);
+                (*n, kinesin_raft::member_address(&address(*n), life))
+            })
+            .collect()
+    }
+
+    /// Stops `node` and erases its disk; it starts again empty in `life`, under its old id, as a
+    /// node rebuilt after corruption or a lost disk joins again.
+    pub fn wipe(&self, id: NodeId, life: u64) -> Result<(), String> {
+        self.crash(id, Crash::Power)?;
+        let mut nodes = self.nodes();
+        let node = nodes.get_mut(&id).ok_or("no such node")?;
+        node.disk
+            .wipe()
+            .map_err(|e| format!("n{id}: wiping its disk: {e}"))?;
+        node.life = life;
+        node.wiped = true;
+        drop(nodes);
+        self.trace
+            .event(format_args!("n{id} wiped (new life {life:x})"));
+        Ok(())
     }
 
     pub fn replica_addresses(&self, group: u64) -> Vec<(NodeId, String)> {
@@ -164,7 +196,7 @@ impl Cluster {
 
     /// Starts `node` from what its disk holds.
     pub async fn start(&self, id: NodeId) -> Result<(), String> {
-        let (engine, incarnation) = {
+        let (engine, incarnation, new_life) = {
             let mut nodes = self.nodes();
             let node = nodes.get_mut(&id).ok_or("no such node")?;
             if node.running.is_some() {
@@ -175,8 +207,14 @@ impl Cluster {
                 .disk
                 .open()
                 .map_err(|e| format!("n{id} cannot open its disk: {e}"))?;
-            (engine, node.incarnation)
+            let new_life = std::mem::take(&mut node.wiped).then_some(node.life);
+            (engine, node.incarnation, new_life)
         };
+        if let Some(life) = new_life {
+            kinesin_raft::record_life(&engine, life)
+                .await
+                .map_err(|e| format!("n{id} cannot record its life: {e}"))?;
+        }
         let wire = Arc::new(SimWire {
             net: self.net.clone(),
             node: id,
@@ -219,8 +257,7 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(group, replicas.clone());
-        let members: BTreeMap<NodeId, String> =
-            replicas.iter().map(|n| (*n, address(*n))).collect();
+        let members = self.member_addresses(replicas);
         for node in replicas {
             if let Some(node) = self.nodes().get_mut(node) {
                 node.groups.insert(group);
@@ -268,73 +305,60 @@ impl Cluster {
         Ok(())
     }
 
-    /// Moves `group`'s replica from `from` to `to` (a drain or a join): `to` opens the group, the
-    /// leader makes the voters the new set, and `from` drops its copy once it is out.
-    pub async fn move_replica(
-        &self,
-        group: u64,
-        from: NodeId,
-        to: NodeId,
-        within: Duration,
-    ) -> bool {
-        if !self
-            .moving
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(group)
+    /// Moves `group`'s replica from `from` to `to`, as a drain or a join decides it: the placement
+    /// changes at once, `to` opens the group, and the group's leader makes the voters follow
+    /// (`reconciler.rs`); `from` keeps its copy until then. False when `from` is not a replica
+    /// or `to` already is one.
+    pub fn move_replica(&self, group: u64, from: NodeId, to: NodeId) -> bool {
         {
-            return false;
+            let mut placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(replicas) = placement.get_mut(&group) else {
+                return false;
+            };
+            if !replicas.contains(&from) || replicas.contains(&to) {
+                return false;
+            }
+            replicas.remove(&from);
+            replicas.insert(to);
         }
-        let moved = self.change_replica(group, from, to, within).await;
-        self.moving
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&group);
-        moved
-    }
-
-    async fn change_replica(&self, group: u64, from: NodeId, to: NodeId, within: Duration) -> bool {
-        let mut desired = self.replicas(group);
-        if !desired.remove(&from) || !desired.insert(to) {
-            return false;
+        {
+            let mut leaving = self.leaving.lock().unwrap_or_else(|p| p.into_inner());
+            let leaving = leaving.entry(group).or_default();
+            leaving.remove(&to);
+            leaving.insert(from);
         }
-        self.placement
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(group)
-            .or_default()
-            .insert(to);
         if let Some(node) = self.nodes().get_mut(&to) {
             node.groups.insert(group);
         }
-        if let Some((raft, _)) = self.running(to) {
-            if raft.open_group(group, shard()).await.is_err() {
-                return false;
-            }
+        self.trace
+            .event(format_args!("g{group}: replica n{from}→n{to} placed"));
+        true
+    }
+
+    /// Nodes `group`'s replica moved away from that still host it.
+    pub fn leaving(&self, group: u64) -> BTreeSet<NodeId> {
+        self.leaving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `group`'s voters are `voters`: when that is its placement, the nodes it left drop their
+    /// copies (the controller's settle, then each node's next reconciler pass).
+    pub async fn settle(&self, group: u64, voters: &BTreeSet<NodeId>) {
+        if *voters != self.replicas(group) {
+            return;
         }
-        let voters: BTreeMap<NodeId, String> = desired.iter().map(|n| (*n, address(*n))).collect();
-        let deadline = tokio::time::Instant::now() + within;
-        let changed = loop {
-            if let Some(handle) = self.leader(group) {
-                let attempt = tokio::time::timeout_at(deadline, handle.change_voters(&voters));
-                if let Ok(Ok(_)) = attempt.await {
-                    break handle.voters() == desired;
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        self.trace.event(format_args!(
-            "g{group}: replica n{from}→n{to} {}",
-            if changed { "moved" } else { "not moved" }
-        ));
-        if changed {
-            self.placement
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(group, desired);
+        let left = self
+            .leaving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group)
+            .unwrap_or_default();
+        for from in left {
+            self.trace.event(format_args!("g{group}: n{from} settled out"));
             if let Some(node) = self.nodes().get_mut(&from) {
                 node.groups.remove(&group);
             }
@@ -345,7 +369,18 @@ impl Cluster {
                 }
             }
         }
-        changed
+    }
+
+    /// A node a replica was placed on opens the group when its reconciler sees the placement.
+    pub async fn open_placed(&self, group: u64, node: NodeId) {
+        if let Some((raft, _)) = self.running(node) {
+            if raft.group(group).is_none() {
+                if let Err(e) = raft.open_group(group, shard()).await {
+                    self.trace
+                        .event(format_args!("g{group}@n{node}: not opened: {e}"));
+                }
+            }
+        }
     }
 
     /// Stops every node (the run is over).

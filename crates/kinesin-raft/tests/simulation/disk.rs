@@ -94,6 +94,12 @@ impl Disk {
         Ok(Arc::new(engine))
     }
 
+    /// Loses everything, as a replaced or wiped disk does: the next image starts empty.
+    pub fn wipe(&mut self) -> io::Result<()> {
+        self.generation += 1;
+        fs::create_dir_all(self.dir())
+    }
+
     /// Freezes what a crash of the running engine leaves, as the next generation's image.
     pub fn crash(&mut self, crash: Crash) -> io::Result<()> {
         let from = self.dir();

@@ -1,7 +1,8 @@
 //! One seeded run: clients write through random nodes while the nemesis crashes nodes (with and
 //! without power loss), cuts links one way or both, loses messages, moves replicas and reshards
-//! (seals groups and opens their children, as a split or a merge does); then the
-//! faults heal and the checker compares what was acknowledged with what every replica holds.
+//! (seals groups and opens their children, as a split or a merge does), while each group's leader
+//! makes its voters the placement (`reconciler.rs`); then the faults heal, every group's voters
+//! must become its placement, and the checker compares what was acknowledged with what every replica holds.
 //!
 //! Checked while it runs: every replica applies the same record at each position. At the end: every
 //! replica of a group holds the same records at the same positions (no two different entries
@@ -19,6 +20,7 @@ use kinesin_raft::{Command, NewRecord, NodeId, RaftError, RaftTuning, Response, 
 use crate::cluster::Cluster;
 use crate::disk::Crash;
 use crate::net::{Latency, SimNet};
+use crate::reconciler::Reconciler;
 use crate::trace::Trace;
 use crate::SimRng;
 
@@ -76,12 +78,19 @@ struct History {
 }
 
 struct Sim {
-    cluster: Cluster,
+    cluster: Arc<Cluster>,
     rng: SimRng,
     history: Mutex<History>,
     /// The id the next group a reshard opens gets.
     next_group: AtomicU64,
+    /// A node wiped and not yet a voter again (in its new life) in every group placed on it:
+    /// one at a time, as losing two disks of one group's three loses data by definition.
+    rebuilding: Mutex<Option<NodeId>>,
 }
+
+/// How long a wiped node may take to be a voter again in each of its groups before the run
+/// stops wiping others.
+const REBUILD_WITHIN: Duration = Duration::from_secs(30);
 
 /// A replica's records: (position, data).
 type Records = Vec<(u64, Vec<u8>)>;
@@ -242,7 +251,32 @@ impl Sim {
             let nodes = self.cluster.node_ids();
             let lasts = Duration::from_millis(self.rng.between(200, 3000));
             let sim = self.clone();
-            match self.rng.below(8) {
+            match self.rng.below(9) {
+                8 => {
+                    // A disk lost or wiped (corruption found, rebuilt from the peers): the node
+                    // comes back empty under its old id, in a new life.
+                    let mut rebuilding = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some(&node) = self.rng.pick(&nodes) else {
+                        continue;
+                    };
+                    if rebuilding.is_some() {
+                        continue;
+                    }
+                    *rebuilding = Some(node);
+                    drop(rebuilding);
+                    self.fault("wipe");
+                    let life = self.rng.below(u64::MAX) + 1;
+                    if let Err(e) = self.cluster.wipe(node, life) {
+                        self.violation(e);
+                    }
+                    healing.push(tokio::spawn(async move {
+                        tokio::time::sleep(lasts).await;
+                        if let Err(e) = sim.cluster.start(node).await {
+                            sim.violation(e);
+                        }
+                        sim.rebuild(node).await;
+                    }));
+                }
                 7 => {
                     // Resharding: a split seals one group and opens two; a merge seals two and
                     // opens one. Writes in flight to a parent are answered Sealed.
@@ -386,17 +420,53 @@ impl Sim {
                     else {
                         continue;
                     };
-                    self.fault("replica move");
-                    healing.push(tokio::spawn(async move {
-                        sim.cluster
-                            .move_replica(group, from, to, Duration::from_secs(5))
-                            .await;
-                    }));
+                    if self.cluster.move_replica(group, from, to) {
+                        self.fault("replica move");
+                    }
                 }
             }
         }
         for task in healing {
             let _ = task.await;
+        }
+    }
+
+    /// Waits until wiped `node` is a voter in its new life in every group placed on it, and no
+    /// replica of any group counts it as a member in its old life; only then may another node be
+    /// wiped (a group that lost one copy must get it back before it can lose another).
+    async fn rebuild(&self, node: NodeId) {
+        let deadline = tokio::time::Instant::now() + REBUILD_WITHIN;
+        let new_life = self.cluster.member_addresses(&BTreeSet::from([node]));
+        loop {
+            let pending: Vec<u64> = self
+                .cluster
+                .groups()
+                .into_iter()
+                .filter(|g| {
+                    let outlived = self
+                        .cluster
+                        .handles(*g)
+                        .iter()
+                        .any(|(_, h)| !h.outlived(&new_life).is_empty());
+                    let unplaced = self.cluster.replicas(*g).contains(&node)
+                        && !Reconciler::placed(&self.cluster, *g);
+                    outlived || unplaced
+                })
+                .collect();
+            if pending.is_empty() {
+                self.cluster
+                    .trace
+                    .event(format_args!("n{node} rebuilt"));
+                *self.rebuilding.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.cluster.trace.event(format_args!(
+                    "n{node} not rebuilt in time: groups {pending:?} pending"
+                ));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -469,6 +539,22 @@ impl Sim {
             }
         }
         let deadline = tokio::time::Instant::now() + CONVERGE_WITHIN;
+        while !Reconciler::settled(&self.cluster) {
+            if tokio::time::Instant::now() >= deadline {
+                for group in self.cluster.groups() {
+                    let voters = self.cluster.leader(group).map(|h| h.voters());
+                    let placement = self.cluster.replicas(group);
+                    let leaving = self.cluster.leaving(group);
+                    if voters.as_ref() != Some(&placement) || !leaving.is_empty() {
+                        self.violation(format!(
+                            "g{group}: voters {voters:?} did not become the placement {placement:?} (leaving {leaving:?}) after the faults healed"
+                        ));
+                    }
+                }
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         for group in self.cluster.groups() {
             let barrier = Command::Put {
                 arrival_ms: self.cluster.trace.now_ms(),
@@ -658,12 +744,19 @@ async fn simulate(seed: u64, settings: Settings) -> Outcome {
         rng.clone(),
         trace.clone(),
     );
-    let cluster = Cluster::new(root.path(), settings.nodes, net, trace.clone(), tuning());
+    let cluster = Arc::new(Cluster::new(
+        root.path(),
+        settings.nodes,
+        net,
+        trace.clone(),
+        tuning(),
+    ));
     let sim = Arc::new(Sim {
         cluster,
         rng,
         history: Mutex::default(),
         next_group: AtomicU64::new(settings.groups + 1),
+        rebuilding: Mutex::default(),
     });
     for node in sim.cluster.node_ids() {
         if let Err(e) = sim.cluster.start(node).await {
@@ -687,10 +780,13 @@ async fn simulate(seed: u64, settings: Settings) -> Outcome {
     }
     tasks.push(tokio::spawn(sim.clone().nemesis(until)));
     let watcher = tokio::spawn(sim.clone().watch_applied());
+    let reconciler = tokio::spawn(Arc::new(Reconciler::default()).run(sim.cluster.clone()));
     for task in tasks {
         let _ = task.await;
     }
-    if sim.converge().await {
+    let converged = sim.converge().await;
+    reconciler.abort();
+    if converged {
         sim.check();
     }
     watcher.abort();
