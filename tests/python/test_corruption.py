@@ -1,10 +1,12 @@
 """A disk that returns other bytes than were written, on real processes: a node whose database is
 damaged refuses to start (exit status 65) and says why, instead of serving or replicating the
 damage; a shard whose replicas are damaged on a majority of nodes stops with an error and never
-answers wrong data. (The jepsen `corrupt` nemesis covers the repair: a corrupt node rebuilt from
-its peers under load.)"""
+answers wrong data; with --rebuild-corrupt, a damaged node rebuilds itself from its peers. (The
+jepsen `corrupt` nemesis covers a repair under load.)"""
 
+import json
 import os
+import urllib.request
 import uuid
 
 import botocore.exceptions
@@ -34,18 +36,25 @@ def damage_tables(server):
     return len(tables)
 
 
+def replicated_records(clients, shards, batches):
+    """A new stream holding batches x 10 records of about 1 KB, written through every node and
+    read back through every node; returns its name and the acknowledged records."""
+    stream = f"rot-{uuid.uuid4().hex[:8]}"
+    clients[0].create_stream(StreamName=stream, ShardCount=shards)
+    wait_active(clients[0], stream)
+    acked = []
+    for i in range(batches):
+        acked += put_batch(clients[i % len(clients)], stream, f"b{i}", n=10, padding=900)
+    for c in clients:
+        poll(lambda c=c: len(everything(c, stream)) == len(acked), timeout=30, what="replication")
+    return stream, acked
+
+
 def test_corrupt_nodes_refuse_to_start_and_a_shard_corrupt_on_a_majority_answers_only_errors(tmp_path):
     servers = start_cluster(tmp_path, extra_args=SMALL_MEMTABLES)
     try:
         clients = [s.client() for s in servers]
-        stream = f"rot-{uuid.uuid4().hex[:8]}"
-        clients[0].create_stream(StreamName=stream, ShardCount=1)
-        wait_active(clients[0], stream)
-        acked = []
-        for i in range(20):
-            acked += put_batch(clients[i % 3], stream, f"b{i}", n=10, padding=900)
-        for c in clients:
-            poll(lambda c=c: len(everything(c, stream)) == len(acked), timeout=30, what="replication")
+        stream, acked = replicated_records(clients, shards=1, batches=20)
 
         for server in servers[1:]:
             assert server.stop() == 0
@@ -67,6 +76,52 @@ def test_corrupt_nodes_refuse_to_start_and_a_shard_corrupt_on_a_majority_answers
             assert e.response["Error"]["Code"] in ("ServiceUnavailableException", "InternalFailure"), e.response
         else:
             assert sorted(found) == sorted(acked)
+    finally:
+        for s in servers:
+            s.kill9()
+            s.cleanup()
+
+
+def nodes_view(server):
+    with urllib.request.urlopen(f"{server.endpoint}/admin/v1/cluster", timeout=5) as r:
+        return {n["id"]: n for n in json.load(r)["nodes"]}
+
+
+def test_a_corrupt_node_rebuilds_itself_from_its_peers_in_a_new_life(tmp_path):
+    """--rebuild-corrupt: a node that finds its database damaged moves it aside, starts empty under
+    the same node id in a new life, and gets its replicas back from the others; the copies it
+    then holds are real voters (the shard keeps a majority with it when another node stops)."""
+    servers = start_cluster(tmp_path, extra_args=[*SMALL_MEMTABLES, "--rebuild-corrupt", "true"])
+    try:
+        clients = [s.client() for s in servers]
+        stream, acked = replicated_records(clients, shards=2, batches=10)
+        assert nodes_view(servers[0])[3]["life"] == "0"
+
+        damaged = servers[2]
+        assert damaged.stop() == 0
+        assert damage_tables(damaged) > 0
+        damaged.start()  # healthy again: not exit status 65
+        log = damaged.log_tail(400)
+        assert "rebuilding this node from its peers" in log, log
+        assert any(name.startswith("corrupt-") for name in os.listdir(damaged.data_dir))
+        poll(lambda: nodes_view(servers[0])[3]["life"] not in ("0", None), timeout=30,
+             what="the controller records node 3's new life")
+
+        # Node 1 stops: the shards' majorities are nodes 2 and 3, so they serve only once node 3's
+        # new replicas vote, and they must hold every acknowledged record.
+        def served_by_two():
+            try:
+                put_batch(clients[1], stream, "after", n=1, attempts=1)
+                found = set(everything(clients[1], stream))
+            except (botocore.exceptions.ClientError, AssertionError):
+                return False
+            return set(acked) <= found
+
+        assert servers[0].stop() == 0
+        poll(served_by_two, timeout=60, what="the shards serve from nodes 2 and 3")
+        found = everything(clients[2], stream)
+        for record in acked:
+            assert record in found, record
     finally:
         for s in servers:
             s.kill9()

@@ -168,20 +168,31 @@ impl Controller {
     }
 
     pub async fn propose(&self, command: &Command) -> Result<Outcome, ControllerError> {
+        let state = self.state();
+        let voters: Vec<u64> = state.nodes.keys().copied().collect();
+        self.propose_through(command, &state.addresses(&voters))
+            .await
+    }
+
+    /// [`Self::propose`] through `replicas` (node → cluster address): for a node whose own copy
+    /// of the state is empty (rebuilt from its peers), which knows the others from its
+    /// configuration only.
+    pub async fn propose_through(
+        &self,
+        command: &Command,
+        replicas: &[(u64, String)],
+    ) -> Result<Outcome, ControllerError> {
         let raft = self
             .raft
             .get()
             .ok_or_else(|| ControllerError::Unavailable("controller group not started".into()))?;
         let bytes = disk_format::encode(command)
             .map_err(|e| ControllerError::InvalidArgument(format!("unencodable command: {e}")))?;
-        let state = self.state();
-        let voters: Vec<u64> = state.nodes.keys().copied().collect();
-        let replicas = state.addresses(&voters);
         match raft
             .propose(
                 CONTROLLER_GROUP,
                 &RaftCommand::Controller(bytes),
-                &replicas,
+                replicas,
                 PROPOSE_TIMEOUT,
             )
             .await

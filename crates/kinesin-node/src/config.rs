@@ -190,6 +190,14 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_STORAGE_VERIFY_ON_START", value_name = "BOOL")]
     pub storage_verify_on_start: Option<bool>,
 
+    /// When the data directory is found corrupt (at start, or when a read finds damage): move it
+    /// aside (data-dir/corrupt-<ms>, kept for inspection) and rebuild this node from its peers
+    /// under the same --node-id: it joins again with an empty directory in a new life, and the
+    /// replicas it held are replaced by copies from the others. Off: the node stops with exit
+    /// status 65 and an operator rebuilds it (README: "A corrupt data directory"). [default: false]
+    #[arg(long, env = "KINESIN_REBUILD_CORRUPT", value_name = "BOOL")]
+    pub rebuild_corrupt: Option<bool>,
+
     /// Interval of Raft heartbeats from each group's leader to its followers, in milliseconds. Each
     /// heartbeat costs every group some CPU on every replica, so fewer means less idle cost for
     /// many shards. [default: 300]
@@ -297,6 +305,7 @@ struct FileConfig {
     storage_blob_min_bytes: Option<u64>,
     storage_rocksdb_options: Option<String>,
     storage_verify_on_start: Option<bool>,
+    rebuild_corrupt: Option<bool>,
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     raft_heartbeat_batch_ms: Option<u64>,
@@ -318,9 +327,12 @@ pub struct ServerConfig {
     pub peers: BTreeMap<u64, String>,
     /// `--join`: the API URL of a member of the running cluster this node joins.
     pub join: Option<String>,
-    /// Not a setting: the life (kinesin-raft's `life.rs`) a node joining with an empty data
-    /// directory gives it, decided before the join request is sent ([`ServerConfig::joining_afresh`]).
-    pub join_life: Option<u64>,
+    /// `--rebuild-corrupt`: a corrupt data directory is moved aside and the node rebuilt from its
+    /// peers instead of stopping.
+    pub rebuild_corrupt: bool,
+    /// Not a setting: the life of the data directory (kinesin-raft's `life.rs`), decided before
+    /// the node starts (`rebuild::settle_life`).
+    pub life: u64,
     /// The cluster address other nodes reach this node at.
     pub cluster_advertise: String,
     pub replication_factor: u32,
@@ -506,7 +518,8 @@ impl ServerArgs {
             cluster_listen,
             peers,
             join,
-            join_life: None,
+            life: 0,
+            rebuild_corrupt: layered!(rebuild_corrupt, false),
             cluster_advertise,
             replication_factor: layered!(replication_factor, 3),
             account_id: layered!(account_id, "000000000000".into()),
@@ -613,15 +626,6 @@ impl ServerArgs {
 }
 
 impl ServerConfig {
-    /// For a node joining with an empty data directory: a new life for its data, which the join
-    /// request announces and the start records. `None` for a node that has data (a restart) or
-    /// founds the cluster.
-    pub fn joining_afresh(&mut self) -> Option<u64> {
-        let fresh = !self.data_dir.join("db").exists();
-        self.join_life = (self.join.is_some() && fresh).then(kinesin_raft::new_life);
-        self.join_life
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: &str| {
             Err(ConfigError::Invalid {

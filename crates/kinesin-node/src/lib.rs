@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod failpoints;
 mod node;
+pub mod rebuild;
 pub mod tls;
 
 pub use config::{ListenAddr, OnDemandScaling, ServerArgs, ServerConfig};

@@ -96,24 +96,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             config.clock = kinesin_types::SharedClock::new(clock);
         }
     }
-    // The node starts listening and waits to be let in while the join request is answered.
-    let node = match config.join.clone() {
-        Some(url) => {
-            let (node_id, advertise) = (config.node_id, config.cluster_advertise.clone());
-            let life = config.joining_afresh();
-            let joining = ctl::join(&url, node_id, &advertise, life, JOIN_TIMEOUT);
-            let starting = Node::start(config);
-            tokio::pin!(starting);
-            tokio::select! {
-                joined = joining => {
-                    joined?;
-                    starting.await?
-                }
-                // Started before the answer came: it was a member already (a restart).
-                node = &mut starting => node?,
+    let node = loop {
+        match start(config.clone()).await {
+            Err(e) if config.rebuild_corrupt && is_corruption(&e) => {
+                tracing::error!(error = %e, "the data directory is corrupt; rebuilding this node from its peers");
+                let aside = kinesin_node::rebuild::quarantine(&config.data_dir)?;
+                tracing::warn!(moved_to = %aside.display(), "the corrupt database was moved aside");
             }
+            result => break result?,
         }
-        None => Node::start(config).await?,
     };
     eprintln!("{}", ready_message(&node));
     let shutdown = shutdown_signal();
@@ -127,7 +118,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                 // acknowledged is on a majority; this node catches up when it is restarted, or
                 // is rebuilt from its peers when its data is damaged.
                 if failure.corruption {
-                    tracing::error!(%failure, "{CORRUPT_ADVICE}");
+                    if config.rebuild_corrupt {
+                        // The next start (a supervisor restarts the node) rebuilds it.
+                        match kinesin_node::rebuild::quarantine(&config.data_dir) {
+                            Ok(aside) => tracing::error!(%failure, moved_to = %aside.display(), "the data directory is corrupt: moved aside; the node rebuilds from its peers when it starts again"),
+                            Err(e) => tracing::error!(%failure, error = %e, "{CORRUPT_ADVICE}"),
+                        }
+                    } else {
+                        tracing::error!(%failure, "{CORRUPT_ADVICE}");
+                    }
                     std::process::exit(DATA_CORRUPT_EXIT.into());
                 }
                 tracing::error!(%failure, "storage failed: stopping the node now; restart it once the disk is healthy");
@@ -143,6 +142,28 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
+}
+
+/// Starts the node on `config`'s data directory, in the life `rebuild::settle_life` gives it.
+/// A joining node listens and waits to be let in while its join request is answered.
+async fn start(mut config: kinesin_node::ServerConfig) -> anyhow::Result<Node> {
+    kinesin_node::rebuild::settle_life(&mut config)?;
+    let Some(url) = config.join.clone() else {
+        return Ok(Node::start(config).await?);
+    };
+    let life = (config.life != 0).then_some(config.life);
+    let advertise = config.cluster_advertise.clone();
+    let joining = ctl::join(&url, config.node_id, &advertise, life, JOIN_TIMEOUT);
+    let starting = Node::start(config);
+    tokio::pin!(starting);
+    tokio::select! {
+        joined = joining => {
+            joined?;
+            Ok(starting.await?)
+        }
+        // Started before the answer came: it was a member already (a restart).
+        node = &mut starting => Ok(node?),
+    }
 }
 
 fn ready_message(node: &Node) -> String {

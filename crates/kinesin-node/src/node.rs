@@ -107,20 +107,12 @@ impl Node {
             message: e.to_string(),
         })?;
         let engine = Arc::new(Engine::open(&data_dir.join("db"), &config.storage)?);
-        if let Some(life) = config.join_life {
-            if engine.meta(NODE_ID_KEY)?.is_none() {
-                kinesin_raft::record_life(&engine, life).await?;
-                tracing::info!(life = %format!("{life:x}"), "joining with an empty data directory: a new life for this node's data");
-            }
-        }
         check_identity(&engine, &config).await?;
         let storage_failure = engine.failed();
 
-        let raft = Arc::new(MultiRaft::new(
-            config.node_id,
-            engine.clone(),
-            &config.raft,
-        )?);
+        let raft = Arc::new(
+            MultiRaft::new(config.node_id, engine.clone(), &config.raft)?.in_life(config.life),
+        );
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
 
@@ -149,9 +141,22 @@ impl Node {
         // learners (added by its leader), so every node has the cluster state locally.
         // A node that joined a running cluster never forms a controller group of its own: it
         // waits to be added to the existing one (also on restarts without --join).
-        let joined = config.join.is_some() || engine.meta(JOINED_KEY)?.is_some();
-        if config.join.is_some() {
+        // So does a node in a later life of its data (rebuilt from its peers): it announces its
+        // new life to the controller over the cluster transport when no --join names a node to
+        // ask through.
+        let joined =
+            config.join.is_some() || config.life != 0 || engine.meta(JOINED_KEY)?.is_some();
+        if config.join.is_some() || config.life != 0 {
             engine.put_meta_durably(JOINED_KEY, b"1").await?;
+        }
+        if config.life != 0 && config.join.is_none() {
+            tasks.push(tokio::spawn(crate::rebuild::announce(
+                controller.clone(),
+                config.node_id,
+                config.cluster_advertise.clone(),
+                config.life,
+                config.peers.clone(),
+            )));
         }
         let voters = controller_voters(&config.peers);
         let group = raft

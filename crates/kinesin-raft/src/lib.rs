@@ -34,7 +34,7 @@ pub use batch::TransportStats;
 pub use error::RaftError;
 pub use faults::{DropKinds, MessageKind, NetworkFaults, Outgoing, SendFilter};
 pub use kinesin_storage::{StorageError, StoredRecord};
-pub use life::{member_address, new_life, record_life, recorded_life, split_member_address};
+pub use life::{member_address, new_life, split_member_address};
 pub use query::{AwaitedRead, ShardBounds, ShardQuery, ShardRead};
 pub use quota::{TokenBuckets, WriteQuota};
 pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};

@@ -7,30 +7,13 @@
 //! tombstones close for a replica dropped and created again on the same disk; a wipe erases them).
 //!
 //! So every data directory has a life: 0 for a node founded with the cluster (and for data written
-//! before lives existed), a fresh random number for a node that joined with an empty directory.
+//! before lives existed), a fresh random number for a node that joined with an empty directory
+//! (the node keeps it beside its data and gives it to [`crate::MultiRaft::in_life`]).
 //! A group's membership records each member's address *with* its life (`host:port#life`, nothing
 //! added for life 0, so the format on disk is unchanged), every Raft message carries the life its
 //! sender's membership names, and a node refuses messages meant for another life. A member whose
 //! recorded life is not its node's current one is replaced (removed, then added again as a new
 //! learner that copies the log) by the group's leader.
-
-use kinesin_storage::{Engine, StorageError};
-
-/// The engine's meta key holding this data directory's life (absent: life 0).
-const LIFE_KEY: &str = "life";
-
-/// The life this data directory records (0 when none was recorded).
-pub fn recorded_life(engine: &Engine) -> Result<u64, StorageError> {
-    Ok(engine
-        .meta(LIFE_KEY)?
-        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes))
-}
-
-/// Records `life` for this data directory, durably.
-pub async fn record_life(engine: &Engine, life: u64) -> Result<(), StorageError> {
-    engine.put_meta_durably(LIFE_KEY, &life.to_be_bytes()).await
-}
 
 /// A new life for a data directory that starts empty: random and never 0.
 pub fn new_life() -> u64 {
@@ -75,7 +58,10 @@ mod tests {
         assert_eq!(split_member_address("10.0.0.1:4667"), ("10.0.0.1:4667", 0));
         let member = member_address("10.0.0.1:4667", 0xdead_beef);
         assert_eq!(member, "10.0.0.1:4667#deadbeef");
-        assert_eq!(split_member_address(&member), ("10.0.0.1:4667", 0xdead_beef));
+        assert_eq!(
+            split_member_address(&member),
+            ("10.0.0.1:4667", 0xdead_beef)
+        );
         assert_eq!(split_member_address("h:1#zz"), ("h:1#zz", 0));
     }
 
@@ -84,14 +70,5 @@ mod tests {
         let (a, b) = (new_life(), new_life());
         assert_ne!(a, 0);
         assert_ne!(a, b);
-    }
-
-    #[tokio::test]
-    async fn a_data_directory_keeps_its_life() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let engine = Engine::open(dir.path(), &Default::default()).expect("engine");
-        assert_eq!(recorded_life(&engine).expect("read"), 0);
-        record_life(&engine, 42).await.expect("write");
-        assert_eq!(recorded_life(&engine).expect("read"), 42);
     }
 }

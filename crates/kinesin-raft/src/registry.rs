@@ -643,10 +643,9 @@ impl MultiRaft {
         }
         .validate()
         .map_err(|e| RaftError::Other(format!("raft configuration: {e}")))?;
-        let life = crate::life::recorded_life(&engine)?;
         Ok(MultiRaft {
             node_id,
-            life,
+            life: 0,
             engine,
             config: Arc::new(config),
             shard_config: Arc::new(shard_config),
@@ -664,6 +663,12 @@ impl MultiRaft {
 
     pub fn node_id(&self) -> NodeId {
         self.node_id
+    }
+
+    /// The same, for a data directory in `life` (`life.rs`; 0 unless the node joined empty).
+    pub fn in_life(mut self, life: u64) -> MultiRaft {
+        self.life = life;
+        self
     }
 
     /// This data directory's life (`life.rs`): fixed for as long as the engine is open.

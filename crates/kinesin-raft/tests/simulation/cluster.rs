@@ -17,8 +17,6 @@ struct Node {
     incarnation: u64,
     /// The life of its data (`kinesin_raft::life`), as the controller knows it: new after a wipe.
     life: u64,
-    /// Wiped: the next start records `life` on the empty disk.
-    wiped: bool,
     /// Groups this node hosts (reopened from disk when it restarts).
     groups: BTreeSet<u64>,
 }
@@ -59,7 +57,6 @@ impl Cluster {
                     running: None,
                     incarnation: 0,
                     life: 0,
-                    wiped: false,
                     groups: BTreeSet::new(),
                 };
                 (id, node)
@@ -138,7 +135,6 @@ impl Cluster {
             .wipe()
             .map_err(|e| format!("n{id}: wiping its disk: {e}"))?;
         node.life = life;
-        node.wiped = true;
         drop(nodes);
         self.trace
             .event(format_args!("n{id} wiped (new life {life:x})"));
@@ -196,7 +192,7 @@ impl Cluster {
 
     /// Starts `node` from what its disk holds.
     pub async fn start(&self, id: NodeId) -> Result<(), String> {
-        let (engine, incarnation, new_life) = {
+        let (engine, incarnation, life) = {
             let mut nodes = self.nodes();
             let node = nodes.get_mut(&id).ok_or("no such node")?;
             if node.running.is_some() {
@@ -207,21 +203,19 @@ impl Cluster {
                 .disk
                 .open()
                 .map_err(|e| format!("n{id} cannot open its disk: {e}"))?;
-            let new_life = std::mem::take(&mut node.wiped).then_some(node.life);
-            (engine, node.incarnation, new_life)
+            (engine, node.incarnation, node.life)
         };
-        if let Some(life) = new_life {
-            kinesin_raft::record_life(&engine, life)
-                .await
-                .map_err(|e| format!("n{id} cannot record its life: {e}"))?;
-        }
+
         let wire = Arc::new(SimWire {
             net: self.net.clone(),
             node: id,
             incarnation,
         });
-        let raft =
-            Arc::new(MultiRaft::over(id, engine, &self.tuning, wire).map_err(|e| e.to_string())?);
+        let raft = Arc::new(
+            MultiRaft::over(id, engine, &self.tuning, wire)
+                .map_err(|e| e.to_string())?
+                .in_life(life),
+        );
         raft.learn_addresses(
             self.node_ids()
                 .into_iter()
@@ -358,7 +352,8 @@ impl Cluster {
             .remove(&group)
             .unwrap_or_default();
         for from in left {
-            self.trace.event(format_args!("g{group}: n{from} settled out"));
+            self.trace
+                .event(format_args!("g{group}: n{from} settled out"));
             if let Some(node) = self.nodes().get_mut(&from) {
                 node.groups.remove(&group);
             }

@@ -38,9 +38,7 @@ fn ready_to_lead(leader: &GroupHandle, node: NodeId) -> bool {
         .ack_ages()
         .and_then(|ages| ages.get(&node).copied().flatten())
         .is_some_and(|age| age < FRESHNESS);
-    let matched = leader
-        .matched_indexes()
-        .and_then(|m| m.get(&node).copied());
+    let matched = leader.matched_indexes().and_then(|m| m.get(&node).copied());
     leader.voters().contains(&node)
         && fresh
         && matched.is_some_and(|m| m + HANDOVER_SLACK >= leader.applied_index())
@@ -76,9 +74,7 @@ impl Reconciler {
     /// Whether `group`'s leader has the placement as its voters, each in its node's current life.
     pub fn placed(cluster: &Cluster, group: u64) -> bool {
         let desired = cluster.member_addresses(&cluster.replicas(group));
-        cluster
-            .leader(group)
-            .is_some_and(|h| h.is_placed(&desired))
+        cluster.leader(group).is_some_and(|h| h.is_placed(&desired))
     }
 
     fn may_transfer(&self, node: NodeId, group: u64) -> bool {
@@ -156,9 +152,9 @@ impl Reconciler {
                 Ok(Err(e)) => format!("failed: {e}"),
                 Err(_) => "timed out".to_string(),
             };
-            cluster.trace.event(format_args!(
-                "g{id}@n{me}: voters → {desired:?} {said}"
-            ));
+            cluster
+                .trace
+                .event(format_args!("g{id}@n{me}: voters → {desired:?} {said}"));
             this.changing
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

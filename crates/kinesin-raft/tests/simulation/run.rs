@@ -454,9 +454,7 @@ impl Sim {
                 })
                 .collect();
             if pending.is_empty() {
-                self.cluster
-                    .trace
-                    .event(format_args!("n{node} rebuilt"));
+                self.cluster.trace.event(format_args!("n{node} rebuilt"));
                 *self.rebuilding.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 return;
             }
