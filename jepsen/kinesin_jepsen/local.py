@@ -40,6 +40,7 @@ class LocalCluster(NodeEndpoints):
         self.procs = {}
         self.paused = set()
         self.joined = {}  # node -> the node whose API it joined through (it starts with --join)
+        self.self_repairing = set()  # nodes started with --rebuild-corrupt (the corrupt nemesis)
         self.disks = {}
         if forgetful:
             for node in self.nodes():
@@ -74,7 +75,8 @@ class LocalCluster(NodeEndpoints):
                 *self.extra_args,
             ],
             stdout=log, stderr=subprocess.STDOUT,
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("KINESIN_")}, **self.extra_env},
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("KINESIN_")}, **self.extra_env,
+                 **({"KINESIN_REBUILD_CORRUPT": "true"} if node in self.self_repairing else {})},
         )
 
     def start_all(self, timeout=120):

@@ -28,7 +28,9 @@ Kinds (`--nemesis`, comma-separated):
 - `corrupt` (local, 4 nodes or more): a stopped node's database is damaged — a bit flipped or a
   4 KiB block zeroed in a WAL, table, blob or MANIFEST file — and the node started again: it must
   refuse to start (exit status 65) rather than serve or replicate the damage; it is then rebuilt
-  from its peers as an operator would (drained, removed, wiped, joined again: see membership.py);
+  from its peers as an operator would (drained, removed, wiped, joined again: see membership.py).
+  Every other time the node is started with `--rebuild-corrupt` instead and must rebuild itself:
+  healthy again under its id, in a new life (the admin API's `life`) when the damage was found;
 - `membership`: a node (never the disk-full one, never one whose departure would leave fewer than
   3 members) is drained through another node's admin API; when its replicas have moved it is
   removed, stopped and its data wiped, and it comes back as a new member with `--join` (steps
@@ -270,7 +272,10 @@ class Nemesis:
         try:
             self.cluster.kill(node)
             damage = corrupt_database(os.path.join(self.cluster.data_dir(node), "db"), rng, self.corruptions)
+            self_repair = self.corruptions % 2 == 1
             self.corruptions += 1
+            if self_repair:
+                return self._self_repair(victims, node, damage)
             self.cluster.start(node)
             outcome = self.cluster.wait_exit_or_healthy(node, timeout=90)
             self.history.record("nemesis", "info", "corrupt", f"n{node} {damage}: {outcome}")
@@ -286,6 +291,30 @@ class Nemesis:
             raise
         return (f"corrupt n{node} {damage}",
                 self._release(victims, lambda: self.membership.finish(node, timeout=120)))
+
+    def _self_repair(self, victims, node, damage):
+        """Starts the damaged `node` with --rebuild-corrupt: it must come back healthy by itself."""
+        life_before = self._life(node)
+        self.cluster.self_repairing.add(node)
+        try:
+            self.cluster.start(node)
+            outcome = self.cluster.wait_exit_or_healthy(node, timeout=120)
+        finally:
+            self.cluster.self_repairing.discard(node)
+        life_after = self._life(node)
+        self.history.record("nemesis", "info", "corrupt",
+                            f"n{node} {damage}, self-repair: {outcome} (life {life_before} -> {life_after})")
+        self.membership.leaving.discard(node)
+        if outcome != "healthy":
+            raise RuntimeError(f"n{node} did not rebuild itself after {damage}: {outcome}")
+        return (f"corrupt n{node} {damage}, rebuilt itself (life {life_before} -> {life_after})",
+                self._release(victims, lambda: None))
+
+    def _life(self, node):
+        try:
+            return self.membership.members().get(node, {}).get("life")
+        except (RuntimeError, OSError, ValueError):
+            return None
 
     def _start_membership(self, rng):
         victims = self._hold(lambda nodes: [self.membership.start_leave(rng, nodes)])
