@@ -256,6 +256,7 @@ class ForgetOps:
         self.tear_writes = tear
         self.rng = random.Random(seed)
         self.fsync_delay = 0.0
+        self._delay_changed = threading.Condition()  # a waiting fsync ends early when it drops
         self.full = False
         self._lock = threading.Lock()
         self._states = {}  # backing inode -> PendingFile
@@ -445,7 +446,7 @@ class ForgetOps:
             self._counters["fsyncs"] += 1
             delay = self.fsync_delay
         if delay > 0:
-            time.sleep(delay)  # no lock held: other files' operations go on
+            self._wait_out_delay(delay)  # no lock held: other files' operations go on
         with self._lock:
             handle = self._writable_handle(fi)
             state = self._states.get(handle.ino)
@@ -455,6 +456,21 @@ class ForgetOps:
                 self._drop(handle.ino)
         (os.fdatasync if datasync else os.fsync)(handle.fd)
         return 0
+
+    def _wait_out_delay(self, delay):
+        """Sleeps `delay`, or less once the delay is lowered (healing must not wait out an hour)."""
+        started = time.monotonic()
+        with self._delay_changed:
+            while True:
+                left = started + min(delay, self.fsync_delay) - time.monotonic()
+                if left <= 0:
+                    return
+                self._delay_changed.wait(left)
+
+    def set_fsync_delay(self, seconds):
+        with self._delay_changed:
+            self.fsync_delay = seconds
+            self._delay_changed.notify_all()
 
     def fsyncdir(self, path, datasync, fh):
         return 0  # metadata is durable already
@@ -602,7 +618,7 @@ def handle_request(ops, line):
             seconds = float(words[1])
             if not 0 <= seconds < float("inf"):
                 raise ValueError(f"fsync delay must be a finite number >= 0, not {words[1]}")
-            ops.fsync_delay = seconds
+            ops.set_fsync_delay(seconds)
             log.info("fsync delay %ss", seconds)
             return {"ok": True}
         if len(words) == 2 and words[0] == "full" and words[1] in ("on", "off"):
