@@ -41,6 +41,9 @@ from .timeline import latency_summary, render
 
 WORKLOADS = ("produce", "metadata", "resharding")
 RESHARDER = 300  # the resharder's process; consumers are 100.., their children's 1000..
+# How long after healing the final read may keep meeting errors (ServiceUnavailable while the
+# controller elects, say) before the run fails with nothing read back.
+FINAL_READ_WITHIN = 180
 # Subscribers (enhanced fan-out) are 400.., their children's 2000.. (kinesin_jepsen.fanout).
 
 
@@ -193,6 +196,20 @@ class Run:
         with ThreadPoolExecutor(8) as pool:
             return dict(zip(shards, pool.map(lambda shard: self.read_shard(kinesis, shard), shards)))
 
+    def after_recovery(self, read, timeout=FINAL_READ_WITHIN):
+        """`read()`, tried again while the healed cluster still answers errors (a controller that
+        is electing, a leader catching up) for up to `timeout` seconds; each failure is recorded.
+        A cluster still unreadable then fails the run: nothing it acknowledged can be shown."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return read()
+            except Exception as exc:  # noqa: BLE001 - any error: the last one is raised below
+                if time.monotonic() > deadline:
+                    raise
+                self.history.record("final", "info", "final-read", f"not readable yet: {exc}")
+                time.sleep(2)
+
     def final_read(self):
         """Reads every shard through every node until all agree, then records node 1's answer."""
         deadline = time.monotonic() + 60
@@ -241,8 +258,7 @@ class Run:
         self.heal()
         try:
             wait_active(admin, self.stream)
-            self.list_shards(admin, process="final")
-            agreed = self.final_read()
+            agreed = self.after_recovery(lambda: (self.list_shards(admin, process="final"), self.final_read())[1])
         except Exception as exc:  # noqa: BLE001 - a cluster that lost its stream is a finding, not a crash
             # Nothing can be read back (the stream is gone or unreadable after healing): no
             # final read is recorded, so the checker counts every acknowledged record as lost.
