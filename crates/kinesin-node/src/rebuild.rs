@@ -39,8 +39,8 @@ fn write_durably(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()>
 
 /// Decides the life of `config`'s data directory before the node starts: the recorded one, or a
 /// new one when the node starts empty to join (`--join`) or to be rebuilt (the marker), which is
-/// recorded first. Sets `config.life`; returns whether the controller must be told of it.
-pub fn settle_life(config: &mut ServerConfig) -> std::io::Result<bool> {
+/// recorded first. Sets `config.life` (a node in a life other than 0 tells the controller of it).
+pub fn settle_life(config: &mut ServerConfig) -> std::io::Result<()> {
     let dir = config.data_dir.clone();
     std::fs::create_dir_all(&dir)?;
     let marker = dir.join(REBUILD_MARKER);
@@ -70,7 +70,7 @@ pub fn settle_life(config: &mut ServerConfig) -> std::io::Result<bool> {
         }
         _ => 0,
     };
-    Ok(config.life != 0)
+    Ok(())
 }
 
 /// Tells the controller this node's new life, through the peers its configuration names (a node
@@ -134,12 +134,12 @@ mod tests {
     fn a_founding_node_has_life_zero_a_joining_or_rebuilt_one_a_recorded_new_life() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut founder = config(dir.path(), false);
-        assert!(!settle_life(&mut founder).expect("settle"));
+        settle_life(&mut founder).expect("settle");
         assert_eq!(founder.life, 0);
 
         let joining_dir = dir.path().join("joining");
         let mut joining = config(&joining_dir, true);
-        assert!(settle_life(&mut joining).expect("settle"));
+        settle_life(&mut joining).expect("settle");
         let first = joining.life;
         assert_ne!(first, 0);
         // A restart keeps it, with or without --join.
@@ -152,7 +152,7 @@ mod tests {
         let aside = quarantine(&joining_dir).expect("quarantine");
         assert!(aside.exists() && !joining_dir.join("db").exists());
         let mut rebuilt = config(&joining_dir, false);
-        assert!(settle_life(&mut rebuilt).expect("settle"));
+        settle_life(&mut rebuilt).expect("settle");
         assert!(rebuilt.life != 0 && rebuilt.life != first);
         assert!(!joining_dir.join(REBUILD_MARKER).exists());
         let mut restarted = config(&joining_dir, false);

@@ -270,10 +270,7 @@ impl Sim {
                         self.violation(e);
                     }
                     healing.push(tokio::spawn(async move {
-                        tokio::time::sleep(lasts).await;
-                        if let Err(e) = sim.cluster.start(node).await {
-                            sim.violation(e);
-                        }
+                        sim.start_after(node, lasts).await;
                         sim.rebuild(node).await;
                     }));
                 }
@@ -317,12 +314,9 @@ impl Sim {
                         }
                         let sim = self.clone();
                         let lasts = Duration::from_millis(self.rng.between(200, 3000));
-                        healing.push(tokio::spawn(async move {
-                            tokio::time::sleep(lasts).await;
-                            if let Err(e) = sim.cluster.start(node).await {
-                                sim.violation(e);
-                            }
-                        }));
+                        healing.push(tokio::spawn(
+                            async move { sim.start_after(node, lasts).await },
+                        ));
                     }
                 }
                 0 | 1 => {
@@ -342,12 +336,9 @@ impl Sim {
                     if let Err(e) = self.cluster.crash(node, crash) {
                         self.violation(e);
                     }
-                    healing.push(tokio::spawn(async move {
-                        tokio::time::sleep(lasts).await;
-                        if let Err(e) = sim.cluster.start(node).await {
-                            sim.violation(e);
-                        }
-                    }));
+                    healing.push(tokio::spawn(
+                        async move { sim.start_after(node, lasts).await },
+                    ));
                 }
                 2 => {
                     // A partition: one side against the other, both ways or one way only.
@@ -429,6 +420,19 @@ impl Sim {
         for task in healing {
             let _ = task.await;
         }
+    }
+
+    /// Starts `node` from its disk; a node that cannot start is a violation.
+    async fn start(&self, node: NodeId) {
+        if let Err(e) = self.cluster.start(node).await {
+            self.violation(e);
+        }
+    }
+
+    /// [`Self::start`] once `down` has passed (the fault that stopped it heals).
+    async fn start_after(&self, node: NodeId, down: Duration) {
+        tokio::time::sleep(down).await;
+        self.start(node).await;
     }
 
     /// Waits until wiped `node` is a voter in its new life in every group placed on it, and no
@@ -757,9 +761,7 @@ async fn simulate(seed: u64, settings: Settings) -> Outcome {
         rebuilding: Mutex::default(),
     });
     for node in sim.cluster.node_ids() {
-        if let Err(e) = sim.cluster.start(node).await {
-            sim.violation(e);
-        }
+        sim.start(node).await;
     }
     let nodes = sim.cluster.node_ids();
     for group in 1..=settings.groups {
