@@ -41,10 +41,10 @@ from .timeline import latency_summary, render
 
 WORKLOADS = ("produce", "metadata", "resharding")
 RESHARDER = 300  # the resharder's process; consumers are 100.., their children's 1000..
+# Subscribers (enhanced fan-out) are 400.., their children's 2000.. (kinesin_jepsen.fanout).
 # How long after healing the final read may keep meeting errors (ServiceUnavailable while the
 # controller elects, say) before the run fails with nothing read back.
 FINAL_READ_WITHIN = 180
-# Subscribers (enhanced fan-out) are 400.., their children's 2000.. (kinesin_jepsen.fanout).
 
 
 class Run:
@@ -210,6 +210,11 @@ class Run:
                 self.history.record("final", "info", "final-read", f"not readable yet: {exc}")
                 time.sleep(2)
 
+    def read_back(self, admin):
+        """The final listing and the final read; whether every node answered the same."""
+        self.list_shards(admin, process="final")
+        return self.final_read()
+
     def final_read(self):
         """Reads every shard through every node until all agree, then records node 1's answer."""
         deadline = time.monotonic() + 60
@@ -258,7 +263,7 @@ class Run:
         self.heal()
         try:
             wait_active(admin, self.stream)
-            agreed = self.after_recovery(lambda: (self.list_shards(admin, process="final"), self.final_read())[1])
+            agreed = self.after_recovery(lambda: self.read_back(admin))
         except Exception as exc:  # noqa: BLE001 - a cluster that lost its stream is a finding, not a crash
             # Nothing can be read back (the stream is gone or unreadable after healing): no
             # final read is recorded, so the checker counts every acknowledged record as lost.
