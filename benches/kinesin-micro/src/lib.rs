@@ -135,6 +135,7 @@ pub fn open_shards(count: u32) -> Vec<ShardMeta> {
             replicas: vec![1, 2, 3],
             founders: vec![1, 2, 3],
             leaving: Vec::new(),
+            wanted_replicas: 1,
         })
         .collect()
 }

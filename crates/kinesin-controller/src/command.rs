@@ -367,6 +367,7 @@ impl Command {
                         replicas: placements[i].clone(),
                         founders: placements[i].clone(),
                         leaving: Vec::new(),
+                        wanted_replicas: replication_factor.max(1),
                     })
                     .collect();
                 state.next_group = first_group + u64::from(shard_count);
@@ -530,6 +531,7 @@ impl Command {
                 info.down_since_ms = since_ms;
                 if since_ms.is_none() {
                     continue_drains(state);
+                    restore_replication(state);
                 }
                 Ok(Outcome::Done)
             }
@@ -653,6 +655,7 @@ impl Command {
                 info.life = life.unwrap_or(0);
                 state.nodes.insert(node, info);
                 continue_drains(state);
+                restore_replication(state);
                 rebalance(state);
                 Ok(Outcome::Done)
             }
@@ -885,6 +888,32 @@ fn move_replicas_off(state: &mut ClusterState, node: u64) -> bool {
         moved = true;
     }
     moved
+}
+
+/// Gives each shard created with fewer replicas than it wants (fewer nodes were up and not
+/// draining then) the rest, on the least-loaded placeable nodes that hold none of it. Left short,
+/// such a shard stayed short for good: the jepsen soak created children of a reshard with 2
+/// replicas while one node was down and another rejoining, and when one of the two later lost its
+/// data (a corrupt disk rebuilt from the peers) the shard had no majority left. The new replica is
+/// added by the group's leader (as a learner that copies the log first), so the founders stay.
+/// Returns whether any replica was added.
+fn restore_replication(state: &mut ClusterState) -> bool {
+    let mut load = state.placeable_load();
+    let mut added = false;
+    for shard in hosted_shards_mut(state) {
+        let missing = (shard.wanted_replicas as usize).saturating_sub(shard.replicas.len());
+        if missing == 0 {
+            continue;
+        }
+        let mut candidates = load.clone();
+        candidates.retain(|id, _| !shard.replicas.contains(id) && !shard.leaving.contains(id));
+        for node in place(&mut candidates, missing) {
+            *load.entry(node).or_default() += 1;
+            shard.replicas.push(node);
+            added = true;
+        }
+    }
+    added
 }
 
 /// Moves replicas from the most to the least loaded placeable node until they differ by at most
@@ -1349,6 +1378,80 @@ mod tests {
         );
     }
 
+    fn join_fifth_node(state: &mut ClusterState) {
+        Command::AddNode {
+            node: 5,
+            cluster_addr: "10.0.0.5:4667".into(),
+            life: None,
+        }
+        .apply(state)
+        .unwrap();
+    }
+
+    #[test]
+    fn a_shard_created_short_of_nodes_gets_its_missing_replicas_when_nodes_return() {
+        let mut state = bootstrapped();
+        for node in [3, 4] {
+            Command::SetNodeDown {
+                node,
+                since_ms: Some(NOW),
+            }
+            .apply(&mut state)
+            .unwrap();
+        }
+        create("a", 2, 100).apply(&mut state).unwrap();
+        let replicas = |state: &ClusterState| -> Vec<Vec<u64>> {
+            state.streams[&key("a")]
+                .shards
+                .iter()
+                .map(|s| s.replicas.clone())
+                .collect()
+        };
+        assert!(
+            replicas(&state).iter().all(|r| r.len() == 2),
+            "two nodes up: two replicas each {:?}",
+            replicas(&state)
+        );
+        Command::SetNodeDown {
+            node: 3,
+            since_ms: None,
+        }
+        .apply(&mut state)
+        .unwrap();
+        for (shard, r) in state.streams[&key("a")].shards.iter().zip(replicas(&state)) {
+            assert_eq!(r.len(), 3, "node 3 is back: {r:?}");
+            assert_eq!(
+                r[2], 3,
+                "added after the others, so the preferred leader stays"
+            );
+            assert_eq!(shard.founders.len(), 2, "the founders still form the group");
+            assert!(shard.leaving.is_empty());
+        }
+        // Nothing more to add when node 4 returns; an added node does not take a fourth.
+        Command::SetNodeDown {
+            node: 4,
+            since_ms: None,
+        }
+        .apply(&mut state)
+        .unwrap();
+        assert!(replicas(&state).iter().all(|r| r.len() == 3));
+    }
+
+    #[test]
+    fn a_shard_created_short_of_nodes_gets_its_missing_replica_from_a_joining_node() {
+        let mut state = bootstrapped();
+        for node in [2, 3, 4] {
+            Command::DrainNode { node }.apply(&mut state).ok();
+        }
+        // Draining every other node is refused once shards exist; with none it is not.
+        let draining = state.nodes.values().filter(|n| n.draining).count();
+        assert_eq!(draining, 3);
+        create("a", 1, 100).apply(&mut state).unwrap();
+        assert_eq!(state.streams[&key("a")].shards[0].replicas, vec![1]);
+        join_fifth_node(&mut state);
+        assert_eq!(state.streams[&key("a")].shards[0].replicas, vec![1, 5]);
+    }
+
     #[test]
     fn a_drain_that_could_never_finish_is_refused() {
         // Four nodes, three replicas per shard: one may drain, a second may not meanwhile.
@@ -1370,13 +1473,7 @@ mod tests {
         let mut state = bootstrapped();
         create("a", 8, 100).apply(&mut state).unwrap();
         // 8 shards x 3 replicas over 4 nodes: 6 each; a fifth node brings it to 24 / 5.
-        Command::AddNode {
-            node: 5,
-            cluster_addr: "10.0.0.5:4667".into(),
-            life: None,
-        }
-        .apply(&mut state)
-        .unwrap();
+        join_fifth_node(&mut state);
         let load = state.replica_load();
         let (min, max) = (load.values().min().unwrap(), load.values().max().unwrap());
         assert!(max - min <= 1, "balanced: {load:?}");

@@ -283,6 +283,7 @@ pub(crate) fn start_round(
                 founders: replicas.clone(),
                 replicas,
                 leaving: Vec::new(),
+                wanted_replicas: replication_factor.max(1),
             });
             next_group += 1;
         }

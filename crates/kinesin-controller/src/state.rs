@@ -101,6 +101,11 @@ pub struct ShardMeta {
     /// configuration must hold every entry throughout).
     #[serde(default)]
     pub leaving: Vec<u64>,
+    /// How many replicas the shard should have (the replication factor when it was created). It
+    /// may be created with fewer, when fewer nodes were up and not draining; it gets the rest as
+    /// nodes come back or join. 0 for shards recorded before this was: taken as complete.
+    #[serde(default)]
+    pub wanted_replicas: u32,
 }
 
 impl ShardMeta {

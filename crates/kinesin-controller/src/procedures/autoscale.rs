@@ -272,6 +272,7 @@ mod tests {
                 replicas: vec![1],
                 founders: vec![1],
                 leaving: vec![],
+                wanted_replicas: 1,
             })
             .collect();
         StreamMeta {
