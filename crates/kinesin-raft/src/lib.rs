@@ -25,6 +25,7 @@ mod registry;
 mod shard;
 mod snapshot;
 mod state_machine;
+mod succession;
 mod tombstone;
 mod transport;
 mod types;

@@ -277,9 +277,26 @@ impl GroupHandle {
     }
 
     /// Whether the group's voters are exactly `desired` (node → member address), each in the
-    /// life `desired` names.
+    /// life `desired` names, in a uniform membership. A joint membership whose voters add up to
+    /// `desired` is not placed: a change whose leader died between its two steps leaves one, and
+    /// it needs a majority of the old voters as well as of the new (a group that could stop on
+    /// one lost node, and that nothing would finish if it counted as placed).
     pub fn is_placed(&self, desired: &BTreeMap<NodeId, String>) -> bool {
-        self.voters().iter().eq(desired.keys()) && self.outlived(desired).is_empty()
+        let uniform = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .len()
+            == 1;
+        uniform && self.voters().iter().eq(desired.keys()) && self.outlived(desired).is_empty()
+    }
+
+    /// The node this replica is on.
+    pub fn node_id(&self) -> NodeId {
+        self.raft.metrics().borrow_watched().id
     }
 
     /// The current leader as this node knows it.
@@ -432,7 +449,7 @@ impl GroupHandle {
         // membership commits; until then openraft still routes membership changes to it, and
         // appending one there trips openraft's assertion that only a leader appends membership
         // (a panic that stops the group in debug builds; found by tests/simulation).
-        let me = self.raft.metrics().borrow_watched().id;
+        let me = self.node_id();
         if !self.is_leader() {
             return Err(RaftError::NotLeader {
                 group: self.id,
@@ -443,14 +460,10 @@ impl GroupHandle {
         if !voters.contains(&me) {
             // Refusing alone left such a leader leading for good (the jepsen soak: two shards
             // whose leader had been voted out kept a replica on a drained node): hand the group
-            // to the voter furthest along, which makes the change instead.
-            let successor = self
-                .matched_indexes()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(node, _)| *node != me && voters.contains(node))
-                .max_by_key(|(_, matched)| *matched)
-                .map(|(node, _)| node);
+            // to the voter furthest along, which makes the change instead. Only to one that
+            // answered just now: a transfer stops this leader's writes and heartbeats until the
+            // next term, and one sent to a dead node leaves that to an election.
+            let successor = self.successor();
             if let Some(to) = successor {
                 self.transfer_leader(to).await?;
             }

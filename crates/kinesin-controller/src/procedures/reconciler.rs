@@ -27,14 +27,6 @@ pub(super) const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// How often a leader may hand a group to its preferred leader: a preferred node that cannot keep
 /// the leadership (too slow, flapping) must not make the group change leaders all the time.
 const LEADER_TRANSFER_EVERY: Duration = Duration::from_secs(10);
-/// A preferred leader must have acknowledged the current leader this recently to be handed a group.
-const PREFERRED_LEADER_FRESHNESS: Duration = Duration::from_secs(1);
-/// How many entries behind the leader's applied index a node may be and still be handed a group.
-/// A replica still catching up (say, restarted after minutes of load) would take the leadership
-/// without the entries it lacks, and the shard would take no write until it had them: handing
-/// shards back to a restarted node that way stopped every write for over a minute (the catch-up
-/// run of benches/README.md).
-const HANDOVER_SLACK: u64 = 8;
 /// How long one membership change may take (a new replica copying the shard included) before it
 /// is abandoned and retried by a later pass.
 const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -60,31 +52,6 @@ pub(crate) struct Reconciler {
     departed: Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
     resharder: Arc<Resharder>,
     clock: SharedClock,
-}
-
-/// Whether `node` may be handed `group`'s leadership by its leader (this node), see [`may_lead`]:
-/// handing it to a node that has just died costs an election, and to one still catching up stops
-/// the shard's writes until it has caught up.
-fn ready_to_lead(group: &GroupHandle, node: u64) -> bool {
-    may_lead(
-        group
-            .ack_ages()
-            .and_then(|ages| ages.get(&node).copied().flatten()),
-        group.voters().contains(&node),
-        group
-            .matched_indexes()
-            .and_then(|matched| matched.get(&node).copied()),
-        group.applied_index(),
-    )
-}
-
-/// Whether a node may be handed a group's leadership: a voter that acknowledged the leader within
-/// [`PREFERRED_LEADER_FRESHNESS`] and whose log matches the leader's up to [`HANDOVER_SLACK`]
-/// entries of what the leader applied.
-fn may_lead(ack_age: Option<Duration>, voter: bool, matched: Option<u64>, applied: u64) -> bool {
-    voter
-        && ack_age.is_some_and(|age| age < PREFERRED_LEADER_FRESHNESS)
-        && matched.is_some_and(|m| m.saturating_add(HANDOVER_SLACK) >= applied)
 }
 
 /// Reports a finished membership change of a shard group (see `Command::ReplicasSettled`).
@@ -248,7 +215,7 @@ impl Reconciler {
                 .replicas
                 .iter()
                 .copied()
-                .find(|node| ready_to_lead(group, *node));
+                .find(|node| group.ready_to_lead(*node));
             if let Some(to) = staying {
                 if self.may_transfer(group.id()) {
                     tracing::info!(
@@ -269,7 +236,7 @@ impl Reconciler {
             self.change_voters(group.clone(), desired, Some(shard.replicas.clone()));
             return;
         }
-        if !shard.leaving.is_empty() {
+        if !shard.leaving.is_empty() && group.is_settled(&desired) {
             settle(&self.controller, group.id(), shard.replicas.clone()).await;
         }
         self.hand_to_preferred_leader(group, shard, state).await;
@@ -449,7 +416,7 @@ impl Reconciler {
                 .await
             {
                 Ok(Ok(_)) => {
-                    if let Some(replicas) = settled {
+                    if let Some(replicas) = settled.filter(|_| group.is_settled(&desired)) {
                         settle(&controller, id, replicas).await;
                     }
                 }
@@ -491,7 +458,7 @@ impl Reconciler {
             return;
         };
         let up = state.nodes.get(&preferred).is_some_and(|n| !n.is_down());
-        if preferred == me || !up || !ready_to_lead(group, preferred) {
+        if preferred == me || !up || !group.ready_to_lead(preferred) {
             return;
         }
         if !self.may_transfer(group.id()) {
@@ -513,31 +480,5 @@ impl Procedure for Arc<Reconciler> {
 
     async fn pass(&mut self) -> Result<(), PassError> {
         self.reconcile().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const FRESH: Option<Duration> = Some(Duration::from_millis(100));
-
-    #[test]
-    fn only_a_fresh_voter_that_holds_nearly_the_whole_log_may_lead() {
-        assert!(may_lead(FRESH, true, Some(1_000), 1_000));
-        assert!(may_lead(FRESH, true, Some(1_000 - HANDOVER_SLACK), 1_000));
-        assert!(
-            !may_lead(FRESH, true, Some(1_000 - HANDOVER_SLACK - 1), 1_000),
-            "a replica catching up is not handed the group"
-        );
-        assert!(!may_lead(FRESH, true, None, 1_000), "no progress known");
-        assert!(!may_lead(FRESH, false, Some(1_000), 1_000), "a learner");
-        assert!(!may_lead(None, true, Some(1_000), 1_000), "never answered");
-        assert!(!may_lead(
-            Some(PREFERRED_LEADER_FRESHNESS),
-            true,
-            Some(1_000),
-            1_000
-        ));
     }
 }

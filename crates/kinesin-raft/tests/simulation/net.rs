@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kinesin_raft::pb::{ProposeRequest, QueryRequest, RaftRequest};
+use kinesin_raft::pb::{ProposeRequest, QueryRequest, RaftKind, RaftRequest};
 use kinesin_raft::{Inbox, MultiRaft, NodeId, Wire, WireError, WireFuture};
 
 use crate::trace::Trace;
@@ -37,6 +37,9 @@ struct State {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Messages lost per thousand, each way.
     loss_per_mille: u32,
+    /// Every leadership transfer is lost (a leader that transfers then stops its heartbeats and
+    /// refuses writes until a new term: the soak's stuck groups).
+    transfers_lost: bool,
 }
 
 pub struct SimNet {
@@ -112,10 +115,15 @@ impl SimNet {
         self.state().loss_per_mille = per_mille;
     }
 
+    pub fn lose_transfers(&self, lost: bool) {
+        self.state().transfers_lost = lost;
+    }
+
     pub fn heal(&self) {
         let mut state = self.state();
         state.cut.clear();
         state.loss_per_mille = 0;
+        state.transfers_lost = false;
         drop(state);
         self.changed();
     }
@@ -256,6 +264,13 @@ impl Wire for SimWire {
     ) -> WireFuture<'a, Vec<u8>> {
         Box::pin(async move {
             let what = raft_what(&request);
+            if request.kind() == RaftKind::TransferLeader && self.net.state().transfers_lost {
+                self.net
+                    .trace
+                    .event(format_args!("n{}→{to} {what}: transfer lost", self.node));
+                tokio::time::sleep(timeout.min(KEEPALIVE)).await;
+                return Err(WireError::NoAnswer(format!("{what} to {to}: lost")));
+            }
             self.net
                 .call(self.me(), to, &what, timeout, |inbox| async move {
                     inbox.raft(request).await

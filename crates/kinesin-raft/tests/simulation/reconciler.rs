@@ -19,29 +19,12 @@ const PASS_EVERY: Duration = Duration::from_millis(200);
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often a node may hand one group to another leader.
 const TRANSFER_EVERY: Duration = Duration::from_secs(2);
-/// A node is handed a group only when it acknowledged the leader this recently, and holds the
-/// log up to this many entries behind the leader's applied index.
-const FRESHNESS: Duration = Duration::from_secs(1);
-const HANDOVER_SLACK: u64 = 8;
-
 #[derive(Default)]
 pub struct Reconciler {
     /// (node, group): a change under way there.
     changing: Mutex<BTreeSet<(NodeId, u64)>>,
     /// (node, group) → when that node last handed the group over.
     transfers: Mutex<BTreeMap<(NodeId, u64), tokio::time::Instant>>,
-}
-
-/// Whether `leader`'s group may be handed to `node` now (the production rule, `may_lead`).
-fn ready_to_lead(leader: &GroupHandle, node: NodeId) -> bool {
-    let fresh = leader
-        .ack_ages()
-        .and_then(|ages| ages.get(&node).copied().flatten())
-        .is_some_and(|age| age < FRESHNESS);
-    let matched = leader.matched_indexes().and_then(|m| m.get(&node).copied());
-    leader.voters().contains(&node)
-        && fresh
-        && matched.is_some_and(|m| m + HANDOVER_SLACK >= leader.applied_index())
 }
 
 impl Reconciler {
@@ -71,10 +54,13 @@ impl Reconciler {
             .all(|group| cluster.leaving(group).is_empty() && Self::placed(cluster, group))
     }
 
-    /// Whether `group`'s leader has the placement as its voters, each in its node's current life.
+    /// Whether `group`'s leader has the placement as its voters, each in its node's current life,
+    /// in a uniform membership that has committed.
     pub fn placed(cluster: &Cluster, group: u64) -> bool {
         let desired = cluster.member_addresses(&cluster.replicas(group));
-        cluster.leader(group).is_some_and(|h| h.is_placed(&desired))
+        cluster
+            .leader(group)
+            .is_some_and(|h| h.is_settled(&desired))
     }
 
     fn may_transfer(&self, node: NodeId, group: u64) -> bool {
@@ -94,7 +80,7 @@ impl Reconciler {
         let id = group.id();
         let placement = cluster.replicas(id);
         if !placement.contains(&me) {
-            let staying = placement.iter().copied().find(|n| ready_to_lead(group, *n));
+            let staying = placement.iter().copied().find(|n| group.ready_to_lead(*n));
             if let Some(to) = staying {
                 if self.may_transfer(me, id) {
                     cluster
@@ -109,9 +95,11 @@ impl Reconciler {
             self.change(cluster, me, group.clone(), placement);
             return;
         }
-        cluster.settle(id, &placement).await;
+        if group.is_settled(&cluster.member_addresses(&placement)) {
+            cluster.settle(id, &placement).await;
+        }
         let preferred = placement.first().copied();
-        if let Some(to) = preferred.filter(|to| *to != me && ready_to_lead(group, *to)) {
+        if let Some(to) = preferred.filter(|to| *to != me && group.ready_to_lead(*to)) {
             if self.may_transfer(me, id) {
                 cluster
                     .trace
@@ -144,7 +132,7 @@ impl Reconciler {
             let outcome = tokio::time::timeout(CHANGE_TIMEOUT, group.change_voters(&voters)).await;
             let said = match outcome {
                 Ok(Ok(_)) => {
-                    if group.is_placed(&voters) {
+                    if group.is_settled(&voters) {
                         cluster.settle(id, &desired).await;
                     }
                     "done".to_string()

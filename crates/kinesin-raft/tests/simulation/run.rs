@@ -382,6 +382,17 @@ impl Sim {
                         sim.cluster.trace.event(format_args!("mended {links:?}"));
                     }));
                 }
+                3 if self.rng.below(2) == 0 => {
+                    self.fault("leadership transfers lost");
+                    self.cluster
+                        .trace
+                        .event(format_args!("losing every transfer"));
+                    self.cluster.net.lose_transfers(true);
+                    healing.push(tokio::spawn(async move {
+                        tokio::time::sleep(lasts).await;
+                        sim.cluster.net.lose_transfers(false);
+                    }));
+                }
                 3 => {
                     let per_mille = self.rng.between(50, 400) as u32;
                     self.fault("message loss");
@@ -435,9 +446,12 @@ impl Sim {
         self.start(node).await;
     }
 
-    /// Waits until wiped `node` is a voter in its new life in every group placed on it, and no
-    /// replica of any group counts it as a member in its old life; only then may another node be
-    /// wiped (a group that lost one copy must get it back before it can lose another).
+    /// Waits until every group's leader has committed its placement as its voters, each in its
+    /// node's current life, and no running replica counts wiped `node` in its old life; only then
+    /// may another node be wiped (a group that lost one copy must get it back before it can lose
+    /// another). Every group, not only those placed on `node`: a group the node was moved out of
+    /// may still count its old life (seeds 93 and 96 wiped a second voter of such a group while
+    /// its only replica that knew was down).
     async fn rebuild(&self, node: NodeId) {
         let deadline = tokio::time::Instant::now() + REBUILD_WITHIN;
         let new_life = self.cluster.member_addresses(&BTreeSet::from([node]));
@@ -452,9 +466,7 @@ impl Sim {
                         .handles(*g)
                         .iter()
                         .any(|(_, h)| !h.outlived(&new_life).is_empty());
-                    let unplaced = self.cluster.replicas(*g).contains(&node)
-                        && !Reconciler::placed(&self.cluster, *g);
-                    outlived || unplaced
+                    outlived || !Reconciler::placed(&self.cluster, *g)
                 })
                 .collect();
             if pending.is_empty() {
