@@ -260,7 +260,15 @@ class Run:
         self.nemesis.join()
         for t in list(self.threads):
             t.join(timeout=60)
-        self.heal()
+        try:
+            self.heal()
+            healed = True
+        except Exception as exc:  # noqa: BLE001 - a cluster that does not recover is a finding, not a crash
+            # Reported like any other finding, and the history is still checked: whatever did
+            # recover must hold every acknowledged record.
+            print(f"jepsen: the cluster did not recover: {exc}", flush=True)
+            self.history.record("nemesis", "info", "heal-failed", str(exc))
+            healed = False
         try:
             wait_active(admin, self.stream)
             agreed = self.after_recovery(lambda: self.read_back(admin))
@@ -272,7 +280,8 @@ class Run:
             agreed = False
         result = check(self.history.ops)
         result["nodes_agree"] = agreed
-        result["valid"] = result["valid"] and agreed
+        result["healed"] = healed
+        result["valid"] = result["valid"] and agreed and healed
         parts = {"metadata": check_metadata, "resharding": check_resharding}
         if "metadata" in self.args.workload:
             record_final_state(self.history, self.client_for_node, nodes)
