@@ -39,6 +39,18 @@ class Membership:
         return [n for n in self.cluster.nodes()
                 if n not in exclude and n not in paused and n not in self.leaving and self.cluster.running(n)]
 
+    def first_reachable(self, exclude, deadline):
+        """A node to go through, waiting until `deadline` while every other one is paused, down
+        or leaving (a soak once found none for an instant, and the node it was rejoining stayed
+        out for the remaining 24 minutes)."""
+        while True:
+            nodes = self.reachable(exclude)
+            if nodes:
+                return nodes[0]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no node to go through (all but {sorted(exclude)} paused, down or leaving)")
+            time.sleep(0.5)
+
     def ask(self, method, path, exclude=(), ok=(200,)):
         """`(node asked, status, answer)` from the first node that gives a status in `ok` (or the
         last answer any node gave); raises when no node answers at all."""
@@ -128,7 +140,7 @@ class Membership:
                 self.cluster.wipe(node)
                 self.rejoining.add(node)
                 self.step(f"n{node} stopped, data wiped")
-                via = self.reachable(exclude={node})[0]
+                via = self.first_reachable({node}, deadline)
                 self.step(f"n{node} joining through n{via}")
                 self.cluster.join(node, via)
             elif not self.cluster.running(node):
