@@ -31,7 +31,7 @@ test: setup failpoints-bin
 	cargo test --workspace
 	cargo test --workspace --features kinesin-node/failpoints --test simulation -- early-ack no-fsync
 	KINESIN_BIN=$(CARGO_TARGET_DIR)/debug/kinesin KINESIN_FAILPOINTS_BIN=$(FAILPOINTS_BIN) \
-		$(KINESIN_VENV)/bin/python -m pytest tests/python jepsen/tests
+		$(KINESIN_VENV)/bin/python -m pytest --durations=15 tests/python jepsen/tests
 
 build:
 	cargo build --workspace --all-targets
