@@ -14,9 +14,9 @@ use crate::consumer::{self, ConsumerKey, Registration};
 use crate::reshard::{self, Change};
 use crate::resource;
 use crate::state::{
-    place, prefer_leader, ClusterState, EncryptionType, NodeInfo, Resource, ShardMeta, StreamKey,
-    StreamMeta, StreamMode, StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB,
-    SHARD_LEVEL_METRICS,
+    place, place_new_shard, prefer_leader, ClusterState, EncryptionType, NodeInfo, Resource,
+    ShardMeta, StreamKey, StreamMeta, StreamMode, StreamStatus, MAX_RECORD_SIZE_KIB,
+    MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
 };
 use crate::ControllerError;
 
@@ -343,10 +343,15 @@ impl Command {
                     .map_err(|e| ControllerError::InvalidArgument(e.to_string()))?;
                 let first_group = state.next_group.max(1);
                 let mut load = state.placeable_load();
+                let mut standby = state.standby_load();
                 let mut leaders = state.leader_load();
                 let placements: Vec<Vec<u64>> = (0..ranges.len())
                     .map(|_| {
-                        let mut replicas = place(&mut load, replication_factor.max(1) as usize);
+                        let mut replicas = place_new_shard(
+                            &mut load,
+                            &mut standby,
+                            replication_factor.max(1) as usize,
+                        );
                         prefer_leader(&mut replicas, &mut leaders);
                         replicas
                     })
@@ -1389,9 +1394,9 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_created_short_of_nodes_gets_its_missing_replicas_when_nodes_return() {
+    fn a_new_shard_takes_a_down_node_rather_than_fewer_replicas() {
         let mut state = bootstrapped();
-        for node in [3, 4] {
+        for node in [2, 3] {
             Command::SetNodeDown {
                 node,
                 since_ms: Some(NOW),
@@ -1400,41 +1405,45 @@ mod tests {
             .unwrap();
         }
         create("a", 2, 100).apply(&mut state).unwrap();
-        let replicas = |state: &ClusterState| -> Vec<Vec<u64>> {
-            state.streams[&key("a")]
-                .shards
-                .iter()
-                .map(|s| s.replicas.clone())
-                .collect()
-        };
-        assert!(
-            replicas(&state).iter().all(|r| r.len() == 2),
-            "two nodes up: two replicas each {:?}",
-            replicas(&state)
-        );
+        for shard in &state.streams[&key("a")].shards {
+            assert_eq!(shard.replicas.len(), 3, "{:?}", shard.replicas);
+            assert!(
+                shard.replicas.contains(&1) && shard.replicas.contains(&4),
+                "both nodes that are up first: {:?}",
+                shard.replicas
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_shard_gets_its_missing_replica_when_a_node_comes_back() {
+        let mut state = bootstrapped();
+        create("a", 1, 100).apply(&mut state).unwrap();
         Command::SetNodeDown {
-            node: 3,
-            since_ms: None,
+            node: 4,
+            since_ms: Some(NOW),
         }
         .apply(&mut state)
         .unwrap();
-        for (shard, r) in state.streams[&key("a")].shards.iter().zip(replicas(&state)) {
-            assert_eq!(r.len(), 3, "node 3 is back: {r:?}");
-            assert_eq!(
-                r[2], 3,
-                "added after the others, so the preferred leader stays"
-            );
-            assert_eq!(shard.founders.len(), 2, "the founders still form the group");
-            assert!(shard.leaving.is_empty());
-        }
-        // Nothing more to add when node 4 returns; an added node does not take a fourth.
+        // Short, as a shard placed while too few nodes could take it (or by an older version).
+        let shard = &mut state.streams.get_mut(&key("a")).unwrap().shards[0];
+        shard.replicas.retain(|n| *n != 4);
+        shard.replicas.truncate(2);
+        let kept = shard.replicas.clone();
         Command::SetNodeDown {
             node: 4,
             since_ms: None,
         }
         .apply(&mut state)
         .unwrap();
-        assert!(replicas(&state).iter().all(|r| r.len() == 3));
+        let shard = &state.streams[&key("a")].shards[0];
+        assert_eq!(shard.replicas.len(), 3, "{:?}", shard.replicas);
+        assert_eq!(
+            shard.replicas[..2],
+            kept[..],
+            "added after the others, so the preferred leader stays"
+        );
+        assert!(shard.leaving.is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use kinesin_types::{HashRange, ShardId};
 use serde::{Deserialize, Serialize};
 
 use crate::state::{
-    place, prefer_leader, ClusterState, ShardMeta, StreamKey, StreamMode, StreamStatus,
+    place_new_shard, prefer_leader, ClusterState, ShardMeta, StreamKey, StreamMode, StreamStatus,
 };
 use crate::ControllerError;
 
@@ -217,6 +217,7 @@ pub(crate) fn start_round(
     now_ms: u64,
 ) -> Result<(), ControllerError> {
     let mut load = state.placeable_load();
+    let mut standby = state.standby_load();
     let mut leaders = state.leader_load();
     let mut next_group = state.next_group.max(1);
     let stream = state
@@ -266,7 +267,8 @@ pub(crate) fn start_round(
             .unwrap_or(0)
             .max(now_ms / 1000);
         for hash_range in ranges {
-            let mut replicas = place(&mut load, replication_factor.max(1) as usize);
+            let mut replicas =
+                place_new_shard(&mut load, &mut standby, replication_factor.max(1) as usize);
             prefer_leader(&mut replicas, &mut leaders);
             let id = ShardId(stream.next_shard_index);
             stream.next_shard_index += 1;

@@ -333,6 +333,18 @@ impl ClusterState {
         load
     }
 
+    /// [`Self::replica_load`] of the nodes that are down but not draining: where a new shard's
+    /// remaining replicas go when too few nodes are up (see [`place_new_shard`]).
+    pub fn standby_load(&self) -> BTreeMap<u64, usize> {
+        let mut load = self.replica_load();
+        load.retain(|id, _| {
+            self.nodes
+                .get(id)
+                .is_some_and(|n| n.is_down() && !n.draining)
+        });
+        load
+    }
+
     /// Every shard of every stream not being deleted, the children of reshards under way included
     /// (their groups exist on their replicas before they take writes).
     pub fn hosted_shards(&self) -> impl Iterator<Item = &ShardMeta> {
@@ -368,6 +380,26 @@ pub fn prefer_leader(replicas: &mut [u64], leaders: &mut BTreeMap<u64, usize>) {
     };
     replicas.swap(0, best);
     *leaders.entry(replicas[0]).or_default() += 1;
+}
+
+/// Picks a new shard's `count` replicas: among the nodes that are up (`up`, see [`place`]) and,
+/// when too few are, among those that are down but not draining (`standby`) for the rest. A
+/// shard placed only on the nodes up at its creation kept fewer replicas than it should until
+/// nodes returned, and lost its majority if one of them lost its data meanwhile (the jepsen
+/// soak: reshard children placed on two nodes while a third was killed, one of the two then
+/// rebuilt from a corrupt disk). A replica on a down node joins its group when the node returns;
+/// the others form it meanwhile.
+pub fn place_new_shard(
+    up: &mut BTreeMap<u64, usize>,
+    standby: &mut BTreeMap<u64, usize>,
+    count: usize,
+) -> Vec<u64> {
+    let mut replicas = place(up, count);
+    let missing = count.saturating_sub(replicas.len());
+    if missing > 0 {
+        replicas.extend(place(standby, missing));
+    }
+    replicas
 }
 
 /// Picks `count` nodes for a new shard's replicas — those holding the fewest replicas first, ties
