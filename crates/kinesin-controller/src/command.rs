@@ -895,8 +895,9 @@ fn move_replicas_off(state: &mut ClusterState, node: u64) -> bool {
     moved
 }
 
-/// Gives each shard created with fewer replicas than it wants (fewer nodes were up and not
-/// draining then) the rest, on the least-loaded placeable nodes that hold none of it. Left short,
+/// Gives each shard created with fewer replicas than it wants (fewer nodes were not draining
+/// then, or an older version placed it on up nodes only) the rest, on the least-loaded placeable
+/// nodes that hold none of it. Left short,
 /// such a shard stayed short for good: the jepsen soak created children of a reshard with 2
 /// replicas while one node was down and another rejoining, and when one of the two later lost its
 /// data (a corrupt disk rebuilt from the peers) the shard had no majority left. The new replica is

@@ -102,8 +102,9 @@ pub struct ShardMeta {
     #[serde(default)]
     pub leaving: Vec<u64>,
     /// How many replicas the shard should have (the replication factor when it was created). It
-    /// may be created with fewer, when fewer nodes were up and not draining; it gets the rest as
-    /// nodes come back or join. 0 for shards recorded before this was: taken as complete.
+    /// is created with fewer when fewer nodes are not draining ([`place_new_shard`]), and by
+    /// versions that placed on up nodes only; it gets the rest as nodes come back or join. 0 for
+    /// shards recorded before this was: taken as complete.
     #[serde(default)]
     pub wanted_replicas: u32,
 }
