@@ -1,10 +1,11 @@
-//! Reads of a shard, served by any of its replicas: from the local [`ShardView`] when this node
-//! hosts one, else by one call to a node that does.
+//! Reads of a shard, served by any of its replicas that is caught up with its leader: the local
+//! [`ShardView`] when this node hosts one, else by one call to a node that does.
 //!
 //! Every replica answers from what it has applied, and applied means committed, so a read never
-//! returns a record that could still be lost. A lagging replica answers with less, never with
-//! something else; readers move forward by the positions in their iterators, so switching to a
-//! lagging node stalls a reader briefly but never moves it backwards.
+//! returns a record that could still be lost. A replica answers only once it has applied what its
+//! leader had committed when the read arrived (Raft's read index): one still catching up would
+//! answer an empty page as if the reader were at the tip. Readers move forward by the positions in
+//! their iterators, so switching nodes never moves a reader backwards.
 
 use kinesin_storage::StoredRecord;
 use serde::{Deserialize, Serialize};
@@ -113,6 +114,10 @@ pub struct ShardRead {
     /// a reader past them has read the whole shard. A replica that has not applied the seal yet
     /// never says so, however far it has read.
     pub reached_seal: bool,
+    /// The answering replica had applied everything its leader had committed when the read
+    /// arrived. False only when no replica could confirm that (no leader, or none reachable):
+    /// the records are committed, but newer ones may exist, and `bounds` may be behind.
+    pub caught_up: bool,
 }
 
 /// Records awaited from a shard ([`crate::MultiRaft::await_shard_records`]).
@@ -224,6 +229,7 @@ impl WireAnswer {
                 records: records.into_iter().map(StoredRecord::from).collect(),
                 bounds,
                 reached_seal,
+                caught_up: true,
             }),
             other => Err(mismatch(group, &other)),
         }
@@ -281,17 +287,57 @@ fn mismatch(group: u64, answer: &WireAnswer) -> RaftError {
 /// How long one forwarded read may take before the next replica is tried.
 const REMOTE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long a replica may take to apply what its leader had committed when a read arrived before
+/// the read goes to another replica: a follower applies within milliseconds of its leader; one
+/// that is further behind is catching up (restarted, rebuilt, just added) and must not answer.
+const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// What a read was answered from.
+enum Answered {
+    /// A replica that had applied everything its leader had committed when the read arrived.
+    CaughtUp(WireAnswer),
+    /// This node's replica, which could not confirm that: no replica that could was reachable
+    /// (no leader, or a partition). Committed records, but maybe not the newest.
+    Behind(WireAnswer),
+}
+
+impl Answered {
+    fn answer(self) -> WireAnswer {
+        match self {
+            Answered::CaughtUp(answer) | Answered::Behind(answer) => answer,
+        }
+    }
+}
+
 impl crate::registry::MultiRaft {
-    /// Asks `query` of group `id`: of the local replica when this node hosts one, else of the
-    /// other `replicas` (node, cluster address) in turn until one answers.
+    /// Whether this node's replica of group `id` has applied everything its leader had committed
+    /// when asked (Raft's read index), waiting up to [`CATCH_UP_WAIT`] for it to get there. Only
+    /// such a replica answers reads: one still catching up would answer an empty page as if the
+    /// reader were at the tip, or place `LATEST` before records already acknowledged.
+    pub(crate) async fn caught_up(&self, id: u64) -> bool {
+        match self.linearize(id, CATCH_UP_WAIT).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(group = id, error = %e, "replica not caught up with its leader");
+                false
+            }
+        }
+    }
+
+    /// Asks `query` of group `id`: of the local replica when this node hosts one and it is caught
+    /// up, else of the other `replicas` (node, cluster address) in turn, each of which answers
+    /// only if it is caught up; when none is, of the local replica as it is.
     async fn query_shard(
         &self,
         id: u64,
         query: ShardQuery,
         replicas: &[(crate::NodeId, String)],
-    ) -> Result<WireAnswer, RaftError> {
-        if let Some(view) = self.group(id).and_then(|g| g.shard().cloned()) {
-            return view.answer(&query);
+    ) -> Result<Answered, RaftError> {
+        let local = self.group(id).and_then(|g| g.shard().cloned());
+        if let Some(view) = &local {
+            if self.caught_up(id).await {
+                return view.answer(&query).map(Answered::CaughtUp);
+            }
         }
         let mut last_error = RaftError::NoSuchGroup(id);
         for (_, addr) in replicas.iter().filter(|(node, _)| *node != self.node_id()) {
@@ -300,14 +346,17 @@ impl crate::registry::MultiRaft {
                 .query(addr, id, &query, REMOTE_READ_TIMEOUT)
                 .await
             {
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => return Ok(Answered::CaughtUp(answer)),
                 Err(e) => {
                     tracing::debug!(group = id, addr, error = %e, "replica could not answer a read");
                     last_error = e;
                 }
             }
         }
-        Err(last_error)
+        match local {
+            Some(view) => view.answer(&query).map(Answered::Behind),
+            None => Err(last_error),
+        }
     }
 
     /// Committed records of shard group `id` from `from` on, from any replica.
@@ -324,12 +373,16 @@ impl crate::registry::MultiRaft {
             max_records: u32::try_from(max_records).unwrap_or(u32::MAX),
             max_bytes: max_bytes as u64,
         };
-        self.query_shard(id, query, replicas).await?.into_read(id)
+        let answered = self.query_shard(id, query, replicas).await?;
+        let caught_up = matches!(answered, Answered::CaughtUp(_));
+        let read = answered.answer().into_read(id)?;
+        Ok(ShardRead { caught_up, ..read })
     }
 
     /// Committed records of shard group `id` from `from` on, from any replica; when there are
     /// none yet, the replica answers as soon as it applies more, or after `wait`. What a
-    /// SubscribeToShard pushes: woken by the shard's apply, locally or on the replica asked.
+    /// SubscribeToShard pushes: woken by the shard's apply, locally or on the replica asked. Like
+    /// every read, answered by a replica caught up with its leader when one is reachable.
     pub async fn await_shard_records(
         &self,
         id: u64,
@@ -339,11 +392,14 @@ impl crate::registry::MultiRaft {
         wait: std::time::Duration,
         replicas: &[(crate::NodeId, String)],
     ) -> Result<AwaitedRead, RaftError> {
-        if let Some(group) = self.group(id).filter(|g| g.shard().is_some()) {
-            return group
-                .await_records(from, max_records, max_bytes, wait)
-                .await?
-                .into_awaited(id);
+        let local = self.group(id).filter(|g| g.shard().is_some());
+        if let Some(group) = &local {
+            if self.caught_up(id).await {
+                return group
+                    .await_records(from, max_records, max_bytes, wait)
+                    .await?
+                    .into_awaited(id);
+            }
         }
         let query = ShardQuery::AwaitRecords {
             from,
@@ -365,7 +421,13 @@ impl crate::registry::MultiRaft {
                 }
             }
         }
-        Err(last_error)
+        match local {
+            Some(group) => group
+                .await_records(from, max_records, max_bytes, wait)
+                .await?
+                .into_awaited(id),
+            None => Err(last_error),
+        }
     }
 
     /// The retained range of shard group `id`, from any replica.
@@ -376,6 +438,7 @@ impl crate::registry::MultiRaft {
     ) -> Result<ShardBounds, RaftError> {
         self.query_shard(id, ShardQuery::Bounds, replicas)
             .await?
+            .answer()
             .into_bounds(id)
     }
 
@@ -482,6 +545,7 @@ impl crate::registry::MultiRaft {
     ) -> Result<u64, RaftError> {
         self.query_shard(id, ShardQuery::PositionAt { arrival_ms }, replicas)
             .await?
+            .answer()
             .into_position(id)
     }
 }

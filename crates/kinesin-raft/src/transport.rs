@@ -576,6 +576,11 @@ impl RaftTransport for TransportService {
                 Err(RaftError::NotLeader { leader, .. }) => Err(RemoteError::NotLeader { leader }),
                 Err(other) => Err(failed(other)),
             },
+            // A replica behind its leader answers no read: the asker tries the next replica.
+            (Some(_), _) if !multi.caught_up(request.group).await => Err(failed(format!(
+                "this replica of group {} is behind its leader",
+                request.group
+            ))),
             (
                 Some(group),
                 ShardQuery::AwaitRecords {

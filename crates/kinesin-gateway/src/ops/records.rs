@@ -758,10 +758,14 @@ pub(crate) async fn read_page(
             .fetch_add(1, Ordering::Relaxed);
         return Err(throttled(stream, shard));
     }
+    // A replica that could not confirm it holds the newest records (no leader reachable) still
+    // answers with the committed records it has; MillisBehindLatest is then measured against
+    // the newest of those, the best this node knows.
     let ShardRead {
         records: stored,
         bounds,
         reached_seal,
+        caught_up: _,
     } = gateway
         .raft
         .read_shard(

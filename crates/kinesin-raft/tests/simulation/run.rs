@@ -4,7 +4,8 @@
 //! makes its voters the placement (`reconciler.rs`); then the faults heal, every group's voters
 //! must become its placement, and the checker compares what was acknowledged with what every replica holds.
 //!
-//! Checked while it runs: every replica applies the same record at each position. At the end: every
+//! Checked while it runs: every replica applies the same record at each position, and a read
+//! through any node that answers as caught up holds every write acknowledged before it. At the end: every
 //! replica of a group holds the same records at the same positions (no two different entries
 //! committed at one index), every acknowledged write is there at the position it was
 //! acknowledged with (no acknowledged write lost), no write was stored twice, and a sealed group
@@ -164,6 +165,7 @@ impl Sim {
                     self.history()
                         .acknowledged
                         .insert((group, *first_position), payload.clone());
+                    self.read_back(group, *first_position, &payload).await;
                     format!("acknowledged at {first_position}")
                 }
                 (Ok(Response::Sealed { .. }), true)
@@ -186,6 +188,41 @@ impl Sim {
                 "client {client}: {payload} to g{group} via n{via}: {outcome}"
             ));
         }
+    }
+
+    /// Reads an acknowledged write back through a random node: a read answered as caught up
+    /// (by a replica that had applied what its leader had committed) must hold it. A replica
+    /// still catching up that answered anyway would give a reader an empty page as if it were
+    /// at the tip.
+    async fn read_back(&self, group: u64, position: u64, payload: &str) {
+        let Some(&via) = self.rng.pick(&self.cluster.up_nodes()) else {
+            return;
+        };
+        let Some((raft, _)) = self.cluster.running(via) else {
+            return;
+        };
+        let replicas = self.cluster.replica_addresses(group);
+        let read = raft
+            .read_shard(group, position, 1, usize::MAX, &replicas)
+            .await;
+        let outcome = match read {
+            Ok(read) if read.caught_up => {
+                let found = read.records.first().map(|r| (r.position, r.data.clone()));
+                if found != Some((position, payload.as_bytes().to_vec())) {
+                    self.violation(format!(
+                        "g{group}: a read via n{via} answered as caught up after {payload} was acknowledged at {position}, without it ({} records, next position {})",
+                        read.records.len(),
+                        read.bounds.next_position
+                    ));
+                }
+                "caught up"
+            }
+            Ok(_) => "behind",
+            Err(_) => "failed",
+        };
+        self.cluster.trace.event(format_args!(
+            "read back {payload} from g{group} via n{via}: {outcome}"
+        ));
     }
 
     /// Reads what every replica has applied, as it applies it: one position must hold the same
