@@ -8,6 +8,7 @@
 //! every pass must be idempotent (it is: each reads the state afresh and redoes what is missing).
 
 mod autoscale;
+mod change_retry;
 mod liveness;
 mod reconciler;
 mod resharder;

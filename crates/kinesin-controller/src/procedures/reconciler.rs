@@ -18,6 +18,7 @@ use crate::{
 };
 use kinesin_raft::{GroupHandle, GroupKind, GroupOptions, MultiRaft};
 
+use super::change_retry::ChangeRetry;
 use super::controller_voter_count;
 use super::resharder::{ReshardFaults, Resharder};
 use kinesin_types::SharedClock;
@@ -46,6 +47,8 @@ pub(crate) struct Reconciler {
     initial_nodes: BTreeMap<u64, NodeInfo>,
     /// Groups whose membership change is under way here.
     changing: Arc<Mutex<HashSet<u64>>>,
+    /// Groups whose last membership change failed here, and when to try again.
+    retry: Arc<ChangeRetry>,
     /// When this node last handed each group to its preferred leader.
     transfers: Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
     /// When this node, leading the controller, first saw each removed node still in its group.
@@ -84,6 +87,7 @@ impl Reconciler {
             controller,
             initial_nodes,
             changing: Arc::default(),
+            retry: Arc::default(),
             transfers: Mutex::default(),
             departed: Mutex::default(),
         }
@@ -397,7 +401,8 @@ impl Reconciler {
         desired: BTreeMap<u64, String>,
         settled: Option<Vec<u64>>,
     ) {
-        if group.is_placed(&desired) {
+        if group.is_placed(&desired) || !self.retry.may_try(group.id(), tokio::time::Instant::now())
+        {
             return;
         }
         if !self
@@ -409,6 +414,7 @@ impl Reconciler {
             return;
         }
         let changing = self.changing.clone();
+        let retry = self.retry.clone();
         let controller = self.controller.clone();
         tokio::spawn(async move {
             let id = group.id();
@@ -416,12 +422,19 @@ impl Reconciler {
                 .await
             {
                 Ok(Ok(_)) => {
+                    retry.succeeded(id);
                     if let Some(replicas) = settled.filter(|_| group.is_settled(&desired)) {
                         settle(&controller, id, replicas).await;
                     }
                 }
-                Ok(Err(e)) => tracing::warn!(group = id, error = %e, "membership change failed"),
-                Err(_) => tracing::warn!(group = id, "membership change timed out"),
+                Ok(Err(e)) => {
+                    let wait = retry.failed(id, tokio::time::Instant::now());
+                    tracing::warn!(group = id, error = %e, retry_in = ?wait, "membership change failed");
+                }
+                Err(_) => {
+                    let wait = retry.failed(id, tokio::time::Instant::now());
+                    tracing::warn!(group = id, retry_in = ?wait, "membership change timed out");
+                }
             }
             changing
                 .lock()
