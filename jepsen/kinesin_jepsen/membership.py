@@ -16,6 +16,8 @@ import threading
 import time
 
 MIN_MEMBERS = 3
+# How long an admin request waits for any node to answer (see `Membership.ask`).
+ASK_PATIENCE = 30.0
 
 
 class Membership:
@@ -53,20 +55,26 @@ class Membership:
 
     def ask(self, method, path, exclude=(), ok=(200,)):
         """`(node asked, status, answer)` from the first node that gives a status in `ok` (or the
-        last answer any node gave); raises when no node answers at all."""
-        last = None
-        for node in self.reachable(exclude):
-            try:
-                status, body = self.cluster.admin_request(node, method, path)
-            except OSError as exc:
-                last = last or exc
-                continue
-            last = (node, status, body)
-            if status in ok:
-                break
-        if last is None or isinstance(last, OSError):
-            raise RuntimeError(f"{method} {path}: no node answered ({last})")
-        return last
+        last answer any node gave). While no node answers at all (a power cut took every other node
+        down for a moment) it asks again for up to ASK_PATIENCE seconds, then raises: a soak's drain
+        request once found none for an instant, and the node it was for stayed out for 20 minutes."""
+        deadline = time.monotonic() + ASK_PATIENCE
+        while True:
+            last = None
+            for node in self.reachable(exclude):
+                try:
+                    status, body = self.cluster.admin_request(node, method, path)
+                except OSError as exc:
+                    last = last or exc
+                    continue
+                last = (node, status, body)
+                if status in ok:
+                    break
+            if last is not None and not isinstance(last, OSError):
+                return last
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{method} {path}: no node answered ({last})")
+            time.sleep(0.5)
 
     def members(self):
         """`{node id: its entry}` of GET /admin/v1/cluster."""

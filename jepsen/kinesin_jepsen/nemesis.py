@@ -284,10 +284,15 @@ class Nemesis:
                 return f"corrupt n{node} {damage} ({outcome})", self._release(victims, lambda: None)
             self.membership.start_rebuild(node)
         except Exception:
-            # A node that runs is given back; one left down with its damage stays reserved, and
-            # healing rebuilds it (`Membership.finish` drains it first).
+            # A node that runs is given back; one left down with its damage stays leaving, and the
+            # next membership fault (or healing) rebuilds it (`Membership.finish` drains it
+            # first). Either way no fault holds it any more: held, it was out of every fault's
+            # reach and of the next membership fault's too, and a soak ran its last 20 minutes
+            # with one node down.
             if self.cluster.running(node):
                 self.membership.leaving.discard(node)
+            with self.lock:
+                self.held.difference_update(victims)
             raise
         return (f"corrupt n{node} {damage}",
                 self._release(victims, lambda: self.membership.finish(node, timeout=120)))

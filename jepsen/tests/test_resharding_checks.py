@@ -14,6 +14,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from kinesin_jepsen.checker import MAX_HASH_KEY, check, hash_key  # noqa: E402
 from kinesin_jepsen.history import History  # noqa: E402
+from kinesin_jepsen import membership as membership_module  # noqa: E402
+from kinesin_jepsen import nemesis as nemesis_module  # noqa: E402
 from kinesin_jepsen.membership import Membership  # noqa: E402
 from kinesin_jepsen.nemesis import Nemesis  # noqa: E402
 from kinesin_jepsen.resharding import (  # noqa: E402
@@ -507,3 +509,45 @@ def test_faults_leave_alone_the_nodes_another_fault_acts_on(tmp_path):
         assert nemesis.held == {leaving}
     undo()
     assert not nemesis.held and not nemesis.membership.leaving
+
+
+def test_an_admin_request_waits_while_no_node_answers(tmp_path, monkeypatch):
+    monkeypatch.setattr(membership_module, "ASK_PATIENCE", 30.0)
+    cluster = FakeMembers()
+    membership = Membership(cluster, History(str(tmp_path / "history.jsonl")))
+    down = {1, 2, 3, 4}
+    cluster.up -= down  # a power cut on every node but 5, the one to drain
+    back = threading.Timer(0.3, lambda: cluster.up.update(down))
+    back.start()
+    try:
+        via, status, _ = membership.ask("POST", "/admin/v1/nodes/5/drain", exclude={5})
+    finally:
+        back.cancel()
+    assert status == 200 and via in down and cluster.members[5]["draining"]
+
+
+def test_a_corrupt_node_whose_rebuild_could_not_start_is_finished_by_the_next_membership_fault(tmp_path, monkeypatch):
+    monkeypatch.setattr(membership_module, "ASK_PATIENCE", 0.2)
+    monkeypatch.setattr(nemesis_module, "corrupt_database", lambda *args: "wal 000004.log bit flipped")
+    cluster = FakeMembers()
+    cluster.kill = cluster.stop
+    cluster.restart = cluster.up.add
+    cluster.data_dir = lambda node: str(tmp_path / f"n{node}")
+    nemesis = Nemesis(["corrupt", "membership"], cluster, History(str(tmp_path / "history.jsonl")), seed=1, stop=threading.Event())
+    others = set()
+
+    def start_corrupt(node):
+        # The damaged node exits; at that moment every other node is down too (a power cut).
+        others.update(cluster.up)
+        cluster.up.clear()
+    cluster.start = start_corrupt
+    cluster.wait_exit_or_healthy = lambda node, timeout: f"exit {nemesis_module.DATA_CORRUPT_EXIT}"
+    with pytest.raises(RuntimeError, match="no node answered"):
+        nemesis._start_corrupt(random.Random(1))
+    [corrupt] = nemesis.membership.leaving
+    assert not nemesis.held, "a fault that could not start holds no node"
+    cluster.up.update(others)
+    name, undo = nemesis._start_membership(random.Random(2))
+    assert corrupt not in nemesis.membership.leaving and corrupt in cluster.up
+    assert ("wipe", corrupt) in cluster.calls and ("join", corrupt) in cluster.calls
+    undo()
