@@ -16,10 +16,12 @@ from kinesin_jepsen.checker import MAX_HASH_KEY, check, hash_key  # noqa: E402
 from kinesin_jepsen.history import History  # noqa: E402
 from kinesin_jepsen import membership as membership_module  # noqa: E402
 from kinesin_jepsen import nemesis as nemesis_module  # noqa: E402
+from kinesin_jepsen import resharding as resharding_module  # noqa: E402
 from kinesin_jepsen.membership import Membership  # noqa: E402
 from kinesin_jepsen.nemesis import Nemesis  # noqa: E402
 from kinesin_jepsen.resharding import (  # noqa: E402
-    MAX_OPEN, MERGE, MIN_OPEN, SPLIT, UPDATE, ReshardingWorkload, check_resharding, choose, write_stall,
+    MAX_OPEN, MERGE, MIN_OPEN, SPLIT, UPDATE, ReshardingWorkload, check_resharding, choose, wait_active,
+    write_stall,
 )
 from test_checker import HALF, final, kinds, put, record, shard  # noqa: E402
 
@@ -551,3 +553,25 @@ def test_a_corrupt_node_whose_rebuild_could_not_start_is_finished_by_the_next_me
     assert corrupt not in nemesis.membership.leaving and corrupt in cluster.up
     assert ("wipe", corrupt) in cluster.calls and ("join", corrupt) in cluster.calls
     undo()
+
+
+class FakeSummaries:
+    """describe_stream_summary answering from a list of statuses (an error code raises it)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def describe_stream_summary(self, StreamName):
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if answer.endswith("Exception"):
+            raise botocore.exceptions.ClientError({"Error": {"Code": answer, "Message": "x"}}, "DescribeStreamSummary")
+        return {"StreamDescriptionSummary": {"StreamStatus": answer}}
+
+
+def test_waiting_for_a_stream_stops_soon_once_it_is_gone(monkeypatch):
+    monkeypatch.setattr(resharding_module, "GONE_AFTER", 0.6)
+    with pytest.raises(RuntimeError, match="not found for"):
+        wait_active(FakeSummaries(["ResourceNotFoundException"]), "jepsen", timeout=120.0)
+    # Not found for a moment, then there (a healed node answering before it caught up): waited for.
+    answers = ["ResourceNotFoundException", "ServiceUnavailableException", "ResourceNotFoundException", "UPDATING", "ACTIVE"]
+    wait_active(FakeSummaries(answers), "jepsen", timeout=120.0)
