@@ -215,10 +215,16 @@ class Run:
         self.list_shards(admin, process="final")
         return self.final_read()
 
+    def serving_nodes(self):
+        """The nodes running now: after a healing that failed, one may still be down (a soak's final
+        read once went through node 1 while it was, and read nothing)."""
+        return [node for node in self.cluster.nodes() if self.cluster.running(node)] or self.cluster.nodes()
+
     def final_read(self):
-        """Reads every shard through every node until all agree, then records node 1's answer."""
+        """Reads every shard through every running node until all agree, then records the first
+        one's answer."""
         deadline = time.monotonic() + 60
-        nodes = self.cluster.nodes()
+        nodes = self.serving_nodes()
         with ThreadPoolExecutor(len(nodes)) as pool:
             while True:
                 views = list(pool.map(self.read_view, nodes))
@@ -269,6 +275,7 @@ class Run:
             print(f"jepsen: the cluster did not recover: {exc}", flush=True)
             self.history.record("nemesis", "info", "heal-failed", str(exc))
             healed = False
+        admin = client(self.cluster.endpoint(self.serving_nodes()[0]))
         try:
             wait_active(admin, self.stream)
             agreed = self.after_recovery(lambda: self.read_back(admin))

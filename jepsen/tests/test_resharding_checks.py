@@ -575,3 +575,25 @@ def test_waiting_for_a_stream_stops_soon_once_it_is_gone(monkeypatch):
     # Not found for a moment, then there (a healed node answering before it caught up): waited for.
     answers = ["ResourceNotFoundException", "ServiceUnavailableException", "ResourceNotFoundException", "UPDATING", "ACTIVE"]
     wait_active(FakeSummaries(answers), "jepsen", timeout=120.0)
+
+
+def test_the_final_read_goes_through_running_nodes_only():
+    """After a healing that failed with node 1 still down, the final read went through node 1 and
+    read nothing (soak seed 32): it reads through the nodes that run."""
+    from kinesin_jepsen.run import Run
+
+    class Cluster:
+        def __init__(self, down):
+            self.down = down
+
+        def nodes(self):
+            return [1, 2, 3, 4]
+
+        def running(self, node):
+            return node not in self.down
+
+    run = Run.__new__(Run)
+    run.cluster = Cluster(down={1, 3})
+    assert run.serving_nodes() == [2, 4]
+    run.cluster = Cluster(down={1, 2, 3, 4})
+    assert run.serving_nodes() == [1, 2, 3, 4], "nothing runs: ask them all, to record why"
