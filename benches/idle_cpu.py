@@ -33,6 +33,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def metric(endpoint, name):
     try:
         body = urllib.request.urlopen(f"{endpoint}/metrics", timeout=5).read().decode()
@@ -78,6 +86,7 @@ def main():
             aws_access_key_id="x", aws_secret_access_key="x",
             config=Config(retries={"max_attempts": 10, "mode": "standard"}),
         )
+        rss_baseline = [rss_bytes(p.pid) for p in procs]
         started = time.monotonic()
         names = []
         remaining = args.shards
@@ -99,11 +108,16 @@ def main():
 
         before = [cpu_seconds(p.pid) for p in procs]
         rpcs_before = [metric(e, "kinesin_cluster_rpcs_sent_total") for e in endpoints]
+        terms_before = [metric(e, "kinesin_raft_term_changes_total") for e in endpoints]
         t0 = time.monotonic()
         time.sleep(args.seconds)
         elapsed = time.monotonic() - t0
         after = [cpu_seconds(p.pid) for p in procs]
         rpcs_after = [metric(e, "kinesin_cluster_rpcs_sent_total") for e in endpoints]
+        terms_after = [metric(e, "kinesin_raft_term_changes_total") for e in endpoints]
+        quiet = [metric(e, "kinesin_raft_groups_quiet") for e in endpoints]
+        groups = [metric(e, "kinesin_raft_groups") for e in endpoints]
+        rss = [rss_bytes(p.pid) for p in procs]
 
         total = 0.0
         for i, (b, a) in enumerate(zip(before, after)):
@@ -112,7 +126,14 @@ def main():
             rpcs = ""
             if rpcs_before[i] is not None and rpcs_after[i] is not None:
                 rpcs = f", {(rpcs_after[i] - rpcs_before[i]) / elapsed:,.0f} cluster RPCs/s sent"
-            print(f"node {i + 1}: {share * 100:.1f}% of a core{rpcs}")
+            hosted = (groups[i] or 1) - 1  # less the controller group
+            per_replica = (rss[i] - rss_baseline[i]) / max(hosted, 1)
+            elections = ""
+            if terms_before[i] is not None and terms_after[i] is not None:
+                elections = f", {terms_after[i] - terms_before[i]:.0f} term changes"
+            print(f"node {i + 1}: {share * 100:.1f}% of a core{rpcs}; {quiet[i] or 0:.0f} of {groups[i] or 0:.0f} groups quiet"
+                  f"{elections}; RSS {rss[i] / 2**20:.0f} MiB, {per_replica / 1024:.1f} KiB per replica beyond the "
+                  f"{rss_baseline[i] / 2**20:.0f} MiB it started with")
         print(f"cluster: {total * 100:.1f}% of a core for {args.shards} idle shards x {args.nodes} replicas "
               f"({total * 100 / args.shards * 1000:.1f}% per 1,000 shards), over {elapsed:.0f} s")
     finally:

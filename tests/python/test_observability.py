@@ -3,7 +3,7 @@
 import re
 import urllib.request
 
-from conftest import create_stream
+from conftest import create_stream, poll, read_shard
 
 
 def metrics(server):
@@ -41,3 +41,25 @@ def test_metrics_count_requests_records_and_group_commits(server):
     assert syncs > value(before, "kinesin_wal_syncs_total")
     assert value(after, "kinesin_wal_sync_waiters_total") >= syncs
     assert value(after, "kinesin_raft_groups") >= 3  # the controller and the two shards
+
+
+def test_idle_shards_go_quiet_and_a_write_wakes_one_without_an_election(fresh_server):
+    """An idle shard stops ticking (kinesin_raft_groups_quiet counts it); a write to it is
+    answered and read back at once, and no election happens on the way."""
+    client = fresh_server.client()
+    stream = create_stream(client, shards=3)
+    client.put_record(StreamName=stream, Data=b"before", PartitionKey="k")
+
+    def all_shards_quiet():
+        text = metrics(fresh_server)
+        # Every group but the controller's, which never goes quiet.
+        return value(text, "kinesin_raft_groups_quiet") == value(text, "kinesin_raft_groups") - 1 == 3 and text
+
+    quiet = poll(all_shards_quiet, what="every shard to go quiet")
+    put = client.put_record(StreamName=stream, Data=b"after", PartitionKey="k")
+    shard = put["ShardId"]
+    data = [r["Data"] for r in read_shard(client, stream, shard)]
+    assert data == [b"before", b"after"]
+    again = poll(all_shards_quiet, what="the woken shard to go quiet again")
+    assert value(again, "kinesin_raft_quiesced_total") > value(quiet, "kinesin_raft_quiesced_total")
+    assert value(again, "kinesin_raft_term_changes_total") == value(quiet, "kinesin_raft_term_changes_total")

@@ -94,6 +94,7 @@ impl Metrics {
         }
         let sync = raft.engine().sync_stats();
         let transport = raft.transport_stats();
+        let quiet = raft.quiet_stats();
         let gauges = [
             (
                 "kinesin_records_written_total",
@@ -167,11 +168,46 @@ impl Metrics {
                 "Raft groups hosted on this node.",
                 raft.group_ids().len() as u64,
             ),
+            (
+                "kinesin_raft_groups_quiet",
+                "gauge",
+                "Raft groups quiet on this node: idle, caught up, not ticking or heartbeating.",
+                raft.quiet_groups() as u64,
+            ),
+            (
+                "kinesin_raft_quiesced_total",
+                "counter",
+                "Times a group led by this node went quiet.",
+                quiet.quiesced.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_raft_term_changes_total",
+                "counter",
+                "Term changes seen in this node's groups (elections; flat on a healthy idle cluster).",
+                quiet.term_changes.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_node_peers_lost_total",
+                "counter",
+                "Times a peer node went a second without answering this node's liveness pings.",
+                quiet.peers_lost.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, value) in gauges {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kinesin_node_peer_live Whether this node hears a peer's liveness pings (1) or not (0).\n# TYPE kinesin_node_peer_live gauge"
+        );
+        for (peer, live) in raft.liveness().peers() {
+            let _ = writeln!(
+                out,
+                "kinesin_node_peer_live{{peer=\"{peer}\"}} {}",
+                u8::from(live)
             );
         }
         out

@@ -210,6 +210,12 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_RAFT_ELECTION_TIMEOUT_MS", value_name = "MS")]
     pub raft_election_timeout_ms: Option<u64>,
 
+    /// A shard that took no write for this long, with every replica caught up, goes quiet: no
+    /// ticks, no heartbeats, no CPU, until a write, a read or a lost leader wakes it. 0 keeps
+    /// every shard awake. [default: 2000]
+    #[arg(long, env = "KINESIN_RAFT_QUIESCE_AFTER_MS", value_name = "MS")]
+    pub raft_quiesce_after_ms: Option<u64>,
+
     /// How long Raft heartbeats to a peer wait so that all groups' heartbeats travel in one call;
     /// 0 sends each on its own (one call per group per heartbeat interval). [default: 5]
     #[arg(long, env = "KINESIN_RAFT_HEARTBEAT_BATCH_MS", value_name = "MS")]
@@ -309,6 +315,7 @@ struct FileConfig {
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     raft_heartbeat_batch_ms: Option<u64>,
+    raft_quiesce_after_ms: Option<u64>,
     raft_catch_up_bytes_per_sec: Option<u64>,
 }
 
@@ -597,6 +604,7 @@ impl ServerArgs {
                         defaults.heartbeat_batch_ms
                     ),
                     heartbeat_ms: layered!(raft_heartbeat_ms, defaults.heartbeat_ms),
+                    quiesce_after_ms: layered!(raft_quiesce_after_ms, defaults.quiesce_after_ms),
                     catch_up_bytes_per_sec: layered!(
                         raft_catch_up_bytes_per_sec,
                         defaults.catch_up_bytes_per_sec

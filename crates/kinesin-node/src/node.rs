@@ -113,6 +113,7 @@ impl Node {
         let raft = Arc::new(
             MultiRaft::new(config.node_id, engine.clone(), &config.raft)?.in_life(config.life),
         );
+        raft.start_upkeep();
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
 

@@ -22,6 +22,10 @@ pub enum MessageKind {
     Propose,
     /// A read-only question to a replica (reads, read indexes).
     Query,
+    /// A node liveness ping (not of any group: filtered as group 0).
+    Liveness,
+    /// A leader asking a member to go quiet.
+    Quiesce,
 }
 
 /// A message this node is about to send.

@@ -13,7 +13,9 @@ use openraft::{BasicNode, Config, Instant as _, LinearizerOption, ServerState, S
 use crate::coalesce::{Admission, PutQueue};
 use crate::error::RaftError;
 use crate::in_flight::InFlight;
+use crate::liveness::Liveness;
 use crate::log_store::{CatchUpThrottle, LogStore};
+use crate::quiesce::{Quiet, QuietStats};
 use crate::quota::{WriteBucket, WriteQuota};
 use crate::shard::ShardView;
 use crate::state_machine::{ControllerApplier, GroupStateMachine};
@@ -42,6 +44,9 @@ pub struct RaftTuning {
     pub shard_write_quota: WriteQuota,
     /// Bytes per second this node sends to replicas far behind, over all groups (0: no limit).
     pub catch_up_bytes_per_sec: u64,
+    /// A shard group unused this long, with every member caught up, goes quiet (`quiesce.rs`);
+    /// 0: never.
+    pub quiesce_after_ms: u64,
 }
 
 impl Default for RaftTuning {
@@ -61,6 +66,10 @@ impl Default for RaftTuning {
             // behind a moderate load (20,000 records/s) catches up in minutes while the load's
             // p99 stays in milliseconds (benches/README.md, catch-up).
             catch_up_bytes_per_sec: 32 << 20,
+            // Long enough that a producer writing every second or so keeps its shard awake
+            // (waking costs a write one round trip), short enough that idle shards soon cost
+            // nothing.
+            quiesce_after_ms: 2000,
         }
     }
 }
@@ -112,6 +121,10 @@ pub struct GroupHandle {
     vote_floor: Option<LogIdOf<TypeConfig>>,
     /// Writes proposed here and not answered yet (see [`MultiRaft::drop_group`]).
     in_flight: Arc<InFlight>,
+    /// Whether the group is quiet here, and when it was last used (`quiesce.rs`).
+    pub(crate) quiet: Arc<Quiet>,
+    /// This node's view of which nodes are alive (`liveness.rs`).
+    pub(crate) liveness: Arc<Liveness>,
 }
 
 impl GroupHandle {
@@ -221,6 +234,7 @@ impl GroupHandle {
 
     async fn write_committed(&self, command: Command) -> Result<Response, RaftError> {
         let _in_flight = self.in_flight.enter();
+        self.touch();
         match self.raft.client_write(command).await {
             Ok(response) => Ok(response.data),
             Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
@@ -358,6 +372,10 @@ impl GroupHandle {
     /// the lease it asks a quorum at once. Every replica's read asks this, so the round trip is
     /// saved where it is cheap to save.
     pub async fn read_index(&self) -> Result<u64, RaftError> {
+        if let Some(index) = self.quiet_read_index() {
+            return Ok(index);
+        }
+        self.touch();
         let lease_or_quorum = LinearizerOption::new(None, true);
         match self.raft.get_read_linearizer(lease_or_quorum).await {
             Ok(linearizer) => Ok(linearizer.read_log_id().log_id().index),
@@ -449,6 +467,7 @@ impl GroupHandle {
         if self.is_placed(desired) {
             return Ok(false);
         }
+        self.touch();
         // A leader that its own latest membership leaves out only steps down once that
         // membership commits; until then openraft still routes membership changes to it, and
         // appending one there trips openraft's assertion that only a leader appends membership
@@ -539,6 +558,7 @@ impl GroupHandle {
         if present.is_empty() {
             return Ok(false);
         }
+        self.touch();
         self.raft
             .change_membership(openraft::ChangeMembers::RemoveNodes(present.clone()), false)
             .await
@@ -553,6 +573,7 @@ impl GroupHandle {
         let members = self.members();
         for (node, addr) in nodes {
             if !members.contains(node) {
+                self.touch();
                 self.raft
                     .add_learner(*node, BasicNode::new(addr.clone()), false)
                     .await
@@ -566,6 +587,7 @@ impl GroupHandle {
     /// On the leader: asks `to` (an up-to-date voter) to take over leadership. Ignored when this
     /// node no longer leads.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), RaftError> {
+        self.touch();
         self.raft
             .trigger()
             .transfer_leader(to)
@@ -609,6 +631,13 @@ pub struct MultiRaft {
     shard_write_quota: WriteQuota,
     /// Shared by every group's log store: what replicas far behind are sent per second.
     catch_up: Arc<CatchUpThrottle>,
+    /// Which peers are alive, from the pings of [`Self::start_upkeep`].
+    pub(crate) liveness: Arc<Liveness>,
+    /// How long a shard group stays unused before it goes quiet (zero: never).
+    pub(crate) quiesce_after: Duration,
+    pub(crate) quiet_stats: Arc<QuietStats>,
+    /// Set by [`Self::shutdown`]: the upkeep loops end.
+    pub(crate) stopped: std::sync::atomic::AtomicBool,
 }
 
 /// How long dropping a replica waits for the writes it accepted to be answered.
@@ -675,6 +704,10 @@ impl MultiRaft {
             addresses: RwLock::default(),
             shard_write_quota: tuning.shard_write_quota,
             catch_up: Arc::new(CatchUpThrottle::new(tuning.catch_up_bytes_per_sec)),
+            liveness: Arc::new(Liveness::new(node_id)),
+            quiesce_after: Duration::from_millis(tuning.quiesce_after_ms),
+            quiet_stats: Arc::default(),
+            stopped: Default::default(),
         })
     }
 
@@ -714,6 +747,16 @@ impl MultiRaft {
     /// that is not among the replicas its caller knew can still reach it.
     pub fn learn_addresses(&self, addresses: BTreeMap<NodeId, String>) {
         *self.addresses.write().unwrap_or_else(|p| p.into_inner()) = addresses;
+    }
+
+    /// Every node's cluster address as the controller last told this node.
+    pub(crate) fn all_addresses(&self) -> BTreeMap<NodeId, String> {
+        self.addresses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(node, addr)| (*node, crate::life::split_member_address(addr).0.to_string()))
+            .collect()
     }
 
     fn known_address(&self, node: NodeId) -> Option<String> {
@@ -824,6 +867,8 @@ impl MultiRaft {
             puts,
             vote_floor,
             in_flight: Arc::default(),
+            quiet: Arc::default(),
+            liveness: self.liveness.clone(),
         };
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         Ok(groups.entry(id).or_insert(handle).clone())
@@ -947,6 +992,8 @@ impl MultiRaft {
     /// Stops every group (data stays on disk), and returns once openraft's tasks have released
     /// the storage they held, so the engine can be closed (and reopened by a restarted node).
     pub async fn shutdown(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
         let handles: Vec<GroupHandle> = {
             let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
             groups.drain().map(|(_, h)| h).collect()

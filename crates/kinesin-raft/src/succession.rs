@@ -35,9 +35,16 @@ fn may_lead(ack_age: Option<Duration>, voter: bool, matched: Option<u64>, applie
 impl GroupHandle {
     /// On the leader: whether `node` may be handed the group now (see [`may_lead`]).
     pub fn ready_to_lead(&self, node: NodeId) -> bool {
-        may_lead(
+        // A quiet group's members acknowledged nothing lately because nothing was sent; they
+        // all held its last entry when it went quiet, so a live node is as fresh as an answer.
+        let ack_age = if self.is_quiet() && self.liveness.is_live(node) {
+            Some(Duration::ZERO)
+        } else {
             self.ack_ages()
-                .and_then(|ages| ages.get(&node).copied().flatten()),
+                .and_then(|ages| ages.get(&node).copied().flatten())
+        };
+        may_lead(
+            ack_age,
             self.voters().contains(&node),
             self.matched_indexes()
                 .and_then(|matched| matched.get(&node).copied()),

@@ -27,7 +27,9 @@ use crate::codec::{decode, encode};
 use crate::error::RaftError;
 use crate::faults::{MessageKind, NetworkFaults};
 use crate::life::split_member_address;
+use crate::liveness::{Ping, SUPPORT_FOR};
 use crate::query::{ShardQuery, WireAnswer};
+use crate::quiesce::QuietPoint;
 use crate::registry::MultiRaft;
 
 /// The longest a remote reader may ask a replica to wait for records (a subscription asks for a
@@ -124,24 +126,62 @@ impl Peers {
         decode(&reply).map_err(|e| e.to_string())
     }
 
-    /// [`Self::raft_call`] for a heartbeat: it travels in the peer's next batch.
+    /// [`Self::raft_call`] for a heartbeat (or another small message of a group that waits as
+    /// well as a heartbeat): it travels in the peer's next batch.
     async fn heartbeat_call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         to: &Destination,
+        kind: RaftKind,
+        filtered_as: MessageKind,
         request: &Req,
         timeout: Duration,
     ) -> Result<Remote<Resp>, String> {
-        self.faults
-            .check(&to.addr, to.group, MessageKind::Heartbeat)?;
-        let request = to.request(
-            RaftKind::Append,
-            encode(request).map_err(|e| e.to_string())?,
-        );
+        self.faults.check(&to.addr, to.group, filtered_as)?;
+        let request = to.request(kind, encode(request).map_err(|e| e.to_string())?);
         let reply = self
             .heartbeats
             .send(&to.addr, &self.wire, &self.stats, request, timeout)
             .await?;
         decode(&reply).map_err(|e| e.to_string())
+    }
+
+    /// Pings the node at `addr` (`liveness.rs`); its answer.
+    pub(crate) async fn ping(&self, addr: &str, ping: Ping) -> Result<Ping, String> {
+        let to = Destination {
+            group: 0,
+            addr: addr.to_string(),
+            life: 0,
+        };
+        let answer: Remote<Ping> = self
+            .raft_call(
+                &to,
+                RaftKind::Ping,
+                MessageKind::Liveness,
+                &ping,
+                SUPPORT_FOR,
+            )
+            .await?;
+        answer.map_err(|e| format!("{e:?}"))
+    }
+
+    /// Asks `member` (its membership address) of `group` to go quiet at `point`; whether it did.
+    pub(crate) async fn quiesce(&self, group: u64, member: &str, point: QuietPoint) -> bool {
+        let (addr, life) = split_member_address(member);
+        let to = Destination {
+            group,
+            addr: addr.to_string(),
+            life,
+        };
+        let answer: Result<Remote<bool>, String> = self
+            .heartbeat_call(
+                &to,
+                RaftKind::Quiesce,
+                MessageKind::Quiesce,
+                &point,
+                SUPPORT_FOR,
+            )
+            .await;
+        matches!(answer, Ok(Ok(true)))
     }
 
     /// Proposes `command` to `group` on the node at `addr`, which must lead it.
@@ -333,7 +373,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         if batchable && self.peers.heartbeats.enabled() {
             let answer = self
                 .peers
-                .heartbeat_call(&self.to, &rpc, option.soft_ttl())
+                .heartbeat_call(
+                    &self.to,
+                    RaftKind::Append,
+                    MessageKind::Heartbeat,
+                    &rpc,
+                    option.soft_ttl(),
+                )
                 .await;
             return self.unpack(answer).map_err(RPCError::Unreachable);
         }
@@ -440,6 +486,11 @@ impl TransportService {
         let Some(multi) = self.raft.upgrade() else {
             return Err(tonic::Status::unavailable("node is shutting down"));
         };
+        if request.kind == RaftKind::Ping as i32 {
+            let ping: Ping = decode_request(&request.payload)?;
+            multi.heard_from(ping);
+            return reply::<Ping>(Ok(multi.liveness.ping()));
+        }
         if request.target_life != multi.life() {
             // Meant for another copy of this node's data: the sender's membership is older
             // than the wipe this node came back from (`life.rs`).
@@ -458,32 +509,54 @@ impl TransportService {
         let Some(group) = multi.group(request.group) else {
             return reply::<()>(Err(RemoteError::NoSuchGroup));
         };
+        let liveness = multi.liveness.clone();
         drop(multi);
         let raft = group.raft();
         match RaftKind::try_from(request.kind) {
             Ok(RaftKind::Append) => {
                 let rpc = decode_request(&request.payload)?;
-                reply(raft.append_entries(rpc).await.map_err(failed))
+                let woken = group.woken_by_append(&rpc);
+                let answer = raft.append_entries(rpc).await.map_err(failed);
+                // After openraft has seen the leader's message: a follower woken before would
+                // find its last word from the leader old and campaign on its first tick.
+                if woken {
+                    group.wake();
+                }
+                reply(answer)
             }
-            Ok(RaftKind::Vote) => {
-                let rpc = decode_request(&request.payload)?;
+            Ok(kind @ (RaftKind::Vote | RaftKind::PreVote)) => {
+                let rpc: VoteRequest<TypeConfig> = decode_request(&request.payload)?;
+                // Only a real vote commits this replica to a candidate; a pre-vote promises
+                // nothing, so it is answered at once.
+                if let Some(hold) = liveness.vote_hold().filter(|_| kind == RaftKind::Vote) {
+                    tokio::time::sleep(hold).await;
+                }
                 if let Some(refusal) = group.refuse_vote(&rpc) {
                     return reply(Ok(refusal));
                 }
-                reply(raft.vote(rpc).await.map_err(failed))
-            }
-            Ok(RaftKind::PreVote) => {
-                let rpc = decode_request(&request.payload)?;
-                if let Some(refusal) = group.refuse_vote(&rpc) {
+                if let Some(refusal) = group.hold_quiet_against(&rpc, &liveness) {
                     return reply(Ok(refusal));
                 }
-                reply(raft.pre_vote(rpc).await.map_err(failed))
+                if kind == RaftKind::Vote {
+                    reply(raft.vote(rpc).await.map_err(failed))
+                } else {
+                    reply(raft.pre_vote(rpc).await.map_err(failed))
+                }
             }
             Ok(RaftKind::TransferLeader) => {
                 let rpc = decode_request(&request.payload)?;
+                group.wake();
                 reply(raft.handle_transfer_leader(rpc).await.map_err(failed))
             }
+            Ok(RaftKind::Quiesce) => {
+                let point: QuietPoint = decode_request(&request.payload)?;
+                reply::<bool>(Ok(group.quiesce_as_member(point)))
+            }
+            Ok(RaftKind::Ping) => Err(tonic::Status::invalid_argument(
+                "a ping is not a group's message",
+            )),
             Ok(RaftKind::Snapshot) => {
+                group.wake();
                 let message: SnapshotMessage = decode_request(&request.payload)?;
                 let data = SnapshotData::from_wire(&message.data).map_err(|e| {
                     tonic::Status::invalid_argument(format!("undecodable snapshot: {e}"))

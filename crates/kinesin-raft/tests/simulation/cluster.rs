@@ -222,6 +222,7 @@ impl Cluster {
                 .map(|n| (n, address(n)))
                 .collect(),
         );
+        raft.start_upkeep();
         self.net.up(id, incarnation, raft.clone());
         let groups = {
             let mut nodes = self.nodes();

@@ -131,17 +131,33 @@ fn seeds() -> Result<(), String> {
     }
 }
 
+/// Seeds tried, from `SIM_SEED` (default 5) on, for one that does enough to be worth replaying:
+/// which seeds do is chaotic, and any change of timing reshuffles it.
+const REPLAY_CANDIDATES: u64 = 4;
+
 /// One seed, run twice, gives the same events in the same order.
 fn replay() -> Result<(), String> {
-    let seed = env_u64("SIM_SEED").unwrap_or(5);
-    let runs = run_all(&[seed, seed], &Variant::default());
-    let (first, second) = (&runs[0], &runs[1]);
-    if first.events < 500 || first.acknowledged < 10 {
+    let from = env_u64("SIM_SEED").unwrap_or(5);
+    let did_enough = |o: &Outcome| o.events >= 500 && o.acknowledged >= 10;
+    let mut tried = Vec::new();
+    let first = (from..from + REPLAY_CANDIDATES).find_map(|seed| {
+        let outcome = run_all(&[seed], &Variant::default()).remove(0);
+        if did_enough(&outcome) {
+            Some(outcome)
+        } else {
+            tried.push(report(&outcome));
+            None
+        }
+    });
+    let Some(first) = first else {
         return Err(format!(
-            "seed {seed} did too little to compare: {}",
-            report(first)
+            "no seed did enough to compare:\n{}",
+            tried.join("\n")
         ));
-    }
+    };
+    let seed = first.seed;
+    let second = run_all(&[seed], &Variant::default()).remove(0);
+    let (first, second) = (&first, &second);
     if (first.digest, first.events) != (second.digest, second.events) {
         return Err(format!(
             "two runs of seed {seed} differ:\n{}\n{}\nlast events of the first:\n{}\nof the second:\n{}",

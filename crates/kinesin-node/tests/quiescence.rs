@@ -1,0 +1,210 @@
+//! Quiet shards (kinesin-raft's quiesce.rs) on an in-process cluster: an idle shard stops
+//! ticking and heartbeating on every replica, takes a write at once, serves reads from every
+//! node, gets a new leader when its leader's node is cut off (node liveness, not heartbeats,
+//! tells), and a follower restarted meanwhile learns its leader without an election.
+
+mod testkit;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::Client;
+use testkit::{create_stream, eventually, read_all, Options, TestCluster};
+
+const SHARD: &str = "shardId-000000000000";
+
+async fn put(client: &Client, stream: &str, data: &str) {
+    client
+        .put_record()
+        .stream_name(stream)
+        .partition_key("k")
+        .data(Blob::new(data.as_bytes()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutRecord {data}: {e:?}"));
+}
+
+/// The data of every record of the one-shard `stream`, read through `client`.
+async fn records(client: &Client, stream: &str) -> Vec<String> {
+    read_all(client, stream)
+        .await
+        .remove(SHARD)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, data)| String::from_utf8_lossy(&data).into_owned())
+        .collect()
+}
+
+/// Whether every running replica of `group` is quiet.
+fn quiet_everywhere(cluster: &TestCluster, group: u64) -> bool {
+    cluster
+        .running()
+        .all(|n| n.node().raft().group(group).is_some_and(|g| g.is_quiet()))
+}
+
+/// The terms the running replicas of `group` are in.
+fn terms(cluster: &TestCluster, group: u64) -> BTreeSet<u64> {
+    cluster
+        .running()
+        .filter_map(|n| n.node().raft().group(group))
+        .map(|g| g.term())
+        .collect()
+}
+
+/// Elections seen by the running nodes, from their term-change counters.
+fn term_changes(cluster: &TestCluster) -> u64 {
+    cluster
+        .running()
+        .map(|n| {
+            n.node()
+                .raft()
+                .quiet_stats()
+                .term_changes
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum()
+}
+
+/// A one-shard stream with one record, quiet on every replica; its group.
+async fn quiet_stream(cluster: &TestCluster, stream: &str) -> u64 {
+    let client = cluster.node(1).client();
+    create_stream(&client, stream, 1).await;
+    put(&client, stream, "first").await;
+    let group = cluster.groups(1, stream)[SHARD];
+    eventually("the idle shard to go quiet on every replica", || {
+        quiet_everywhere(cluster, group)
+    })
+    .await;
+    group
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_shard_goes_quiet_takes_a_write_at_once_and_serves_reads_everywhere() {
+    let cluster = TestCluster::start(Options::default()).await;
+    let group = quiet_stream(&cluster, "idle").await;
+    let leader = cluster.wait_leader(group).await;
+    let before = terms(&cluster, group);
+    assert_eq!(before.len(), 1, "replicas in different terms: {before:?}");
+
+    // An observation window, not a wait for a condition: nothing may happen in it.
+    let changes = term_changes(&cluster);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(term_changes(&cluster), changes, "an election while idle");
+    assert!(
+        quiet_everywhere(&cluster, group),
+        "woke up with nothing to do"
+    );
+
+    for node in 1..=3 {
+        put(
+            &cluster.node(node).client(),
+            "idle",
+            &format!("woken via {node}"),
+        )
+        .await;
+    }
+    for node in 1..=3 {
+        assert_eq!(
+            records(&cluster.node(node).client(), "idle").await,
+            ["first", "woken via 1", "woken via 2", "woken via 3"],
+            "read through node {node}"
+        );
+    }
+    eventually("the shard to go quiet again", || {
+        quiet_everywhere(&cluster, group)
+    })
+    .await;
+    assert_eq!(terms(&cluster, group), before, "waking made an election");
+    assert_eq!(cluster.leader_of(group), Some(leader));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_shard_whose_leader_is_cut_off_gets_a_new_leader_and_the_old_one_learns_it() {
+    let cluster = TestCluster::start(Options::default()).await;
+    let group = quiet_stream(&cluster, "cut").await;
+    let leader = cluster.wait_leader(group).await;
+    let others: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
+
+    cluster.isolate(leader);
+    let mut successor = None;
+    eventually("the cut-off side's followers to elect a leader", || {
+        let views: BTreeSet<Option<u64>> = others
+            .iter()
+            .filter_map(|&n| cluster.node(n).node().raft().group(group))
+            .map(|g| g.leader())
+            .collect();
+        successor = match views.into_iter().collect::<Vec<_>>().as_slice() {
+            [Some(l)] if *l != leader => Some(*l),
+            _ => None,
+        };
+        successor.is_some()
+    })
+    .await;
+    put(&cluster.node(others[0]).client(), "cut", "after the cut").await;
+
+    cluster.heal();
+    eventually("the old leader to follow the new one", || {
+        cluster.leader_of(group) == successor
+    })
+    .await;
+    assert_eq!(
+        records(&cluster.node(leader).client(), "cut").await,
+        ["first", "after the cut"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_restarted_while_its_shard_is_quiet_learns_the_leader_without_an_election() {
+    let mut cluster = TestCluster::start(Options::default()).await;
+    let group = quiet_stream(&cluster, "back").await;
+    let leader = cluster.wait_leader(group).await;
+    let before = terms(&cluster, group);
+    let follower = (1..=3).find(|&n| n != leader).unwrap_or(1);
+
+    cluster.crash(follower).await;
+    cluster.restart(follower).await;
+    eventually("the restarted follower to know its leader", || {
+        cluster
+            .node(follower)
+            .node()
+            .raft()
+            .group(group)
+            .is_some_and(|g| g.leader() == Some(leader))
+    })
+    .await;
+    eventually("the shard to go quiet again", || {
+        quiet_everywhere(&cluster, group)
+    })
+    .await;
+    assert_eq!(
+        terms(&cluster, group),
+        before,
+        "the restart made an election"
+    );
+    put(
+        &cluster.node(follower).client(),
+        "back",
+        "after the restart",
+    )
+    .await;
+    assert_eq!(
+        records(&cluster.node(follower).client(), "back").await,
+        ["first", "after the restart"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_leader_of_a_quiet_shard_is_replaced_without_waiting_for_a_timeout_to_tick() {
+    let mut cluster = TestCluster::start(Options::default()).await;
+    let group = quiet_stream(&cluster, "gone").await;
+    let leader = cluster.wait_leader(group).await;
+    cluster.crash(leader).await;
+    let successor = cluster.wait_leader(group).await;
+    assert_ne!(successor, leader);
+    put(&cluster.node(successor).client(), "gone", "after the crash").await;
+    assert_eq!(
+        records(&cluster.node(successor).client(), "gone").await,
+        ["first", "after the crash"]
+    );
+}

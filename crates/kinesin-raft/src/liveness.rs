@@ -1,0 +1,271 @@
+//! Node liveness: one failure detector per pair of nodes, shared by every group.
+//!
+//! Each node pings every peer it shares a group with (or knows from the controller) every
+//! [`PING_EVERY`]; a ping or its answer is the peer's *support*, good for [`SUPPORT_FOR`]. A
+//! quiescent group (`quiesce.rs`) sends nothing of its own, so this is what tells its followers
+//! that their leader's node is gone: when support lapses, or the peer comes back as a new
+//! process (its epoch changed, so it leads nothing any more), the groups it led here are woken
+//! and one follower per group campaigns at once. Per-group election timers stay as a safety net.
+//!
+//! It must never decide anything a Raft group decides: it only wakes groups and starts
+//! campaigns that Raft's own voting then judges.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::types::NodeId;
+
+/// How often a node pings each peer.
+pub(crate) const PING_EVERY: Duration = Duration::from_millis(200);
+
+/// How long a ping (or its answer) counts as the peer being alive and reachable.
+pub(crate) const SUPPORT_FOR: Duration = Duration::from_secs(1);
+
+/// A liveness ping, and its answer: who sends it, and which process of that node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Ping {
+    pub from: NodeId,
+    pub epoch: u64,
+}
+
+/// What hearing from a peer, or not hearing from it, changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Support lapsed: the peer is down or cut off from this node.
+    Lost(NodeId),
+    /// The peer answers as a new process: whatever it led, it leads no more.
+    Restarted(NodeId),
+    /// The peer answers again after its support had lapsed.
+    Returned(NodeId),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Heard {
+    at: Instant,
+    epoch: u64,
+    supported: bool,
+    /// When the newest ping this peer answered was sent: the peer heard this node after it, so
+    /// it counts this node live until at least then plus [`SUPPORT_FOR`] (see [`Liveness::backs`]).
+    answered_sent_at: Option<Instant>,
+}
+
+/// How much of a peer's support window this node relies on, leaving the rest for clocks that
+/// run at slightly different rates and for scheduling delays.
+/// Short enough that a vote held for it after a restart still fits the candidate's vote timeout
+/// (three quarters of the election timeout's minimum, 1 s by default).
+pub(crate) const RELIED_ON: Duration = Duration::from_millis(500);
+
+/// This node's view of which peers are alive.
+pub struct Liveness {
+    me: NodeId,
+    epoch: u64,
+    started: Instant,
+    peers: Mutex<HashMap<NodeId, Heard>>,
+}
+
+impl Liveness {
+    pub(crate) fn new(me: NodeId) -> Liveness {
+        Liveness {
+            me,
+            // Only compared for equality: any number that a restarted process does not repeat.
+            epoch: crate::life::new_life(),
+            started: Instant::now(),
+            peers: Mutex::default(),
+        }
+    }
+
+    /// The ping this node sends (and answers with).
+    pub(crate) fn ping(&self) -> Ping {
+        Ping {
+            from: self.me,
+            epoch: self.epoch,
+        }
+    }
+
+    /// Records a ping from `ping.from`, or its answer to ours.
+    pub(crate) fn heard(&self, ping: Ping) -> Option<Change> {
+        if ping.from == self.me {
+            return None;
+        }
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let answered_sent_at = peers
+            .get(&ping.from)
+            .filter(|before| before.epoch == ping.epoch)
+            .and_then(|before| before.answered_sent_at);
+        let before = peers.insert(
+            ping.from,
+            Heard {
+                at: now,
+                epoch: ping.epoch,
+                supported: true,
+                answered_sent_at,
+            },
+        );
+        match before {
+            Some(before) if before.epoch != ping.epoch => Some(Change::Restarted(ping.from)),
+            Some(before) if !before.supported => Some(Change::Returned(ping.from)),
+            _ => None,
+        }
+    }
+
+    /// Records that `answer.from` answered a ping this node sent at `sent_at`.
+    pub(crate) fn answered(&self, answer: Ping, sent_at: Instant) -> Option<Change> {
+        let change = self.heard(answer);
+        if matches!(change, Some(Change::Restarted(_))) {
+            // The new process is not quiet where the old one was: it backs nothing until the
+            // groups that counted on the old one have woken (`MultiRaft::on_change`).
+            return change;
+        }
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(heard) = peers.get_mut(&answer.from) {
+            heard.answered_sent_at = heard.answered_sent_at.max(Some(sent_at));
+        }
+        change
+    }
+
+    /// Whether `node` is this node, or a peer that answered a ping sent within the part of the
+    /// support window this node relies on: such a peer still counts this node live, so while it
+    /// is quiet it votes for no other leader (`quiesce.rs`).
+    pub(crate) fn backs(&self, node: NodeId) -> bool {
+        if node == self.me {
+            return true;
+        }
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers
+            .get(&node)
+            .and_then(|heard| heard.answered_sent_at)
+            .is_some_and(|sent| sent.elapsed() < RELIED_ON)
+    }
+
+    /// Withdraws support from every peer not heard from for [`SUPPORT_FOR`]; the peers that
+    /// just lost it.
+    pub(crate) fn expire(&self) -> Vec<Change> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        peers
+            .iter_mut()
+            .filter(|(_, heard)| heard.supported && now.duration_since(heard.at) >= SUPPORT_FOR)
+            .map(|(node, heard)| {
+                heard.supported = false;
+                Change::Lost(*node)
+            })
+            .collect()
+    }
+
+    /// How long a vote request must wait before this process may answer it: a quiet leader may
+    /// still count on the process before this one (quiet, so refusing other candidates) for
+    /// [`RELIED_ON`] after the last ping it answered, which was before this process started.
+    /// Held rather than refused, so a candidate's election is delayed, not failed: refused, it
+    /// would wait a whole election timeout to try again, and the simulation's groups were
+    /// writable half as often.
+    pub(crate) fn vote_hold(&self) -> Option<Duration> {
+        let held_until = self.started + RELIED_ON;
+        let now = Instant::now();
+        (now < held_until).then(|| held_until - now)
+    }
+
+    /// Whether `node` is this node, or a peer heard from within [`SUPPORT_FOR`].
+    pub fn is_live(&self, node: NodeId) -> bool {
+        if node == self.me {
+            return true;
+        }
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers
+            .get(&node)
+            .is_some_and(|heard| heard.supported && heard.at.elapsed() < SUPPORT_FOR)
+    }
+
+    /// Every peer ever heard from, and whether it is live now (for `/metrics`).
+    pub fn peers(&self) -> Vec<(NodeId, bool)> {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<(NodeId, bool)> = peers
+            .iter()
+            .map(|(node, heard)| (*node, heard.supported && heard.at.elapsed() < SUPPORT_FOR))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ping(from: NodeId, epoch: u64) -> Ping {
+        Ping { from, epoch }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn support_lapses_without_pings_and_returns_with_one() {
+        let liveness = Liveness::new(1);
+        assert!(liveness.is_live(1), "a node is live to itself");
+        assert!(!liveness.is_live(2), "never heard from");
+        assert_eq!(liveness.heard(ping(2, 7)), None);
+        assert!(liveness.is_live(2));
+        tokio::time::advance(SUPPORT_FOR / 2).await;
+        assert_eq!(liveness.heard(ping(2, 7)), None);
+        tokio::time::advance(SUPPORT_FOR / 2).await;
+        assert!(liveness.expire().is_empty(), "heard from half a window ago");
+        tokio::time::advance(SUPPORT_FOR).await;
+        assert!(!liveness.is_live(2));
+        assert_eq!(liveness.expire(), vec![Change::Lost(2)]);
+        assert!(liveness.expire().is_empty(), "lost once, reported once");
+        assert_eq!(liveness.heard(ping(2, 7)), Some(Change::Returned(2)));
+        assert_eq!(liveness.peers(), vec![(2, true)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_backs_this_node_for_less_than_its_window_from_the_ping_it_answered() {
+        let liveness = Liveness::new(1);
+        assert!(liveness.backs(1));
+        liveness.heard(ping(2, 7));
+        assert!(
+            !liveness.backs(2),
+            "a ping from it is not an answer to ours"
+        );
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(300)).await;
+        liveness.answered(ping(2, 7), sent);
+        assert!(liveness.backs(2));
+        tokio::time::advance(RELIED_ON - Duration::from_millis(300)).await;
+        assert!(
+            !liveness.backs(2),
+            "timed from the ping's sending, not its answer"
+        );
+        assert!(
+            liveness.is_live(2),
+            "while the peer itself still counts it live"
+        );
+        liveness.answered(ping(2, 7), Instant::now());
+        assert!(liveness.backs(2));
+        liveness.heard(ping(2, 9));
+        assert!(
+            !liveness.backs(2),
+            "a restarted peer backs nothing it answered before"
+        );
+        let restarted = liveness.answered(ping(2, 10), Instant::now());
+        assert_eq!(restarted, Some(Change::Restarted(2)));
+        assert!(!liveness.backs(2), "nor does its first answer");
+        liveness.answered(ping(2, 10), Instant::now());
+        assert!(liveness.backs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_epoch_is_a_restart_even_within_the_window() {
+        let liveness = Liveness::new(1);
+        liveness.heard(ping(3, 7));
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(liveness.heard(ping(3, 8)), Some(Change::Restarted(3)));
+        assert_eq!(liveness.heard(ping(3, 8)), None);
+        assert_eq!(
+            liveness.heard(ping(1, 5)),
+            None,
+            "its own ping changes nothing"
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! Quiescent groups: an idle shard costs nothing.
+//!
+//! openraft ticks every group several times per heartbeat interval and its leader heartbeats
+//! every interval; with thousands of shards that, not the records, was most of a node's CPU
+//! (benches/README.md, idle cost). So a shard group that has taken no write for a while and
+//! whose members all hold, have committed and have applied its last entry goes quiet, as TiKV's
+//! hibernated regions and CockroachDB's quiesced ranges do: its leader asks each member to stop
+//! ticking at that point (the messages travel in the per-peer heartbeat batches), and once every
+//! member agreed, stops its own ticks and heartbeats.
+//!
+//! What wakes a group: on its leader, a write, a read index, a membership change or a leadership
+//! transfer; on a follower, any Raft message that tells it something new (entries, a commit, a
+//! new term), a vote request, a snapshot. A pure heartbeat of the same leader and term does not:
+//! one sent just before the leader went quiet may arrive after the follower did.
+//!
+//! Nothing heartbeats a quiet group, so node liveness (`liveness.rs`) stands in for the leader:
+//! a quiet follower refuses to vote for anyone but its leader while the leader's node is live
+//! (a restarted follower would otherwise unseat a healthy leader), and when the leader's node
+//! loses support, its groups are woken and one follower of each campaigns.
+//!
+//! Only shard groups quiesce: the controller group's heartbeats are the controller's view of
+//! which nodes are up.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::raft::{AppendEntriesRequest, VoteRequest, VoteResponse};
+use openraft::vote::RaftLeaderId;
+use openraft::{Instant as _, ServerState};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::liveness::Liveness;
+use crate::registry::GroupHandle;
+use crate::types::{NodeId, TypeConfig};
+
+/// The point a group went quiet at: the leader, its term and the last entry, which every member
+/// holds, committed and applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct QuietPoint {
+    pub leader: NodeId,
+    pub term: u64,
+    pub index: u64,
+}
+
+/// One group's quiescence on this node.
+pub(crate) struct Quiet {
+    /// `Some` while the group is quiet here.
+    point: Mutex<Option<QuietPoint>>,
+    /// When this node, leading the group, last saw it used (ms since `EPOCH`).
+    last_used_ms: AtomicU64,
+}
+
+/// The origin of `last_used_ms`: a process-wide instant (tokio's clock, so simulated time works).
+fn millis_since_origin() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    u64::try_from(Instant::now().saturating_duration_since(origin).as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Default for Quiet {
+    fn default() -> Quiet {
+        Quiet {
+            point: Mutex::new(None),
+            last_used_ms: AtomicU64::new(millis_since_origin()),
+        }
+    }
+}
+
+impl Quiet {
+    fn point(&self) -> std::sync::MutexGuard<'_, Option<QuietPoint>> {
+        self.point.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn idle_for(&self) -> Duration {
+        Duration::from_millis(
+            millis_since_origin().saturating_sub(self.last_used_ms.load(Ordering::Acquire)),
+        )
+    }
+}
+
+/// Whether an AppendEntries tells a follower quiet at `point` anything it does not know.
+fn is_news(point: &QuietPoint, request: &AppendEntriesRequest<TypeConfig>) -> bool {
+    !request.entries.is_empty()
+        || request.vote.leader_id().term() != point.term
+        || request.leader_commit.as_ref().map(|id| id.index) != Some(point.index)
+}
+
+impl GroupHandle {
+    /// Whether this group is quiet on this node.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet.point().is_some()
+    }
+
+    /// On the leader: marks the group used now, waking it if it was quiet. Does nothing on a
+    /// follower (a write or read there is sent to the leader, which wakes).
+    pub(crate) fn touch(&self) {
+        if !self.is_leader() {
+            return;
+        }
+        let mut point = self.quiet.point();
+        self.quiet
+            .last_used_ms
+            .store(millis_since_origin(), Ordering::Release);
+        if point.take().is_some() {
+            self.resume();
+        }
+    }
+
+    /// Wakes the group if it is quiet here.
+    pub(crate) fn wake(&self) {
+        if self.quiet.point().take().is_some() {
+            self.resume();
+        }
+    }
+
+    /// Wakes the group if it is quiet here under this node's lead and `member` is one of its
+    /// members.
+    pub(crate) fn wake_if_led_here_with(&self, member: NodeId) {
+        let led_here = self
+            .quiet
+            .point()
+            .is_some_and(|point| point.leader == self.node_id());
+        if led_here && self.members().contains(&member) {
+            self.wake();
+        }
+    }
+
+    fn resume(&self) {
+        let runtime = self.raft().runtime_config();
+        runtime.heartbeat(true);
+        runtime.tick(true);
+    }
+
+    fn go_quiet(&self, point: QuietPoint) {
+        let runtime = self.raft().runtime_config();
+        runtime.tick(false);
+        runtime.heartbeat(false);
+        tracing::debug!(group = self.id(), ?point, "quiet");
+    }
+
+    /// On the leader: the point this group could go quiet at, if it is a shard group unused for
+    /// `after` whose members all hold, committed and applied its last entry and acknowledged the
+    /// leader within the last second.
+    pub(crate) fn quiet_point(&self, after: Duration) -> Option<QuietPoint> {
+        if self.shard().is_none() || self.is_quiet() || self.quiet.idle_for() < after {
+            return None;
+        }
+        let metrics = self.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        if metrics.state != ServerState::Leader {
+            return None;
+        }
+        let index = metrics.last_log_index?;
+        let settled = |id: &Option<openraft::alias::LogIdOf<TypeConfig>>| {
+            id.as_ref().map(|id| id.index) == Some(index)
+        };
+        let membership = &metrics.membership_config;
+        let uniform = membership.membership().get_joint_config().len() == 1;
+        let membership_committed = membership.log_id().as_ref().map(|id| id.index)
+            <= metrics.local_committed.as_ref().map(|id| id.index);
+        if !settled(&metrics.local_committed)
+            || !settled(&metrics.last_applied)
+            || !uniform
+            || !membership_committed
+        {
+            return None;
+        }
+        let replication = metrics.replication.as_ref()?;
+        let heartbeat = metrics.heartbeat.as_ref()?;
+        let fresh = Duration::from_secs(1);
+        let all_caught_up = membership
+            .nodes()
+            .filter(|(node, _)| **node != metrics.id)
+            .all(|(node, _)| {
+                replication.get(node).is_some_and(settled)
+                    && heartbeat
+                        .get(node)
+                        .and_then(|at| at.as_ref())
+                        .is_some_and(|at| at.elapsed() < fresh)
+            });
+        all_caught_up.then_some(QuietPoint {
+            leader: metrics.id,
+            term: metrics.current_term,
+            index,
+        })
+    }
+
+    /// On a quiet leader backed by a majority of its voters (each answered a liveness ping sent
+    /// moments ago, so each, quiet, votes for no other leader for a while yet): Raft's read
+    /// index, without waking the group. A consumer polling an idle shard then keeps it quiet.
+    pub(crate) fn quiet_read_index(&self) -> Option<u64> {
+        let point = (*self.quiet.point())?;
+        if point.leader != self.node_id() {
+            return None;
+        }
+        let voters = self.voters();
+        let backing = voters.iter().filter(|v| self.liveness.backs(**v)).count();
+        (backing * 2 > voters.len()).then_some(point.index)
+    }
+
+    /// On the leader, once every member agreed to `point`: goes quiet, unless the group was used
+    /// or moved on since `asked_at_ms`.
+    pub(crate) fn quiesce_as_leader(&self, point: QuietPoint, asked_at: Duration) -> bool {
+        let mut quiet = self.quiet.point();
+        let used_since = self.quiet.last_used_ms.load(Ordering::Acquire)
+            >= u64::try_from(asked_at.as_millis()).unwrap_or(u64::MAX);
+        let still = {
+            let metrics = self.raft().metrics();
+            let metrics = metrics.borrow_watched();
+            metrics.state == ServerState::Leader
+                && metrics.current_term == point.term
+                && metrics.last_log_index == Some(point.index)
+        };
+        if used_since || !still || quiet.is_some() {
+            return false;
+        }
+        *quiet = Some(point);
+        self.go_quiet(point);
+        true
+    }
+
+    /// On a member, asked by its leader: goes quiet at `point` if this replica is there too (it
+    /// follows that leader in that term and holds, committed and applied exactly that entry).
+    pub(crate) fn quiesce_as_member(&self, point: QuietPoint) -> bool {
+        let mut quiet = self.quiet.point();
+        let there = {
+            let metrics = self.raft().metrics();
+            let metrics = metrics.borrow_watched();
+            let at = |id: &Option<openraft::alias::LogIdOf<TypeConfig>>| {
+                id.as_ref().map(|id| id.index) == Some(point.index)
+            };
+            matches!(metrics.state, ServerState::Follower | ServerState::Learner)
+                && metrics.current_term == point.term
+                && metrics.current_leader == Some(point.leader)
+                && metrics.last_log_index == Some(point.index)
+                && at(&metrics.local_committed)
+                && at(&metrics.last_applied)
+        };
+        if !there {
+            return false;
+        }
+        if quiet.is_none() {
+            *quiet = Some(point);
+            self.go_quiet(point);
+        }
+        true
+    }
+
+    /// On a member: whether `request` must wake this group (it is quiet here and the request
+    /// carries something new).
+    pub(crate) fn woken_by_append(&self, request: &AppendEntriesRequest<TypeConfig>) -> bool {
+        self.quiet
+            .point()
+            .as_ref()
+            .is_some_and(|point| is_news(point, request))
+    }
+
+    /// A quiet member's answer to a (pre-)vote request from a node other than its leader while
+    /// the leader's node is live: refused, as a lease would refuse it (openraft's own lease has
+    /// long expired on a quiet group). The candidate is typically a restarted follower that
+    /// heard nothing; if this node is the leader it wakes, so its heartbeats tell the candidate.
+    /// `None` when the request is for openraft to judge (the group is woken first).
+    pub(crate) fn hold_quiet_against(
+        &self,
+        request: &VoteRequest<TypeConfig>,
+        liveness: &Liveness,
+    ) -> Option<VoteResponse<TypeConfig>> {
+        let point = (*self.quiet.point())?;
+        let candidate = *request.vote.leader_id().node_id();
+        if request.leadership_transfer
+            || candidate == point.leader
+            || !liveness.is_live(point.leader)
+        {
+            self.wake();
+            return None;
+        }
+        if point.leader == self.node_id() {
+            self.wake();
+            let raft = self.raft().clone();
+            tokio::spawn(async move { raft.trigger().heartbeat().await });
+        }
+        Some(self.refusal())
+    }
+
+    /// A vote refused, with this replica's vote. Its last applied entry stands for its last log
+    /// id (a candidate only uses it to wait longer when it sees a longer log): never longer.
+    fn refusal(&self) -> VoteResponse<TypeConfig> {
+        let metrics = self.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        VoteResponse::new(metrics.vote, metrics.last_applied, false)
+    }
+
+    /// After `lost`'s node lost this node's support (or came back as a new process): wakes the
+    /// group if `lost` led it, and campaigns when this node is the follower chosen to: the
+    /// lowest-numbered live voter other than `lost`, so that one campaigns rather than all.
+    pub(crate) async fn take_over_from(&self, lost: NodeId, liveness: &Liveness) {
+        let led_by_lost = self
+            .quiet
+            .point()
+            .as_ref()
+            .map_or(self.leader() == Some(lost), |point| point.leader == lost);
+        if !led_by_lost {
+            return;
+        }
+        self.wake();
+        let me = self.node_id();
+        let chosen = self
+            .voters()
+            .into_iter()
+            .filter(|node| *node != lost && liveness.is_live(*node))
+            .min();
+        if chosen != Some(me) {
+            return;
+        }
+        // A group that was busy may still hold openraft's leader lease for a few hundred
+        // milliseconds, during which a pre-vote is refused: try again until it passes.
+        for _ in 0..CAMPAIGN_TRIES {
+            let leader = self.leader();
+            if leader.is_some_and(|l| l != lost) || self.is_leader() {
+                return;
+            }
+            tracing::info!(
+                group = self.id(),
+                lost,
+                "campaigning: the leader's node is gone"
+            );
+            if self.raft().trigger().elect(true).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(CAMPAIGN_RETRY).await;
+        }
+    }
+}
+
+/// How often, and how far apart, a chosen follower campaigns after its leader's node was lost.
+const CAMPAIGN_TRIES: usize = 4;
+const CAMPAIGN_RETRY: Duration = Duration::from_millis(400);
+
+/// The millisecond clock [`GroupHandle::quiesce_as_leader`] compares with.
+pub(crate) fn now_since_origin() -> Duration {
+    Duration::from_millis(millis_since_origin())
+}
+
+/// Counts what quiescence did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct QuietStats {
+    /// Groups that went quiet (as leader) since start.
+    pub quiesced: AtomicU64,
+    /// Term changes seen in this node's groups since start (elections won by anyone).
+    pub term_changes: AtomicU64,
+    /// Times a peer's liveness support lapsed.
+    pub peers_lost: AtomicU64,
+}

@@ -1,0 +1,224 @@
+//! The node-wide loops that look after every group at once: liveness pings (`liveness.rs`) and
+//! quiescence rounds (`quiesce.rs`). One task each per node, never one per group.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use openraft::async_runtime::WatchReceiver;
+
+use crate::liveness::{Change, Ping, PING_EVERY};
+use crate::quiesce::now_since_origin;
+use crate::registry::{GroupHandle, MultiRaft};
+use crate::types::NodeId;
+
+/// Groups asked to go quiet, or woken after a lost leader, at a time: bounded so that a node
+/// with thousands of groups never floods its peers or its runtime in one go.
+const AT_A_TIME: usize = 64;
+
+/// How often the peers to ping are gathered again from the groups' memberships.
+const PEERS_EVERY_ROUNDS: u64 = 10;
+
+impl MultiRaft {
+    /// Starts this node's liveness pings and quiescence rounds; they end with [`Self::shutdown`]
+    /// (or when the last handle on `self` is dropped).
+    pub fn start_upkeep(self: &Arc<Self>) {
+        tokio::spawn(ping_peers(Arc::downgrade(self)));
+        if !self.quiesce_after.is_zero() {
+            tokio::spawn(quiesce_idle_groups(Arc::downgrade(self)));
+        }
+    }
+
+    /// This node's view of which nodes are alive.
+    pub fn liveness(&self) -> &crate::Liveness {
+        &self.liveness
+    }
+
+    /// What quiescence did on this node, for `/metrics`.
+    pub fn quiet_stats(&self) -> &crate::QuietStats {
+        &self.quiet_stats
+    }
+
+    /// How many of this node's groups are quiet now.
+    pub fn quiet_groups(&self) -> usize {
+        self.groups_now().iter().filter(|g| g.is_quiet()).count()
+    }
+
+    fn groups_now(&self) -> Vec<GroupHandle> {
+        self.group_ids()
+            .into_iter()
+            .filter_map(|id| self.group(id))
+            .collect()
+    }
+
+    /// A ping (or the answer to one) from a peer.
+    pub(crate) fn heard_from(self: &Arc<Self>, ping: Ping) {
+        let change = self.liveness.heard(ping);
+        self.on_change(change);
+    }
+
+    fn on_change(self: &Arc<Self>, change: Option<Change>) {
+        match change {
+            Some(Change::Restarted(node)) => {
+                tracing::info!(node, "peer restarted: its groups need new leaders");
+                // Groups quiet here under this node's lead counted on the old process staying
+                // quiet; the new one is not, so they must lead the ordinary way again.
+                for group in self.groups_now() {
+                    group.wake_if_led_here_with(node);
+                }
+                self.take_over_from(node);
+            }
+            Some(Change::Returned(node)) => tracing::info!(node, "peer reachable again"),
+            Some(Change::Lost(_)) | None => {}
+        }
+    }
+
+    /// Wakes the groups `lost` led here; in each, the chosen follower campaigns.
+    fn take_over_from(self: &Arc<Self>, lost: NodeId) {
+        let groups: Vec<GroupHandle> = self
+            .groups_now()
+            .into_iter()
+            .filter(|g| g.shard().is_some() && g.voters().contains(&lost))
+            .collect();
+        let liveness = self.liveness.clone();
+        tokio::spawn(async move {
+            futures::stream::iter(groups)
+                .for_each_concurrent(AT_A_TIME, |group| {
+                    let liveness = liveness.clone();
+                    async move { group.take_over_from(lost, &liveness).await }
+                })
+                .await;
+        });
+    }
+
+    /// Every peer this node should ping: the cluster's nodes as the controller knows them, and
+    /// the members of every group hosted here.
+    fn peer_addresses(&self) -> BTreeMap<NodeId, String> {
+        let mut peers = self.all_addresses();
+        for group in self.groups_now() {
+            let metrics = group.raft().metrics();
+            let metrics = metrics.borrow_watched();
+            for (node, member) in metrics.membership_config.nodes() {
+                peers.entry(*node).or_insert_with(|| {
+                    crate::life::split_member_address(&member.addr)
+                        .0
+                        .to_string()
+                });
+            }
+        }
+        peers.remove(&self.node_id());
+        peers
+    }
+}
+
+async fn ping_peers(multi: Weak<MultiRaft>) {
+    let mut ticks = tokio::time::interval(PING_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut peers = BTreeMap::new();
+    for round in 0u64.. {
+        ticks.tick().await;
+        let Some(node) = multi.upgrade() else { return };
+        if node.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        if round % PEERS_EVERY_ROUNDS == 0 {
+            peers = node.peer_addresses();
+        }
+        let ping = node.liveness.ping();
+        for addr in peers.values() {
+            // Each on its own task: an unreachable peer's timeout never delays the others.
+            let transport = node.peers().clone();
+            let addr = addr.clone();
+            let multi = multi.clone();
+            tokio::spawn(async move {
+                let sent_at = tokio::time::Instant::now();
+                if let Ok(answer) = transport.ping(&addr, ping).await {
+                    if let Some(node) = multi.upgrade() {
+                        let change = node.liveness.answered(answer, sent_at);
+                        node.on_change(change);
+                    }
+                }
+            });
+        }
+        for change in node.liveness.expire() {
+            if let Change::Lost(lost) = change {
+                tracing::warn!(node = lost, "peer lost: no ping for a second");
+                node.quiet_stats.peers_lost.fetch_add(1, Ordering::Relaxed);
+                node.take_over_from(lost);
+            }
+        }
+    }
+}
+
+async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
+    let Some(after) = multi.upgrade().map(|m| m.quiesce_after) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval((after / 4).max(Duration::from_millis(50)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut terms: HashMap<u64, u64> = HashMap::new();
+    loop {
+        ticks.tick().await;
+        let Some(node) = multi.upgrade() else { return };
+        if node.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let groups = node.groups_now();
+        count_term_changes(&node, &groups, &mut terms);
+        let asked_at = now_since_origin();
+        let idle: Vec<_> = groups
+            .into_iter()
+            .filter_map(|g| g.quiet_point(after).map(|point| (g, point)))
+            .collect();
+        let peers = node.peers().clone();
+        let stats = node.quiet_stats.clone();
+        drop(node);
+        futures::stream::iter(idle)
+            .for_each_concurrent(AT_A_TIME, |(group, point)| {
+                let peers = peers.clone();
+                let stats = stats.clone();
+                async move {
+                    let members: Vec<String> = {
+                        let metrics = group.raft().metrics();
+                        let metrics = metrics.borrow_watched();
+                        metrics
+                            .membership_config
+                            .nodes()
+                            .filter(|(id, _)| **id != point.leader)
+                            .map(|(_, member)| member.addr.clone())
+                            .collect()
+                    };
+                    let agreed = futures::future::join_all(
+                        members
+                            .iter()
+                            .map(|member| peers.quiesce(group.id(), member, point)),
+                    )
+                    .await;
+                    if agreed.into_iter().all(|yes| yes) && group.quiesce_as_leader(point, asked_at)
+                    {
+                        stats.quiesced.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .await;
+    }
+}
+
+/// Adds to the term-change counter every group whose term moved since the last round.
+fn count_term_changes(node: &MultiRaft, groups: &[GroupHandle], terms: &mut HashMap<u64, u64>) {
+    let mut changes = 0;
+    let mut seen = HashMap::with_capacity(groups.len());
+    for group in groups {
+        let term = group.term();
+        if terms.get(&group.id()).is_some_and(|before| *before != term) {
+            changes += 1;
+        }
+        seen.insert(group.id(), term);
+    }
+    *terms = seen;
+    node.quiet_stats
+        .term_changes
+        .fetch_add(changes, Ordering::Relaxed);
+}
