@@ -139,7 +139,8 @@ GONE_AFTER = 10.0
 
 
 def wait_active(kinesis, stream, timeout=120.0):
-    """After healing: waits for the stream to finish any resharding (the final listing needs it)."""
+    """Waits for the stream to be ACTIVE: after its creation, and after healing (to finish any
+    resharding: the final listing needs it). Errors in between (a cluster electing) are waited out."""
     deadline = time.monotonic() + timeout
     missing_since = None
     while True:

@@ -25,6 +25,7 @@ import random
 import sys
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from .checker import check
@@ -45,6 +46,9 @@ RESHARDER = 300  # the resharder's process; consumers are 100.., their children'
 # How long after healing the final read may keep meeting errors (ServiceUnavailable while the
 # controller elects, say) before the run fails with nothing read back.
 FINAL_READ_WITHIN = 180
+# How long a set of --hot-keys is written before the next set takes over.
+HOT_WINDOW = 10
+QUIET_SAMPLE_EVERY = 3
 
 
 class Run:
@@ -54,6 +58,7 @@ class Run:
         self.history = History(os.path.join(store, "history.jsonl"))
         self.stop = threading.Event()
         self.stream = "jepsen"
+        self.started = time.monotonic()
         self.threads = []
         self.followed = set()  # shards a consumer reads (or has read)
         self.lock = threading.RLock()
@@ -70,10 +75,19 @@ class Run:
         while not self.stop.is_set():
             i += 1
             if i % 3:
-                self.put_one(kinesis, process, f"p{process}-{i}", f"key-{rng.randrange(64)}")
+                self.put_one(kinesis, process, f"p{process}-{i}", self.partition_key(rng))
             else:
-                batch = [(f"p{process}-{i}-{j}", f"key-{rng.randrange(64)}") for j in range(5)]
+                batch = [(f"p{process}-{i}-{j}", self.partition_key(rng)) for j in range(5)]
                 self.put_many(kinesis, process, batch)
+
+    def partition_key(self, rng):
+        """One of 64 keys; with --hot-keys N, one of N keys that change every HOT_WINDOW seconds,
+        so that most shards of a wide stream sit idle (quiet) while faults hit them, and the
+        shards written move."""
+        if not self.args.hot_keys:
+            return f"key-{rng.randrange(64)}"
+        window = int((time.monotonic() - self.started) / HOT_WINDOW)
+        return f"key-{window * self.args.hot_keys + rng.randrange(self.args.hot_keys)}"
 
     def put_one(self, kinesis, process, data, key):
         self.history.record(process, "invoke", "put", {"key": key, "data": data})
@@ -136,6 +150,22 @@ class Run:
                 self.history.record(process, "info", "read", {"shard": shard, "error": error_code(exc)})
                 iterator = None
                 time.sleep(0.1)
+
+    def watch_quiet(self):
+        """Records every few seconds how many groups each node has quiet (idle, not ticking):
+        shows that the faults of a run with mostly idle shards hit quiet ones."""
+        while not self.stop.wait(QUIET_SAMPLE_EVERY):
+            counts = {}
+            for node in self.cluster.nodes():
+                try:
+                    with urllib.request.urlopen(f"{self.cluster.endpoint(node)}/metrics", timeout=2) as r:
+                        text = r.read().decode()
+                except OSError:
+                    continue
+                for line in text.splitlines():
+                    if line.startswith("kinesin_raft_groups_quiet "):
+                        counts[node] = int(float(line.split()[1]))
+            self.history.record("monitor", "info", "quiet-groups", counts)
 
     def follow(self, node, shards):
         """A consumer (from TRIM_HORIZON, through `node`) for each shard nobody reads yet."""
@@ -239,8 +269,13 @@ class Run:
         self.cluster.start_all()
         admin = client(self.cluster.endpoint(1))
         admin.create_stream(StreamName=self.stream, ShardCount=self.args.shards)
-        admin.get_waiter("stream_exists").wait(StreamName=self.stream, WaiterConfig={"Delay": 1})
+        # Not botocore's waiter: it gives up on the first error, and a cluster opening hundreds
+        # of groups at once may answer ServiceUnavailable for a moment.
+        wait_active(admin, self.stream)
         shards = [s["shard"] for s in self.list_shards(admin)]
+        if self.args.followed_shards:
+            # The rest are read only at the end: a consumer keeps its shard busy.
+            shards = shards[: self.args.followed_shards]
         nodes = self.cluster.nodes()
         if "produce" in self.args.workload:
             for p in range(self.args.producers):
@@ -259,6 +294,7 @@ class Run:
         if "resharding" in self.args.workload:
             resharder = ReshardingWorkload(self.history, self.client_for_node, nodes, self.args.seed, self.stream)
             self.spawn(resharder.run, RESHARDER, self.stop)
+        self.spawn(self.watch_quiet)
         self.nemesis.start()
         self.stop.wait(self.args.time_limit)
         self.stop.set()
@@ -301,6 +337,8 @@ class Run:
         if "slow-fsync" in self.args.nemesis:
             result["slow_fsync"] = slow_fsync_latency(self.history.ops)
         result["faults"] = self.nemesis.counts
+        samples = [op["value"] for op in self.history.ops if op.get("f") == "quiet-groups"]
+        result["quiet_groups_max"] = max((sum(c.values()) for c in samples), default=0)
         result["latency_ms"] = latency_summary(self.history.ops)
         return result
 
@@ -334,6 +372,11 @@ def parse_args(argv):
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--producers", type=int, default=6)
+    parser.add_argument("--hot-keys", type=int, default=0,
+                        help="write only this many partition keys at a time, moving every "
+                             f"{HOT_WINDOW} s (0: always the same 64): with many --shards, most sit idle")
+    parser.add_argument("--followed-shards", type=int, default=0,
+                        help="consumers and subscribers on only this many of the first shards (0: all)")
     parser.add_argument("--time-limit", type=float, default=60, help="seconds of load and faults")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--nemesis", default="kill,pause,partition,clock,disk,membership",

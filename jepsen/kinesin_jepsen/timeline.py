@@ -35,7 +35,7 @@ LABEL_FONT_SIZE, LABEL_LINE_HEIGHT, LABEL_CHAR_WIDTH = 9, 11, 5.2
 COMPLETION_TYPES = ("ok", "fail", "info")
 # Bookkeeping processes of the harness, not load: they would distort throughput and latency.
 IGNORED_FUNCTIONS = {"final-read", "shards"}
-IGNORED_PROCESSES = {"final", "lister"}
+IGNORED_PROCESSES = {"final", "lister", "monitor"}
 NEMESIS = "nemesis"
 NOT_CLIENTS = IGNORED_PROCESSES | {NEMESIS}
 

@@ -92,6 +92,8 @@ pub(crate) async fn stream_shards(
                 "replicas": shard.replicas,
                 // Known only where this node hosts a replica, and about that replica.
                 "leader": local.as_ref().and_then(|g| g.leader()),
+                // Idle and caught up: not ticking or heartbeating here (kinesin-raft's quiesce.rs).
+                "quiet": local.as_ref().map(|g| g.is_quiet()),
                 "applied_index": local.as_ref().map(|g| g.applied_index()),
                 "snapshot_index": local.as_ref().and_then(|g| g.snapshot_index()),
                 "purged_index": local.as_ref().and_then(|g| g.purged_index()),

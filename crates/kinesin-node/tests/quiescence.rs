@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::Client;
+use kinesin_raft::MessageKind;
 use testkit::{create_stream, eventually, read_all, Options, TestCluster};
 
 const SHARD: &str = "shardId-000000000000";
@@ -207,4 +208,42 @@ async fn a_crashed_leader_of_a_quiet_shard_is_replaced_without_waiting_for_a_tim
         records(&cluster.node(successor).client(), "gone").await,
         ["first", "after the crash"]
     );
+}
+
+/// A leadership transfer stops the leader's heartbeats; when no member hears of it, they must
+/// still elect. Quiet, they never would: the leader wakes them first (a drain of
+/// 150 quiet shards in a jepsen run left 14 of them leaderless for minutes before it did).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_shard_whose_leadership_transfer_is_lost_still_gets_a_leader() {
+    let cluster = TestCluster::start(Options::default()).await;
+    let group = quiet_stream(&cluster, "handover").await;
+    let leader = cluster.wait_leader(group).await;
+    let before = terms(&cluster, group);
+    let others: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
+    let target = others[0];
+    // openraft tells every voter of a transfer, which woke them; here none hears of it.
+    for &other in &others {
+        cluster.drop_kinds(leader, other, &[MessageKind::TransferLeader]);
+    }
+    let handle = cluster
+        .node(leader)
+        .node()
+        .raft()
+        .group(group)
+        .expect("the leader hosts the group");
+    handle
+        .transfer_leader(target)
+        .await
+        .expect("the transfer starts");
+    eventually("an election after the lost transfer", || {
+        cluster.leader_of(group).is_some() && terms(&cluster, group) != before
+    })
+    .await;
+    cluster.heal();
+    put(
+        &cluster.node(target).client(),
+        "handover",
+        "after the handover",
+    )
+    .await;
 }

@@ -128,6 +128,25 @@ impl GroupHandle {
         }
     }
 
+    /// Wakes every other member of the group (each wakes if it is quiet), waiting at most a
+    /// second for their answers.
+    pub(crate) async fn wake_members(&self) {
+        let members = self.other_members();
+        futures::future::join_all(members.iter().map(|m| self.peers.wake(self.id(), m))).await;
+    }
+
+    /// The membership addresses of the group's members other than this node.
+    pub(crate) fn other_members(&self) -> Vec<String> {
+        let metrics = self.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .nodes()
+            .filter(|(id, _)| **id != metrics.id)
+            .map(|(_, member)| member.addr.clone())
+            .collect()
+    }
+
     fn resume(&self) {
         let runtime = self.raft().runtime_config();
         runtime.heartbeat(true);

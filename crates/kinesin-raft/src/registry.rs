@@ -123,6 +123,8 @@ pub struct GroupHandle {
     in_flight: Arc<InFlight>,
     /// Whether the group is quiet here, and when it was last used (`quiesce.rs`).
     pub(crate) quiet: Arc<Quiet>,
+    /// The node's cluster transport, to wake the group's members (`quiesce.rs`).
+    pub(crate) peers: Arc<Peers>,
     /// This node's view of which nodes are alive (`liveness.rs`).
     pub(crate) liveness: Arc<Liveness>,
 }
@@ -587,6 +589,13 @@ impl GroupHandle {
     /// On the leader: asks `to` (an up-to-date voter) to take over leadership. Ignored when this
     /// node no longer leads.
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), RaftError> {
+        if self.is_quiet() {
+            // The transfer stops this leader's heartbeats; a member left quiet would never
+            // elect if the target missed the transfer (a drain of 150 shards left 14 leaderless
+            // that way in a jepsen run).
+            self.touch();
+            self.wake_members().await;
+        }
         self.touch();
         self.raft
             .trigger()
@@ -868,6 +877,7 @@ impl MultiRaft {
             vote_floor,
             in_flight: Arc::default(),
             quiet: Arc::default(),
+            peers: self.peers.clone(),
             liveness: self.liveness.clone(),
         };
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());

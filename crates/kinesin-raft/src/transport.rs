@@ -184,6 +184,21 @@ impl Peers {
         matches!(answer, Ok(Ok(true)))
     }
 
+    /// Wakes `member` (its membership address) of `group` if it is quiet there; whether it
+    /// answered.
+    pub(crate) async fn wake(&self, group: u64, member: &str) -> bool {
+        let (addr, life) = split_member_address(member);
+        let to = Destination {
+            group,
+            addr: addr.to_string(),
+            life,
+        };
+        let answer: Result<Remote<bool>, String> = self
+            .heartbeat_call(&to, RaftKind::Wake, MessageKind::Quiesce, &(), SUPPORT_FOR)
+            .await;
+        matches!(answer, Ok(Ok(true)))
+    }
+
     /// Proposes `command` to `group` on the node at `addr`, which must lead it.
     pub async fn propose(
         &self,
@@ -551,6 +566,10 @@ impl TransportService {
             Ok(RaftKind::Quiesce) => {
                 let point: QuietPoint = decode_request(&request.payload)?;
                 reply::<bool>(Ok(group.quiesce_as_member(point)))
+            }
+            Ok(RaftKind::Wake) => {
+                group.wake();
+                reply::<bool>(Ok(true))
             }
             Ok(RaftKind::Ping) => Err(tonic::Status::invalid_argument(
                 "a ping is not a group's message",

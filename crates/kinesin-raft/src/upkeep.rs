@@ -180,16 +180,7 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
                 let peers = peers.clone();
                 let stats = stats.clone();
                 async move {
-                    let members: Vec<String> = {
-                        let metrics = group.raft().metrics();
-                        let metrics = metrics.borrow_watched();
-                        metrics
-                            .membership_config
-                            .nodes()
-                            .filter(|(id, _)| **id != point.leader)
-                            .map(|(_, member)| member.addr.clone())
-                            .collect()
-                    };
+                    let members = group.other_members();
                     let agreed = futures::future::join_all(
                         members
                             .iter()
