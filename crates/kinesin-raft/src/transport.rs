@@ -166,12 +166,7 @@ impl Peers {
 
     /// Asks `member` (its membership address) of `group` to go quiet at `point`; whether it did.
     pub(crate) async fn quiesce(&self, group: u64, member: &str, point: QuietPoint) -> bool {
-        let (addr, life) = split_member_address(member);
-        let to = Destination {
-            group,
-            addr: addr.to_string(),
-            life,
-        };
+        let to = Destination::member(group, member);
         let answer: Result<Remote<bool>, String> = self
             .heartbeat_call(
                 &to,
@@ -187,12 +182,7 @@ impl Peers {
     /// Wakes `member` (its membership address) of `group` if it is quiet there; whether it
     /// answered.
     pub(crate) async fn wake(&self, group: u64, member: &str) -> bool {
-        let (addr, life) = split_member_address(member);
-        let to = Destination {
-            group,
-            addr: addr.to_string(),
-            life,
-        };
+        let to = Destination::member(group, member);
         let answer: Result<Remote<bool>, String> = self
             .heartbeat_call(&to, RaftKind::Wake, MessageKind::Quiesce, &(), SUPPORT_FOR)
             .await;
@@ -281,6 +271,16 @@ pub(crate) struct Destination {
 }
 
 impl Destination {
+    /// `member` of `group`, as its membership records it (`host:port#life`).
+    fn member(group: u64, member: &str) -> Destination {
+        let (addr, life) = split_member_address(member);
+        Destination {
+            group,
+            addr: addr.to_string(),
+            life,
+        }
+    }
+
     fn request(&self, kind: RaftKind, payload: Vec<u8>) -> RaftRequest {
         RaftRequest {
             group: self.group,
@@ -312,14 +312,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        let (addr, life) = split_member_address(&node.addr);
         PeerClient {
             target,
-            to: Destination {
-                group: self.group,
-                addr: addr.to_string(),
-                life,
-            },
+            to: Destination::member(self.group, &node.addr),
             peers: self.peers.clone(),
             commit_sent: None,
         }
