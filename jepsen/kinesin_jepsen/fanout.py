@@ -39,11 +39,24 @@ class FanOut:
             aws_access_key_id="jepsen", aws_secret_access_key="jepsen", config=SUBSCRIBE_CONFIG)
 
     def register(self, node, timeout=60.0):
-        """Registers the run's consumer and waits until it is ACTIVE (before any fault)."""
+        """Registers the run's consumer and waits until it is ACTIVE (before any fault). A cluster
+        that has just opened hundreds of groups may answer ServiceUnavailable for a moment: such
+        answers are waited out, up to `timeout`."""
         kinesis = client(self.run.cluster.endpoint(node))
-        stream_arn = kinesis.describe_stream_summary(StreamName=self.run.stream)["StreamDescriptionSummary"]["StreamARN"]
-        arn = kinesis.register_stream_consumer(StreamARN=stream_arn, ConsumerName=CONSUMER_NAME)["Consumer"]["ConsumerARN"]
         deadline = time.monotonic() + timeout
+        while True:
+            try:
+                stream_arn = kinesis.describe_stream_summary(StreamName=self.run.stream)["StreamDescriptionSummary"]["StreamARN"]
+                arn = kinesis.register_stream_consumer(StreamARN=stream_arn, ConsumerName=CONSUMER_NAME)["Consumer"]["ConsumerARN"]
+                break
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) == "ResourceInUseException":  # an earlier try went through
+                    arn = kinesis.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=CONSUMER_NAME)[
+                        "ConsumerDescription"]["ConsumerARN"]
+                    break
+                if error_code(exc) != "ServiceUnavailableException" or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
         while kinesis.describe_stream_consumer(ConsumerARN=arn)["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
             if time.monotonic() > deadline:
                 raise RuntimeError(f"consumer {arn} not ACTIVE after {timeout}s")

@@ -158,14 +158,14 @@ def test_a_corrupt_database_is_refused_and_rebuilt_from_peers_or_rebuilds_itself
 
 
 def test_many_mostly_idle_shards_under_faults_are_valid():
-    """200 shards written 8 keys at a time, the keys moving every 10 s: most shards are quiet
+    """64 shards written 4 keys at a time, the keys moving every 10 s: most shards are quiet
     (no ticks, no heartbeats; node liveness stands in) when kills, pauses, power cuts and
     membership changes hit them, and every acknowledged record is read back."""
     code, result, output, _ = harness(
         "--bin", binary("KINESIN_BIN"), "--cluster", "local", "--nodes", "4", "--time-limit", "45",
-        "--seed", "12", "--shards", "200", "--hot-keys", "8", "--followed-shards", "4",
-        "--nemesis", "kill,pause,lose-unsynced,membership", "--workload", "produce")
+        "--seed", "12", "--shards", "64", "--hot-keys", "4", "--followed-shards", "4",
+        "--nemesis", "kill,pause,lose-unsynced,membership", "--concurrent-faults", "2", "--workload", "produce")
     assert code == 0 and result["valid"], output[-5000:]
     assert result["acknowledged"] > 100 and result["nodes_agree"], result
-    # 200 shards × 3 replicas over 4 nodes: at least a third of them quiet at once.
-    assert result["quiet_groups_max"] >= 200, result["quiet_groups_max"]
+    # 64 shards × 3 replicas over 4 nodes: at least a third of them quiet at once.
+    assert result["quiet_groups_max"] >= 64, result["quiet_groups_max"]
