@@ -48,7 +48,8 @@ def metric(endpoint, name):
         return None
     total = None
     for line in body.splitlines():
-        if line.startswith(name):
+        # The name alone or with labels: not a longer name it begins (kinesin_raft_groups_quiet).
+        if line.startswith(name + " ") or line.startswith(name + "{"):
             total = (total or 0) + float(line.rsplit(" ", 1)[1])
     return total
 

@@ -780,6 +780,16 @@ impl MultiRaft {
         self.read_groups().get(&id).cloned()
     }
 
+    /// How many groups this node hosts.
+    pub(crate) fn group_count(&self) -> usize {
+        self.read_groups().len()
+    }
+
+    /// A handle on every group hosted here (one lock, not one per group).
+    pub(crate) fn all_groups(&self) -> Vec<GroupHandle> {
+        self.read_groups().values().cloned().collect()
+    }
+
     pub fn group_ids(&self) -> Vec<u64> {
         self.read_groups().keys().copied().collect()
     }

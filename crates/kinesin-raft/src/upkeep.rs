@@ -47,10 +47,7 @@ impl MultiRaft {
     }
 
     fn groups_now(&self) -> Vec<GroupHandle> {
-        self.group_ids()
-            .into_iter()
-            .filter_map(|id| self.group(id))
-            .collect()
+        self.all_groups()
     }
 
     /// A ping (or the answer to one) from a peer.
@@ -97,7 +94,9 @@ impl MultiRaft {
     /// the members of every group hosted here.
     fn peer_addresses(&self) -> BTreeMap<NodeId, String> {
         let mut peers = self.all_addresses();
-        for group in self.groups_now() {
+        // A quiet group's members are those it had when it went quiet, and a membership change
+        // wakes it: only awake groups can add a peer (10,000 quiet ones cost a scan each time).
+        for group in self.groups_now().into_iter().filter(|g| !g.is_quiet()) {
             let metrics = group.raft().metrics();
             let metrics = metrics.borrow_watched();
             for (node, member) in metrics.membership_config.nodes() {
@@ -156,7 +155,7 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
     let Some(after) = multi.upgrade().map(|m| m.quiesce_after) else {
         return;
     };
-    let mut ticks = tokio::time::interval((after / 4).max(Duration::from_millis(50)));
+    let mut ticks = tokio::time::interval((after / 2).max(Duration::from_millis(50)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut terms: HashMap<u64, u64> = HashMap::new();
     loop {
@@ -165,10 +164,16 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
         if node.stopped.load(Ordering::Acquire) {
             return;
         }
-        let groups = node.groups_now();
-        count_term_changes(&node, &groups, &mut terms);
+        // Quiet groups need nothing here: their term cannot move without a message that wakes
+        // them, and they are quiet already.
+        let awake: Vec<GroupHandle> = node
+            .groups_now()
+            .into_iter()
+            .filter(|g| !g.is_quiet())
+            .collect();
+        count_term_changes(&node, &awake, &mut terms);
         let asked_at = now_since_origin();
-        let idle: Vec<_> = groups
+        let idle: Vec<_> = awake
             .into_iter()
             .filter_map(|g| g.quiet_point(after).map(|point| (g, point)))
             .collect();
@@ -197,18 +202,23 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
     }
 }
 
-/// Adds to the term-change counter every group whose term moved since the last round.
-fn count_term_changes(node: &MultiRaft, groups: &[GroupHandle], terms: &mut HashMap<u64, u64>) {
+/// Adds to the term-change counter every one of `awake` whose term moved since it was last
+/// seen (a group that was quiet meanwhile keeps the term it had when it went quiet). Groups
+/// dropped from this node are forgotten.
+fn count_term_changes(node: &MultiRaft, awake: &[GroupHandle], terms: &mut HashMap<u64, u64>) {
     let mut changes = 0;
-    let mut seen = HashMap::with_capacity(groups.len());
-    for group in groups {
+    for group in awake {
         let term = group.term();
-        if terms.get(&group.id()).is_some_and(|before| *before != term) {
-            changes += 1;
+        if let Some(before) = terms.insert(group.id(), term) {
+            if before != term {
+                changes += 1;
+            }
         }
-        seen.insert(group.id(), term);
     }
-    *terms = seen;
+    if terms.len() > node.group_count() {
+        let hosted: std::collections::HashSet<u64> = node.group_ids().into_iter().collect();
+        terms.retain(|id, _| hosted.contains(id));
+    }
     node.quiet_stats
         .term_changes
         .fetch_add(changes, Ordering::Relaxed);
