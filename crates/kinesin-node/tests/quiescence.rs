@@ -37,6 +37,13 @@ async fn records(client: &Client, stream: &str) -> Vec<String> {
         .collect()
 }
 
+/// Puts `data` into the one-shard `stream` made by [`quiet_stream`] and reads both of its records
+/// back through the same node.
+async fn put_and_read_back(client: &Client, stream: &str, data: &str) {
+    put(client, stream, data).await;
+    assert_eq!(records(client, stream).await, ["first", data]);
+}
+
 /// Whether every running replica of `group` is quiet.
 fn quiet_everywhere(cluster: &TestCluster, group: u64) -> bool {
     cluster
@@ -183,16 +190,12 @@ async fn a_follower_restarted_while_its_shard_is_quiet_learns_the_leader_without
         before,
         "the restart made an election"
     );
-    put(
+    put_and_read_back(
         &cluster.node(follower).client(),
         "back",
         "after the restart",
     )
     .await;
-    assert_eq!(
-        records(&cluster.node(follower).client(), "back").await,
-        ["first", "after the restart"]
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,11 +206,7 @@ async fn a_crashed_leader_of_a_quiet_shard_is_replaced_without_waiting_for_a_tim
     cluster.crash(leader).await;
     let successor = cluster.wait_leader(group).await;
     assert_ne!(successor, leader);
-    put(&cluster.node(successor).client(), "gone", "after the crash").await;
-    assert_eq!(
-        records(&cluster.node(successor).client(), "gone").await,
-        ["first", "after the crash"]
-    );
+    put_and_read_back(&cluster.node(successor).client(), "gone", "after the crash").await;
 }
 
 /// A leadership transfer stops the leader's heartbeats; when no member hears of it, they must

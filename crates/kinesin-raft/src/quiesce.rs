@@ -28,12 +28,12 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::{AppendEntriesRequest, VoteRequest, VoteResponse};
 use openraft::vote::RaftLeaderId;
-use openraft::{Instant as _, ServerState};
+use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::liveness::Liveness;
 use crate::registry::GroupHandle;
+use crate::succession::FRESHNESS;
 use crate::types::{NodeId, TypeConfig};
 
 /// The point a group went quiet at: the leader, its term and the last entry, which every member
@@ -53,8 +53,9 @@ pub(crate) struct Quiet {
     last_used_ms: AtomicU64,
 }
 
-/// The origin of `last_used_ms`: a process-wide instant (tokio's clock, so simulated time works).
-fn millis_since_origin() -> u64 {
+/// Milliseconds since a process-wide origin, the clock of `last_used_ms` (tokio's clock, so
+/// simulated time works).
+pub(crate) fn millis_since_origin() -> u64 {
     static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let origin = *ORIGIN.get_or_init(Instant::now);
     u64::try_from(Instant::now().saturating_duration_since(origin).as_millis()).unwrap_or(u64::MAX)
@@ -79,6 +80,11 @@ impl Quiet {
             millis_since_origin().saturating_sub(self.last_used_ms.load(Ordering::Acquire)),
         )
     }
+}
+
+/// Whether `id` names the entry at `index`.
+fn is_at(id: &Option<openraft::alias::LogIdOf<TypeConfig>>, index: u64) -> bool {
+    id.as_ref().map(|id| id.index) == Some(index)
 }
 
 /// Whether an AppendEntries tells a follower quiet at `point` anything it does not know.
@@ -172,39 +178,38 @@ impl GroupHandle {
         if metrics.state != ServerState::Leader {
             return None;
         }
-        let index = metrics.last_log_index?;
-        let settled = |id: &Option<openraft::alias::LogIdOf<TypeConfig>>| {
-            id.as_ref().map(|id| id.index) == Some(index)
+        let point = {
+            let metrics = self.raft().metrics();
+            let metrics = metrics.borrow_watched();
+            if metrics.state != ServerState::Leader {
+                return None;
+            }
+            let index = metrics.last_log_index?;
+            let membership = &metrics.membership_config;
+            let uniform = membership.membership().get_joint_config().len() == 1;
+            let membership_committed = membership.log_id().as_ref().map(|id| id.index)
+                <= metrics.local_committed.as_ref().map(|id| id.index);
+            let settled = is_at(&metrics.local_committed, index)
+                && is_at(&metrics.last_applied, index)
+                && uniform
+                && membership_committed;
+            settled.then_some(QuietPoint {
+                leader: metrics.id,
+                term: metrics.current_term,
+                index,
+            })?
         };
-        let membership = &metrics.membership_config;
-        let uniform = membership.membership().get_joint_config().len() == 1;
-        let membership_committed = membership.log_id().as_ref().map(|id| id.index)
-            <= metrics.local_committed.as_ref().map(|id| id.index);
-        if !settled(&metrics.local_committed)
-            || !settled(&metrics.last_applied)
-            || !uniform
-            || !membership_committed
-        {
-            return None;
-        }
-        let replication = metrics.replication.as_ref()?;
-        let heartbeat = metrics.heartbeat.as_ref()?;
-        let fresh = Duration::from_secs(1);
-        let all_caught_up = membership
-            .nodes()
-            .filter(|(node, _)| **node != metrics.id)
-            .all(|(node, _)| {
-                replication.get(node).is_some_and(settled)
-                    && heartbeat
-                        .get(node)
-                        .and_then(|at| at.as_ref())
-                        .is_some_and(|at| at.elapsed() < fresh)
-            });
-        all_caught_up.then_some(QuietPoint {
-            leader: metrics.id,
-            term: metrics.current_term,
-            index,
-        })
+        // Every other member holds the last entry and answered lately (the replication targets
+        // are exactly the members but the leader).
+        let all_matched = self
+            .matched_indexes()?
+            .values()
+            .all(|matched| *matched == point.index);
+        let all_fresh = self
+            .ack_ages()?
+            .values()
+            .all(|age| age.is_some_and(|age| age < FRESHNESS));
+        (all_matched && all_fresh).then_some(point)
     }
 
     /// On a quiet leader backed by a majority of its voters (each answered a liveness ping sent
@@ -221,11 +226,10 @@ impl GroupHandle {
     }
 
     /// On the leader, once every member agreed to `point`: goes quiet, unless the group was used
-    /// or moved on since `asked_at_ms`.
-    pub(crate) fn quiesce_as_leader(&self, point: QuietPoint, asked_at: Duration) -> bool {
+    /// or moved on since `asked_at_ms` ([`millis_since_origin`]).
+    pub(crate) fn quiesce_as_leader(&self, point: QuietPoint, asked_at_ms: u64) -> bool {
         let mut quiet = self.quiet.point();
-        let used_since = self.quiet.last_used_ms.load(Ordering::Acquire)
-            >= u64::try_from(asked_at.as_millis()).unwrap_or(u64::MAX);
+        let used_since = self.quiet.last_used_ms.load(Ordering::Acquire) >= asked_at_ms;
         let still = {
             let metrics = self.raft().metrics();
             let metrics = metrics.borrow_watched();
@@ -248,15 +252,12 @@ impl GroupHandle {
         let there = {
             let metrics = self.raft().metrics();
             let metrics = metrics.borrow_watched();
-            let at = |id: &Option<openraft::alias::LogIdOf<TypeConfig>>| {
-                id.as_ref().map(|id| id.index) == Some(point.index)
-            };
             matches!(metrics.state, ServerState::Follower | ServerState::Learner)
                 && metrics.current_term == point.term
                 && metrics.current_leader == Some(point.leader)
                 && metrics.last_log_index == Some(point.index)
-                && at(&metrics.local_committed)
-                && at(&metrics.last_applied)
+                && is_at(&metrics.local_committed, point.index)
+                && is_at(&metrics.last_applied, point.index)
         };
         if !there {
             return false;
@@ -285,13 +286,12 @@ impl GroupHandle {
     pub(crate) fn hold_quiet_against(
         &self,
         request: &VoteRequest<TypeConfig>,
-        liveness: &Liveness,
     ) -> Option<VoteResponse<TypeConfig>> {
         let point = (*self.quiet.point())?;
         let candidate = *request.vote.leader_id().node_id();
         if request.leadership_transfer
             || candidate == point.leader
-            || !liveness.is_live(point.leader)
+            || !self.liveness.is_live(point.leader)
         {
             self.wake();
             return None;
@@ -315,7 +315,7 @@ impl GroupHandle {
     /// After `lost`'s node lost this node's support (or came back as a new process): wakes the
     /// group if `lost` led it, and campaigns when this node is the follower chosen to: the
     /// lowest-numbered live voter other than `lost`, so that one campaigns rather than all.
-    pub(crate) async fn take_over_from(&self, lost: NodeId, liveness: &Liveness) {
+    pub(crate) async fn take_over_from(&self, lost: NodeId) {
         let led_by_lost = self
             .quiet
             .point()
@@ -329,7 +329,7 @@ impl GroupHandle {
         let chosen = self
             .voters()
             .into_iter()
-            .filter(|node| *node != lost && liveness.is_live(*node))
+            .filter(|node| *node != lost && self.liveness.is_live(*node))
             .min();
         if chosen != Some(me) {
             return;
@@ -357,11 +357,6 @@ impl GroupHandle {
 /// How often, and how far apart, a chosen follower campaigns after its leader's node was lost.
 const CAMPAIGN_TRIES: usize = 4;
 const CAMPAIGN_RETRY: Duration = Duration::from_millis(400);
-
-/// The millisecond clock [`GroupHandle::quiesce_as_leader`] compares with.
-pub(crate) fn now_since_origin() -> Duration {
-    Duration::from_millis(millis_since_origin())
-}
 
 /// Counts what quiescence did, for `/metrics`.
 #[derive(Debug, Default)]

@@ -14,7 +14,7 @@ use crate::registry::GroupHandle;
 use crate::types::NodeId;
 
 /// A node must have acknowledged the current leader this recently to be handed the group.
-const FRESHNESS: Duration = Duration::from_secs(1);
+pub(crate) const FRESHNESS: Duration = Duration::from_secs(1);
 
 /// How many entries behind the leader's applied index a node may be and still be handed a group.
 /// A replica still catching up (say, restarted after minutes of load) would take the leadership

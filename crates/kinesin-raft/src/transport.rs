@@ -166,25 +166,28 @@ impl Peers {
 
     /// Asks `member` (its membership address) of `group` to go quiet at `point`; whether it did.
     pub(crate) async fn quiesce(&self, group: u64, member: &str, point: QuietPoint) -> bool {
-        let to = Destination::member(group, member);
-        let answer: Result<Remote<bool>, String> = self
-            .heartbeat_call(
-                &to,
-                RaftKind::Quiesce,
-                MessageKind::Quiesce,
-                &point,
-                SUPPORT_FOR,
-            )
-            .await;
-        matches!(answer, Ok(Ok(true)))
+        self.ask_member(group, member, RaftKind::Quiesce, &point)
+            .await
     }
 
     /// Wakes `member` (its membership address) of `group` if it is quiet there; whether it
     /// answered.
     pub(crate) async fn wake(&self, group: u64, member: &str) -> bool {
+        self.ask_member(group, member, RaftKind::Wake, &()).await
+    }
+
+    /// A yes-or-no question about quiescence to `member` of `group`, in its next heartbeat batch;
+    /// no answer is a no.
+    async fn ask_member<Req: Serialize>(
+        &self,
+        group: u64,
+        member: &str,
+        kind: RaftKind,
+        request: &Req,
+    ) -> bool {
         let to = Destination::member(group, member);
         let answer: Result<Remote<bool>, String> = self
-            .heartbeat_call(&to, RaftKind::Wake, MessageKind::Quiesce, &(), SUPPORT_FOR)
+            .heartbeat_call(&to, kind, MessageKind::Quiesce, request, SUPPORT_FOR)
             .await;
         matches!(answer, Ok(Ok(true)))
     }
@@ -519,7 +522,6 @@ impl TransportService {
         let Some(group) = multi.group(request.group) else {
             return reply::<()>(Err(RemoteError::NoSuchGroup));
         };
-        let liveness = multi.liveness.clone();
         drop(multi);
         let raft = group.raft();
         match RaftKind::try_from(request.kind) {
@@ -538,13 +540,17 @@ impl TransportService {
                 let rpc: VoteRequest<TypeConfig> = decode_request(&request.payload)?;
                 // Only a real vote commits this replica to a candidate; a pre-vote promises
                 // nothing, so it is answered at once.
-                if let Some(hold) = liveness.vote_hold().filter(|_| kind == RaftKind::Vote) {
+                if let Some(hold) = group
+                    .liveness
+                    .vote_hold()
+                    .filter(|_| kind == RaftKind::Vote)
+                {
                     tokio::time::sleep(hold).await;
                 }
                 if let Some(refusal) = group.refuse_vote(&rpc) {
                     return reply(Ok(refusal));
                 }
-                if let Some(refusal) = group.hold_quiet_against(&rpc, &liveness) {
+                if let Some(refusal) = group.hold_quiet_against(&rpc) {
                     return reply(Ok(refusal));
                 }
                 if kind == RaftKind::Vote {

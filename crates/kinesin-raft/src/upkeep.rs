@@ -10,7 +10,7 @@ use futures::StreamExt;
 use openraft::async_runtime::WatchReceiver;
 
 use crate::liveness::{Change, Ping, PING_EVERY};
-use crate::quiesce::now_since_origin;
+use crate::quiesce::millis_since_origin;
 use crate::registry::{GroupHandle, MultiRaft};
 use crate::types::NodeId;
 
@@ -43,11 +43,7 @@ impl MultiRaft {
 
     /// How many of this node's groups are quiet now.
     pub fn quiet_groups(&self) -> usize {
-        self.groups_now().iter().filter(|g| g.is_quiet()).count()
-    }
-
-    fn groups_now(&self) -> Vec<GroupHandle> {
-        self.all_groups()
+        self.all_groups().iter().filter(|g| g.is_quiet()).count()
     }
 
     /// A ping (or the answer to one) from a peer.
@@ -62,7 +58,7 @@ impl MultiRaft {
                 tracing::info!(node, "peer restarted: its groups need new leaders");
                 // Groups quiet here under this node's lead counted on the old process staying
                 // quiet; the new one is not, so they must lead the ordinary way again.
-                for group in self.groups_now() {
+                for group in self.all_groups() {
                     group.wake_if_led_here_with(node);
                 }
                 self.take_over_from(node);
@@ -75,16 +71,14 @@ impl MultiRaft {
     /// Wakes the groups `lost` led here; in each, the chosen follower campaigns.
     fn take_over_from(self: &Arc<Self>, lost: NodeId) {
         let groups: Vec<GroupHandle> = self
-            .groups_now()
+            .all_groups()
             .into_iter()
             .filter(|g| g.shard().is_some() && g.voters().contains(&lost))
             .collect();
-        let liveness = self.liveness.clone();
         tokio::spawn(async move {
             futures::stream::iter(groups)
-                .for_each_concurrent(AT_A_TIME, |group| {
-                    let liveness = liveness.clone();
-                    async move { group.take_over_from(lost, &liveness).await }
+                .for_each_concurrent(AT_A_TIME, |group| async move {
+                    group.take_over_from(lost).await
                 })
                 .await;
         });
@@ -96,7 +90,7 @@ impl MultiRaft {
         let mut peers = self.all_addresses();
         // A quiet group's members are those it had when it went quiet, and a membership change
         // wakes it: only awake groups can add a peer (10,000 quiet ones cost a scan each time).
-        for group in self.groups_now().into_iter().filter(|g| !g.is_quiet()) {
+        for group in self.all_groups().into_iter().filter(|g| !g.is_quiet()) {
             let metrics = group.raft().metrics();
             let metrics = metrics.borrow_watched();
             for (node, member) in metrics.membership_config.nodes() {
@@ -167,12 +161,12 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
         // Quiet groups need nothing here: their term cannot move without a message that wakes
         // them, and they are quiet already.
         let awake: Vec<GroupHandle> = node
-            .groups_now()
+            .all_groups()
             .into_iter()
             .filter(|g| !g.is_quiet())
             .collect();
         count_term_changes(&node, &awake, &mut terms);
-        let asked_at = now_since_origin();
+        let asked_at_ms = millis_since_origin();
         let idle: Vec<_> = awake
             .into_iter()
             .filter_map(|g| g.quiet_point(after).map(|point| (g, point)))
@@ -192,7 +186,8 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
                             .map(|member| peers.quiesce(group.id(), member, point)),
                     )
                     .await;
-                    if agreed.into_iter().all(|yes| yes) && group.quiesce_as_leader(point, asked_at)
+                    if agreed.into_iter().all(|yes| yes)
+                        && group.quiesce_as_leader(point, asked_at_ms)
                     {
                         stats.quiesced.fetch_add(1, Ordering::Relaxed);
                     }
