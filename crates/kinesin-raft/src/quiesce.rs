@@ -28,7 +28,7 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::{AppendEntriesRequest, VoteRequest, VoteResponse};
 use openraft::vote::RaftLeaderId;
-use openraft::ServerState;
+use openraft::{Instant as _, ServerState};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -173,43 +173,43 @@ impl GroupHandle {
         if self.shard().is_none() || self.is_quiet() || self.quiet.idle_for() < after {
             return None;
         }
+        // One look at the metrics, and no other borrow of them while it lasts: openraft's
+        // metrics are a watch behind a read-write lock that makes new readers wait behind a
+        // waiting writer, so a second borrow taken while holding one deadlocks the thread as
+        // soon as the group's core publishes new metrics in between (openraft issue 1238). It
+        // froze whole nodes while hundreds of groups started.
         let metrics = self.raft().metrics();
         let metrics = metrics.borrow_watched();
         if metrics.state != ServerState::Leader {
             return None;
         }
-        let point = {
-            let metrics = self.raft().metrics();
-            let metrics = metrics.borrow_watched();
-            if metrics.state != ServerState::Leader {
-                return None;
-            }
-            let index = metrics.last_log_index?;
-            let membership = &metrics.membership_config;
-            let uniform = membership.membership().get_joint_config().len() == 1;
-            let membership_committed = membership.log_id().as_ref().map(|id| id.index)
-                <= metrics.local_committed.as_ref().map(|id| id.index);
-            let settled = is_at(&metrics.local_committed, index)
-                && is_at(&metrics.last_applied, index)
-                && uniform
-                && membership_committed;
-            settled.then_some(QuietPoint {
-                leader: metrics.id,
-                term: metrics.current_term,
-                index,
-            })?
-        };
+        let index = metrics.last_log_index?;
+        let membership = &metrics.membership_config;
+        let uniform = membership.membership().get_joint_config().len() == 1;
+        let membership_committed = membership.log_id().as_ref().map(|id| id.index)
+            <= metrics.local_committed.as_ref().map(|id| id.index);
+        let settled = is_at(&metrics.local_committed, index)
+            && is_at(&metrics.last_applied, index)
+            && uniform
+            && membership_committed;
         // Every other member holds the last entry and answered lately (the replication targets
         // are exactly the members but the leader).
-        let all_matched = self
-            .matched_indexes()?
+        let all_matched = metrics
+            .replication
+            .as_ref()?
             .values()
-            .all(|matched| *matched == point.index);
-        let all_fresh = self
-            .ack_ages()?
-            .values()
-            .all(|age| age.is_some_and(|age| age < FRESHNESS));
-        (all_matched && all_fresh).then_some(point)
+            .all(|matched| is_at(matched, index));
+        let all_fresh = metrics
+            .heartbeat
+            .as_ref()?
+            .iter()
+            .filter(|(node, _)| **node != metrics.id)
+            .all(|(_, acked)| acked.as_ref().is_some_and(|at| at.elapsed() < FRESHNESS));
+        (settled && all_matched && all_fresh).then_some(QuietPoint {
+            leader: metrics.id,
+            term: metrics.current_term,
+            index,
+        })
     }
 
     /// On a quiet leader backed by a majority of its voters (each answered a liveness ping sent
@@ -367,4 +367,72 @@ pub struct QuietStats {
     pub term_changes: AtomicU64,
     /// Times a peer's liveness support lapsed.
     pub peers_lost: AtomicU64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use kinesin_storage::{Engine, EngineOptions};
+
+    use super::*;
+    use crate::{Command, GroupKind, GroupOptions, MultiRaft, NewRecord, RaftTuning};
+
+    /// The upkeep looks for quiet points of busy groups all the time; while it looked, openraft
+    /// publishing the group's metrics must never block (a nested borrow of the metrics froze two
+    /// of three nodes creating 600 shards). A deadlock cannot fail a test that waits on it, so a
+    /// watchdog aborts the test binary instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn looking_for_a_quiet_point_never_blocks_the_groups_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path(), &EngineOptions::default()).unwrap());
+        let raft = MultiRaft::new(1, engine, &RaftTuning::default()).unwrap();
+        let members = BTreeMap::from([(1, "127.0.0.1:1".to_string())]);
+        let options = GroupOptions {
+            kind: GroupKind::Shard,
+            initial_members: Some(members),
+        };
+        let group = raft.open_group(7, options).await.unwrap();
+        group
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .unwrap();
+
+        let (finished, watched) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if watched.recv_timeout(Duration::from_secs(60)).is_err() {
+                eprintln!("deadlock: writes stalled while quiet points were looked for");
+                std::process::abort();
+            }
+        });
+        let writing = Arc::new(AtomicBool::new(true));
+        let looker = {
+            let group = group.clone();
+            let writing = writing.clone();
+            std::thread::spawn(move || {
+                let mut looks = 0u64;
+                while writing.load(Ordering::Acquire) {
+                    group.quiet_point(Duration::ZERO);
+                    looks += 1;
+                }
+                looks
+            })
+        };
+        for i in 0..300 {
+            let put = Command::Put {
+                arrival_ms: i,
+                records: vec![NewRecord {
+                    partition_key: "k".into(),
+                    data: b"record".to_vec().into(),
+                }],
+            };
+            group.write(put).await.unwrap();
+        }
+        writing.store(false, Ordering::Release);
+        let looks = looker.join().unwrap();
+        let _ = finished.send(());
+        assert!(looks > 0);
+    }
 }
