@@ -1,7 +1,8 @@
 //! Quiet shards (kinesin-raft's quiesce.rs) on an in-process cluster: an idle shard stops
 //! ticking and heartbeating on every replica, takes a write at once, serves reads from every
-//! node, gets a new leader when its leader's node is cut off (node liveness, not heartbeats,
-//! tells), and a follower restarted meanwhile learns its leader without an election.
+//! node, gets a new leader when its leader's node is cut off or mute (node liveness, not
+//! heartbeats, tells) but keeps a deaf one that still leads, and a follower restarted meanwhile
+//! learns its leader without an election.
 
 mod testkit;
 
@@ -132,11 +133,16 @@ async fn a_quiet_shard_whose_leader_is_cut_off_gets_a_new_leader_and_the_old_one
     let cluster = TestCluster::start(Options::default()).await;
     let group = quiet_stream(&cluster, "cut").await;
     let leader = cluster.wait_leader(group).await;
-    let others: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
-
     cluster.isolate(leader);
+    replaced_then_followed(&cluster, "cut", group, leader).await;
+}
+
+/// With `leader`'s traffic cut somehow: the other replicas of the quiet one-shard `stream` agree
+/// on another leader and take a write; after healing, `leader` follows the new one and reads it.
+async fn replaced_then_followed(cluster: &TestCluster, stream: &str, group: u64, leader: u64) {
+    let others: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
     let mut successor = None;
-    eventually("the cut-off side's followers to elect a leader", || {
+    eventually("the others to elect another leader", || {
         let views: BTreeSet<Option<u64>> = others
             .iter()
             .filter_map(|&n| cluster.node(n).node().raft().group(group))
@@ -149,17 +155,58 @@ async fn a_quiet_shard_whose_leader_is_cut_off_gets_a_new_leader_and_the_old_one
         successor.is_some()
     })
     .await;
-    put(&cluster.node(others[0]).client(), "cut", "after the cut").await;
-
+    put(&cluster.node(others[0]).client(), stream, "after the cut").await;
     cluster.heal();
     eventually("the old leader to follow the new one", || {
         cluster.leader_of(group) == successor
     })
     .await;
     assert_eq!(
-        records(&cluster.node(leader).client(), "cut").await,
+        records(&cluster.node(leader).client(), stream).await,
         ["first", "after the cut"]
     );
+}
+
+/// A mute leader: whatever it sends is lost, but it hears its followers and answers their pings.
+/// The followers of its quiet shard tick no election timer, so only node liveness can tell them:
+/// they must stop counting it live (its own pings no longer arrive) and elect another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_shards_mute_leader_is_replaced() {
+    let cluster = TestCluster::start(Options::default()).await;
+    let group = quiet_stream(&cluster, "mute").await;
+    let leader = cluster.wait_leader(group).await;
+    for other in (1..=3).filter(|&n| n != leader) {
+        cluster.drop_traffic(leader, other);
+    }
+    replaced_then_followed(&cluster, "mute", group, leader).await;
+}
+
+/// A deaf leader: what its followers send it is lost, but its own messages arrive (and their
+/// answers return). It can still lead: no election, and it takes writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_shards_deaf_leader_keeps_leading_without_an_election() {
+    let cluster = TestCluster::start(Options::default()).await;
+    let group = quiet_stream(&cluster, "deaf").await;
+    let leader = cluster.wait_leader(group).await;
+    let before = terms(&cluster, group);
+    for other in (1..=3).filter(|&n| n != leader) {
+        cluster.drop_traffic(other, leader);
+    }
+    // An observation window, not a wait for a condition: nothing may happen in it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        terms(&cluster, group),
+        before,
+        "an election against a leader that leads"
+    );
+    put(&cluster.node(leader).client(), "deaf", "while deaf").await;
+    assert_eq!(cluster.leader_of(group), Some(leader));
+    cluster.heal();
+    assert_eq!(
+        records(&cluster.node(leader).client(), "deaf").await,
+        ["first", "while deaf"]
+    );
+    assert_eq!(terms(&cluster, group), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

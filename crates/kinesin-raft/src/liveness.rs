@@ -114,18 +114,29 @@ impl Liveness {
     }
 
     /// Records that `answer.from` answered a ping this node sent at `sent_at`.
+    ///
+    /// An answer proves that the peer hears this node, not that this node hears the peer's own
+    /// messages: only its pings keep its support. A leader whose messages to its followers are
+    /// lost while it still answers theirs (mute) must lose their support, or the followers of
+    /// its quiet groups, which tick no election timer, would wait for it forever. The first word
+    /// of a new process counts either way, so a restart is seen at once.
     pub(crate) fn answered(&self, answer: Ping, sent_at: Instant) -> Option<Change> {
-        let change = self.heard(answer);
-        if matches!(change, Some(Change::Restarted(_))) {
-            // The new process is not quiet where the old one was: it backs nothing until the
-            // groups that counted on the old one have woken (`MultiRaft::on_change`).
-            return change;
+        if answer.from == self.me {
+            return None;
         }
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(heard) = peers.get_mut(&answer.from) {
-            heard.answered_sent_at = heard.answered_sent_at.max(Some(sent_at));
+        match peers.get_mut(&answer.from) {
+            Some(heard) if heard.epoch == answer.epoch => {
+                heard.answered_sent_at = heard.answered_sent_at.max(Some(sent_at));
+                None
+            }
+            // The new process is not quiet where the old one was: it backs nothing until the
+            // groups that counted on the old one have woken (`MultiRaft::on_change`).
+            _ => {
+                drop(peers);
+                self.heard(answer)
+            }
         }
-        change
     }
 
     /// Whether `node` is this node, or a peer that answered a ping sent within the part of the
@@ -178,6 +189,16 @@ impl Liveness {
         peers
             .get(&node)
             .is_some_and(|heard| heard.supported && heard.at.elapsed() < SUPPORT_FOR)
+    }
+
+    /// How long ago `node` was last heard from (a ping, or an answer to one); zero for this
+    /// node, `None` for a peer never heard from by this process.
+    pub fn silent_for(&self, node: NodeId) -> Option<Duration> {
+        if node == self.me {
+            return Some(Duration::ZERO);
+        }
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.get(&node).map(|heard| heard.at.elapsed())
     }
 
     /// Every peer ever heard from, and whether it is live now (for `/metrics`).
@@ -253,6 +274,26 @@ mod tests {
         assert!(!liveness.backs(2), "nor does its first answer");
         liveness.answered(ping(2, 10), Instant::now());
         assert!(liveness.backs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_peers_own_pings_keep_its_support() {
+        let liveness = Liveness::new(1);
+        assert_eq!(
+            liveness.answered(ping(2, 7), Instant::now()),
+            None,
+            "a first word from a process, answer or ping, is support"
+        );
+        assert!(liveness.is_live(2));
+        // It answers every ping, but its own pings never arrive (it is mute towards this node).
+        for _ in 0..5 {
+            tokio::time::advance(SUPPORT_FOR / 4).await;
+            liveness.answered(ping(2, 7), Instant::now());
+        }
+        assert!(!liveness.is_live(2));
+        assert_eq!(liveness.expire(), vec![Change::Lost(2)]);
+        assert!(liveness.backs(2), "it still hears this node");
+        assert_eq!(liveness.heard(ping(2, 7)), Some(Change::Returned(2)));
     }
 
     #[tokio::test(start_paused = true)]
