@@ -250,3 +250,50 @@ def test_admin_views_show_nodes_placement_and_leaders(tmp_path):
     finally:
         for s in servers:
             s.cleanup()
+
+
+# Two streams this wide make each node start 600 Raft groups at once (RF 3 on 3 nodes).
+WIDE_SHARDS = 300
+
+
+def test_the_metadata_api_answers_while_hundreds_of_groups_start(tmp_path):
+    """Creating wide streams makes every node open, elect and fill hundreds of shard groups at
+    once. Before group starts were bounded and the controller's heartbeats kept out of the shard
+    groups' batches, DescribeStreamSummary answered ServiceUnavailable ("cannot read linearizably
+    now") for seconds after such a creation, and a CreateStream answered InternalFailure (its
+    forwarded proposal's answer lost under load). Every call through every node must succeed."""
+    servers = start_cluster(tmp_path, extra_args=["--shard-limit", str(4 * WIDE_SHARDS)])
+    try:
+        clients = [s.client() for s in servers]
+        clients[0].create_stream(StreamName="small", ShardCount=1)
+        wait_active(clients[0], "small")
+        failures = []
+        stop = threading.Event()
+
+        def keep_reading(client):
+            while not stop.is_set():
+                try:
+                    client.describe_stream_summary(StreamName="small")
+                    client.list_streams()
+                except Exception as e:  # every failure is the finding
+                    failures.append(repr(e))
+                stop.wait(0.05)  # a dashboard's pace, not a flood
+
+        readers = [threading.Thread(target=keep_reading, args=(c,)) for c in clients]
+        for r in readers:
+            r.start()
+        try:
+            # Through nodes that do not necessarily lead the controller: forwarded proposals.
+            clients[1].create_stream(StreamName="wide-a", ShardCount=WIDE_SHARDS)
+            clients[2].create_stream(StreamName="wide-b", ShardCount=WIDE_SHARDS)
+            for name in ("wide-a", "wide-b"):
+                wait_active(clients[0], name, timeout=240)
+        finally:
+            stop.set()
+            for r in readers:
+                r.join()
+        assert not failures, f"{len(failures)} metadata calls failed, first: {failures[:3]}"
+        assert len(list_all_shards(clients[2], "wide-b")) == WIDE_SHARDS
+    finally:
+        for s in servers:
+            s.cleanup()

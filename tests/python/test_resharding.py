@@ -16,6 +16,7 @@ with `FIGURES:`.
 """
 
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -957,7 +958,9 @@ def replica_moves(view, new_ids):
 
 @pytest.mark.timeout(280)
 def test_cluster_reshards_and_changes_membership_under_writes(tmp_path):
-    servers = start_cluster(tmp_path, size=4, extra_args=["--replication-factor", "3"])
+    # One replica moving at a time, so the drain below shows the bound holding.
+    bounded = ["--replica-moves-at-once", "1"]
+    servers = start_cluster(tmp_path, size=4, extra_args=["--replication-factor", "3", *bounded])
     by_node = {s.node_id: s for s in servers}
     stop = threading.Event()
     writers = []
@@ -1101,6 +1104,7 @@ def test_cluster_reshards_and_changes_membership_under_writes(tmp_path):
             "--join", by_node[1].endpoint,
             "--cluster-advertise", f"127.0.0.1:{joined.cluster_port}",
             "--replication-factor", "3",
+            *bounded,
         ]
         phases.append((time.monotonic(), "join of node 5"))
         t_join = time.monotonic()
@@ -1168,6 +1172,9 @@ def test_cluster_reshards_and_changes_membership_under_writes(tmp_path):
         drained = ctl("node", "drain", "2", "--endpoint", by_node[1].endpoint, timeout=180)
         drain_secs = time.monotonic() - t_drain
         assert drained.returncode == 0, f"drain failed: {drained.returncode}\n{drained.stdout}\n{drained.stderr}"
+        assert "at most 1 at a time" in drained.stdout, drained.stdout
+        moving = [int(m) for m in re.findall(r", (\d+) moving,", drained.stdout)]
+        assert moving and max(moving) <= 1, f"more than one replica moving at once:\n{drained.stdout}"
         node2 = next(n for n in cluster_view(by_node[1])["nodes"] if n["id"] == 2)
         assert node2["replicas"] == 0 and node2["draining"] is True, node2
         assert all(2 not in sh["replicas"] for sh in shards_view(by_node[1], stream)["shards"])

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::{check_warm_throughput, AccountKey};
 use crate::consumer::{self, ConsumerKey, Registration};
+use crate::proposal::ProposalId;
 use crate::reshard::{self, Change};
 use crate::resource;
 use crate::state::{
@@ -184,6 +185,10 @@ pub enum Command {
         group: u64,
         replicas: Vec<u64>,
     },
+    /// How many shards may have a replica moving at once (`ClusterState::moves_at_once`).
+    SetMovesAtOnce {
+        moves: u32,
+    },
     /// RegisterStreamConsumer: the consumer starts CREATING.
     RegisterConsumer(Registration),
     /// The consumer registered at `created_ms` is ready: ACTIVE.
@@ -213,6 +218,12 @@ pub enum Command {
         account: AccountKey,
         enable: bool,
         now_ms: u64,
+    },
+    /// `change`, applied at most once: a repeat of `id` answers what its first apply answered
+    /// and changes nothing (`proposal.rs`).
+    Once {
+        id: ProposalId,
+        change: Box<Command>,
     },
 }
 
@@ -686,7 +697,18 @@ impl Command {
                     .find(|s| s.group == group)
                     .filter(|s| !s.leaving.is_empty() && same_nodes(&s.replicas, &replicas))
                     .map(|s| s.leaving.clear());
+                if settled.is_some() {
+                    continue_moves(state);
+                }
                 Ok(changed(settled.is_some()))
+            }
+            Command::SetMovesAtOnce { moves } => {
+                if state.moves_at_once == moves {
+                    return Ok(Outcome::Unchanged);
+                }
+                state.moves_at_once = moves;
+                continue_moves(state);
+                Ok(Outcome::Done)
             }
             Command::RemoveNode { node } => {
                 let info = state.nodes.get(&node).ok_or_else(|| unknown_node(node))?;
@@ -740,7 +762,20 @@ impl Command {
                 let settings = state.accounts.entry(account).or_default();
                 Ok(changed(settings.set_commitment(enable, now_ms)))
             }
+            Command::Once { id, change } => {
+                if let Some(first) = state.recent_proposals.outcome(id) {
+                    return first.clone();
+                }
+                let outcome = change.apply(state);
+                state.recent_proposals.record(id, &outcome);
+                outcome
+            }
         }
+    }
+
+    /// Whether applying this to `state` would only answer an earlier apply again.
+    pub(crate) fn repeats_in(&self, state: &ClusterState) -> bool {
+        matches!(self, Command::Once { id, .. } if state.recent_proposals.outcome(*id).is_some())
     }
 }
 
@@ -857,6 +892,14 @@ fn hosted_shards_mut(state: &mut ClusterState) -> impl Iterator<Item = &mut Shar
 /// a shard whose only eligible node was down kept its replica on the draining node, and nothing
 /// moved it later, so the drain never finished (a 10-minute jepsen soak: 8 replicas never left
 /// a drained node). A node that comes back up or joins gives such shards their target.
+/// Starts the moves the budget held back: drains, then a join's rebalance.
+fn continue_moves(state: &mut ClusterState) {
+    continue_drains(state);
+    if state.rebalance_pending {
+        rebalance(state);
+    }
+}
+
 fn continue_drains(state: &mut ClusterState) -> bool {
     let draining: Vec<u64> = state
         .nodes
@@ -871,7 +914,11 @@ fn continue_drains(state: &mut ClusterState) -> bool {
     moved
 }
 
+/// Moves `node`'s replicas to the least-loaded placeable nodes, as many shards as the move
+/// budget allows (the rest move as earlier moves finish: `Command::ReplicasSettled`). Returns
+/// whether any replica moved.
 fn move_replicas_off(state: &mut ClusterState, node: u64) -> bool {
+    let mut budget = state.move_budget();
     let mut load = state.placeable_load();
     load.remove(&node);
     let mut moved = false;
@@ -879,6 +926,11 @@ fn move_replicas_off(state: &mut ClusterState, node: u64) -> bool {
         let Some(slot) = shard.replicas.iter().position(|&n| n == node) else {
             continue;
         };
+        // A shard already moving a replica changes its membership once for both.
+        let starts_moving = shard.leaving.is_empty();
+        if starts_moving && budget == 0 {
+            continue;
+        }
         let mut candidates = load.clone();
         candidates.retain(|id, _| !shard.replicas.contains(id));
         let Some(&replacement) = place(&mut candidates, 1).first() else {
@@ -889,6 +941,9 @@ fn move_replicas_off(state: &mut ClusterState, node: u64) -> bool {
         shard.founders.clear();
         if !shard.leaving.contains(&node) {
             shard.leaving.push(node);
+        }
+        if starts_moving {
+            budget -= 1;
         }
         moved = true;
     }
@@ -923,9 +978,12 @@ fn restore_replication(state: &mut ClusterState) -> bool {
 }
 
 /// Moves replicas from the most to the least loaded placeable node until they differ by at most
-/// one (a node that joined fills up). Returns whether any replica moved.
+/// one (a node that joined fills up), or until the move budget is spent: then
+/// `rebalance_pending` makes each finished move go on with it. Returns whether any replica moved.
 fn rebalance(state: &mut ClusterState) -> bool {
     let mut moved = false;
+    let mut budget = state.move_budget();
+    state.rebalance_pending = false;
     loop {
         let load = state.placeable_load();
         let (Some((&light, &low)), Some((&heavy, &high))) = (
@@ -944,9 +1002,16 @@ fn rebalance(state: &mut ClusterState) -> bool {
         let Some(index) = open.or_else(any) else {
             return moved;
         };
+        if budget == 0 {
+            state.rebalance_pending = true;
+            return moved;
+        }
         let Some(shard) = hosted_shards_mut(state).nth(index) else {
             return moved;
         };
+        if shard.leaving.is_empty() {
+            budget -= 1;
+        }
         if let Some(slot) = shard.replicas.iter_mut().find(|n| **n == heavy) {
             *slot = light;
         }
@@ -977,6 +1042,45 @@ fn replace_node(state: &mut ClusterState, node: u64, now_ms: u64, dead_after_ms:
 mod tests {
     use super::*;
     use crate::test_support::*;
+
+    #[test]
+    fn a_change_asked_twice_is_made_once_and_answered_alike() {
+        let mut state = bootstrapped();
+        let once = |name: &str, nonce| Command::Once {
+            id: ProposalId { node: 1, nonce },
+            change: Box::new(create(name, 2, 100)),
+        };
+        assert_eq!(once("a", 7).apply(&mut state), Ok(Outcome::Done));
+        let groups = state.next_group;
+        let again = once("a", 7);
+        assert!(again.repeats_in(&state));
+        assert_eq!(
+            again.apply(&mut state),
+            Ok(Outcome::Done),
+            "the first answer"
+        );
+        assert_eq!(state.next_group, groups, "nothing created twice");
+        // Another proposal of the same change is a change of its own.
+        let other = once("a", 8);
+        assert!(!other.repeats_in(&state));
+        assert!(matches!(
+            other.apply(&mut state),
+            Err(ControllerError::InUse(_))
+        ));
+        // A refusal is remembered too: asked again, it is refused again, even once allowed.
+        let refused = Command::Once {
+            id: ProposalId { node: 2, nonce: 1 },
+            change: Box::new(Command::DeleteStream {
+                key: key("b"),
+                enforce_consumer_deletion: false,
+            }),
+        };
+        let first = refused.clone().apply(&mut state);
+        assert!(matches!(first, Err(ControllerError::NotFound(_))));
+        once("b", 9).apply(&mut state).unwrap();
+        assert_eq!(refused.apply(&mut state), first);
+        assert!(state.streams.contains_key(&key("b")));
+    }
 
     #[test]
     fn replicas_spread_over_the_least_loaded_nodes() {
@@ -1476,6 +1580,64 @@ mod tests {
         assert!(!state.nodes[&3].draining);
         // Asking again for the drain under way is not refused.
         Command::DrainNode { node: 1 }.apply(&mut state).unwrap();
+    }
+
+    /// Settles every moving shard (as their leaders would), returning how many there were.
+    fn settle_moving(state: &mut ClusterState) -> usize {
+        let moving: Vec<(u64, Vec<u64>)> = state
+            .hosted_shards()
+            .filter(|s| !s.leaving.is_empty())
+            .map(|s| (s.group, s.replicas.clone()))
+            .collect();
+        for (group, replicas) in &moving {
+            Command::ReplicasSettled {
+                group: *group,
+                replicas: replicas.clone(),
+            }
+            .apply(state)
+            .unwrap();
+        }
+        moving.len()
+    }
+
+    #[test]
+    fn drains_and_joins_move_at_most_the_bound_at_a_time() {
+        let mut state = bootstrapped();
+        create("a", 40, 100).apply(&mut state).unwrap();
+        let at_once = |moves| Command::SetMovesAtOnce { moves };
+        assert_eq!(at_once(4).apply(&mut state), Ok(Outcome::Done));
+        assert_eq!(at_once(4).apply(&mut state), Ok(Outcome::Unchanged));
+        // 40 shards x 3 replicas over 4 nodes: node 1 holds 30, four of which start moving.
+        Command::DrainNode { node: 1 }.apply(&mut state).unwrap();
+        assert_eq!(state.leaving_replicas(1), 4);
+        assert_eq!(state.held_replicas(1), 30);
+        let mut rounds = 0;
+        while state.held_replicas(1) > 0 {
+            assert!(state.moving_shards() <= 4, "never more than the bound");
+            assert!(
+                settle_moving(&mut state) > 0,
+                "each settled move starts the next"
+            );
+            rounds += 1;
+        }
+        assert_eq!(rounds, 30 / 4 + 1);
+        // A join's rebalance goes on the same way, until the loads are even.
+        join_fifth_node(&mut state);
+        assert_eq!(state.moving_shards(), 4);
+        assert!(state.rebalance_pending);
+        while settle_moving(&mut state) > 0 {
+            assert!(state.moving_shards() <= 4);
+        }
+        assert!(!state.rebalance_pending);
+        let mut load = state.placeable_load();
+        load.remove(&1);
+        let (min, max) = (load.values().min().unwrap(), load.values().max().unwrap());
+        assert!(max - min <= 1, "balanced: {load:?}");
+        // Raising the bound lets held-back moves start at once; 0 lifts it.
+        Command::DrainNode { node: 2 }.apply(&mut state).unwrap();
+        assert_eq!(state.moving_shards(), 4);
+        at_once(0).apply(&mut state).unwrap();
+        assert_eq!(state.leaving_replicas(2), state.held_replicas(2));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::command::{Command, Outcome};
 use crate::disk_format;
+use crate::proposal::ProposalId;
 use crate::state::ClusterState;
 use crate::ControllerError;
 
@@ -26,6 +27,8 @@ const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// How long a change waits for the controller group (elections included) before failing.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a change whose outcome was lost is asked again before its outcome is unknown.
+const RESOLVE_WITHIN: Duration = Duration::from_secs(20);
 /// How long a committed change waits to be applied on this node too before answering anyway.
 const LOCAL_APPLY_WAIT: Duration = Duration::from_secs(5);
 
@@ -64,8 +67,9 @@ impl ControllerApplier for StateCell {
             Ok(command) => {
                 let mut guard = self.state.write().unwrap_or_else(|p| p.into_inner());
                 let state = Arc::make_mut(&mut guard);
+                let repeat = command.repeats_in(state);
                 let outcome = command.apply(state);
-                if outcome.as_ref().is_ok_and(Outcome::changed) {
+                if !repeat && outcome.as_ref().is_ok_and(Outcome::changed) {
                     state.version += 1;
                     self.version.send_replace(state.version);
                 }
@@ -177,6 +181,10 @@ impl Controller {
     /// [`Self::propose`] through `replicas` (node → cluster address): for a node whose own copy
     /// of the state is empty (rebuilt from its peers), which knows the others from its
     /// configuration only.
+    ///
+    /// An attempt whose outcome was lost (its connection closed, the leader changed under it) is
+    /// made again with the same [`ProposalId`], which apply answers at most once, until one
+    /// attempt answers or [`RESOLVE_WITHIN`] runs out; only then is the outcome unknown.
     pub async fn propose_through(
         &self,
         command: &Command,
@@ -186,14 +194,50 @@ impl Controller {
             .raft
             .get()
             .ok_or_else(|| ControllerError::Unavailable("controller group not started".into()))?;
-        let bytes = disk_format::encode(command)
+        let once = Command::Once {
+            id: ProposalId::new(raft.node_id()),
+            change: Box::new(command.clone()),
+        };
+        let bytes = disk_format::encode(&once)
             .map_err(|e| ControllerError::InvalidArgument(format!("unencodable command: {e}")))?;
+        let deadline = tokio::time::Instant::now() + RESOLVE_WITHIN;
+        let mut backoff = Duration::from_millis(50);
+        let mut lost: Option<String> = None;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let error = match self
+                .propose_once(raft, &bytes, replicas, left.min(PROPOSE_TIMEOUT))
+                .await
+            {
+                Err(ControllerError::OutcomeUnknown(reason)) => reason,
+                // Not made by this attempt, but an earlier one may still commit.
+                Err(ControllerError::Unavailable(reason)) if lost.is_some() => reason,
+                answered => return answered,
+            };
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err(ControllerError::OutcomeUnknown(lost.unwrap_or(error)));
+            }
+            tracing::debug!(error = %error, "a controller change's outcome was lost: asking again");
+            lost.get_or_insert(error);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// One attempt of [`Self::propose_through`].
+    async fn propose_once(
+        &self,
+        raft: &MultiRaft,
+        bytes: &[u8],
+        replicas: &[(u64, String)],
+        timeout: Duration,
+    ) -> Result<Outcome, ControllerError> {
         match raft
             .propose(
                 CONTROLLER_GROUP,
-                &RaftCommand::Controller(bytes),
+                &RaftCommand::Controller(bytes.to_vec()),
                 replicas,
-                PROPOSE_TIMEOUT,
+                timeout,
             )
             .await
         {

@@ -17,6 +17,7 @@ mod controller;
 mod disk_format;
 mod error;
 mod procedures;
+mod proposal;
 mod reshard;
 mod resource;
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use error::ControllerError;
 pub use procedures::{
     controller_voter_count, OnDemandScaling, ProcedureSettings, Procedures, ReshardFaults,
 };
+pub use proposal::{ProposalId, RecentProposals};
 pub use reshard::{ParentSeal, Reshard, Round};
 pub use state::{
     ClusterState, EncryptionType, NodeInfo, Resource, ShardMeta, StreamKey, StreamMeta, StreamMode,

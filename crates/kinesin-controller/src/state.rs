@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::{AccountKey, AccountSettings};
 use crate::consumer::{ConsumerKey, ConsumerMeta};
+use crate::proposal::RecentProposals;
 use crate::reshard::Reshard;
 
 /// Streams live in (account, region), as on AWS.
@@ -259,6 +260,17 @@ pub struct ClusterState {
     /// Settings of the accounts that changed them (UpdateAccountSettings), per region.
     #[serde(default)]
     pub accounts: BTreeMap<AccountKey, AccountSettings>,
+    /// Outcomes of the newest changes, so that a change asked again is not made twice.
+    #[serde(default)]
+    pub recent_proposals: RecentProposals,
+    /// How many shards may have a replica moving at once (joins, drains, replacements); 0: no
+    /// bound (and what a state from before the bound reads as). Set from the configuration of
+    /// the controller's leader (`Command::SetMovesAtOnce`).
+    #[serde(default)]
+    pub moves_at_once: u32,
+    /// A rebalance after a join stopped at the bound: each finished move starts the next.
+    #[serde(default)]
+    pub rebalance_pending: bool,
 }
 
 /// What a resource ARN (TagResource, PutResourcePolicy …) names.
@@ -304,6 +316,29 @@ impl ClusterState {
         self.hosted_shards()
             .filter(|s| s.replicas.contains(&node) || s.leaving.contains(&node))
             .count()
+    }
+
+    /// How many shards have a replica moving: moved in the state, their group's membership not
+    /// changed to match yet (`ShardMeta::leaving`).
+    pub fn moving_shards(&self) -> usize {
+        self.hosted_shards()
+            .filter(|s| !s.leaving.is_empty())
+            .count()
+    }
+
+    /// How many of `node`'s replicas are moving off it now.
+    pub fn leaving_replicas(&self, node: u64) -> usize {
+        self.hosted_shards()
+            .filter(|s| s.leaving.contains(&node))
+            .count()
+    }
+
+    /// How many more shards may start moving a replica under [`Self::moves_at_once`].
+    pub fn move_budget(&self) -> usize {
+        match self.moves_at_once {
+            0 => usize::MAX,
+            at_once => (at_once as usize).saturating_sub(self.moving_shards()),
+        }
     }
 
     /// How many open shards prefer each known node as their leader (zero included).

@@ -43,6 +43,7 @@ pub(crate) async fn cluster(State(gateway): State<Arc<Gateway>>) -> Response {
                 "draining": node.draining,
                 "life": format!("{:x}", node.life),
                 "replicas": state.held_replicas(*id),
+                "replicas_moving_off": state.leaving_replicas(*id),
             })
         })
         .collect();
@@ -133,6 +134,8 @@ async fn membership_change(gateway: &Gateway, node: u64, command: Command) -> Re
                 "member": info.is_some(),
                 "draining": info.is_some_and(|n| n.draining),
                 "replicas": state.held_replicas(node),
+                "replicas_moving_off": state.leaving_replicas(node),
+                "moves_at_once": state.moves_at_once,
             }))
             .into_response()
         }

@@ -266,6 +266,13 @@ pub struct ServerArgs {
     /// [default: 300]
     #[arg(long, env = "KINESIN_DEAD_NODE_SECS", value_name = "SECS")]
     pub dead_node_secs: Option<u64>,
+
+    /// Most shards that may have a replica moving at once, cluster-wide, when a node joins, is
+    /// drained or is replaced: each move copies a shard to its new node, and a thousand at once
+    /// would starve the writes. The controller's leader's setting applies. 0: no bound.
+    /// [default: 32]
+    #[arg(long, env = "KINESIN_REPLICA_MOVES_AT_ONCE", value_name = "N")]
+    pub replica_moves_at_once: Option<u32>,
 }
 
 /// The same keys, as read from the TOML file. Unknown keys are errors (a typo must not be ignored).
@@ -301,6 +308,7 @@ struct FileConfig {
     subscription_bytes_per_sec: Option<u64>,
     retention_check_secs: Option<u64>,
     dead_node_secs: Option<u64>,
+    replica_moves_at_once: Option<u32>,
     on_demand_split_records: Option<u64>,
     on_demand_split_bytes: Option<u64>,
     on_demand_merge_records: Option<u64>,
@@ -348,6 +356,7 @@ pub struct ServerConfig {
     pub limits: kinesin_gateway::Limits,
     pub retention_check_secs: u64,
     pub dead_node_secs: u64,
+    pub replica_moves_at_once: u32,
     pub on_demand: OnDemandScaling,
     pub raft: kinesin_raft::RaftTuning,
     pub storage: kinesin_storage::EngineOptions,
@@ -569,6 +578,7 @@ impl ServerArgs {
             },
             retention_check_secs: layered!(retention_check_secs, 60),
             dead_node_secs: layered!(dead_node_secs, 300),
+            replica_moves_at_once: layered!(replica_moves_at_once, 32),
             on_demand: OnDemandScaling {
                 split_records: layered!(on_demand_split_records, 800),
                 split_bytes: layered!(on_demand_split_bytes, 800 * 1024),

@@ -199,14 +199,18 @@ async fn drain(endpoint: &Endpoint, node: u64, timeout: Duration) -> anyhow::Res
     let path = format!("/admin/v1/nodes/{node}/drain");
     let answer = change(endpoint, "POST", &path, None).await?;
     let total = answer.get("replicas").and_then(Value::as_u64).unwrap_or(0);
-    println!("draining node {node}: {total} shard replicas to move");
+    let at_once = match answer.get("moves_at_once").and_then(Value::as_u64) {
+        Some(0) | None => String::new(),
+        Some(n) => format!(", at most {n} at a time"),
+    };
+    println!("draining node {node}: {total} shard replicas to move{at_once}");
     let started = tokio::time::Instant::now();
-    let mut shown = total;
+    let mut shown = (total, 0);
     loop {
         let cluster = endpoint.get("/admin/v1/cluster").await?;
         let json: Value = serde_json::from_slice(&cluster.body)
             .with_context(|| format!("{endpoint} answered GET /admin/v1/cluster with no JSON"))?;
-        let left = json
+        let listed = json
             .get("nodes")
             .and_then(Value::as_array)
             .and_then(|nodes| {
@@ -214,16 +218,18 @@ async fn drain(endpoint: &Endpoint, node: u64, timeout: Duration) -> anyhow::Res
                     .iter()
                     .find(|n| n.get("id").and_then(Value::as_u64) == Some(node))
             })
-            .and_then(|n| n.get("replicas"))
-            .and_then(Value::as_u64)
             .ok_or_else(|| anyhow!("node {node} is no longer listed by {endpoint}"))?;
-        if left != shown {
+        let count = |key| listed.get(key).and_then(Value::as_u64);
+        let left = count("replicas")
+            .ok_or_else(|| anyhow!("{endpoint} lists node {node} without its replicas"))?;
+        let moving = count("replicas_moving_off").unwrap_or(0);
+        if (left, moving) != shown {
             let moved = total.saturating_sub(left);
             println!(
-                "node {node}: {moved}/{total} moved, {left} left ({:.1} s)",
+                "node {node}: {moved}/{total} moved, {moving} moving, {left} left ({:.1} s)",
                 started.elapsed().as_secs_f64()
             );
-            shown = left;
+            shown = (left, moving);
         }
         if left == 0 {
             println!(

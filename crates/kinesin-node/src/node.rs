@@ -25,6 +25,9 @@ const JOINED_KEY: &str = "joined";
 const LEADER_WAIT_REPORT: Duration = Duration::from_secs(5);
 /// How long start-up waits for this node's shard groups to elect before serving anyway.
 const GROUPS_WAIT: Duration = Duration::from_secs(10);
+/// How long start-up opens this node's shard groups (so many at a time, as each batch elects)
+/// before serving anyway; the reconciler opens the rest.
+const GROUPS_OPEN_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -202,6 +205,7 @@ impl Node {
                 initial_nodes: nodes,
                 down_after: Duration::from_millis(config.raft.election_max_ms * 3),
                 dead_after: Duration::from_secs(config.dead_node_secs),
+                moves_at_once: config.replica_moves_at_once,
                 on_demand: config.on_demand.clone(),
                 replication_factor: config.replication_factor,
                 shard_limit: config.limits.shard_limit,
@@ -212,7 +216,9 @@ impl Node {
         let reshard_faults = procedures.reshard_faults();
         // Open this node's shard groups and let them elect before serving, so the first requests
         // after a restart find every shard ready.
-        procedures.reconcile_now().await;
+        procedures
+            .reconcile_now(tokio::time::Instant::now() + GROUPS_OPEN_WAIT)
+            .await;
         let deadline = tokio::time::Instant::now() + GROUPS_WAIT;
         for id in raft.group_ids() {
             let Some(group) = raft.group(id) else {

@@ -70,6 +70,9 @@ impl SendFilter for DropKinds {
 pub struct NetworkFaults {
     any: AtomicBool,
     filters: RwLock<Vec<Arc<dyn SendFilter>>>,
+    /// Messages delivered whose answers are lost (`lose_answers`).
+    any_lost: AtomicBool,
+    lost_answers: RwLock<Vec<Arc<dyn SendFilter>>>,
 }
 
 impl NetworkFaults {
@@ -86,11 +89,33 @@ impl NetworkFaults {
         self.any.store(true, Ordering::Release);
     }
 
+    /// Delivers the messages `filter` picks but loses their answers, as a connection that
+    /// closes after the peer took the message: the sender cannot know whether it was acted on.
+    /// (Forwarded proposals only, so far.)
+    pub fn lose_answers(&self, filter: impl SendFilter) {
+        let mut filters = self.lost_answers.write().unwrap_or_else(|p| p.into_inner());
+        filters.push(Arc::new(filter));
+        self.any_lost.store(true, Ordering::Release);
+    }
+
     /// Lets all traffic through again.
     pub fn heal(&self) {
         let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
         filters.clear();
         self.any.store(false, Ordering::Release);
+        let mut lost = self.lost_answers.write().unwrap_or_else(|p| p.into_inner());
+        lost.clear();
+        self.any_lost.store(false, Ordering::Release);
+    }
+
+    /// Whether the answer to a `kind` message of `group` that this node sent to `to` is lost.
+    pub(crate) fn answer_lost(&self, to: &str, group: u64, kind: MessageKind) -> bool {
+        if !self.any_lost.load(Ordering::Acquire) {
+            return false;
+        }
+        let message = Outgoing { to, group, kind };
+        let filters = self.lost_answers.read().unwrap_or_else(|p| p.into_inner());
+        filters.iter().any(|filter| filter.drops(&message))
     }
 
     /// Whether this node may send a `kind` message of `group` to `to`: `Err(why)` when a

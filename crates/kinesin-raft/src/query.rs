@@ -450,6 +450,7 @@ impl crate::registry::MultiRaft {
         let group = self.group(id).ok_or(RaftError::NoSuchGroup(id))?;
         let deadline = tokio::time::Instant::now() + timeout;
         let not_now = |reason: String| RaftError::NotLinearizable { group: id, reason };
+        let mut backoff = std::time::Duration::from_millis(20);
         // Right after an election or a healed partition the leader may be unknown for a moment,
         // or the one we knew may have just stepped down: wait for the next, up to the deadline.
         let index = loop {
@@ -482,11 +483,17 @@ impl crate::registry::MultiRaft {
             };
             match asked {
                 Ok(index) => break index,
-                // A leader that just died (unreachable) is replaced by the next election.
-                Err(RaftError::NotLeader { .. } | RaftError::Unreachable { .. })
-                    if tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                // A leader that just died (unreachable) is replaced by the next election; one
+                // that could not confirm its leadership in time (its followers' answers late on
+                // a node busy starting a thousand groups) may well confirm it at the next try.
+                Err(
+                    RaftError::NotLeader { .. }
+                    | RaftError::Unreachable { .. }
+                    | RaftError::NotLinearizable { .. }
+                    | RaftError::Unknown { .. },
+                ) if tokio::time::Instant::now() + backoff < deadline => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_millis(200));
                 }
                 Err(e) => return Err(not_now(e.to_string())),
             }

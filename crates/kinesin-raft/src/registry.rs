@@ -833,6 +833,7 @@ impl MultiRaft {
         let network = Network {
             group: id,
             peers: self.peers.clone(),
+            batched: matches!(options.kind, GroupKind::Shard),
         };
         let config = match options.kind {
             GroupKind::Shard => self.shard_config.clone(),

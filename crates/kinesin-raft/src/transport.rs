@@ -50,6 +50,8 @@ use pb::{
 };
 
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The least time an AppendEntries carrying entries or a commit index may take.
+const APPEND_TIMEOUT_FLOOR: Duration = Duration::from_secs(2);
 
 /// What the receiving node could not do, as sent back to the caller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -217,6 +219,12 @@ impl Peers {
                     reason: format!("forwarded proposal to {addr}: {why}"),
                 },
             })?;
+        if self.faults.answer_lost(addr, group, MessageKind::Propose) {
+            return Err(RaftError::Unknown {
+                group,
+                reason: format!("forwarded proposal to {addr}: answer lost (fault injection)"),
+            });
+        }
         decode_remote(&reply, group)
     }
 
@@ -263,6 +271,11 @@ fn decode_remote<T: DeserializeOwned>(payload: &[u8], group: u64) -> Result<T, R
 pub(crate) struct Network {
     pub group: u64,
     pub peers: Arc<Peers>,
+    /// Whether the group's heartbeats may wait in the per-peer batches. Not the controller's: a
+    /// batch is answered when its slowest message is, and a shard group busy starting (thousands
+    /// of them after a CreateStream) held the controller's heartbeat answers back until its
+    /// leader could no longer confirm its leadership for reads.
+    pub batched: bool,
 }
 
 /// Where one group's Raft messages to one member go: the address to dial, and the life of the
@@ -300,6 +313,7 @@ pub(crate) struct PeerClient {
     peers: Arc<Peers>,
     /// The commit index of the last AppendEntries sent through this client (see [`may_batch`]).
     commit_sent: Option<LogIdOf<TypeConfig>>,
+    batched: bool,
 }
 
 /// Whether an AppendEntries may wait for the peer's next heartbeat batch: only when it carries
@@ -320,6 +334,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             to: Destination::member(self.group, &node.addr),
             peers: self.peers.clone(),
             commit_sent: None,
+            batched: self.batched,
         }
     }
 }
@@ -383,7 +398,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             &self.commit_sent,
         );
         self.commit_sent = rpc.leader_commit;
-        if batchable && self.peers.heartbeats.enabled() {
+        if batchable && self.batched && self.peers.heartbeats.enabled() {
             let answer = self
                 .peers
                 .heartbeat_call(
@@ -401,7 +416,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         } else {
             MessageKind::Append
         };
-        self.call(RaftKind::Append, filtered_as, &rpc, option.soft_ttl())
+        // openraft gives an append the heartbeat interval (300 ms): less than a busy follower
+        // may need to fsync it, and an append that times out is sent again, adding to what made
+        // the follower slow. A follower that is gone is noticed by its connection's keepalive.
+        let timeout = option.soft_ttl().max(APPEND_TIMEOUT_FLOOR);
+        self.call(RaftKind::Append, filtered_as, &rpc, timeout)
             .await
             .map_err(RPCError::Unreachable)
     }

@@ -1,7 +1,8 @@
 //! The road bytes take between nodes: the one seam between the cluster transport's logic
 //! ([`crate::Peers`]: encoding, fault filters, heartbeat batching, what may be retried) and the
-//! network under it. A node runs over gRPC ([`GrpcWire`]: one HTTP/2 connection per peer, on
-//! which tonic multiplexes every group's calls); a simulator or a test plugs in its own network.
+//! network under it. A node runs over gRPC ([`GrpcWire`]: two HTTP/2 connections per peer, one
+//! for the controller and liveness, one on which tonic multiplexes every shard group's calls); a
+//! simulator or a test plugs in its own network.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -79,16 +80,41 @@ pub trait Wire: Send + Sync + 'static {
     ) -> WireFuture<'a, Vec<u8>>;
 }
 
-/// The network of a real node: gRPC over one lazily connected HTTP/2 channel per peer.
+/// Which of a peer's two connections a call takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    /// The controller group's messages, proposals and reads, and liveness pings (group 0).
+    Control,
+    /// Every shard group's.
+    Data,
+}
+
+impl Lane {
+    /// The controller's traffic and the pings that say who is alive must not queue behind a
+    /// thousand shard groups' calls on one HTTP/2 connection (its stream limit, its flow
+    /// control, its keepalive): creating 600 shards left the controller unable to confirm its
+    /// leadership for over a minute.
+    fn of(group: u64) -> Lane {
+        if group == 0 {
+            Lane::Control
+        } else {
+            Lane::Data
+        }
+    }
+}
+
+/// The network of a real node: gRPC over lazily connected HTTP/2 channels, two per peer
+/// ([`Lane`]).
 #[derive(Default)]
 pub struct GrpcWire {
-    channels: Mutex<HashMap<String, RaftTransportClient<Channel>>>,
+    channels: Mutex<HashMap<(String, Lane), RaftTransportClient<Channel>>>,
 }
 
 impl GrpcWire {
-    fn client(&self, addr: &str) -> Result<RaftTransportClient<Channel>, WireError> {
+    fn client(&self, addr: &str, group: u64) -> Result<RaftTransportClient<Channel>, WireError> {
+        let key = (addr.to_string(), Lane::of(group));
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = channels.get(addr) {
+        if let Some(client) = channels.get(&key) {
             return Ok(client.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
@@ -105,7 +131,7 @@ impl GrpcWire {
         let client = RaftTransportClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        channels.insert(addr.to_string(), client.clone());
+        channels.insert(key, client.clone());
         Ok(client)
     }
 }
@@ -147,7 +173,7 @@ impl Wire for GrpcWire {
         timeout: Duration,
     ) -> WireFuture<'a, Vec<u8>> {
         Box::pin(async move {
-            let mut client = self.client(to)?;
+            let mut client = self.client(to, request.group)?;
             let reply = client
                 .raft(with_timeout(request, timeout))
                 .await
@@ -163,7 +189,9 @@ impl Wire for GrpcWire {
         timeout: Duration,
     ) -> WireFuture<'a, Vec<Vec<u8>>> {
         Box::pin(async move {
-            let mut client = self.client(to)?;
+            // Batches carry shard groups' heartbeats only (the controller's go alone).
+            let group = requests.first().map_or(1, |r| r.group);
+            let mut client = self.client(to, group)?;
             let reply = client
                 .raft_batch(with_timeout(RaftBatchRequest { requests }, timeout))
                 .await
@@ -184,7 +212,7 @@ impl Wire for GrpcWire {
         timeout: Duration,
     ) -> WireFuture<'a, Vec<u8>> {
         Box::pin(async move {
-            let mut client = self.client(to)?;
+            let mut client = self.client(to, request.group)?;
             let reply = client
                 .propose(with_timeout(request, timeout))
                 .await
@@ -200,7 +228,7 @@ impl Wire for GrpcWire {
         timeout: Duration,
     ) -> WireFuture<'a, Vec<u8>> {
         Box::pin(async move {
-            let mut client = self.client(to)?;
+            let mut client = self.client(to, request.group)?;
             let reply = client
                 .query(with_timeout(request, timeout))
                 .await

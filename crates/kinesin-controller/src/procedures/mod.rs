@@ -9,6 +9,7 @@
 
 mod autoscale;
 mod change_retry;
+mod group_starts;
 mod liveness;
 mod reconciler;
 mod resharder;
@@ -103,6 +104,9 @@ pub struct ProcedureSettings {
     pub down_after: Duration,
     /// Silence after which a node's replicas are moved.
     pub dead_after: Duration,
+    /// Most shards moving a replica at once (`ClusterState::moves_at_once`); applied by the
+    /// controller's leader.
+    pub moves_at_once: u32,
     pub on_demand: OnDemandScaling,
     pub replication_factor: u32,
     pub shard_limit: u32,
@@ -131,6 +135,7 @@ impl Procedures {
             raft.clone(),
             controller.clone(),
             settings.initial_nodes.clone(),
+            settings.moves_at_once,
             reshard_faults.clone(),
             settings.clock.clone(),
         ));
@@ -148,10 +153,20 @@ impl Procedures {
         self.reshard_faults.clone()
     }
 
-    /// One reconciler pass now: opens this node's groups, so that a node restarting can let them
-    /// elect before it serves.
-    pub async fn reconcile_now(&self) {
-        pass_and_log(&mut self.reconciler.clone()).await;
+    /// Reconciler passes now, until this node's groups are all open (a pass opens only so many
+    /// at once) or `until`, so that a node restarting can let them elect before it serves; the
+    /// procedure's own passes open the rest.
+    pub async fn reconcile_now(&self, until: tokio::time::Instant) {
+        while tokio::time::Instant::now() < until {
+            if let Err(e) = self.reconciler.clone().pass().await {
+                // The procedure's own runner retries it.
+                tracing::warn!(error = %e, "reconciler pass failed at start");
+                return;
+            }
+            if self.reconciler.opened_all() {
+                return;
+            }
+        }
     }
 
     /// Starts every procedure; each stops when `stopped` turns true.
@@ -171,7 +186,7 @@ impl Procedures {
                 stopped.clone(),
             )),
             tokio::spawn(run(
-                liveness::Liveness::new(&controller, &settings),
+                liveness::Liveness::new(&raft, &controller, &settings),
                 Schedule::Every(liveness::CHECK_EVERY),
                 stopped.clone(),
             )),

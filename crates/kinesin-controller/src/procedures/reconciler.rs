@@ -9,6 +9,7 @@
 //! next pass.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use kinesin_raft::{GroupHandle, GroupKind, GroupOptions, MultiRaft};
 
 use super::change_retry::ChangeRetry;
 use super::controller_voter_count;
+use super::group_starts::GroupStarts;
 use super::resharder::{ReshardFaults, Resharder};
 use kinesin_types::SharedClock;
 
@@ -28,6 +30,9 @@ pub(super) const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// How often a leader may hand a group to its preferred leader: a preferred node that cannot keep
 /// the leadership (too slow, flapping) must not make the group change leaders all the time.
 const LEADER_TRANSFER_EVERY: Duration = Duration::from_secs(10);
+/// How long a pass may wait for starting groups to elect before it leaves the groups it could not
+/// open yet to the next pass.
+const OPENING_PER_PASS: Duration = Duration::from_secs(5);
 /// How long one membership change may take (a new replica copying the shard included) before it
 /// is abandoned and retried by a later pass.
 const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -45,6 +50,8 @@ pub(crate) struct Reconciler {
     controller: Arc<Controller>,
     /// The cluster's initial nodes, recorded by the bootstrap command.
     initial_nodes: BTreeMap<u64, NodeInfo>,
+    /// This node's setting of `ClusterState::moves_at_once`, applied while it leads the controller.
+    moves_at_once: u32,
     /// Groups whose membership change is under way here.
     changing: Arc<Mutex<HashSet<u64>>>,
     /// Groups whose last membership change failed here, and when to try again.
@@ -54,6 +61,10 @@ pub(crate) struct Reconciler {
     /// When this node, leading the controller, first saw each removed node still in its group.
     departed: Mutex<std::collections::HashMap<u64, tokio::time::Instant>>,
     resharder: Arc<Resharder>,
+    /// The groups this node opened that are still electing (`group_starts.rs`).
+    starts: GroupStarts,
+    /// How many groups the last pass left unopened.
+    deferred: AtomicUsize,
     clock: SharedClock,
 }
 
@@ -72,6 +83,7 @@ impl Reconciler {
         raft: Arc<MultiRaft>,
         controller: Arc<Controller>,
         initial_nodes: BTreeMap<u64, NodeInfo>,
+        moves_at_once: u32,
         faults: Arc<ReshardFaults>,
         clock: SharedClock,
     ) -> Self {
@@ -86,11 +98,19 @@ impl Reconciler {
             raft,
             controller,
             initial_nodes,
+            moves_at_once,
             changing: Arc::default(),
             retry: Arc::default(),
             transfers: Mutex::default(),
             departed: Mutex::default(),
+            starts: GroupStarts::default(),
+            deferred: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether the last pass opened every group this node should host.
+    pub fn opened_all(&self) -> bool {
+        self.deferred.load(Ordering::Relaxed) == 0
     }
 
     async fn reconcile(&self) -> Result<(), PassError> {
@@ -116,6 +136,14 @@ impl Reconciler {
             tracing::info!(nodes = self.initial_nodes.len(), "cluster bootstrapped");
             return Ok(());
         }
+        if leads_controller && state.moves_at_once != self.moves_at_once {
+            controller
+                .propose(&Command::SetMovesAtOnce {
+                    moves: self.moves_at_once,
+                })
+                .await?;
+            tracing::info!(moves = self.moves_at_once, "replica moves at once set");
+        }
         // Nodes beyond the controller's voters follow it as learners. Not while the voters are
         // changing, nor on a leader that is no longer a voter: a draining leader that removed
         // itself and then asked to add itself back as a learner made openraft panic ("Only
@@ -132,6 +160,10 @@ impl Reconciler {
             }
         }
         let mut wanted = HashSet::from([CONTROLLER_GROUP]);
+        // Groups left for a later pass, so that only so many elect at once (`group_starts.rs`),
+        // and the rest of the pass is not held up for long.
+        let mut deferred = 0usize;
+        let opening_until = tokio::time::Instant::now() + OPENING_PER_PASS;
         for stream in state.streams.values() {
             // Pending children of a reshard are hosted (and elect) before they take writes; a
             // node a replica moved away from keeps it until the group's membership no longer
@@ -157,6 +189,11 @@ impl Reconciler {
             }
             for shard in &local {
                 wanted.insert(shard.group);
+                let new = raft.group(shard.group).is_none();
+                if new && !self.starts.room_by(raft, opening_until).await {
+                    deferred += 1;
+                    continue;
+                }
                 // Only the shard's founders form its group; a node added later waits for the
                 // leader to bring it in (as a learner, with the data).
                 let initial_members = shard
@@ -172,6 +209,9 @@ impl Reconciler {
                         },
                     )
                     .await?;
+                if new {
+                    self.starts.started(shard.group);
+                }
                 if group.is_leader() {
                     self.lead(&group, shard, &state).await;
                 }
@@ -192,6 +232,14 @@ impl Reconciler {
                     tracing::info!(stream = %stream.key.name, shards = stream.shards.len(), "stream active");
                 }
             }
+        }
+        self.deferred.store(deferred, Ordering::Relaxed);
+        if deferred > 0 {
+            tracing::info!(
+                starting = self.starts.waiting(),
+                waiting = deferred,
+                "opening shard groups a batch at a time"
+            );
         }
         if leads_controller {
             self.resharder.drive(&state);
