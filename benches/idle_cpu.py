@@ -15,10 +15,8 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 
-import boto3
-from botocore.config import Config
+from benchlib import client, create_shards, metric
 
 # The cluster on loopback is the Jepsen harness's: one way to start and stop kinesin processes.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
@@ -41,27 +39,6 @@ def rss_bytes(pid):
     return 0
 
 
-def metric(endpoint, name):
-    try:
-        body = urllib.request.urlopen(f"{endpoint}/metrics", timeout=5).read().decode()
-    except OSError:
-        return None
-    total = None
-    for line in body.splitlines():
-        # The name alone or with labels: not a longer name it begins (kinesin_raft_groups_quiet).
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total = (total or 0) + float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def wait(what, condition, timeout=600):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            sys.exit(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
@@ -82,28 +59,10 @@ def main():
         cluster.start_all(timeout=600)
         endpoints = [cluster.endpoint(n) for n in cluster.nodes()]
         procs = [cluster.procs[n] for n in cluster.nodes()]
-        kinesis = boto3.client(
-            "kinesis", endpoint_url=endpoints[0], region_name="us-east-1",
-            aws_access_key_id="x", aws_secret_access_key="x",
-            config=Config(retries={"max_attempts": 10, "mode": "standard"}),
-        )
+        kinesis = client(endpoints[0])
         rss_baseline = [rss_bytes(p.pid) for p in procs]
         started = time.monotonic()
-        names = []
-        remaining = args.shards
-        while remaining > 0:
-            count = min(args.per_stream, remaining)
-            name = f"idle-{len(names)}"
-            kinesis.create_stream(StreamName=name, ShardCount=count)
-            names.append(name)
-            remaining -= count
-            # AWS allows 5 streams in CREATING at once.
-            wait("streams to become ACTIVE", lambda: sum(
-                kinesis.describe_stream_summary(StreamName=n)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE"
-                for n in names) < 5)
-        wait("every stream to become ACTIVE", lambda: all(
-            kinesis.describe_stream_summary(StreamName=n)["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
-            for n in names))
+        names = create_shards(kinesis, args.shards, args.per_stream, "idle")
         print(f"{args.shards} shards in {len(names)} streams ACTIVE after {time.monotonic() - started:.1f} s", flush=True)
         time.sleep(args.settle)
 

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Failover of many shards: starts a 3-node cluster on loopback, creates --shards shards
+(replication factor 3), lets them settle (most go quiet), starts writers on every shard through
+the nodes that will survive, then kill -9s the node that leads the most shards and measures, for
+each shard it led, the time from the kill until a write to that shard is acknowledged again.
+Reports p50 / p90 / p99 / max over those shards, the longest any shard went without an
+acknowledged write, and the elections counted (kinesin_raft_term_changes_total).
+
+    python3 benches/failover.py --bin $CARGO_TARGET_DIR/release/kinesin --shards 1000
+
+Resolution: each shard is written by one prober in a loop (PutRecord with the shard's first hash
+key, no client retries, a 2 s read timeout); a recovery is timed by the first acknowledged write
+after the kill, so a prober stuck in a timed-out call adds up to that call's length.
+Needs boto3 (the test venv has it: ~/.cache/kinesin-venv/bin/python).
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+from benchlib import Prober, client, create_shards, metric, open_shards, percentile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
+from kinesin_jepsen.local import LocalCluster  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
+    parser.add_argument("--shards", type=int, default=1000, help="shards in all")
+    parser.add_argument("--per-stream", type=int, default=100, help="shards per stream")
+    parser.add_argument("--probers", type=int, default=32, help="writer threads (each writes its shards in turn)")
+    parser.add_argument("--settle", type=float, default=10, help="wait after ACTIVE before writing")
+    parser.add_argument("--before", type=float, default=5, help="seconds of writes before the kill")
+    parser.add_argument("--after", type=float, default=30, help="seconds of writes after the kill")
+    parser.add_argument("--server-arg", action="append", default=[], help="extra flag for every `kinesin server`")
+    args = parser.parse_args()
+
+    base = tempfile.mkdtemp(prefix="kinesin-failover-")
+    cluster = LocalCluster(args.bin, 3, base, extra_args=["--shard-limit", str(args.shards + 10), *args.server_arg])
+    stop = threading.Event()
+    try:
+        cluster.start_all(timeout=600)
+        nodes = list(cluster.nodes())
+        endpoints = {n: cluster.endpoint(n) for n in nodes}
+        started = time.monotonic()
+        names = create_shards(client(endpoints[nodes[0]]), args.shards, args.per_stream, "failover")
+        print(f"{args.shards} shards ACTIVE after {time.monotonic() - started:.1f} s", flush=True)
+        time.sleep(args.settle)
+
+        shards = [s for name in names for s in open_shards(endpoints[nodes[0]], name)]
+        led = {n: [s for s in shards if s[3] == n] for n in nodes}
+        victim = max(nodes, key=lambda n: len(led[n]))
+        survivors = [n for n in nodes if n != victim]
+        quiet = sum(metric(endpoints[n], "kinesin_raft_groups_quiet") or 0 for n in nodes)
+        print(f"leaders: {({n: len(led[n]) for n in nodes})}; {quiet:.0f} replicas quiet; killing node {victim}",
+              flush=True)
+
+        probers = []
+        for i in range(args.probers):
+            mine = {(s[0], s[1]): s[2] for s in shards[i::args.probers]}
+            probers.append(Prober(endpoints[survivors[i % len(survivors)]], mine, stop))
+        for p in probers:
+            p.start()
+        time.sleep(args.before)
+        terms_before = sum(metric(endpoints[n], "kinesin_raft_term_changes_total") or 0 for n in survivors)
+        killed_at = time.monotonic()
+        cluster.kill(victim)
+        time.sleep(args.after)
+        stop.set()
+        for p in probers:
+            p.join()
+        terms_after = sum(metric(endpoints[n], "kinesin_raft_term_changes_total") or 0 for n in survivors)
+
+        acked = {}
+        for p in probers:
+            acked.update(p.acked)
+        victims = {(s[0], s[1]) for s in led[victim]}
+        recovery, never, gaps = [], 0, []
+        for key, times in acked.items():
+            after = [t for t in times if t >= killed_at]
+            if key in victims:
+                if after:
+                    recovery.append(after[0] - killed_at)
+                else:
+                    never += 1
+            around = [t for t in times if t >= killed_at - 1]
+            gaps.extend(b - a for a, b in zip(around, around[1:]))
+        print(f"{len(victims)} shards led by the killed node: writes acknowledged again after "
+              f"p50 {percentile(recovery, 50):.2f} s, p90 {percentile(recovery, 90):.2f} s, "
+              f"p99 {percentile(recovery, 99):.2f} s, max {max(recovery, default=float('nan')):.2f} s"
+              + (f"; {never} never within {args.after:.0f} s" if never else ""))
+        print(f"longest gap between acknowledged writes to one shard (any shard, from 1 s before the kill): "
+              f"{max(gaps, default=float('nan')):.2f} s; {terms_after - terms_before:.0f} term changes on the "
+              f"surviving nodes")
+    finally:
+        stop.set()
+        cluster.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
