@@ -830,10 +830,12 @@ impl MultiRaft {
             ),
         };
         let state_machine = state_machine.with_lease(self.lease.clone());
+        let quiet: Arc<crate::quiesce::Quiet> = Arc::default();
         let network = Network {
             group: id,
             peers: self.peers.clone(),
             batched: matches!(options.kind, GroupKind::Shard),
+            quiet: quiet.clone(),
         };
         let config = match options.kind {
             GroupKind::Shard => self.shard_config.clone(),
@@ -887,7 +889,7 @@ impl MultiRaft {
             puts,
             vote_floor,
             in_flight: Arc::default(),
-            quiet: Arc::default(),
+            quiet,
             peers: self.peers.clone(),
             liveness: self.liveness.clone(),
         };

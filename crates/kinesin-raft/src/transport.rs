@@ -29,7 +29,7 @@ use crate::faults::{MessageKind, NetworkFaults};
 use crate::life::split_member_address;
 use crate::liveness::{Ping, SUPPORT_FOR};
 use crate::query::{ShardQuery, WireAnswer};
-use crate::quiesce::QuietPoint;
+use crate::quiesce::{Quiet, QuietPoint};
 use crate::registry::MultiRaft;
 
 /// The longest a remote reader may ask a replica to wait for records (a subscription asks for a
@@ -276,6 +276,8 @@ pub(crate) struct Network {
     /// of them after a CreateStream) held the controller's heartbeat answers back until its
     /// leader could no longer confirm its leadership for reads.
     pub batched: bool,
+    /// The group's quiescence here: appends right after a wake are not batched.
+    pub quiet: Arc<Quiet>,
 }
 
 /// Where one group's Raft messages to one member go: the address to dial, and the life of the
@@ -314,6 +316,7 @@ pub(crate) struct PeerClient {
     /// The commit index of the last AppendEntries sent through this client (see [`may_batch`]).
     commit_sent: Option<LogIdOf<TypeConfig>>,
     batched: bool,
+    quiet: Arc<Quiet>,
 }
 
 /// Whether an AppendEntries may wait for the peer's next heartbeat batch: only when it carries
@@ -335,6 +338,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             peers: self.peers.clone(),
             commit_sent: None,
             batched: self.batched,
+            quiet: self.quiet.clone(),
         }
     }
 }
@@ -398,7 +402,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             &self.commit_sent,
         );
         self.commit_sent = rpc.leader_commit;
-        if batchable && self.batched && self.peers.heartbeats.enabled() {
+        if batchable && self.batched && !self.quiet.woke_lately() && self.peers.heartbeats.enabled()
+        {
             let answer = self
                 .peers
                 .heartbeat_call(
