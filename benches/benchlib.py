@@ -96,3 +96,15 @@ class Prober(threading.Thread):
                     self.acked[(stream, shard)].append(time.monotonic())
                 except Exception:  # unavailable while the shard elects: the point of the run
                     pass
+
+
+def start_probers(shards, endpoints, count, stop):
+    """`count` started Probers sharing `shards` (from open_shards) round robin, each talking to
+    one of `endpoints` in turn."""
+    probers = [
+        Prober(endpoints[i % len(endpoints)], {(s[0], s[1]): s[2] for s in shards[i::count]}, stop)
+        for i in range(count)
+    ]
+    for p in probers:
+        p.start()
+    return probers

@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 
-from benchlib import Prober, client, create_shards, metric, open_shards, percentile, wait
+from benchlib import client, create_shards, metric, open_shards, percentile, start_probers, wait
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
 from kinesin_jepsen.local import LocalCluster  # noqa: E402
@@ -64,12 +64,7 @@ def main():
         shards = [s for name in names for s in open_shards(endpoints[staying[0]], name)]
         held, _ = held_replicas(endpoints[staying[0]], DRAINED)
 
-        probers = []
-        for i in range(args.probers):
-            mine = {(s[0], s[1]): s[2] for s in shards[i::args.probers]}
-            probers.append(Prober(endpoints[staying[i % len(staying)]], mine, stop))
-        for p in probers:
-            p.start()
+        probers = start_probers(shards, [endpoints[n] for n in staying], args.probers, stop)
         time.sleep(2)
         terms_before = sum(metric(endpoints[n], "kinesin_raft_term_changes_total") or 0 for n in nodes)
         request = urllib.request.Request(f"{endpoints[staying[0]]}/admin/v1/nodes/{DRAINED}/drain", method="POST")

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import Prober, client, create_shards, metric, open_shards, percentile
+from benchlib import client, create_shards, metric, open_shards, percentile, start_probers
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
 from kinesin_jepsen.local import LocalCluster  # noqa: E402
@@ -61,12 +61,7 @@ def main():
         print(f"leaders: {({n: len(led[n]) for n in nodes})}; {quiet:.0f} replicas quiet; killing node {victim}",
               flush=True)
 
-        probers = []
-        for i in range(args.probers):
-            mine = {(s[0], s[1]): s[2] for s in shards[i::args.probers]}
-            probers.append(Prober(endpoints[survivors[i % len(survivors)]], mine, stop))
-        for p in probers:
-            p.start()
+        probers = start_probers(shards, [endpoints[n] for n in survivors], args.probers, stop)
         time.sleep(args.before)
         terms_before = sum(metric(endpoints[n], "kinesin_raft_term_changes_total") or 0 for n in survivors)
         killed_at = time.monotonic()
