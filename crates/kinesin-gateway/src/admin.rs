@@ -93,6 +93,8 @@ pub(crate) async fn stream_shards(
                 "replicas": shard.replicas,
                 // Known only where this node hosts a replica, and about that replica.
                 "leader": local.as_ref().and_then(|g| g.leader()),
+                // Raft's term here: moves with each election this replica saw.
+                "term": local.as_ref().map(|g| g.term()),
                 // Idle and caught up: not ticking or heartbeating here (kinesin-raft's quiesce.rs).
                 "quiet": local.as_ref().map(|g| g.is_quiet()),
                 "applied_index": local.as_ref().map(|g| g.applied_index()),

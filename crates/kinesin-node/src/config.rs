@@ -204,8 +204,9 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_RAFT_HEARTBEAT_MS", value_name = "MS")]
     pub raft_heartbeat_ms: Option<u64>,
 
-    /// A follower that hears nothing from its leader for a random time between this and 1.5 times
-    /// this starts an election: roughly how long a crashed leader's shards are unavailable.
+    /// A follower that hears nothing from its leader for a random time between this and 1.2 times
+    /// this starts an election (a safety net: a dead node's groups elect as soon as its liveness
+    /// lapses). 1.2 times this is also Raft's leader lease, the floor of a busy shard's failover.
     /// At least three heartbeat intervals. [default: 1000]
     #[arg(long, env = "KINESIN_RAFT_ELECTION_TIMEOUT_MS", value_name = "MS")]
     pub raft_election_timeout_ms: Option<u64>,
@@ -621,10 +622,11 @@ impl ServerArgs {
                     ),
                     election_min_ms: layered!(raft_election_timeout_ms, defaults.election_min_ms),
                     // openraft's leader lease is the maximum: followers refuse to vote for that
-                    // long after the leader's last word, so a narrow spread keeps failover short.
+                    // long after the leader's last word, so a narrow spread keeps failover short
+                    // (elections are started by liveness; the timers are a safety net).
                     election_max_ms: layered!(raft_election_timeout_ms, defaults.election_min_ms)
-                        * 3
-                        / 2,
+                        * 6
+                        / 5,
                     shard_write_quota: kinesin_raft::WriteQuota {
                         records_per_sec: layered!(
                             shard_write_records_per_sec,
@@ -778,7 +780,7 @@ mod tests {
         assert_eq!(config.raft.heartbeat_ms, 300);
         assert_eq!(
             (config.raft.election_min_ms, config.raft.election_max_ms),
-            (1000, 1500)
+            (1000, 1200)
         );
         assert_eq!(config.raft.heartbeat_batch_ms, 5);
         assert_eq!(

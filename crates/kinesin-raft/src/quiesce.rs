@@ -133,6 +133,11 @@ impl GroupHandle {
     }
 
     /// Wakes the group if it is quiet here.
+    /// How long since this group last served a write, a read or a membership change here.
+    pub(crate) fn unused_for(&self) -> Duration {
+        self.quiet.idle_for()
+    }
+
     pub(crate) fn wake(&self) {
         if self.quiet.point().take().is_some() {
             self.resume();
@@ -335,7 +340,7 @@ impl GroupHandle {
     /// After `lost`'s node lost this node's support (or came back as a new process): wakes the
     /// group if `lost` led it, and campaigns when this node is the follower chosen to: the
     /// lowest-numbered live voter other than `lost`, so that one campaigns rather than all.
-    pub(crate) async fn take_over_from(&self, lost: NodeId) {
+    pub(crate) async fn take_over_from(&self, lost: NodeId, campaigns: &tokio::sync::Semaphore) {
         let led_by_lost = self
             .quiet
             .point()
@@ -346,19 +351,38 @@ impl GroupHandle {
         }
         self.wake();
         let me = self.node_id();
-        let chosen = self
-            .voters()
-            .into_iter()
+        let voters = self.voters();
+        let live: Vec<NodeId> = voters
+            .iter()
+            .copied()
             .filter(|node| *node != lost && self.liveness.is_live(*node))
-            .min();
-        if chosen != Some(me) {
+            .collect();
+        // A node that hears too few voters could not win, and a failed vote would only raise
+        // its term: after a pause (SIGSTOP) every peer looks silent to the resumed node for a
+        // moment, and its campaigns would unseat the leaders elected meanwhile. Pre-vote, by
+        // liveness.
+        if live.len() * 2 <= voters.len() || live.iter().min() != Some(&me) {
             return;
         }
-        // A group that was busy may still hold openraft's leader lease for a few hundred
-        // milliseconds, during which a pre-vote is refused: try again until it passes.
+        // A group that was busy still holds openraft's leader lease (election_timeout_max from
+        // the dead leader's last word), and until it lapses a pre-vote is refused, here first:
+        // campaign the moment it lapses, and again (a voter's lease may end a little later)
+        // until a leader is seen. Waiting on the leader, not sleeping, frees this group's place
+        // among the groups campaigning at once as soon as it is won.
+        let lease = Duration::from_millis(self.raft().config().election_timeout_max);
+        if let Ok(Some(since_last_word)) = self
+            .raft()
+            .with_raft_state(|state| state.vote_last_modified().map(|at| at.elapsed()))
+            .await
+        {
+            tokio::time::sleep(lease.saturating_sub(since_last_word)).await;
+        }
+        // Waiting out the lease holds no place: only campaigning groups count against the bound.
+        let Ok(_campaigning) = campaigns.acquire().await else {
+            return;
+        };
         for _ in 0..CAMPAIGN_TRIES {
-            let leader = self.leader();
-            if leader.is_some_and(|l| l != lost) || self.is_leader() {
+            if self.is_leader() || self.leader().is_some_and(|l| l != lost) {
                 return;
             }
             tracing::info!(
@@ -369,14 +393,23 @@ impl GroupHandle {
             if self.raft().trigger().elect(true).await.is_err() {
                 return;
             }
-            tokio::time::sleep(CAMPAIGN_RETRY).await;
+            let _led = self
+                .raft()
+                .wait(Some(CAMPAIGN_PATIENCE))
+                .metrics(
+                    |m| m.current_leader.is_some_and(|l| l != lost),
+                    "a new leader",
+                )
+                .await;
         }
     }
 }
 
-/// How often, and how far apart, a chosen follower campaigns after its leader's node was lost.
-const CAMPAIGN_TRIES: usize = 4;
-const CAMPAIGN_RETRY: Duration = Duration::from_millis(400);
+/// How many times, and how long each time, a chosen follower campaigns (and waits for a leader)
+/// after its leader's node was lost: a round on a loaded node takes a pre-vote, a vote and the
+/// new leader's first commit, a few fsyncs.
+const CAMPAIGN_TRIES: usize = 6;
+const CAMPAIGN_PATIENCE: Duration = Duration::from_millis(300);
 
 /// Counts what quiescence did, for `/metrics`.
 #[derive(Debug, Default)]

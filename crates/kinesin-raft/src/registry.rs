@@ -57,7 +57,9 @@ impl Default for RaftTuning {
             // 150 ms took 1.8 cores for 1,000 shards on 3 nodes, 300 ms about 1 (benches/README.md).
             heartbeat_ms: 300,
             election_min_ms: 1000,
-            election_max_ms: 1500,
+            // openraft's leader lease: a busy dead leader's groups elect no sooner than this
+            // after its last word (failover's floor).
+            election_max_ms: 1200,
             snapshot_every: 2000,
             logs_kept_after_snapshot: 500,
             heartbeat_batch_ms: 5,

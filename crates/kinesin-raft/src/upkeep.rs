@@ -18,6 +18,9 @@ use crate::types::NodeId;
 /// with thousands of groups never floods its peers or its runtime in one go.
 const AT_A_TIME: usize = 64;
 
+/// How late, at most, a peer's lapsed support is noticed.
+const NOTICED_WITHIN: Duration = Duration::from_millis(50);
+
 /// How often the peers to ping are gathered again from the groups' memberships.
 const PEERS_EVERY_ROUNDS: u64 = 10;
 
@@ -26,6 +29,7 @@ impl MultiRaft {
     /// (or when the last handle on `self` is dropped).
     pub fn start_upkeep(self: &Arc<Self>) {
         tokio::spawn(ping_peers(Arc::downgrade(self)));
+        tokio::spawn(withdraw_lapsed_support(Arc::downgrade(self)));
         if !self.quiesce_after.is_zero() {
             tokio::spawn(quiesce_idle_groups(Arc::downgrade(self)));
         }
@@ -68,20 +72,20 @@ impl MultiRaft {
         }
     }
 
-    /// Wakes the groups `lost` led here; in each, the chosen follower campaigns.
+    /// Wakes the groups `lost` led here; in each, the chosen follower campaigns, at most
+    /// [`AT_A_TIME`] at once, the most recently used first (the shards clients are writing to).
     fn take_over_from(self: &Arc<Self>, lost: NodeId) {
-        let groups: Vec<GroupHandle> = self
+        let mut groups: Vec<GroupHandle> = self
             .all_groups()
             .into_iter()
             .filter(|g| g.shard().is_some() && g.voters().contains(&lost))
             .collect();
-        tokio::spawn(async move {
-            futures::stream::iter(groups)
-                .for_each_concurrent(AT_A_TIME, |group| async move {
-                    group.take_over_from(lost).await
-                })
-                .await;
-        });
+        groups.sort_by_key(|g| g.unused_for());
+        let campaigns = Arc::new(tokio::sync::Semaphore::new(AT_A_TIME));
+        for group in groups {
+            let campaigns = campaigns.clone();
+            tokio::spawn(async move { group.take_over_from(lost, &campaigns).await });
+        }
     }
 
     /// Every peer this node should ping: the cluster's nodes as the controller knows them, and
@@ -134,6 +138,21 @@ async fn ping_peers(multi: Weak<MultiRaft>) {
                     }
                 }
             });
+        }
+    }
+}
+
+/// Withdraws support from peers silent for a second, checked far more often than pings are
+/// sent: a dead leader's groups campaign within [`NOTICED_WITHIN`] of its support lapsing,
+/// not up to a ping interval later (failover time is mostly this wait).
+async fn withdraw_lapsed_support(multi: Weak<MultiRaft>) {
+    let mut ticks = tokio::time::interval(NOTICED_WITHIN);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(node) = multi.upgrade() else { return };
+        if node.stopped.load(Ordering::Acquire) {
+            return;
         }
         for change in node.liveness.expire() {
             if let Change::Lost(lost) = change {
