@@ -203,7 +203,12 @@ fn caught(failpoints: &str, limit: u64) -> Result<(), String> {
 ///   of such a membership committed with it, and acknowledged writes were lost (seed 11) or
 ///   openraft panicked on the log it lost. Fixed by lives (crates/kinesin-raft/src/life.rs):
 ///   messages meant for the old data are refused, and its members are replaced.
-const FOUND: &[u64] = &[11, 24, 28, 33, 44, 47];
+/// - 29 (once the leader lease was 1.2 s): every replica of a shard lost power right after its
+///   leader acknowledged a write; the leader restarted and resumed its term without an election
+///   (openraft's leader restore), with the commit index it had not synced behind that write, and
+///   answered a read index without it: a read after the acknowledgement missed the write. Fixed
+///   by turning leader restore off (crates/kinesin-raft/src/registry.rs).
+const FOUND: &[u64] = &[11, 24, 28, 29, 33, 44, 47];
 
 type Check = (&'static str, fn() -> Result<(), String>);
 
