@@ -393,13 +393,7 @@ impl GroupHandle {
             if self.raft().trigger().elect(true).await.is_err() {
                 return;
             }
-            let _led = self
-                .raft()
-                .wait(Some(CAMPAIGN_PATIENCE))
-                .metrics(
-                    |m| m.current_leader.is_some_and(|l| l != lost),
-                    "a new leader",
-                )
+            self.wait_for_leader_other_than(Some(lost), CAMPAIGN_PATIENCE)
                 .await;
         }
     }

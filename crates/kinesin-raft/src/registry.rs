@@ -610,6 +610,22 @@ impl GroupHandle {
     }
 
     /// Waits until some node leads the group.
+    /// Waits at most `timeout` until this replica knows a leader other than `tried`.
+    pub(crate) async fn wait_for_leader_other_than(
+        &self,
+        tried: Option<NodeId>,
+        timeout: Duration,
+    ) {
+        let _known = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| Some(l) != tried),
+                "another leader",
+            )
+            .await;
+    }
+
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, RaftError> {
         let metrics = self
             .raft
@@ -987,7 +1003,12 @@ impl MultiRaft {
             if tokio::time::Instant::now() + backoff >= deadline {
                 return Err(error);
             }
-            tokio::time::sleep(backoff).await;
+            // A replica here sees the next leader the moment it is elected: retry then, not up
+            // to a backoff later (most of a failover's tail for writers).
+            match &local {
+                Some(group) => group.wait_for_leader_other_than(target, backoff).await,
+                None => tokio::time::sleep(backoff).await,
+            }
             backoff = (backoff * 2).min(Duration::from_millis(200));
         }
     }
