@@ -9,9 +9,10 @@ without an acknowledged write, and the elections counted (kinesin_raft_term_chan
 
     python3 benches/failover.py --bin $CARGO_TARGET_DIR/release/kinesin --shards 1000
 
-Resolution: each shard is written by one prober in a loop (PutRecord with the shard's first hash
-key, no client retries, a 2 s read timeout); a recovery is timed by the first acknowledged write
-after the kill, so a prober stuck in a timed-out call adds up to that call's length.
+Resolution: every shard the victim leads, and --probe-others more, is written every --probe-every
+seconds (PutRecord with the shard's first hash key, from its own coroutine on its own connection,
+no client retries: a write held inside the cluster while its shard elects is acknowledged when it
+has a leader); a recovery is timed by the first write acknowledged after the kill.
 Needs boto3 (the test venv has it: ~/.cache/kinesin-venv/bin/python).
 """
 
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import client, create_shards, metric, open_shards, percentile, start_probers
+from benchlib import client, create_shards, metric, open_shards, percentile, start_prober
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
 from kinesin_jepsen.local import LocalCluster  # noqa: E402
@@ -34,7 +35,8 @@ def main():
     parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
     parser.add_argument("--shards", type=int, default=1000, help="shards in all")
     parser.add_argument("--per-stream", type=int, default=100, help="shards per stream")
-    parser.add_argument("--probers", type=int, default=32, help="writer threads (each writes its shards in turn)")
+    parser.add_argument("--probe-every", type=float, default=0.2, help="seconds between writes to one shard")
+    parser.add_argument("--probe-others", type=int, default=100, help="shards not led by the victim also written")
     parser.add_argument("--settle", type=float, default=10, help="wait after ACTIVE before writing")
     parser.add_argument("--before", type=float, default=5, help="seconds of writes before the kill")
     parser.add_argument("--after", type=float, default=30, help="seconds of writes after the kill")
@@ -61,7 +63,8 @@ def main():
         print(f"leaders: {({n: len(led[n]) for n in nodes})}; {quiet:.0f} replicas quiet; killing node {victim}",
               flush=True)
 
-        probers = start_probers(shards, [endpoints[n] for n in survivors], args.probers, stop)
+        probed = led[victim] + [s for s in shards if s[3] != victim][:args.probe_others]
+        prober = start_prober(probed, [endpoints[n] for n in survivors], stop, args.probe_every)
         time.sleep(args.before)
         terms_before = sum(metric(endpoints[n], "kinesin_raft_term_changes_total") or 0 for n in survivors)
         killed_at = time.monotonic()
@@ -79,13 +82,10 @@ def main():
             time.sleep(0.1)
         time.sleep(max(0.0, killed_at + args.after - time.monotonic()))
         stop.set()
-        for p in probers:
-            p.join()
+        prober.join()
         terms_after = sum(metric(endpoints[n], "kinesin_raft_term_changes_total") or 0 for n in survivors)
 
-        acked = {}
-        for p in probers:
-            acked.update(p.acked)
+        acked = prober.acked
         recovery, never, gaps = [], 0, []
         for key, times in acked.items():
             after = [t for t in times if t >= killed_at]

@@ -2,9 +2,12 @@
 """Idle cost of many shards: starts a 3-node cluster on loopback, creates streams with --shards
 shards in all (replication factor 3, so every node hosts every shard), waits until they are
 ACTIVE and the cluster has settled, then measures the CPU the idle nodes burn (utime + stime from
-/proc) and the cluster RPCs they send (from /metrics) over --seconds.
+/proc) and the cluster RPCs they send (from /metrics) over --seconds. With --written K, K of the
+shards (an even sample) are written five times a second each through every node meanwhile: a
+loaded run, whose elections (term changes) must stay as flat as an idle one's.
 
     python3 benches/idle_cpu.py --bin $CARGO_TARGET_DIR/release/kinesin --shards 1000
+    python3 benches/idle_cpu.py --bin $CARGO_TARGET_DIR/release/kinesin --shards 1000 --seconds 600 --written 100
 
 Needs boto3 (the test venv has it: ~/.cache/kinesin-venv/bin/python).
 """
@@ -14,9 +17,10 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
-from benchlib import client, create_shards, metric
+from benchlib import client, create_shards, metric, open_shards, start_prober
 
 # The cluster on loopback is the Jepsen harness's: one way to start and stop kinesin processes.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
@@ -47,6 +51,7 @@ def main():
     parser.add_argument("--per-stream", type=int, default=100, help="shards per stream")
     parser.add_argument("--seconds", type=float, default=30, help="measuring window")
     parser.add_argument("--settle", type=float, default=10, help="wait after ACTIVE before measuring")
+    parser.add_argument("--written", type=int, default=0, help="shards written 5 times a second meanwhile")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--server-arg", action="append", default=[],
                         help="extra flag for every `kinesin server`, e.g. --server-arg=--raft-heartbeat-batch-ms=0")
@@ -65,6 +70,12 @@ def main():
         names = create_shards(kinesis, args.shards, args.per_stream, "idle")
         print(f"{args.shards} shards in {len(names)} streams ACTIVE after {time.monotonic() - started:.1f} s", flush=True)
         time.sleep(args.settle)
+        stop = threading.Event()
+        prober = None
+        if args.written:
+            shards = [s for name in names for s in open_shards(endpoints[0], name)]
+            sample = shards[::max(1, len(shards) // args.written)][:args.written]
+            prober = start_prober(sample, endpoints, stop, every=0.2)
 
         before = [cpu_seconds(p.pid) for p in procs]
         rpcs_before = [metric(e, "kinesin_cluster_rpcs_sent_total") for e in endpoints]
@@ -73,6 +84,11 @@ def main():
         time.sleep(args.seconds)
         elapsed = time.monotonic() - t0
         after = [cpu_seconds(p.pid) for p in procs]
+        if prober:
+            stop.set()
+            prober.join()
+            writes = sum(len(times) for times in prober.acked.values())
+            print(f"{writes:,} writes acknowledged to {args.written} shards meanwhile ({writes / elapsed:,.0f}/s)")
         rpcs_after = [metric(e, "kinesin_cluster_rpcs_sent_total") for e in endpoints]
         terms_after = [metric(e, "kinesin_raft_term_changes_total") for e in endpoints]
         quiet = [metric(e, "kinesin_raft_groups_quiet") for e in endpoints]
@@ -94,7 +110,7 @@ def main():
             print(f"node {i + 1}: {share * 100:.1f}% of a core{rpcs}; {quiet[i] or 0:.0f} of {groups[i] or 0:.0f} groups quiet"
                   f"{elections}; RSS {rss[i] / 2**20:.0f} MiB, {per_replica / 1024:.1f} KiB per replica beyond the "
                   f"{rss_baseline[i] / 2**20:.0f} MiB it started with")
-        print(f"cluster: {total * 100:.1f}% of a core for {args.shards} idle shards x {args.nodes} replicas "
+        print(f"cluster: {total * 100:.1f}% of a core for {args.shards} {'' if args.written else 'idle '}shards x {args.nodes} replicas "
               f"({total * 100 / args.shards * 1000:.1f}% per 1,000 shards), over {elapsed:.0f} s")
     finally:
         cluster.stop_all()
