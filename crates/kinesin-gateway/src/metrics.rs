@@ -192,6 +192,12 @@ impl Metrics {
                 "Times a peer node went a second without answering this node's liveness pings.",
                 quiet.peers_lost.load(Ordering::Relaxed),
             ),
+            (
+                "kinesin_raft_writes_refused_lease_total",
+                "counter",
+                "Writes a leader here had refused because no quorum had acknowledged it within its lease (retried elsewhere).",
+                quiet.lease_refusals.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, value) in gauges {
             let _ = writeln!(

@@ -250,6 +250,11 @@ impl Node {
             Some(addr) => {
                 let listener = bound_or_bind(api_listener, addr).await?;
                 let local = listener.local_addr().map_err(listen_error(addr))?;
+                // Nagle would hold a response's last segment until the client acknowledged the
+                // one before (up to its delayed-ACK timer, 40 ms on Linux).
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 tasks.push(tokio::spawn(serve_api(
                     listener,
                     router.clone(),

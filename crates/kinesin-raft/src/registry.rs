@@ -129,6 +129,8 @@ pub struct GroupHandle {
     pub(crate) peers: Arc<Peers>,
     /// This node's view of which nodes are alive (`liveness.rs`).
     pub(crate) liveness: Arc<Liveness>,
+    /// What quiescence and liveness did on this node, for `/metrics`.
+    pub(crate) stats: Arc<QuietStats>,
 }
 
 impl GroupHandle {
@@ -239,9 +241,15 @@ impl GroupHandle {
     async fn write_committed(&self, command: Command) -> Result<Response, RaftError> {
         let _in_flight = self.in_flight.enter();
         self.touch();
+        self.renew_lease().await;
         match self.raft.client_write(command).await {
             Ok(response) => Ok(response.data),
             Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                if f.reason == openraft::errors::ForwardReason::LeaseExpired {
+                    self.stats
+                        .lease_refusals
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 Err(RaftError::NotLeader {
                     group: self.id,
                     leader: f.leader_id,
@@ -917,6 +925,7 @@ impl MultiRaft {
             quiet,
             peers: self.peers.clone(),
             liveness: self.liveness.clone(),
+            stats: self.quiet_stats.clone(),
         };
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         Ok(groups.entry(id).or_insert(handle).clone())
