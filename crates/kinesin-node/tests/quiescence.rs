@@ -7,11 +7,12 @@
 mod testkit;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::Client;
-use kinesin_raft::MessageKind;
+use kinesin_raft::{MessageKind, QuietStats};
 use testkit::{create_stream, eventually, read_all, Options, TestCluster};
 
 const SHARD: &str = "shardId-000000000000";
@@ -61,18 +62,17 @@ fn terms(cluster: &TestCluster, group: u64) -> BTreeSet<u64> {
         .collect()
 }
 
-/// Elections seen by the running nodes, from their term-change counters.
-fn term_changes(cluster: &TestCluster) -> u64 {
+/// The sum over the running nodes of one of their quiescence counters.
+fn counted(cluster: &TestCluster, counter: fn(&QuietStats) -> &AtomicU64) -> u64 {
     cluster
         .running()
-        .map(|n| {
-            n.node()
-                .raft()
-                .quiet_stats()
-                .term_changes
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
+        .map(|n| counter(n.node().raft().quiet_stats()).load(Ordering::Relaxed))
         .sum()
+}
+
+/// Elections seen by the running nodes, from their term-change counters.
+fn term_changes(cluster: &TestCluster) -> u64 {
+    counted(cluster, |stats| &stats.term_changes)
 }
 
 /// A one-shard stream with one record, quiet on every replica; its group.
@@ -90,16 +90,7 @@ async fn quiet_stream(cluster: &TestCluster, stream: &str) -> u64 {
 
 /// Writes the running nodes' leaders had refused for a lapsed lease.
 fn lease_refusals(cluster: &TestCluster) -> u64 {
-    cluster
-        .running()
-        .map(|n| {
-            n.node()
-                .raft()
-                .quiet_stats()
-                .lease_refusals
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum()
+    counted(cluster, |stats| &stats.lease_refusals)
 }
 
 /// A quiet leader's lease lapsed long ago, and openraft refuses writes from a leader without
