@@ -64,6 +64,7 @@ def test_idle_shards_go_quiet_and_a_write_wakes_one_without_an_election(fresh_se
     again = poll(all_shards_quiet, what="the woken shard to go quiet again")
     assert value(again, "kinesin_raft_quiesced_total") > value(quiet, "kinesin_raft_quiesced_total")
     assert value(again, "kinesin_raft_term_changes_total") == value(quiet, "kinesin_raft_term_changes_total")
+    assert value(again, "kinesin_raft_writes_refused_lease_total") == 0
     with urllib.request.urlopen(f"{fresh_server.endpoint}/admin/v1/streams/{stream}/shards", timeout=10) as r:
         view = json.load(r)
     assert [s["quiet"] for s in view["shards"]] == [True, True, True], view
