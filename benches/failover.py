@@ -35,6 +35,7 @@ def main():
     parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
     parser.add_argument("--shards", type=int, default=1000, help="shards in all")
     parser.add_argument("--per-stream", type=int, default=100, help="shards per stream")
+    parser.add_argument("--keep", action="store_true", help="keep the data directory and the nodes' logs")
     parser.add_argument("--probe-every", type=float, default=0.2, help="seconds between writes to one shard")
     parser.add_argument("--probe-others", type=int, default=100, help="shards not led by the victim also written")
     parser.add_argument("--settle", type=float, default=10, help="wait after ACTIVE before writing")
@@ -110,7 +111,10 @@ def main():
     finally:
         stop.set()
         cluster.stop_all()
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep:
+            print(f"data and logs kept in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

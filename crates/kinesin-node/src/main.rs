@@ -43,7 +43,14 @@ async fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
+                // openraft warns once per group and heartbeat about a peer that is down: with
+                // a thousand groups, hundreds of lines a second that cost CPU while the
+                // survivors elect; "peer lost" (kinesin_raft) says it once.
+                .unwrap_or_else(|_| {
+                    EnvFilter::new(
+                        "info,openraft=warn,openraft::core::heartbeat=error,openraft::replication=error",
+                    )
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
