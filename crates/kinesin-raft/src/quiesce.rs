@@ -99,6 +99,15 @@ impl Quiet {
     }
 }
 
+/// Whether the leader whose metrics these are may write a moment from now: it is its group's
+/// only voter (its own quorum: openraft records no acknowledgement then, and waiting for one
+/// held every write of a single node for a whole lease), or a quorum acknowledged it within three
+/// quarters of `lease`.
+fn lease_held(metrics: &openraft::RaftMetrics<TypeConfig>, lease: Duration) -> bool {
+    metrics.membership_config.voter_ids().nth(1).is_none()
+        || since_quorum_ack(metrics).is_some_and(|age| age < lease * 3 / 4)
+}
+
 fn since_quorum_ack(metrics: &openraft::RaftMetrics<TypeConfig>) -> Option<Duration> {
     metrics
         .last_quorum_acked
@@ -158,10 +167,7 @@ impl GroupHandle {
             .raft()
             .wait(Some(lease))
             .metrics(
-                move |m| {
-                    m.state != ServerState::Leader
-                        || since_quorum_ack(m).is_some_and(|age| age < lease * 3 / 4)
-                },
+                move |m| m.state != ServerState::Leader || lease_held(m, lease),
                 "a renewed leader lease",
             )
             .await;
@@ -170,8 +176,7 @@ impl GroupHandle {
     /// On the leader: whether a quorum acknowledged it recently enough that openraft still
     /// takes writes from it a moment from now (within three quarters of the lease).
     pub fn holds_lease(&self) -> bool {
-        self.since_quorum_ack()
-            .is_some_and(|age| age < self.lease() * 3 / 4)
+        lease_held(&self.raft().metrics().borrow_watched(), self.lease())
     }
 
     /// On the leader: how long ago a quorum last acknowledged it (`None` elsewhere).
