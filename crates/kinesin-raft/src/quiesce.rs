@@ -148,7 +148,6 @@ impl GroupHandle {
         }
     }
 
-    /// Wakes the group if it is quiet here.
     /// On the leader: makes sure a quorum acknowledged it recently enough to write, heartbeating
     /// at once if not. openraft refuses a write from a leader whose quorum-acknowledged lease has
     /// lapsed (a redirect to no leader), and a quiet leader's lapsed long ago: a write to a quiet
@@ -194,6 +193,7 @@ impl GroupHandle {
         self.quiet.idle_for()
     }
 
+    /// Wakes the group if it is quiet here.
     pub(crate) fn wake(&self) {
         if self.quiet.point().take().is_some() {
             self.resume();
@@ -452,7 +452,7 @@ impl GroupHandle {
         // campaign the moment it lapses, and again (a voter's lease may end a little later)
         // until a leader is seen. Waiting on the leader, not sleeping, frees this group's place
         // among the groups campaigning at once as soon as it is won.
-        let lease = Duration::from_millis(self.raft().config().election_timeout_max);
+        let lease = self.lease();
         if let Ok(Some(since_last_word)) = self
             .raft()
             .with_raft_state(|state| state.vote_last_modified().map(|at| at.elapsed()))
