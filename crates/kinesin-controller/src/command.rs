@@ -546,8 +546,13 @@ impl Command {
                 }
                 info.down_since_ms = since_ms;
                 if since_ms.is_none() {
+                    // A node that is back takes what waited for it, as one that joins: moves
+                    // off draining nodes, missing replicas, and its share of the replicas (a
+                    // join's rebalance that found it down stopped there, and a node whose
+                    // replicas were moved off while it was dead came back empty).
                     continue_drains(state);
                     restore_replication(state);
+                    rebalance(state);
                 }
                 Ok(Outcome::Done)
             }
@@ -1638,6 +1643,28 @@ mod tests {
         assert_eq!(state.moving_shards(), 4);
         at_once(0).apply(&mut state).unwrap();
         assert_eq!(state.leaving_replicas(2), state.held_replicas(2));
+    }
+
+    #[test]
+    fn a_rebalance_that_found_the_joined_node_down_goes_on_when_it_is_up() {
+        let mut state = bootstrapped();
+        create("a", 8, 100).apply(&mut state).unwrap();
+        Command::SetMovesAtOnce { moves: 1 }
+            .apply(&mut state)
+            .unwrap();
+        join_fifth_node(&mut state);
+        assert_eq!(state.moving_shards(), 1);
+        let down = |since_ms| Command::SetNodeDown { node: 5, since_ms };
+        down(Some(1_000)).apply(&mut state).unwrap();
+        // The first move settles while node 5 is shown down: no further move can go to it.
+        assert_eq!(settle_moving(&mut state), 1);
+        assert_eq!(state.moving_shards(), 0);
+        down(None).apply(&mut state).unwrap();
+        assert_eq!(state.moving_shards(), 1, "the rebalance goes on");
+        while settle_moving(&mut state) > 0 {}
+        let load = state.replica_load();
+        let (min, max) = (load.values().min().unwrap(), load.values().max().unwrap());
+        assert!(max - min <= 1, "balanced: {load:?}");
     }
 
     #[test]

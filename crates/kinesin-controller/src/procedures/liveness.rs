@@ -6,8 +6,10 @@
 //! transitions (down since / up again) through the controller log, so every node's admin view
 //! shows them, and once a node has been down for `dead_after`, proposes moving its replicas
 //! elsewhere. The shards' leaders then carry the moves out (see the reconciler). A new controller
-//! leader judges only after watching for `down_after` itself.
+//! leader judges a node only after watching it for `down_after` itself, and so does any leader a
+//! node that just joined.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +31,9 @@ pub(super) struct Liveness {
     /// Silence after which a node's replicas are moved.
     dead_after: Duration,
     clock: SharedClock,
-    /// Since when this node leads the controller (None: it does not).
-    leading_since: Option<Instant>,
+    /// Since when this node, leading the controller, has watched each member: since it took over,
+    /// or since the member joined (empty while it does not lead).
+    watching_since: HashMap<u64, Instant>,
 }
 
 impl Procedure for Liveness {
@@ -38,19 +41,25 @@ impl Procedure for Liveness {
 
     async fn pass(&mut self) -> Result<(), PassError> {
         if !self.controller.group().is_some_and(|g| g.is_leader()) {
-            self.leading_since = None;
+            self.watching_since.clear();
             return Ok(());
         }
-        let since = *self.leading_since.get_or_insert_with(Instant::now);
         let liveness = self.raft.liveness();
-        let ages = self
-            .controller
-            .state()
-            .nodes
-            .keys()
-            .map(|&node| (node, liveness.silent_for(node)))
+        let members: Vec<u64> = self.controller.state().nodes.keys().copied().collect();
+        self.watching_since.retain(|node, _| members.contains(node));
+        let now = Instant::now();
+        let heard = members
+            .into_iter()
+            .map(|node| {
+                let watched_for = now - *self.watching_since.entry(node).or_insert(now);
+                let last_heard = Heard {
+                    ago: liveness.silent_for(node),
+                    watched_for,
+                };
+                (node, last_heard)
+            })
             .collect();
-        Ok(self.check(&ages, since.elapsed()).await?)
+        Ok(self.check(&heard).await?)
     }
 }
 
@@ -67,20 +76,16 @@ impl Liveness {
             down_after: settings.down_after,
             dead_after: settings.dead_after,
             clock: settings.clock.clone(),
-            leading_since: None,
+            watching_since: HashMap::new(),
         }
     }
 
-    /// One pass on the controller's leader, which has led for `leading_for`.
-    async fn check(
-        &self,
-        ages: &std::collections::BTreeMap<u64, Option<Duration>>,
-        leading_for: Duration,
-    ) -> Result<(), crate::ControllerError> {
+    /// One pass on the controller's leader, with what it heard of each member.
+    async fn check(&self, heard: &BTreeMap<u64, Heard>) -> Result<(), crate::ControllerError> {
         let state = self.controller.state();
         let now = self.clock.now_ms();
         for (&node, info) in &state.nodes {
-            let Some(silent_for) = silence(node, self.node_id, ages, leading_for) else {
+            let Some(silent_for) = silence(node, self.node_id, heard) else {
                 continue;
             };
             let down = silent_for >= self.down_after;
@@ -120,26 +125,32 @@ impl Liveness {
     }
 }
 
-/// How long `node` has been silent as the controller's leader `me` sees it, leading for
-/// `leading_for`, from how long ago it last heard each node (`None`: not since this process
-/// started); `None` for a node not in `ages`.
+/// What the controller's leader heard of a member.
+#[derive(Clone, Copy, Debug)]
+struct Heard {
+    /// How long ago it last heard the member (`None`: not since this process started).
+    ago: Option<Duration>,
+    /// How long it has watched the member: since it took over, or since the member joined.
+    watched_for: Duration,
+}
+
+/// How long `node` has been silent as the controller's leader `me` sees it; `None` for a node not
+/// in `heard`.
 ///
 /// The leader itself is never silent: a previous leader may have marked it down while it was away,
 /// and nobody else would mark it up again (a jepsen membership run ended with the controller's
 /// leader shown down for good).
-fn silence(
-    node: u64,
-    me: u64,
-    ages: &std::collections::BTreeMap<u64, Option<Duration>>,
-    leading_for: Duration,
-) -> Option<Duration> {
+fn silence(node: u64, me: u64, heard: &BTreeMap<u64, Heard>) -> Option<Duration> {
     if node == me {
         return Some(Duration::ZERO);
     }
-    // A node not heard from since this leader took over has been silent since then: as far as
-    // this leader knows, and no longer.
-    ages.get(&node)
-        .map(|age| age.unwrap_or(leading_for).min(leading_for))
+    // A node not heard from since this leader began watching it has been silent since then: as
+    // far as this leader knows, and no longer. Counted from the leader's takeover instead, a node
+    // that joined seconds after it was shown down before its first ping, and the join's rebalance
+    // found nowhere to move replicas (test_resharding's join timed out waiting for it).
+    heard
+        .get(&node)
+        .map(|h| h.ago.unwrap_or(h.watched_for).min(h.watched_for))
 }
 
 #[cfg(test)]
@@ -147,20 +158,27 @@ mod tests {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
-    use super::silence;
+    use super::{silence, Heard};
 
     #[test]
     fn the_leader_is_never_silent_and_others_are_judged_by_when_last_heard() {
         let secs = Duration::from_secs;
-        let ages = BTreeMap::from([(2, Some(secs(3))), (3, None), (4, Some(secs(90)))]);
-        let leading_for = secs(60);
-        // The leader is up, whatever the ages say.
-        assert_eq!(silence(1, 1, &ages, leading_for), Some(Duration::ZERO));
-        assert_eq!(silence(2, 1, &ages, leading_for), Some(secs(3)));
-        // Never heard by this leader: silent since it took over, no longer.
-        assert_eq!(silence(3, 1, &ages, leading_for), Some(leading_for));
-        assert_eq!(silence(4, 1, &ages, leading_for), Some(leading_for));
+        let watched = |ago, watched_for| Heard { ago, watched_for };
+        let heard = BTreeMap::from([
+            (2, watched(Some(secs(3)), secs(60))),
+            (3, watched(None, secs(60))),
+            (4, watched(Some(secs(90)), secs(60))),
+            (5, watched(None, secs(1))),
+        ]);
+        // The leader is up, whatever it heard.
+        assert_eq!(silence(1, 1, &heard), Some(Duration::ZERO));
+        assert_eq!(silence(2, 1, &heard), Some(secs(3)));
+        // Never heard by this leader: silent since it began watching, no longer.
+        assert_eq!(silence(3, 1, &heard), Some(secs(60)));
+        assert_eq!(silence(4, 1, &heard), Some(secs(60)));
+        // A node that joined a second ago has been silent for a second, not since the takeover.
+        assert_eq!(silence(5, 1, &heard), Some(secs(1)));
         // Not a node of the cluster: not judged.
-        assert_eq!(silence(5, 1, &ages, leading_for), None);
+        assert_eq!(silence(6, 1, &heard), None);
     }
 }
