@@ -92,6 +92,8 @@ error_kinds! {
     IncompleteSignature => "IncompleteSignatureException", 400;
     /// The request's signature is invalid (or given twice).
     InvalidSignature => "InvalidSignatureException", 400;
+    /// The request is signed with an access key nobody holds.
+    UnrecognizedClient => "UnrecognizedClientException", 400;
     /// The server failed; the client may retry.
     InternalFailure => "InternalFailure", 500;
     /// The server is temporarily unavailable; the client may retry.
@@ -235,6 +237,14 @@ impl KinesisError {
         Self::new(ErrorKind::InvalidSignature, message)
     }
 
+    /// UnrecognizedClientException with AWS's message: the access key is unknown.
+    pub fn unrecognized_client() -> Self {
+        Self::new(
+            ErrorKind::UnrecognizedClient,
+            "The security token included in the request is invalid.",
+        )
+    }
+
     /// InternalFailure (HTTP 500). AWS sends it without a message; pass `""` to match.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InternalFailure, message)
@@ -294,6 +304,11 @@ mod tests {
             (
                 ErrorKind::MissingAuthenticationToken,
                 "MissingAuthenticationTokenException",
+                400,
+            ),
+            (
+                ErrorKind::UnrecognizedClient,
+                "UnrecognizedClientException",
                 400,
             ),
             (

@@ -1,7 +1,8 @@
 //! The Kinesis Data Streams wire layer of Kinesin: operation names, typed request and
 //! response shapes, request validation exactly as AWS performs it (driven by botocore's
 //! model of the service, embedded in the crate), the error type with AWS's `__type`s,
-//! and SigV4 credential-scope parsing; JSON and CBOR ([`Protocol`]) on the wire.
+//! and SigV4 (credential scopes, canonical requests, signing and verification; the caller
+//! passes the time); JSON and CBOR ([`Protocol`]) on the wire.
 //!
 //! This crate must never do I/O, hold state, know about storage or the cluster, spawn
 //! tasks or read a clock: it turns bytes into typed requests (or AWS-shaped errors) and
@@ -25,7 +26,7 @@ mod operation;
 mod protocol;
 mod request;
 mod service_model;
-mod sigv4;
+pub mod sigv4;
 pub mod validate;
 
 pub use codec::encode_output;
@@ -33,6 +34,8 @@ pub use error::{ErrorKind, KinesisError};
 pub use operation::Operation;
 pub use protocol::Protocol;
 pub use request::{decode_request, Request};
+pub use sigv4::canonical::HttpRequest;
+pub use sigv4::verify::Authentication;
 pub use sigv4::{credential_scope, credential_scope_with_date, CredentialScope};
 
 /// The `X-Amz-Target` prefix of every Kinesis operation (`Kinesis_20131202.PutRecord`).

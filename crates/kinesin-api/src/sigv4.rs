@@ -1,7 +1,25 @@
-//! Reading the SigV4 credential scope of a request, and rejecting malformed
-//! authentication the way AWS does. Signatures are not verified (there are no secrets).
+//! AWS Signature Version 4: reading the credential scope of a request and rejecting malformed
+//! authentication the way AWS does (here), the canonical request, string to sign and signing
+//! key ([`canonical`]), and verifying a request's signature and date ([`verify`]).
 
 use crate::KinesisError;
+
+pub mod canonical;
+pub mod verify;
+
+/// The authentication parameters of a signed request, from its `Authorization` header or its
+/// query string, checked for completeness but not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AuthParams {
+    pub scope: CredentialScope,
+    /// `SignedHeaders` / `X-Amz-SignedHeaders`, as sent (`host;x-amz-date`).
+    pub signed_headers: String,
+    /// `Signature` / `X-Amz-Signature`, as sent (hex).
+    pub signature: String,
+    /// Query authentication: `X-Amz-Date` and `X-Amz-Expires` (absent: `None`).
+    pub query_date: Option<String>,
+    pub expires: Option<String>,
+}
 
 /// The credential scope of a SigV4-signed request:
 /// `Credential=<access_key>/<date>/<region>/<service>/aws4_request`.
@@ -92,13 +110,12 @@ pub fn credential_scope(
     credential_scope_with_date(authorization, query, true)
 }
 
-/// [`credential_scope`], also applying AWS's rule that header authentication needs an
-/// `X-Amz-Date` or `Date` header (`has_date_header` tells whether one was sent).
-pub fn credential_scope_with_date(
+/// The parameters of a signed request (see [`credential_scope_with_date`] for the rules).
+pub(crate) fn auth_params(
     authorization: Option<&str>,
     query: Option<&str>,
     has_date_header: bool,
-) -> Result<Option<CredentialScope>, KinesisError> {
+) -> Result<Option<AuthParams>, KinesisError> {
     let header = authorization.filter(|value| !value.trim().is_empty());
     let params = query.map(parse_query).unwrap_or_default();
     let query_auth = params.iter().any(|(key, _)| key == "X-Amz-Algorithm");
@@ -113,7 +130,17 @@ pub fn credential_scope_with_date(
     }
 }
 
-fn from_header(header: &str, has_date_header: bool) -> Result<CredentialScope, KinesisError> {
+/// [`credential_scope`], also applying AWS's rule that header authentication needs an
+/// `X-Amz-Date` or `Date` header (`has_date_header` tells whether one was sent).
+pub fn credential_scope_with_date(
+    authorization: Option<&str>,
+    query: Option<&str>,
+    has_date_header: bool,
+) -> Result<Option<CredentialScope>, KinesisError> {
+    Ok(auth_params(authorization, query, has_date_header)?.map(|params| params.scope))
+}
+
+fn from_header(header: &str, has_date_header: bool) -> Result<AuthParams, KinesisError> {
     // `<algorithm> Key=Value, Key=Value ...`: split on commas and spaces, skip the
     // algorithm, the last of repeated keys wins.
     let mut params: Vec<(&str, &str)> = Vec::new();
@@ -151,10 +178,16 @@ fn from_header(header: &str, has_date_header: bool) -> Result<CredentialScope, K
         message.push_str(&format!("Authorization={header}"));
         return Err(KinesisError::incomplete_signature(message));
     }
-    CredentialScope::parse(get("Credential").unwrap_or_default())
+    Ok(AuthParams {
+        scope: CredentialScope::parse(get("Credential").unwrap_or_default())?,
+        signed_headers: get("SignedHeaders").unwrap_or_default().to_string(),
+        signature: get("Signature").unwrap_or_default().to_string(),
+        query_date: None,
+        expires: None,
+    })
 }
 
-fn from_query(params: &[(String, String)]) -> Result<CredentialScope, KinesisError> {
+fn from_query(params: &[(String, String)]) -> Result<AuthParams, KinesisError> {
     let get = |name: &str| {
         params
             .iter()
@@ -181,11 +214,18 @@ fn from_query(params: &[(String, String)]) -> Result<CredentialScope, KinesisErr
         message.push_str("Re-examine the query-string parameters.");
         return Err(KinesisError::incomplete_signature(message));
     }
-    CredentialScope::parse(get("X-Amz-Credential").unwrap_or_default())
+    let owned = |name: &str| get(name).map(str::to_string);
+    Ok(AuthParams {
+        scope: CredentialScope::parse(get("X-Amz-Credential").unwrap_or_default())?,
+        signed_headers: owned("X-Amz-SignedHeaders").unwrap_or_default(),
+        signature: owned("X-Amz-Signature").unwrap_or_default(),
+        query_date: owned("X-Amz-Date"),
+        expires: owned("X-Amz-Expires"),
+    })
 }
 
 /// Splits a raw query string into decoded `(key, value)` pairs.
-fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .trim_start_matches('?')
         .split('&')
