@@ -8,11 +8,12 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use kinesin_controller::{Command, ControllerError, StreamKey, CONTROLLER_GROUP};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::credentials::Principal;
 use crate::Gateway;
 
 pub(crate) async fn cluster(State(gateway): State<Arc<Gateway>>) -> Response {
@@ -66,10 +67,14 @@ pub(crate) async fn stream_shards(
     State(gateway): State<Arc<Gateway>>,
     Path(name): Path<String>,
     Query(query): Query<StreamQuery>,
+    principal: Option<Extension<Arc<Principal>>>,
 ) -> Response {
+    // Without `?account=`: the signing admin's account (with credentials), else the node's.
+    let account = principal.map(|Extension(p)| p.account.clone());
     let key = StreamKey {
         account: query
             .account
+            .or(account)
             .unwrap_or_else(|| gateway.settings.account_id.clone()),
         region: query
             .region

@@ -1,13 +1,16 @@
 //! The Kinesis API front door of a node: HTTP/1.1 and cleartext HTTP/2 (axum/hyper), the Kinesis
 //! JSON 1.1 protocol, request routing to shard groups by hash key, and the mapping of every
-//! internal error to the Kinesis error a client expects — done once, here.
+//! internal error to the Kinesis error a client expects — done once, here; and who is asking:
+//! SigV4 verification against the credentials file, when the node has one.
 //!
 //! It must never write to storage directly or decide cluster metadata: records go through shard
 //! groups' Raft logs, metadata changes through the controller.
 
 mod admin;
 mod admission;
+mod auth;
 mod context;
+pub mod credentials;
 mod error;
 mod limits;
 mod metrics;
@@ -16,5 +19,6 @@ mod read_quota;
 mod server;
 mod tokens;
 
+pub use credentials::{CredentialStore, CredentialsError};
 pub use limits::{Limits, ReadQuota};
 pub use server::{Gateway, GatewaySettings};

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, Version};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -17,6 +17,7 @@ use kinesin_types::SharedClock;
 
 use crate::admission::Admission;
 use crate::context::RequestContext;
+use crate::credentials::CredentialStore;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::ops;
@@ -34,6 +35,9 @@ pub struct GatewaySettings {
     pub limits: Limits,
     /// Replicas per shard of new streams (capped at the node count).
     pub replication_factor: u32,
+    /// The principals who may sign requests: with them every request must be signed by one
+    /// (and acts in its account); without, requests are not authenticated.
+    pub credentials: Option<Arc<CredentialStore>>,
 }
 
 pub struct Gateway {
@@ -84,9 +88,6 @@ impl Gateway {
     /// `POST /` for the Kinesis API, `GET /healthz` for orchestrators.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
-            .route("/", post(handle))
-            .route("/healthz", get(healthz))
-            .route("/metrics", get(metrics))
             .route("/admin/v1/cluster", get(crate::admin::cluster))
             .route("/admin/v1/nodes", post(crate::admin::add_node))
             .route("/admin/v1/nodes/{id}", delete(crate::admin::remove_node))
@@ -95,6 +96,14 @@ impl Gateway {
                 "/admin/v1/streams/{name}/shards",
                 get(crate::admin::stream_shards),
             )
+            // Only the routes above: the admin API needs an admin's signature when auth is on.
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                crate::auth::admin_only,
+            ))
+            .route("/", post(handle))
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
             // The handler enforces its own limit, to answer with a Kinesis error.
             .layer(DefaultBodyLimit::disable())
             .with_state(self.clone())
@@ -128,6 +137,7 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
 async fn handle(
     State(gateway): State<Arc<Gateway>>,
     version: Version,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -183,7 +193,10 @@ async fn handle(
         .unwrap_or("");
     let op = Operation::from_target(target);
     let result = match op {
-        Some(op) => serve(&gateway, op, protocol, &uri, &headers, &body).await,
+        Some(op) => {
+            let request = crate::auth::http_request(&method, &uri, &headers, &body);
+            serve(&gateway, op, protocol, &request).await
+        }
         // AWS answers `{"__type":"UnknownOperationException"}`, with no message (kinesalite
         // `test/connection.js`, recorded against AWS).
         None => Err(KinesisError::unknown_operation()),
@@ -219,20 +232,31 @@ async fn serve(
     gateway: &Arc<Gateway>,
     op: Operation,
     protocol: Protocol,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &kinesin_api::HttpRequest<'_>,
 ) -> Result<Reply, KinesisError> {
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
-    let scope = kinesin_api::credential_scope(authorization, uri.query())?;
+    let settings = &gateway.settings;
+    let (account, region) = match &settings.credentials {
+        Some(store) => {
+            let now = gateway.now_ms() / 1000;
+            let (principal, scope) = crate::auth::authenticate(store, request, now)?;
+            (principal.account.clone(), scope.region)
+        }
+        None => {
+            let authorization = request.header("authorization");
+            let scope = kinesin_api::credential_scope(authorization, Some(request.query))?;
+            let region = scope.map(|s| s.region);
+            (
+                settings.account_id.clone(),
+                region.unwrap_or_else(|| settings.default_region.clone()),
+            )
+        }
+    };
     let ctx = RequestContext {
-        account: gateway.settings.account_id.clone(),
-        region: scope
-            .map(|s| s.region)
-            .unwrap_or_else(|| gateway.settings.default_region.clone()),
+        account,
+        region,
         protocol,
     };
-    match protocol.decode_request(op, body)? {
+    match protocol.decode_request(op, request.body)? {
         kinesin_api::Request::SubscribeToShard(input) => {
             Ok(Reply::Events(ops::subscribe(gateway, &ctx, input).await?))
         }
@@ -255,7 +279,7 @@ fn event_stream_envelope(body: Body, request_id: &str) -> Response {
 }
 
 /// An error answered before the request was read, with a request id of its own.
-fn failure(protocol: Protocol, error: &KinesisError) -> Response {
+pub(crate) fn failure(protocol: Protocol, error: &KinesisError) -> Response {
     error_envelope(protocol, error, &uuid::Uuid::new_v4().to_string())
 }
 

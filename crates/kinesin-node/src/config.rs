@@ -83,9 +83,21 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_REPLICATION_FACTOR", value_name = "N")]
     pub replication_factor: Option<u32>,
 
-    /// The AWS account id streams belong to, 12 digits. [default: 000000000000]
+    /// The AWS account id streams belong to, 12 digits; with --credentials, only the account of
+    /// requests the admin API makes without naming one. [default: 000000000000]
     #[arg(long, env = "KINESIN_ACCOUNT_ID", value_name = "ID")]
     pub account_id: Option<String>,
+
+    /// TOML file of the principals who may sign requests; turns authentication on: every
+    /// Kinesis request must carry a valid AWS Signature Version 4 of one of them (header or
+    /// presigned URL) and acts in that principal's account; the admin API (and `kinesin ctl`)
+    /// needs a principal with `admin = true`; /healthz and /metrics stay open. One `[[user]]`
+    /// table per principal: `name`, `account` (12 digits), `access_key_id`,
+    /// `secret_access_key`, `admin` (default false), `policies` (IAM policy documents as JSON
+    /// strings; not enforced yet). Re-read within a second when it changes; a file that fails
+    /// to load keeps the previous one. [default: none: requests are not authenticated]
+    #[arg(long, env = "KINESIN_CREDENTIALS", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 
     /// Region for requests that carry no SigV4 credential scope. [default: us-east-1]
     #[arg(long, env = "KINESIN_DEFAULT_REGION", value_name = "REGION")]
@@ -293,6 +305,7 @@ struct FileConfig {
     cluster_advertise: Option<String>,
     replication_factor: Option<u32>,
     account_id: Option<String>,
+    credentials: Option<PathBuf>,
     default_region: Option<String>,
     max_record_bytes: Option<usize>,
     max_put_records: Option<usize>,
@@ -353,6 +366,8 @@ pub struct ServerConfig {
     pub cluster_advertise: String,
     pub replication_factor: u32,
     pub account_id: String,
+    /// `--credentials`: the principals' file, checked when resolved; `None`: no authentication.
+    pub credentials: Option<PathBuf>,
     pub default_region: String,
     pub limits: kinesin_gateway::Limits,
     pub retention_check_secs: u64,
@@ -526,6 +541,15 @@ impl ServerArgs {
             self.tls_key.or(file.tls_key),
             layered!(tls_reload_secs, 5),
         )?;
+        let credentials = self.credentials.or(file.credentials);
+        if let Some(path) = &credentials {
+            kinesin_gateway::credentials::Credentials::load(path).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "credentials",
+                    message: e.to_string(),
+                }
+            })?;
+        }
         let config = ServerConfig {
             clock: kinesin_types::SharedClock::new(crate::clock::SystemClock),
             node_id,
@@ -540,6 +564,7 @@ impl ServerArgs {
             cluster_advertise,
             replication_factor: layered!(replication_factor, 3),
             account_id: layered!(account_id, "000000000000".into()),
+            credentials,
             default_region: layered!(default_region, "us-east-1".into()),
             limits: kinesin_gateway::Limits {
                 max_record_bytes: layered!(max_record_bytes, defaults.max_record_bytes),
@@ -849,6 +874,46 @@ mod tests {
         };
         let err = args.resolve().unwrap_err().to_string();
         assert!(err.contains("account_id"), "{err}");
+    }
+
+    #[test]
+    fn credentials_come_from_the_flag_or_the_file_and_are_checked() {
+        assert_eq!(ServerArgs::default().resolve().unwrap().credentials, None);
+        let users = write(
+            "[[user]]\nname = \"a\"\naccount = \"111111111111\"\n\
+             access_key_id = \"AKIDA\"\nsecret_access_key = \"s\"\n",
+        );
+        let users_path = users.path().to_path_buf();
+        let file = write(&format!(
+            "credentials = {:?}\n",
+            users_path.display().to_string()
+        ));
+        let from_file = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        assert_eq!(
+            from_file.resolve().unwrap().credentials,
+            Some(users_path.clone())
+        );
+
+        // A bad file stops the start, naming the key, the file and the bad entry.
+        let bad = write("[[user]]\nname = \"a\"\naccount = \"1\"\naccess_key_id = \"AKIDA\"\nsecret_access_key = \"s\"\n");
+        let flag = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            credentials: Some(bad.path().to_path_buf()),
+            ..Default::default()
+        };
+        let err = flag.resolve().unwrap_err().to_string();
+        assert!(err.starts_with("invalid value for `credentials`"), "{err}");
+        assert!(err.contains(&bad.path().display().to_string()), "{err}");
+        assert!(err.contains("user[0].account"), "{err}");
+        let missing = ServerArgs {
+            credentials: Some(PathBuf::from("/nonexistent/credentials.toml")),
+            ..Default::default()
+        };
+        let err = missing.resolve().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/credentials.toml"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //!
 //! The admin API is plain HTTP on the node's `--listen` address, so the client here is a minimal
 //! HTTP/1.1 GET over a TCP connection (`Connection: close`, read to the end) rather than an HTTP
-//! client stack. Rendering is pure (JSON in, text out) and unit-tested below.
+//! client stack. Rendering is pure (JSON in, text out) and unit-tested below. Requests are
+//! signed (SigV4) when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set ([`sign`]).
+
+mod sign;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -444,7 +447,7 @@ impl Endpoint {
             ),
         };
         let body = json.map(Value::to_string).unwrap_or_default();
-        let content = if json.is_some() {
+        let mut content = if json.is_some() {
             format!(
                 "Content-Type: application/json\r\nContent-Length: {}\r\n",
                 body.len()
@@ -452,6 +455,23 @@ impl Endpoint {
         } else {
             String::new()
         };
+        if let Some(signer) = sign::Signer::from_env() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs());
+            let target = format!("{}{path}", self.base_path);
+            let content_type = json.map(|_| "application/json");
+            for (name, value) in signer.headers(
+                method,
+                &self.authority,
+                &target,
+                content_type,
+                body.as_bytes(),
+                now,
+            ) {
+                content.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
         let request = format!(
             "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\
              User-Agent: kinesin-ctl/{}\r\n{content}Connection: close\r\n\r\n{body}",

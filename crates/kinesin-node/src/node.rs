@@ -18,6 +18,9 @@ use tokio::task::JoinHandle;
 use crate::config::ServerConfig;
 use crate::tls::{TlsError, TlsServer};
 
+/// How often the credentials file is checked for changes.
+const CREDENTIALS_POLL: Duration = Duration::from_secs(1);
+
 const NODE_ID_KEY: &str = "node_id";
 /// Set once a node joined a running cluster (`--join`).
 const JOINED_KEY: &str = "joined";
@@ -41,6 +44,8 @@ pub enum NodeError {
     Controller(#[from] kinesin_controller::ControllerError),
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    #[error("{0}")]
+    Credentials(#[from] kinesin_gateway::CredentialsError),
     #[error("listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -232,6 +237,18 @@ impl Node {
         tracing::info!(groups = raft.group_ids().len(), "groups ready");
         tasks.extend(procedures.spawn(&stopped));
 
+        let credentials = match &config.credentials {
+            Some(path) => {
+                let store = Arc::new(kinesin_gateway::CredentialStore::open(path)?);
+                tracing::info!(file = %path.display(), users = store.current().len(), "requests must be signed (SigV4) by a principal of the credentials file");
+                tasks.push(store.spawn_reloader(CREDENTIALS_POLL));
+                Some(store)
+            }
+            None => {
+                tracing::warn!("no --credentials: requests are NOT authenticated; anyone who reaches the API may read, write and delete every stream and use the admin API");
+                None
+            }
+        };
         let gateway = Gateway::new(
             GatewaySettings {
                 node_id: config.node_id,
@@ -239,6 +256,7 @@ impl Node {
                 default_region: config.default_region.clone(),
                 limits: config.limits.clone(),
                 replication_factor: config.replication_factor,
+                credentials,
             },
             controller.clone(),
             raft.clone(),

@@ -240,6 +240,38 @@ async fn rust_sdk_subscribes_to_a_shard() {
     );
 }
 
+/// With `--credentials`, the SDK's signatures verify (SubscribeToShard's too) and the streams are
+/// the principal's account's; a wrong secret is refused with InvalidSignatureException.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_signs_for_a_node_with_credentials() {
+    let server = start_with(|dir| {
+        let path = dir.join("credentials.toml");
+        let users = "[[user]]\nname = \"sdk\"\naccount = \"123456789012\"\n\
+                     access_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"secret\"\n";
+        std::fs::write(&path, users).unwrap();
+        vec!["--credentials".into(), path.display().to_string()]
+    });
+    let kinesis = client(&server.endpoint);
+    subscribe_and_resume(&kinesis).await;
+    let summary = kinesis
+        .describe_stream_summary()
+        .stream_name("fanout")
+        .send()
+        .await
+        .unwrap();
+    let arn = summary.stream_description_summary().unwrap().stream_arn();
+    assert!(arn.contains(":123456789012:stream/fanout"), "{arn}");
+
+    let wrong = Client::from_conf(
+        client_config(&server.endpoint)
+            .credentials_provider(Credentials::new("AKIDEXAMPLE", "wrong", None, None, "test"))
+            .build(),
+    );
+    let err = wrong.list_streams().send().await.unwrap_err();
+    let service = err.as_service_error().map(|e| e.meta().code());
+    assert_eq!(service, Some(Some("InvalidSignatureException")), "{err:?}");
+}
+
 /// Over TLS the SDK's client offers ALPN h2 and http/1.1: every call, SubscribeToShard's event
 /// stream included, must go over HTTP/2, as the Java SDK's Netty client sends it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
