@@ -546,13 +546,10 @@ impl Command {
                 }
                 info.down_since_ms = since_ms;
                 if since_ms.is_none() {
-                    // A node that is back takes what waited for it, as one that joins: moves
-                    // off draining nodes, missing replicas, and its share of the replicas (a
-                    // join's rebalance that found it down stopped there, and a node whose
-                    // replicas were moved off while it was dead came back empty).
-                    continue_drains(state);
+                    // A node that is back takes what waited for it: moves off draining nodes,
+                    // missing replicas, and the rest of a join's rebalance that found it down.
+                    continue_moves(state);
                     restore_replication(state);
-                    rebalance(state);
                 }
                 Ok(Outcome::Done)
             }
@@ -985,6 +982,11 @@ fn restore_replication(state: &mut ClusterState) -> bool {
 /// Moves replicas from the most to the least loaded placeable node until they differ by at most
 /// one (a node that joined fills up), or until the move budget is spent: then
 /// `rebalance_pending` makes each finished move go on with it. Returns whether any replica moved.
+///
+/// A node that is down takes nothing, but the rebalance waits for it: it stays pending while a
+/// down node would take replicas, and goes on when the node is up again. A node that had just
+/// joined was once shown down for a moment, the rebalance found the others even and stopped,
+/// and the node stayed nearly empty.
 fn rebalance(state: &mut ClusterState) -> bool {
     let mut moved = false;
     let mut budget = state.move_budget();
@@ -998,6 +1000,7 @@ fn rebalance(state: &mut ClusterState) -> bool {
             return moved;
         };
         if high <= low + 1 {
+            state.rebalance_pending = state.standby_load().values().any(|&n| n + 1 < high);
             return moved;
         }
         // Open shards first: they carry the writes a new node is meant to share.
@@ -1659,12 +1662,31 @@ mod tests {
         // The first move settles while node 5 is shown down: no further move can go to it.
         assert_eq!(settle_moving(&mut state), 1);
         assert_eq!(state.moving_shards(), 0);
+        assert!(state.rebalance_pending, "the rebalance waits for node 5");
         down(None).apply(&mut state).unwrap();
         assert_eq!(state.moving_shards(), 1, "the rebalance goes on");
         while settle_moving(&mut state) > 0 {}
         let load = state.replica_load();
         let (min, max) = (load.values().min().unwrap(), load.values().max().unwrap());
         assert!(max - min <= 1, "balanced: {load:?}");
+        assert!(!state.rebalance_pending);
+        // A node whose replicas were moved off while it was dead comes back empty: only a join
+        // rebalances.
+        let dead = |since_ms| Command::SetNodeDown { node: 2, since_ms };
+        dead(Some(2_000)).apply(&mut state).unwrap();
+        let replace = || Command::ReplaceNode {
+            node: 2,
+            now_ms: 10_000,
+            dead_after_ms: 1_000,
+        };
+        // The liveness procedure proposes the replacement again until nothing is left to move.
+        while replace().apply(&mut state) == Ok(Outcome::Done) {
+            settle_moving(&mut state);
+        }
+        assert_eq!(state.held_replicas(2), 0);
+        dead(None).apply(&mut state).unwrap();
+        assert_eq!(state.held_replicas(2), 0);
+        assert_eq!(state.moving_shards(), 0);
     }
 
     #[test]
