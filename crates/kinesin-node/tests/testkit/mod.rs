@@ -136,13 +136,23 @@ async fn launch(
     config: ServerConfig,
     listeners: Option<(std::net::TcpListener, std::net::TcpListener)>,
 ) -> Running {
+    let id = config.node_id;
+    try_launch(config, listeners)
+        .await
+        .unwrap_or_else(|e| panic!("node {id} failed to start: {e}"))
+}
+
+/// [`launch`], answering a failed start with its error.
+async fn try_launch(
+    config: ServerConfig,
+    listeners: Option<(std::net::TcpListener, std::net::TcpListener)>,
+) -> Result<Running, std::io::Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name(format!("node-{}", config.node_id))
         .build()
         .expect("node runtime");
-    let id = config.node_id;
     let started = runtime.spawn(async move {
         let listeners = match listeners {
             Some((cluster, api)) => Some(Listeners {
@@ -158,11 +168,14 @@ async fn launch(
         }
         .map_err(|e| std::io::Error::other(e.to_string()))
     });
-    let node = started
-        .await
-        .expect("start-up task")
-        .unwrap_or_else(|e| panic!("node {id} failed to start: {e}"));
-    Running { runtime, node }
+    let started = started.await.expect("start-up task");
+    match started {
+        Ok(node) => Ok(Running { runtime, node }),
+        Err(e) => {
+            runtime.shutdown_background();
+            Err(e)
+        }
+    }
 }
 
 /// Polls `condition` until it holds, failing the test with `what` after [`CONDITION_TIMEOUT`].
@@ -262,7 +275,23 @@ impl TestCluster {
     pub async fn restart(&mut self, id: u64) {
         let slot = &mut self.nodes[(id - 1) as usize];
         assert!(slot.running.is_none(), "node {id} is already running");
-        slot.running = Some(launch(slot.config.clone(), None).await);
+        // The crashed process's last reference to its storage is gone once `crash` returns, but
+        // RocksDB may still be closing on the thread that dropped it, holding the directory's
+        // lock: open again until it has let go (CI saw "lock hold by current process").
+        let deadline = Instant::now() + CONDITION_TIMEOUT;
+        loop {
+            match try_launch(slot.config.clone(), None).await {
+                Ok(running) => {
+                    slot.running = Some(running);
+                    return;
+                }
+                Err(e) if e.to_string().contains("lock hold by current process") => {
+                    assert!(Instant::now() < deadline, "node {id} failed to start: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("node {id} failed to start: {e}"),
+            }
+        }
     }
 
     /// Blocks cluster traffic in both directions between every node of `a` and every node of `b`.
