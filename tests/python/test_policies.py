@@ -13,9 +13,12 @@ resource policy names bea."""
 
 import json
 
+import boto3
 import pytest
+from botocore.config import Config
 
-from conftest import create_stream, poll
+from conftest import Server, create_stream, poll
+from test_tls import Ca
 # test_auth's `server` fixture: a node started with this module's `creds_path`.
 from test_auth import _works, client, credentials_toml, error_of, log_of, server, signed_get  # noqa: F401
 
@@ -203,3 +206,47 @@ def test_an_edited_policy_applies_without_a_restart(server, creds_path):
     creds_path.write_text(credentials_toml(*USERS))
     poll(lambda: not _works(nobody.list_streams), timeout=15, what="nobody's policy to be gone")
 
+
+
+def test_consumer_operations_act_on_the_consumer_arn(server):
+    olive, reader, bea = (client(server, u) for u in (OLIVE, READER, BEA))
+    name = create_stream(olive, shards=1)
+    consumer = olive.register_stream_consumer(StreamARN=stream_arn(name), ConsumerName="app")["Consumer"]
+    carn = consumer["ConsumerARN"]
+    poll(lambda: olive.describe_stream_consumer(ConsumerARN=carn)["ConsumerDescription"]["ConsumerStatus"] == "ACTIVE",
+         timeout=10, what="the consumer to be ACTIVE")
+    # reader's describe* on stream/* covers the stream's consumers: their ARNs are below it.
+    assert reader.describe_stream_consumer(ConsumerARN=carn)["ConsumerDescription"]["ConsumerName"] == "app"
+    assert error_of(lambda: reader.deregister_stream_consumer(ConsumerARN=carn)) == denied(
+        READER, "kinesis:DeregisterStreamConsumer", carn, "identity")
+    # Another account's user needs the consumer's own resource policy.
+    assert error_of(lambda: bea.describe_stream_consumer(ConsumerARN=carn))[0] == "AccessDeniedException"
+    grant = policy({"Effect": "Allow", "Principal": {"AWS": B}, "Action": "kinesis:DescribeStreamConsumer",
+                    "Resource": carn})
+    olive.put_resource_policy(ResourceARN=carn, Policy=json.dumps(grant))
+    # bea's identity policy does not allow DescribeStreamConsumer: both sides must.
+    assert error_of(lambda: bea.describe_stream_consumer(ConsumerARN=carn)) == denied(
+        BEA, "kinesis:DescribeStreamConsumer", carn, "identity")
+
+
+def test_secure_transport_conditions_see_the_tls_listener(tmp_path_factory):
+    ca = Ca(tmp_path_factory.mktemp("policy-ca"))
+    tls_only = user("tlsonly", A, [policy({"Effect": "Allow", "Action": "kinesis:ListStreams", "Resource": "*",
+                                           "Condition": {"Bool": {"aws:SecureTransport": "true"}}})])
+    path = tmp_path_factory.mktemp("tls-creds") / "credentials.toml"
+    path.write_text(credentials_toml(tls_only))
+    s = Server(tmp_path_factory.mktemp("kinesin-policies-tls"), tls=ca.server_files("policies"),
+               extra_args=["--credentials", str(path)])
+    try:
+        s.start()
+
+        def over(endpoint):
+            return boto3.session.Session().client(
+                "kinesis", endpoint_url=endpoint, region_name=REGION, verify=s.ca_bundle,
+                aws_access_key_id=tls_only["key"], aws_secret_access_key=tls_only["secret"],
+                config=Config(retries={"total_max_attempts": 1}))
+
+        assert "StreamNames" in over(s.tls_endpoint).list_streams()
+        assert error_of(over(s.plain_endpoint).list_streams) == denied(tls_only, "kinesis:ListStreams", None, "identity")
+    finally:
+        s.cleanup()
