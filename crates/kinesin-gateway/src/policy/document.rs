@@ -200,7 +200,19 @@ fn strings(value: &Value, at: &str) -> Result<Vec<String>, PolicyError> {
     if list.is_empty() {
         return Err(invalid(at, "must not be empty".into()));
     }
+    no_variables(&list, at)?;
     Ok(list)
+}
+
+/// Policy variables (`${aws:username}`) are not supported: refused rather than matched as text.
+fn no_variables(values: &[String], at: &str) -> Result<(), PolicyError> {
+    match values.iter().find(|v| v.contains("${")) {
+        Some(v) => Err(invalid(
+            at,
+            format!("{v:?}: policy variables are not supported"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `"Principal": "*"` or `{"AWS": ..., "Service": ...}`.
@@ -265,6 +277,7 @@ fn conditions(value: &Value, at: &str) -> Result<Vec<Condition>, PolicyError> {
                     format!("{name}.{key}: values must be strings, numbers or booleans"),
                 )
             })?;
+            no_variables(&values, &format!("{at}.{name}.{key}"))?;
             let condition = Condition::new(operator, if_exists, key, values)
                 .map_err(|message| invalid(at, format!("{name}.{key}: {message}")))?;
             out.push(condition);

@@ -386,4 +386,10 @@ fn malformed_documents_are_refused() {
         id
     )
     .is_ok());
+    assert!(
+        bad(&cond(r#"{"StringEquals": {"k": "${aws:username}"}}"#), id)
+            .contains("policy variables")
+    );
+    let variable = r#"{"Statement": {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:kinesis:*:*:stream/${aws:username}"}}"#;
+    assert!(bad(variable, id).contains("policy variables"));
 }
