@@ -52,15 +52,21 @@ MISMATCH = (
 )
 
 
+# Everything in the Kinesis API, for users without `policies` of their own (policies themselves
+# are test_policies.py's).
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kinesis:*", "Resource": "*"}]}
+
+
 def credentials_toml(*users):
     tables = []
     for u in users:
+        # A JSON string is a valid TOML basic string.
+        policies = ", ".join(json.dumps(json.dumps(p)) for p in u.get("policies", [ALLOW_ALL]))
         tables.append(
             "[[user]]\n"
             f'name = "{u["name"]}"\naccount = "{u["account"]}"\n'
             f'access_key_id = "{u["key"]}"\nsecret_access_key = "{u["secret"]}"\n'
-            f"admin = {'true' if u['admin'] else 'false'}\n"
-            "policies = ['{\"Version\": \"2012-10-17\", \"Statement\": []}']\n"
+            f"admin = {'true' if u['admin'] else 'false'}\npolicies = [{policies}]\n"
         )
     return "\n".join(tables)
 

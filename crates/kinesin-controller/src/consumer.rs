@@ -51,7 +51,7 @@ pub struct ConsumerMeta {
     pub status: ConsumerStatus,
     pub created_ms: u64,
     pub tags: BTreeMap<String, String>,
-    /// The resource policy document (JSON), stored as given and never enforced.
+    /// The resource policy document (JSON), stored as given; the gateway enforces it.
     pub policy: Option<String>,
 }
 

@@ -135,7 +135,7 @@ pub struct StreamMeta {
     pub enhanced_metrics: Vec<String>,
     pub max_record_size_kib: u32,
     pub next_shard_index: u32,
-    /// The resource policy document (JSON), stored as given and never enforced.
+    /// The resource policy document (JSON), stored as given; the gateway enforces it.
     #[serde(default)]
     pub policy: Option<String>,
     /// The resharding under way (the stream is UPDATING meanwhile).

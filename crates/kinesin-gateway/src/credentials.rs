@@ -1,6 +1,6 @@
 //! The credentials file (`kinesin server --credentials FILE`): the principals who may sign
 //! requests, each with an account, an access key pair, whether it may use the admin API, and
-//! IAM identity policies (kept, not yet enforced). Re-read when it changes; a bad new file keeps
+//! IAM identity policies (see [`crate::policy`]). Re-read when it changes; a bad new file keeps
 //! the previous one. Secrets never appear in `Debug` output or logs.
 //!
 //! ```toml
@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
+
+use crate::policy::{Policy, PolicyKind};
 
 /// Why a credentials file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +68,8 @@ pub struct Principal {
     pub secret_access_key: Secret,
     /// May use the admin API (`/admin/...`, `kinesin ctl`).
     pub admin: bool,
-    /// IAM identity policy documents, parsed; enforced by a later change.
-    pub policies: Vec<serde_json::Value>,
+    /// IAM identity policies: what the principal may do with the Kinesis API (nothing without).
+    pub policies: Vec<Policy>,
 }
 
 impl Principal {
@@ -153,15 +155,15 @@ impl Credentials {
             }
             let mut policies = Vec::with_capacity(user.policies.len());
             for (j, policy) in user.policies.iter().enumerate() {
-                let document = serde_json::from_str::<serde_json::Value>(policy)
-                    .ok()
-                    .filter(serde_json::Value::is_object)
-                    .ok_or_else(|| {
-                        invalid(
-                            key(&format!("policies[{j}]")),
-                            "is not a JSON policy document (an object)".into(),
-                        )
-                    })?;
+                let document = Policy::parse(policy, PolicyKind::Identity).map_err(|e| {
+                    invalid(
+                        key(&format!("policies[{j}]")),
+                        format!(
+                            "user {:?}'s policy is not a valid IAM policy: {e}",
+                            user.name
+                        ),
+                    )
+                })?;
                 policies.push(document);
             }
             if let Some(other) = by_key.get(id) {

@@ -31,7 +31,7 @@ fn users_are_read_with_defaults() {
     let alice = credentials.principal("AKIAALICE").unwrap();
     assert!(alice.admin);
     assert_eq!(alice.arn(), "arn:aws:iam::111111111111:user/alice");
-    assert_eq!(alice.policies[0]["Version"], "2012-10-17");
+    assert_eq!(alice.policies.len(), 1);
     let bob = credentials.principal("AKIABOB").unwrap();
     assert!(!bob.admin && bob.policies.is_empty());
     assert_eq!(bob.secret_access_key.expose(), "bob-secret");
@@ -75,9 +75,16 @@ fn errors_name_the_file_and_the_key() {
         format!("credentials file {file}: `user[1].access_key_id`: the same as user \"alice\"'s")
     );
     let policy = GOOD.replace(r#"'{"Version": "2012-10-17", "Statement": []}'"#, "'[1'");
+    assert!(message(&policy).starts_with(&format!(
+        "credentials file {file}: `user[0].policies[0]`: user \"alice\"'s policy is not a valid IAM policy: the policy is not JSON"
+    )));
+    let no_resource = GOOD.replace(
+        r#"'{"Version": "2012-10-17", "Statement": []}'"#,
+        r#"'{"Statement": {"Effect": "Allow", "Action": "kinesis:*"}}'"#,
+    );
     assert_eq!(
-        message(&policy),
-        format!("credentials file {file}: `user[0].policies[0]`: is not a JSON policy document (an object)")
+        message(&no_resource),
+        format!("credentials file {file}: `user[0].policies[0]`: user \"alice\"'s policy is not a valid IAM policy: Statement[0]: needs Resource or NotResource")
     );
     assert!(message("").contains("no [[user]] table"));
     let slash = GOOD.replace("AKIABOB", "AKIA/BOB");

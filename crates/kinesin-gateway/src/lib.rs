@@ -9,16 +9,19 @@
 mod admin;
 mod admission;
 mod auth;
+mod authorize;
 mod context;
 pub mod credentials;
 mod error;
 mod limits;
 mod metrics;
 mod ops;
+pub mod policy;
 mod read_quota;
 mod server;
 mod tokens;
 
 pub use credentials::{CredentialStore, CredentialsError};
 pub use limits::{Limits, ReadQuota};
+pub use policy::{Policy, PolicyError, PolicyKind};
 pub use server::{Gateway, GatewaySettings};

@@ -8,6 +8,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use axum::Extension;
 use axum::Router;
 use base64::Engine as _;
 use kinesin_api::{ErrorKind, KinesisError, Operation, Protocol};
@@ -85,6 +86,11 @@ impl Gateway {
         state.iterator_secret.is_some() && !state.nodes.contains_key(&self.settings.node_id)
     }
 
+    /// [`Gateway::router`] for the TLS listener: its requests are `aws:SecureTransport`.
+    pub fn tls_router(self: &Arc<Self>) -> Router {
+        self.router().layer(Extension(OverTls))
+    }
+
     /// `POST /` for the Kinesis API, `GET /healthz` for orchestrators.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
@@ -109,6 +115,10 @@ impl Gateway {
             .with_state(self.clone())
     }
 }
+
+/// Marks the requests of the TLS listener, for `aws:SecureTransport` in policies.
+#[derive(Debug, Clone, Copy)]
+struct OverTls;
 
 async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
     if gateway.removed_from_cluster() {
@@ -137,6 +147,7 @@ async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
 async fn handle(
     State(gateway): State<Arc<Gateway>>,
     version: Version,
+    over_tls: Option<Extension<OverTls>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -195,7 +206,7 @@ async fn handle(
     let result = match op {
         Some(op) => {
             let request = crate::auth::http_request(&method, &uri, &headers, &body);
-            serve(&gateway, op, protocol, &request).await
+            serve(&gateway, op, protocol, &request, over_tls.is_some()).await
         }
         // AWS answers `{"__type":"UnknownOperationException"}`, with no message (kinesalite
         // `test/connection.js`, recorded against AWS).
@@ -233,13 +244,17 @@ async fn serve(
     op: Operation,
     protocol: Protocol,
     request: &kinesin_api::HttpRequest<'_>,
+    over_tls: bool,
 ) -> Result<Reply, KinesisError> {
     let settings = &gateway.settings;
+    let mut principal = None;
     let (account, region) = match &settings.credentials {
         Some(store) => {
             let now = gateway.now_ms() / 1000;
-            let (principal, scope) = crate::auth::authenticate(store, request, now)?;
-            (principal.account.clone(), scope.region)
+            let (signer, scope) = crate::auth::authenticate(store, request, now)?;
+            let account = signer.account.clone();
+            principal = Some(signer);
+            (account, scope.region)
         }
         None => {
             let authorization = request.header("authorization");
@@ -256,7 +271,11 @@ async fn serve(
         region,
         protocol,
     };
-    match protocol.decode_request(op, request.body)? {
+    let decoded = protocol.decode_request(op, request.body)?;
+    if let Some(principal) = &principal {
+        crate::authorize::authorize(gateway, principal, &ctx, &decoded, over_tls)?;
+    }
+    match decoded {
         kinesin_api::Request::SubscribeToShard(input) => {
             Ok(Reply::Events(ops::subscribe(gateway, &ctx, input).await?))
         }

@@ -93,9 +93,10 @@ pub struct ServerArgs {
     /// presigned URL) and acts in that principal's account; the admin API (and `kinesin ctl`)
     /// needs a principal with `admin = true`; /healthz and /metrics stay open. One `[[user]]`
     /// table per principal: `name`, `account` (12 digits), `access_key_id`,
-    /// `secret_access_key`, `admin` (default false), `policies` (IAM policy documents as JSON
-    /// strings; not enforced yet). Re-read within a second when it changes; a file that fails
-    /// to load keeps the previous one. [default: none: requests are not authenticated]
+    /// `secret_access_key`, `admin` (default false), `policies` (IAM identity policies as JSON
+    /// strings, enforced on every Kinesis request). Re-read within a second when it changes; a
+    /// file that fails to load keeps the previous one. [default: none: requests are not
+    /// authenticated]
     #[arg(long, env = "KINESIN_CREDENTIALS", value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 

@@ -289,6 +289,7 @@ impl Node {
                 let listener = bound_or_bind(tls_listener, addr).await?;
                 let local = listener.local_addr().map_err(listen_error(addr))?;
                 let listener = tls.listener(listener).map_err(listen_error(addr))?;
+                let router = gateway.tls_router();
                 tasks.push(tokio::spawn(serve_api(listener, router, stopped.clone())));
                 let (tls, stopped) = (tls.clone(), stopped.clone());
                 tasks.push(tokio::spawn(async move { tls.watch(stopped).await }));

@@ -240,14 +240,15 @@ async fn rust_sdk_subscribes_to_a_shard() {
     );
 }
 
-/// With `--credentials`, the SDK's signatures verify (SubscribeToShard's too) and the streams are
-/// the principal's account's; a wrong secret is refused with InvalidSignatureException.
+/// With `--credentials` (a principal whose policy allows `kinesis:*`), the SDK's signatures
+/// verify (SubscribeToShard's too) and the streams are the principal's account's; a wrong secret is refused with InvalidSignatureException.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_sdk_signs_for_a_node_with_credentials() {
     let server = start_with(|dir| {
         let path = dir.join("credentials.toml");
         let users = "[[user]]\nname = \"sdk\"\naccount = \"123456789012\"\n\
-                     access_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"secret\"\n";
+                     access_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"secret\"\n\
+                     policies = ['{\"Statement\": {\"Effect\": \"Allow\", \"Action\": \"kinesis:*\", \"Resource\": \"*\"}}']\n";
         std::fs::write(&path, users).unwrap();
         vec!["--credentials".into(), path.display().to_string()]
     });

@@ -47,7 +47,7 @@ fn conflict(what: &str) -> KinesisError {
 
 /// The consumer a request names: by ConsumerARN, or by StreamARN and ConsumerName, or by all
 /// three as long as they agree.
-fn consumer_key(
+pub(crate) fn consumer_key(
     ctx: &RequestContext,
     stream_arn: Option<&str>,
     name: Option<&str>,

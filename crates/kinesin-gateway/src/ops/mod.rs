@@ -12,7 +12,10 @@ mod streams;
 mod subscribe;
 mod tags;
 
+pub(crate) use consumers::consumer_key;
+pub(crate) use records::iterator_codec;
 pub(crate) use subscribe::{subscribe, Subscriptions};
+pub(crate) use tags::resource;
 
 use kinesin_api::{ErrorKind, KinesisError, Operation, Request};
 use kinesin_controller::{Command, Outcome};

@@ -453,7 +453,7 @@ pub(super) async fn put_records(
     })
 }
 
-pub(super) fn iterator_codec(state: &ClusterState) -> Result<IteratorCodec, KinesisError> {
+pub(crate) fn iterator_codec(state: &ClusterState) -> Result<IteratorCodec, KinesisError> {
     state
         .iterator_secret
         .map(IteratorCodec::new)

@@ -14,6 +14,7 @@ use kinesin_controller::{Command, Outcome, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_
 use super::tags::{find_resource, resource};
 use super::{change, invalid_argument};
 use crate::context::RequestContext;
+use crate::policy::{Policy, PolicyKind};
 use crate::Gateway;
 
 /// What GetResourcePolicy answers for a stream or consumer without a policy, as AWS does.
@@ -156,16 +157,13 @@ pub(super) async fn put_policy(
     input: PutResourcePolicyInput,
 ) -> Result<PutResourcePolicyOutput, KinesisError> {
     let resource = resource(&input.resource_arn)?;
-    // Policies are not enforced, but a document that is not a JSON object could never be one.
-    let is_object = serde_json::from_str::<serde_json::Value>(&input.policy)
-        .map(|v| v.is_object())
-        .unwrap_or(false);
-    if !is_object {
-        return Err(invalid_argument(format!(
-            "Invalid policy for resource {}: the policy must be a JSON document.",
+    // The parser that enforces it: a policy that could not be enforced is refused.
+    Policy::parse(&input.policy, PolicyKind::Resource).map_err(|e| {
+        invalid_argument(format!(
+            "Invalid policy for resource {}: {e}.",
             input.resource_arn
-        )));
-    }
+        ))
+    })?;
     change(
         gateway,
         &Command::PutPolicy {

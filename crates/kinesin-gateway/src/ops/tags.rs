@@ -52,7 +52,7 @@ fn tag_list<'a>(tags: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<Tag
 }
 
 /// The stream or consumer a resource ARN names.
-pub(super) fn resource(arn: &str) -> Result<Resource, KinesisError> {
+pub(crate) fn resource(arn: &str) -> Result<Resource, KinesisError> {
     let invalid =
         |e: kinesin_types::TypesError| invalid_argument(format!("Invalid ResourceARN {arn}: {e}"));
     match parse_resource_arn(arn).map_err(invalid)? {
