@@ -3,14 +3,17 @@
 #
 #   deploy/cluster.sh up              start it (image must exist: `make docker-image`), wait until
 #                                     every node is healthy, print the endpoints; makes the TLS
-#                                     certificates first (deploy/make-certs.sh) when missing
+#                                     certificates first (deploy/make-certs.sh) when missing;
+#                                     with KINESIN_CLUSTER_TLS=1, mutual TLS between the nodes
+#                                     (docker-compose.cluster-tls.yml; certificates made by
+#                                     deploy/gen-cluster-certs.sh when missing)
 #   deploy/cluster.sh down [-v|--volumes]   stop and remove the containers (with -v: the data too)
 #   deploy/cluster.sh ps | logs [ARGS] | compose ARGS...   passed to docker compose
 #
 # Environment: KINESIN_COMPOSE_PROJECT (compose project name, default "kinesin"), KINESIN_UP_TIMEOUT
 # (seconds `up` waits for health, default 120), and the variables docker-compose.yml documents
 # (KINESIN_IMAGE, KINESIN_NODE{1,2,3}_PORT, KINESIN_NODE{1,2,3}_TLS_PORT, KINESIN_PUBLISH_ADDR,
-# KINESIN_CERTS_DIR, ...).
+# KINESIN_CERTS_DIR, KINESIN_CLUSTER_CERTS_DIR, ...).
 # Uses `docker compose` when the plugin is installed, otherwise `docker-compose`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,6 +27,13 @@ nodes=(node1 node2 node3)
 certs_dir="${KINESIN_CERTS_DIR:-$here/certs}"
 mkdir -p "$certs_dir"
 export KINESIN_CERTS_DIR="$(cd "$certs_dir" && pwd)"
+compose_files=(-f "$here/docker-compose.yml")
+if [[ "${KINESIN_CLUSTER_TLS:-0}" == 1 ]]; then
+  cluster_certs_dir="${KINESIN_CLUSTER_CERTS_DIR:-$here/cluster-certs}"
+  mkdir -p "$cluster_certs_dir"
+  export KINESIN_CLUSTER_CERTS_DIR="$(cd "$cluster_certs_dir" && pwd)"
+  compose_files+=(-f "$here/docker-compose.cluster-tls.yml")
+fi
 
 die() { echo "cluster: $*" >&2; exit 1; }
 
@@ -34,7 +44,7 @@ elif command -v docker-compose >/dev/null 2>&1; then
 else
   die "neither \`docker compose\` nor \`docker-compose\` is installed"
 fi
-compose() { "${compose_cmd[@]}" -p "$project" -f "$here/docker-compose.yml" "$@"; }
+compose() { "${compose_cmd[@]}" -p "$project" "${compose_files[@]}" "$@"; }
 
 container_of() { compose ps -q "$1"; }
 
@@ -71,18 +81,30 @@ endpoint_of() {
 }
 tls_endpoint_of() { endpoint_of "$1" 4443 https; }
 
+# certs_for_missing SCRIPT DIR FILE...: runs deploy/SCRIPT for the nodes lacking one of the
+# FILEs in DIR/NODE/.
+certs_for_missing() {
+  local script="$1" dir="$2" n file missing=()
+  shift 2
+  for n in "${nodes[@]}"; do
+    for file in "$@"; do
+      [[ -f "$dir/$n/$file" ]] || { missing+=("$n"); break; }
+    done
+  done
+  if ((${#missing[@]})); then
+    "$here/$script" --dir "$dir" "${missing[@]}"
+  fi
+}
+
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
   up)
     docker image inspect "$image" >/dev/null 2>&1 \
       || die "image $image does not exist: build it with \`make docker-image\` (or deploy/build-image.sh)"
-    missing=()
-    for n in "${nodes[@]}"; do
-      [[ -f "$KINESIN_CERTS_DIR/$n/cert.pem" && -f "$KINESIN_CERTS_DIR/$n/key.pem" ]] || missing+=("$n")
-    done
-    if ((${#missing[@]})); then
-      "$here/make-certs.sh" --dir "$KINESIN_CERTS_DIR" "${missing[@]}"
+    certs_for_missing make-certs.sh "$KINESIN_CERTS_DIR" cert.pem key.pem
+    if [[ "${KINESIN_CLUSTER_TLS:-0}" == 1 ]]; then
+      certs_for_missing gen-cluster-certs.sh "$KINESIN_CLUSTER_CERTS_DIR" cert.pem key.pem ca.pem
     fi
     compose up -d "$@"
     echo "cluster: waiting for the nodes to become healthy (a controller leader must be elected)"

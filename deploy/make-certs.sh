@@ -19,6 +19,8 @@
 # $KINESIN_CERT_OWNER, default 10001) with mode 0600; otherwise they are made readable by all
 # (0644), so that the container can read them: fine on a development machine only.
 # Needs the openssl command (installed with apt-get when missing); no network otherwise.
+# $KINESIN_CERT_USAGE: the node certificates' extended key usages (default serverAuth;
+# deploy/gen-cluster-certs.sh asks for serverAuth,clientAuth), $KINESIN_CA_NAME: a new CA's name.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -60,7 +62,7 @@ new_key() { (umask 077; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve
 if ((force)) || [[ ! -f "$dir/ca.pem" || ! -f "$dir/ca-key.pem" ]]; then
   new_key "$dir/ca-key.pem"
   openssl req -x509 -new -key "$dir/ca-key.pem" -sha256 -days 3650 \
-    -subj "/CN=Kinesin private CA $(date -u +%Y-%m-%d)" \
+    -subj "/CN=${KINESIN_CA_NAME:-Kinesin private CA} $(date -u +%Y-%m-%d)" \
     -addext "basicConstraints=critical,CA:TRUE" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" \
     -out "$dir/ca.pem"
@@ -86,7 +88,7 @@ for node in "${nodes[@]}"; do
   cat > "$tmp/ext.cnf" <<EXT
 basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth
+extendedKeyUsage=${KINESIN_CERT_USAGE:-serverAuth}
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid,issuer
 subjectAltName=DNS:$node,DNS:localhost,IP:127.0.0.1${KINESIN_EXTRA_SANS:+,$KINESIN_EXTRA_SANS}

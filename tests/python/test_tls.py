@@ -88,8 +88,9 @@ class Ca:
         with open(self.path, "wb") as f:
             f.write(self.cert.public_bytes(_PEM))
 
-    def issue(self, common_name, key_type="ec", key_format=PKCS8):
-        """A server certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM) bytes."""
+    def issue(self, common_name, key_type="ec", key_format=PKCS8, client_auth=False):
+        """A server certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM) bytes.
+        `client_auth`: usable as a client's too (a node's on the cluster port, test_cluster_mtls)."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if key_type == "rsa" else ec.generate_private_key(ec.SECP256R1())
         cert = (
             _validity(x509.CertificateBuilder())
@@ -102,7 +103,12 @@ class Ca:
                 x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                 critical=False,
             )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH] + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client_auth else [])
+                ),
+                critical=False,
+            )
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
             .sign(self.key, hashes.SHA256())
         )

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use kinesin_controller::{Command, ControllerError, StreamKey, CONTROLLER_GROUP};
+use kinesin_raft::TrustError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -161,6 +162,9 @@ async fn membership_change(gateway: &Gateway, node: u64, command: Command) -> Re
     }
 }
 
+/// What a join refused for its certificates says (`kinesin server --join` stops retrying on it).
+pub const JOIN_REFUSED: &str = "mutual TLS between the nodes failed";
+
 /// `kinesin server --join`: adds a node to the cluster.
 pub(crate) async fn add_node(
     State(gateway): State<Arc<Gateway>>,
@@ -172,6 +176,22 @@ pub(crate) async fn add_node(
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
     tracing::info!(node = node.node_id, addr = %node.cluster_addr, "a node asks to join");
+    // With cluster mTLS, a node that cannot talk to this one (a certificate of another CA, or
+    // none) is refused here: let in, it would hold replicas no one can reach.
+    if let Err(e) = gateway.raft.check_peer_trust(&node.cluster_addr).await {
+        let (status, error) = match &e {
+            TrustError::Refused(why) => (
+                StatusCode::FORBIDDEN,
+                format!("node {} at {} is refused: {JOIN_REFUSED} ({why}); it needs a certificate issued by the cluster's CA (--cluster-tls-cert, --cluster-tls-key) and to trust that CA (--cluster-tls-ca)", node.node_id, node.cluster_addr),
+            ),
+            TrustError::Unreachable(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot check node {}'s certificate at {}: {why}", node.node_id, node.cluster_addr),
+            ),
+        };
+        tracing::warn!(node = node.node_id, addr = %node.cluster_addr, %error, "join not accepted");
+        return (status, Json(json!({ "error": error }))).into_response();
+    }
     let command = Command::AddNode {
         node: node.node_id,
         cluster_addr: node.cluster_addr,

@@ -21,6 +21,7 @@ mod read_quota;
 mod server;
 mod tokens;
 
+pub use admin::JOIN_REFUSED;
 pub use credentials::{CredentialStore, CredentialsError};
 pub use limits::{Limits, ReadQuota};
 pub use policy::{Policy, PolicyError, PolicyKind};

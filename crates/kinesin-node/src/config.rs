@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::tls::TlsConfig;
+use crate::tls::{ClusterTlsConfig, TlsConfig};
 
 /// Flags of `kinesin server`. Every flag can also be set as `KINESIN_<FLAG>` (e.g. KINESIN_NODE_ID)
 /// or as the same key in the `--config` TOML file (with underscores: node_id = 1).
@@ -59,6 +59,29 @@ pub struct ServerArgs {
     /// Address for cluster-internal traffic (Raft, forwarding). [default: 127.0.0.1:4667]
     #[arg(long, env = "KINESIN_CLUSTER_LISTEN", value_name = "ADDR")]
     pub cluster_listen: Option<SocketAddr>,
+
+    /// Mutual TLS on the cluster port: PEM certificate chain of this node, issued by
+    /// --cluster-tls-ca, presented to the nodes it calls and to the nodes that call it. It must
+    /// name this node's cluster host (as in --peers/--cluster-advertise: a DNS name or an IP
+    /// address) as a subject alternative name; extended key usages serverAuth and clientAuth (or
+    /// none). Reloaded when it changes (checked every --tls-reload-secs) or on SIGHUP; new
+    /// connections use the new one, a file that fails to load is logged and the old one kept.
+    /// Needs --cluster-tls-key and --cluster-tls-ca. deploy/gen-cluster-certs.sh makes them.
+    /// [default: off: the cluster port speaks plain TCP to anyone who reaches it]
+    #[arg(long, env = "KINESIN_CLUSTER_TLS_CERT", value_name = "FILE")]
+    pub cluster_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --cluster-tls-cert: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    #[arg(long, env = "KINESIN_CLUSTER_TLS_KEY", value_name = "FILE")]
+    pub cluster_tls_key: Option<PathBuf>,
+
+    /// PEM certificate of the cluster's CA. With it, the cluster port refuses connections
+    /// without a client certificate issued by this CA (Raft messages, forwarded requests,
+    /// pings), this node connects only to peers whose certificate it issued, and a node joining
+    /// (--join) is let in only if it and the cluster accept each other's certificates. Read at
+    /// start.
+    #[arg(long, env = "KINESIN_CLUSTER_TLS_CA", value_name = "FILE")]
+    pub cluster_tls_ca: Option<PathBuf>,
 
     /// The cluster's initial nodes, the same list on every one of them: `1@host:port,2@host:port,…`
     /// (node id @ cluster address as the other nodes reach it). Used to form the cluster on first
@@ -301,6 +324,9 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_reload_secs: Option<u64>,
     cluster_listen: Option<SocketAddr>,
+    cluster_tls_cert: Option<PathBuf>,
+    cluster_tls_key: Option<PathBuf>,
+    cluster_tls_ca: Option<PathBuf>,
     peers: Option<String>,
     join: Option<String>,
     cluster_advertise: Option<String>,
@@ -352,6 +378,8 @@ pub struct ServerConfig {
     /// The TLS API listener; `None`: off.
     pub tls: Option<TlsConfig>,
     pub cluster_listen: SocketAddr,
+    /// Mutual TLS on the cluster port; `None`: plain TCP.
+    pub cluster_tls: Option<ClusterTlsConfig>,
     /// Initial cluster nodes by id with the cluster address peers reach them at (this node
     /// included); just this node when `--peers` is not given.
     pub peers: BTreeMap<u64, String>,
@@ -445,6 +473,33 @@ fn tls_config(
             "is set but tls_listen is not: set tls_listen (e.g. 0.0.0.0:4443) to serve TLS",
         )),
         (None, None, None) => Ok(None),
+    }
+}
+
+/// Cluster mTLS: all three files or none; a missing one is named.
+fn cluster_tls_config(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    reload_secs: u64,
+) -> Result<Option<ClusterTlsConfig>, ConfigError> {
+    let missing = |key: &'static str| {
+        ConfigError::Invalid {
+        key,
+        message: "is needed for mutual TLS between nodes: set cluster_tls_cert, cluster_tls_key and cluster_tls_ca together (or none of them)".into(),
+    }
+    };
+    match (cert, key, ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(ClusterTlsConfig {
+            cert,
+            key,
+            ca,
+            reload_every: (reload_secs > 0).then(|| Duration::from_secs(reload_secs)),
+        })),
+        (None, _, _) => Err(missing("cluster_tls_cert")),
+        (_, None, _) => Err(missing("cluster_tls_key")),
+        (_, _, None) => Err(missing("cluster_tls_ca")),
     }
 }
 
@@ -542,6 +597,12 @@ impl ServerArgs {
             self.tls_key.or(file.tls_key),
             layered!(tls_reload_secs, 5),
         )?;
+        let cluster_tls = cluster_tls_config(
+            self.cluster_tls_cert.or(file.cluster_tls_cert),
+            self.cluster_tls_key.or(file.cluster_tls_key),
+            self.cluster_tls_ca.or(file.cluster_tls_ca),
+            layered!(tls_reload_secs, 5),
+        )?;
         let credentials = self.credentials.or(file.credentials);
         if let Some(path) = &credentials {
             kinesin_gateway::credentials::Credentials::load(path).map_err(|e| {
@@ -558,6 +619,7 @@ impl ServerArgs {
             listen: layered!(listen, SocketAddr::from(([127, 0, 0, 1], 4567)).into()).0,
             tls,
             cluster_listen,
+            cluster_tls,
             peers,
             join,
             life: 0,
@@ -1005,6 +1067,49 @@ mod tests {
         assert!(
             config.listen.is_some(),
             "the plain port stays on beside TLS"
+        );
+    }
+
+    #[test]
+    fn cluster_tls_takes_all_three_files_layered_and_a_missing_one_is_named() {
+        let err = |args: ServerArgs| args.resolve().unwrap_err().to_string();
+        let error = err(ServerArgs {
+            cluster_tls_cert: Some("node.pem".into()),
+            cluster_tls_ca: Some("ca.pem".into()),
+            ..Default::default()
+        });
+        assert!(error.contains("`cluster_tls_key`"), "{error}");
+        let error = err(ServerArgs {
+            cluster_tls_key: Some("node.key".into()),
+            ..Default::default()
+        });
+        assert!(error.contains("`cluster_tls_cert`"), "{error}");
+        let file = write("cluster_tls_cert = \"file.pem\"\ncluster_tls_key = \"file.key\"\n");
+        let error = err(ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        });
+        assert!(error.contains("`cluster_tls_ca`"), "{error}");
+
+        // The file gives two, a flag the third and overrides one; off by default.
+        assert_eq!(ServerArgs::default().resolve().unwrap().cluster_tls, None);
+        let config = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            cluster_tls_key: Some("flag.key".into()),
+            cluster_tls_ca: Some("ca.pem".into()),
+            tls_reload_secs: Some(2),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            config.cluster_tls,
+            Some(ClusterTlsConfig {
+                cert: "file.pem".into(),
+                key: "flag.key".into(),
+                ca: "ca.pem".into(),
+                reload_every: Some(Duration::from_secs(2)),
+            })
         );
     }
 

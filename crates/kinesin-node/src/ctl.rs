@@ -266,8 +266,11 @@ pub async fn join(
     loop {
         match change(&endpoint, "POST", "/admin/v1/nodes", Some(&body)).await {
             Ok(_) => return Ok(()),
+            // A member already, or refused for its certificates: asking again changes nothing.
             Err(e)
-                if started.elapsed() < timeout && !e.to_string().contains("already a member") =>
+                if started.elapsed() < timeout
+                    && !e.to_string().contains("already a member")
+                    && !e.to_string().contains(kinesin_gateway::JOIN_REFUSED) =>
             {
                 tracing::warn!(error = %e, %endpoint, "could not join yet; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -116,7 +116,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     eprintln!("{}", ready_message(&node));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
-    let mut reload = reload_signal(node.tls_addr().is_some());
+    let mut reload = reload_signal(node.has_certificates());
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -140,7 +140,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                 std::process::exit(STORAGE_FAILED_EXIT);
             }
             Some(()) = reload.recv() => {
-                tracing::info!("SIGHUP: reloading the TLS certificate");
+                tracing::info!("SIGHUP: reloading the TLS certificates");
                 // A failure is logged (naming the file) and the previous certificate kept.
                 let _ = node.reload_tls();
             }

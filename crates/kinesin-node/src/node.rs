@@ -9,14 +9,14 @@ use kinesin_controller::{
     CONTROLLER_GROUP,
 };
 use kinesin_gateway::{Gateway, GatewaySettings};
-use kinesin_raft::{GroupKind, GroupOptions, MultiRaft};
+use kinesin_raft::{GroupKind, GroupOptions, GrpcWire, MultiRaft};
 use kinesin_storage::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
-use crate::tls::{TlsError, TlsServer};
+use crate::tls::{ClusterTls, TlsError, TlsServer};
 
 /// How often the credentials file is checked for changes.
 const CREDENTIALS_POLL: Duration = Duration::from_secs(1);
@@ -73,7 +73,30 @@ pub struct Node {
     api_addr: Option<std::net::SocketAddr>,
     tls_addr: Option<std::net::SocketAddr>,
     tls: Option<Arc<TlsServer>>,
+    cluster_tls: Option<Arc<ClusterTls>>,
     storage_failure: watch::Receiver<Option<kinesin_storage::StorageFailure>>,
+}
+
+/// Serves the cluster transport on `incoming` connections (plain TCP, or mTLS) until `shutdown`.
+async fn serve_cluster<IO>(
+    server: tonic::transport::server::Router,
+    incoming: impl futures::Stream<Item = std::io::Result<IO>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+{
+    if let Err(e) = server
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "cluster transport server failed");
+    }
 }
 
 fn listen_error(addr: std::net::SocketAddr) -> impl Fn(std::io::Error) -> NodeError {
@@ -109,6 +132,12 @@ impl Node {
             .map(TlsServer::load)
             .transpose()?
             .map(Arc::new);
+        let cluster_tls = config
+            .cluster_tls
+            .as_ref()
+            .map(ClusterTls::load)
+            .transpose()?
+            .map(Arc::new);
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir {
             dir: data_dir.display().to_string(),
@@ -118,8 +147,13 @@ impl Node {
         check_identity(&engine, &config).await?;
         let storage_failure = engine.failed();
 
+        let wire = match &cluster_tls {
+            Some(tls) => GrpcWire::with_tls(tls.client_config()),
+            None => GrpcWire::default(),
+        };
         let raft = Arc::new(
-            MultiRaft::new(config.node_id, engine.clone(), &config.raft)?.in_life(config.life),
+            MultiRaft::over(config.node_id, engine.clone(), &config.raft, Arc::new(wire))?
+                .in_life(config.life),
         );
         raft.start_upkeep();
         let (stop, stopped) = watch::channel(false);
@@ -129,20 +163,25 @@ impl Node {
         let cluster_listener = bound_or_bind(cluster_listener, config.cluster_listen).await?;
         let service = raft.transport_service();
         let mut cluster_stopped = stopped.clone();
-        tasks.push(tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(cluster_listener)
-                .with_nodelay(Some(true));
-            let shutdown = async move {
-                let _ = cluster_stopped.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "cluster transport server failed");
+        let shutdown = async move {
+            let _ = cluster_stopped.wait_for(|stop| *stop).await;
+        };
+        let server = tonic::transport::Server::builder().add_service(service);
+        match &cluster_tls {
+            None => {
+                let incoming = tonic::transport::server::TcpIncoming::from(cluster_listener)
+                    .with_nodelay(Some(true));
+                tasks.push(tokio::spawn(serve_cluster(server, incoming, shutdown)));
             }
-        }));
+            Some(tls) => {
+                let addr = config.cluster_listen;
+                let incoming = tls.incoming(cluster_listener).map_err(listen_error(addr))?;
+                tasks.push(tokio::spawn(serve_cluster(server, incoming, shutdown)));
+                let (tls, stopped) = (tls.clone(), stopped.clone());
+                tasks.push(tokio::spawn(async move { tls.watch(stopped).await }));
+                tracing::info!(node = config.node_id, %addr, "cluster transport in mutual TLS: only nodes with certificates of the cluster's CA are let in");
+            }
+        }
 
         let controller = Arc::new(Controller::new());
         controller.attach(raft.clone());
@@ -307,6 +346,7 @@ impl Node {
             api_addr,
             tls_addr,
             tls,
+            cluster_tls,
             storage_failure,
         })
     }
@@ -337,10 +377,14 @@ impl Node {
     /// Loads the TLS certificate and key files again (SIGHUP), for new connections. A failure is
     /// logged and the previous certificate kept. Nothing to do without TLS.
     pub fn reload_tls(&self) -> Result<(), TlsError> {
-        match &self.tls {
-            Some(tls) => tls.cert().reload(),
-            None => Ok(()),
-        }
+        let api = self.tls.as_ref().map(|tls| tls.cert().reload());
+        let cluster = self.cluster_tls.as_ref().map(|tls| tls.cert().reload());
+        api.unwrap_or(Ok(())).and(cluster.unwrap_or(Ok(())))
+    }
+
+    /// Whether SIGHUP has a certificate to reload (the API's or the cluster's).
+    pub fn has_certificates(&self) -> bool {
+        self.tls.is_some() || self.cluster_tls.is_some()
     }
 
     /// This node's groups (tests inspect them and inject network faults through them).

@@ -9,6 +9,7 @@
 //! interpret controller commands (they are opaque bytes handed to a [`ControllerApplier`]).
 
 mod batch;
+mod cluster_tls;
 mod coalesce;
 mod codec;
 mod disk_format;
@@ -35,6 +36,7 @@ mod upkeep;
 mod wire;
 
 pub use batch::TransportStats;
+pub use cluster_tls::{RefusalLog, TrustError};
 pub use error::RaftError;
 pub use faults::{DropKinds, MessageKind, NetworkFaults, Outgoing, SendFilter};
 pub use kinesin_storage::{StorageError, StoredRecord};

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{HeartbeatQueues, TransportStats};
+use crate::cluster_tls::TrustError;
 use crate::codec::{decode, encode};
 use crate::error::RaftError;
 use crate::faults::{MessageKind, NetworkFaults};
@@ -145,6 +146,12 @@ impl Peers {
             .send(&to.addr, &self.wire, &self.stats, request, timeout)
             .await?;
         decode(&reply).map_err(|e| e.to_string())
+    }
+
+    /// Whether the node at `addr` and this one accept each other on the cluster transport
+    /// (mutual TLS); always without TLS.
+    pub(crate) async fn check_trust(&self, addr: &str) -> Result<(), TrustError> {
+        self.wire.check_trust(addr).await
     }
 
     /// Pings the node at `addr` (`liveness.rs`); its answer.
@@ -774,6 +781,12 @@ impl MultiRaft {
         Inbox(TransportService {
             raft: Arc::downgrade(self),
         })
+    }
+
+    /// Whether the node at the cluster address `addr` may join: with cluster mTLS, whether it and
+    /// this node accept each other's certificates.
+    pub async fn check_peer_trust(&self, addr: &str) -> Result<(), TrustError> {
+        self.peers().check_trust(addr).await
     }
 
     /// The tonic service to serve on the node's cluster address.

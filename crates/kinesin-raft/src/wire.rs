@@ -7,10 +7,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use hyper_util::rt::TokioIo;
+use tokio_rustls::rustls::ClientConfig;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::cluster_tls::{TlsDialer, TrustError};
 
 use crate::transport::pb::raft_transport_client::RaftTransportClient;
 use crate::transport::pb::{ProposeRequest, QueryRequest, RaftBatchRequest, RaftRequest};
@@ -78,6 +82,16 @@ pub trait Wire: Send + Sync + 'static {
         request: QueryRequest,
         timeout: Duration,
     ) -> WireFuture<'a, Vec<u8>>;
+
+    /// Whether the node at `to` and this one may talk at all (cluster mTLS: each accepts the
+    /// other's certificate). Asked before a node is let into the cluster. Without TLS, yes.
+    fn check_trust<'a>(
+        &'a self,
+        to: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), TrustError>> + Send + 'a>> {
+        let _ = to;
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Which of a peer's two connections a call takes.
@@ -104,13 +118,23 @@ impl Lane {
 }
 
 /// The network of a real node: gRPC over lazily connected HTTP/2 channels, two per peer
-/// ([`Lane`]).
+/// ([`Lane`]), in plain TCP or, [`GrpcWire::with_tls`], mutual TLS.
 #[derive(Default)]
 pub struct GrpcWire {
     channels: Mutex<HashMap<(String, Lane), RaftTransportClient<Channel>>>,
+    tls: Option<Arc<TlsDialer>>,
 }
 
 impl GrpcWire {
+    /// Over mutual TLS: `config` presents this node's certificate and verifies peers' against
+    /// the cluster's CA (see `cluster_tls.rs`).
+    pub fn with_tls(config: Arc<ClientConfig>) -> GrpcWire {
+        GrpcWire {
+            channels: Mutex::default(),
+            tls: Some(Arc::new(TlsDialer::new(config))),
+        }
+    }
+
     fn client(&self, addr: &str, group: u64) -> Result<RaftTransportClient<Channel>, WireError> {
         let key = (addr.to_string(), Lane::of(group));
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
@@ -128,7 +152,23 @@ impl GrpcWire {
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
-        let client = RaftTransportClient::new(endpoint.connect_lazy())
+        let channel = match &self.tls {
+            None => endpoint.connect_lazy(),
+            Some(tls) => {
+                let tls = tls.clone();
+                // Endpoint's TCP settings apply to its own connector only: `dial` sets nodelay;
+                // the connect timeout and HTTP/2 keepalives still apply.
+                endpoint.connect_with_connector_lazy(tower::service_fn(move |uri: Uri| {
+                    let tls = tls.clone();
+                    async move {
+                        let host = uri.host().unwrap_or_default().to_string();
+                        let port = uri.port_u16().unwrap_or(80);
+                        tls.dial(&host, port).await.map(TokioIo::new)
+                    }
+                }))
+            }
+        };
+        let client = RaftTransportClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         channels.insert(key, client.clone());
@@ -234,6 +274,18 @@ impl Wire for GrpcWire {
                 .await
                 .map_err(failed)?;
             Ok(reply.into_inner().payload)
+        })
+    }
+
+    fn check_trust<'a>(
+        &'a self,
+        to: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), TrustError>> + Send + 'a>> {
+        Box::pin(async move {
+            match &self.tls {
+                Some(tls) => tls.check(to).await,
+                None => Ok(()),
+            }
         })
     }
 }

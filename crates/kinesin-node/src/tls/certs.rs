@@ -8,11 +8,13 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::client::ResolvesClientCert;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::SignatureScheme;
 
 use super::TlsError;
 
@@ -105,6 +107,17 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
+/// The same certificate presented as a client's (cluster mTLS: a node dialing a peer).
+impl ResolvesClientCert for ReloadingCert {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// The SHA-256 fingerprint of the server's certificate, as `openssl x509 -fingerprint -sha256`
 /// shows it (without colons), to tell in the log which certificate is served.
 fn fingerprint(key: &CertifiedKey) -> String {
@@ -125,14 +138,7 @@ pub fn load_certified_key(
         path: name(path),
         message: e.to_string(),
     };
-    let chain = CertificateDer::pem_slice_iter(&read(cert_path)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| malformed(cert_path, e))?;
-    if chain.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: name(cert_path),
-        });
-    }
+    let chain = load_certificates(cert_path)?;
     let key = match PrivateKeyDer::from_pem_slice(&read(key_path)?) {
         Ok(key) => key,
         Err(pem::Error::NoItemsFound) => {
@@ -156,6 +162,22 @@ pub fn load_certified_key(
             message: e.to_string(),
         },
     })
+}
+
+/// Reads the PEM certificates of `path` (a CA's), at least one.
+pub(super) fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(&read(path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(certs)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

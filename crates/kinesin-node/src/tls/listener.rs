@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kinesin_raft::RefusalLog;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::rustls::ServerConfig;
@@ -30,14 +31,35 @@ impl TlsListener {
     /// Starts accepting on `tcp`. Accepting stops, and the port closes, when this is dropped
     /// (as `axum::serve` does once it shuts down).
     pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<TlsListener> {
+        TlsListener::logging_refusals(tcp, config, None)
+    }
+
+    /// The same, logging failed handshakes as refusals in `refusals` (once per client address)
+    /// instead of at debug level: on the cluster port a failed handshake is a node (or an
+    /// intruder) without a certificate of the cluster's CA, which an operator must hear of.
+    pub fn logging_refusals(
+        tcp: TcpListener,
+        config: Arc<ServerConfig>,
+        refusals: Option<Arc<RefusalLog>>,
+    ) -> std::io::Result<TlsListener> {
         let local_addr = tcp.local_addr()?;
         let (ready_tx, ready) = mpsc::channel(READY_QUEUE);
-        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), ready_tx));
+        tokio::spawn(accept_loop(
+            tcp,
+            TlsAcceptor::from(config),
+            ready_tx,
+            refusals,
+        ));
         Ok(TlsListener { ready, local_addr })
     }
 }
 
-async fn accept_loop(mut tcp: TcpListener, acceptor: TlsAcceptor, ready: mpsc::Sender<Ready>) {
+async fn accept_loop(
+    mut tcp: TcpListener,
+    acceptor: TlsAcceptor,
+    ready: mpsc::Sender<Ready>,
+    refusals: Option<Arc<RefusalLog>>,
+) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
         let permit = tokio::select! {
@@ -52,7 +74,7 @@ async fn accept_loop(mut tcp: TcpListener, acceptor: TlsAcceptor, ready: mpsc::S
             accepted = axum::serve::Listener::accept(&mut tcp) => accepted,
             _ = ready.closed() => return,
         };
-        let (acceptor, ready) = (acceptor.clone(), ready.clone());
+        let (acceptor, ready, refusals) = (acceptor.clone(), ready.clone(), refusals.clone());
         tokio::spawn(async move {
             // TLS records are flushed whole; Nagle would only hold back their last segment.
             let _ = stream.set_nodelay(true);
@@ -62,6 +84,15 @@ async fn accept_loop(mut tcp: TcpListener, acceptor: TlsAcceptor, ready: mpsc::S
                 Ok(Ok(tls)) => {
                     // Fails only when the server stopped: the connection is then just closed.
                     let _ = ready.send((tls, peer)).await;
+                }
+                // Once per address, and not forgotten when a handshake from it succeeds: nodes
+                // sharing an address (a test's, all on 127.0.0.1) would log each other anew.
+                Ok(Err(e))
+                    if refusals
+                        .as_ref()
+                        .is_some_and(|r| r.refused(&peer.ip().to_string())) =>
+                {
+                    tracing::warn!(peer = %peer.ip(), error = %e, "cluster connection refused: TLS handshake failed (no certificate, or not one of the cluster's CA); logged once per peer address");
                 }
                 // Routine on a public port (scanners, plain HTTP sent to the TLS port, clients
                 // that reject the certificate): the connection is closed, nothing else to do.

@@ -5,6 +5,7 @@
 //! client speaks HTTP/2, chosen by ALPN. Both HTTP versions are served on the one port.
 
 mod certs;
+mod cluster;
 mod listener;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 use tokio_rustls::rustls;
 
 pub use certs::ReloadingCert;
+pub use cluster::{ClusterConnection, ClusterTls, ClusterTlsConfig};
 pub use listener::TlsListener;
 
 /// ALPN protocols offered, most preferred first: rustls picks the first the client also offers.
@@ -58,6 +60,31 @@ pub enum TlsError {
     Settings(#[from] rustls::Error),
 }
 
+/// ring, not rustls' default aws-lc-rs: no CMake and C build, and the choice is explicit where
+/// other crates in the build enable both providers.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reloads `cert` whenever its files change, checked `every` (never: `None`), until `stopped`.
+async fn watch_files(
+    cert: &ReloadingCert,
+    every: Option<Duration>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let Some(every) = every else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => cert.reload_if_changed(),
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
 /// What the TLS listener serves with: the reloading certificate and rustls' settings around it.
 pub struct TlsServer {
     cert: Arc<ReloadingCert>,
@@ -68,9 +95,7 @@ pub struct TlsServer {
 impl TlsServer {
     /// Loads the certificate and key; an error names the file at fault.
     pub fn load(config: &TlsConfig) -> Result<TlsServer, TlsError> {
-        // ring, not rustls' default aws-lc-rs: no CMake and C build, and the choice is explicit
-        // where other crates in the build enable both providers.
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = provider();
         let cert = Arc::new(ReloadingCert::load(
             config.cert.clone(),
             config.key.clone(),
@@ -98,18 +123,8 @@ impl TlsServer {
     }
 
     /// Reloads the certificate whenever its files change, until `stopped`.
-    pub async fn watch(&self, mut stopped: watch::Receiver<bool>) {
-        let Some(every) = self.reload_every else {
-            return;
-        };
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => self.cert.reload_if_changed(),
-                _ = stopped.wait_for(|stop| *stop) => return,
-            }
-        }
+    pub async fn watch(&self, stopped: watch::Receiver<bool>) {
+        watch_files(&self.cert, self.reload_every, stopped).await
     }
 }
 
