@@ -8,7 +8,7 @@ KINESIN_VENV ?= $(HOME)/.cache/kinesin-venv
 export KINESIN_VENV
 ARGS ?=
 
-.PHONY: run test setup build release lint fmt jepsen jepsen-soak jepsen-unsafe failpoints-bin simulate
+.PHONY: run test setup build release lint fmt jepsen jepsen-soak jepsen-unsafe failpoints-bin simulate fuzz
 
 setup:
 	@scripts/setup.sh
@@ -47,6 +47,12 @@ SEEDS ?= 1000
 simulate:
 	SIM_SEEDS=$(SEEDS) cargo test --workspace --lib simulation
 	SIM_SEEDS=$(SEEDS) cargo test --workspace --test simulation -- seeds
+
+## Fuzz what the API parses from clients (fuzz/, its own workspace, no RocksDB), FUZZ_SECONDS per
+## target (libFuzzer through cargo-fuzz on the stable toolchain); fails on any crash.
+FUZZ_SECONDS ?= 20
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 lint:
 	cargo fmt --all --check
