@@ -52,9 +52,19 @@ fn request(protocol: Protocol, data: &[u8]) {
     }
 }
 
-/// Target `json_request`: `Protocol::Json.decode_request` of every operation.
+/// Target `json_request`: `Protocol::Json.decode_request` of every operation; for PutRecord and
+/// PutRecords, the write path's shortcut must answer exactly as the general decoder does.
 pub fn json_request(data: &[u8]) {
     request(Protocol::Json, data);
+    if let Some((op @ (Operation::PutRecord | Operation::PutRecords), body)) =
+        operation_and_body(data)
+    {
+        assert_eq!(
+            kinesin_api::decode_request(op, body),
+            kinesin_api::decode_slowly(op, body),
+            "the fast path differs"
+        );
+    }
 }
 
 /// Target `cbor_request`: `Protocol::Cbor.decode_request` of every operation.

@@ -11,6 +11,10 @@
 //! then produces AWS's exact error. So a request it decodes is one the general decoder would
 //! have decoded identically (tests compare the two).
 
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
 use crate::model::{PutRecordInput, PutRecordsInput};
 use crate::request::Request;
 use crate::service_model::{model, Shape, ShapeKind};
@@ -19,6 +23,12 @@ use crate::Operation;
 
 /// `Some(request)` when `body` is a well-formed, valid PutRecord or PutRecords request.
 pub(crate) fn decode_write(op: Operation, body: &[u8]) -> Option<Request> {
+    if !matches!(op, Operation::PutRecord | Operation::PutRecords) {
+        return None;
+    }
+    // The typed decode skips the members it does not name without reading them as the general
+    // decoder does; a body it would refuse for them must be refused here too (found by fuzzing).
+    serde_json::from_slice::<Readable>(body).ok()?;
     let model = model().ok()?;
     let string = |shape: &str| model.shape(shape);
     match op {
@@ -52,6 +62,60 @@ pub(crate) fn decode_write(op: Operation, body: &[u8]) -> Option<Request> {
             valid.then_some(Request::PutRecords(input))
         }
         _ => None,
+    }
+}
+
+/// A JSON value read in full and dropped: what the general decoder's parse into a
+/// `serde_json::Value` refuses (invalid UTF-8 or a lone surrogate escape in a string, a number out
+/// of `f64`'s range, nesting deeper than serde_json's limit), this refuses too. Skipping a
+/// member (`IgnoredAny`) checks none of these.
+struct Readable;
+
+impl<'de> Deserialize<'de> for Readable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Readable)
+    }
+}
+
+impl<'de> Visitor<'de> for Readable {
+    type Value = Readable;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_unit<E>(self) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Readable, A::Error> {
+        while seq.next_element::<Readable>()?.is_some() {}
+        Ok(Readable)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Readable, A::Error> {
+        while map.next_entry::<Readable, Readable>()?.is_some() {}
+        Ok(Readable)
     }
 }
 
@@ -177,6 +241,48 @@ mod tests {
                 assert_eq!(request.operation(), op);
             }
         }
+    }
+
+    /// Found by fuzzing (fuzz/corpus/json_request/crash-*): members the typed decode skips must
+    /// still be JSON the general decoder reads, or both must refuse the body alike.
+    #[test]
+    fn unknown_members_are_read_as_the_general_decoder_reads_them() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let bad_values: [&[u8]; 5] = [
+            b"\"\xc0\xc0\"",
+            br#""\ud800""#,
+            br#"1e400"#,
+            br#"{"a":-1e999}"#,
+            deep.as_bytes(),
+        ];
+        for value in bad_values {
+            for (op, prefix, suffix) in [
+                (
+                    Operation::PutRecord,
+                    &br#"{"StreamName":"s","Data":"aGk=","PartitionKey":"k","Other":"#[..],
+                    &b"}"[..],
+                ),
+                (
+                    Operation::PutRecords,
+                    br#"{"StreamName":"s","Records":[{"Data":"AA==","PartitionKey":"a","Other":"#,
+                    b"}]}",
+                ),
+            ] {
+                let body = [prefix, value, suffix].concat();
+                let shown = String::from_utf8_lossy(&body);
+                let slow = decode_slowly(op, &body);
+                assert_eq!(
+                    slow.as_ref().map_err(|e| e.type_name()).err(),
+                    Some("SerializationException"),
+                    "{shown}"
+                );
+                assert_eq!(decode_write(op, &body), None, "{shown}");
+                assert_eq!(crate::decode_request(op, &body), slow, "{shown}");
+            }
+        }
+        // A well-formed unknown member still takes the fast path.
+        let body = br#"{"StreamName":"s","Data":"aGk=","PartitionKey":"k","Other":{"a":[1.5,"\u00e9",null,true]}}"#;
+        assert!(decode_write(Operation::PutRecord, body).is_some());
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub use codec::encode_output;
 pub use error::{ErrorKind, KinesisError};
 pub use operation::Operation;
 pub use protocol::Protocol;
+/// [`decode_request`] without the write path's shortcut, for the fuzzers' differential check.
+#[doc(hidden)]
+pub use request::decode_slowly;
 pub use request::{decode_request, Request};
 pub use sigv4::canonical::HttpRequest;
 pub use sigv4::verify::Authentication;
