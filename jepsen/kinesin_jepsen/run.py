@@ -19,6 +19,7 @@ failpoints-bin`) it switches on a fault, e.g. `storage::wal-fsync=return` (no fs
 """
 
 import argparse
+import base64
 import json
 import os
 import random
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from .checker import check
@@ -93,7 +95,8 @@ class Run:
         self.history.record(process, "invoke", "put", {"key": key, "data": data})
         try:
             out = kinesis.put_record(StreamName=self.stream, Data=data.encode(), PartitionKey=key)
-            self.history.record(process, "ok", "put", {"key": key, "data": data, "shard": out["ShardId"], "seq": out["SequenceNumber"]})
+            self.history.record(process, "ok", "put", {"key": key, "data": data, "shard": out["ShardId"], "seq": out["SequenceNumber"],
+                                                       "sealed": out.get("EncryptionType") == "KMS"})
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is fatal
             kind = "fail" if is_definite_failure(exc) else "info"
             self.history.record(process, kind, "put", {"key": key, "data": data, "error": error_code(exc)})
@@ -106,7 +109,8 @@ class Run:
             out = kinesis.put_records(StreamName=self.stream, Records=[{"Data": d.encode(), "PartitionKey": k} for d, k in batch])
             for (data, key), result in zip(batch, out["Records"]):
                 if "SequenceNumber" in result:
-                    self.history.record(process, "ok", "put", {"key": key, "data": data, "shard": result["ShardId"], "seq": result["SequenceNumber"]})
+                    self.history.record(process, "ok", "put", {"key": key, "data": data, "shard": result["ShardId"], "seq": result["SequenceNumber"],
+                                                               "sealed": out.get("EncryptionType") == "KMS"})
                 else:
                     self.history.record(process, "info", "put", {"key": key, "data": data, "error": result.get("ErrorCode")})
         except Exception as exc:  # noqa: BLE001
@@ -272,6 +276,8 @@ class Run:
         # Not botocore's waiter: it gives up on the first error, and a cluster opening hundreds
         # of groups at once may answer ServiceUnavailable for a moment.
         wait_active(admin, self.stream)
+        if self.args.encrypt:
+            self.start_encryption(admin)
         shards = [s["shard"] for s in self.list_shards(admin)]
         if self.args.followed_shards:
             # The rest are read only at the end: a consumer keeps its shard busy.
@@ -340,7 +346,23 @@ class Run:
         samples = [op["value"] for op in self.history.ops if op.get("f") == "quiet-groups"]
         result["quiet_groups_max"] = max((sum(c.values()) for c in samples), default=0)
         result["latency_ms"] = latency_summary(self.history.ops)
+        if self.args.encrypt:
+            acks = [op["value"] for op in self.history.ops if op.get("f") == "put" and op.get("type") == "ok"]
+            result["encryption"] = {"sealed_acks": sum(1 for a in acks if a.get("sealed")),
+                                    "plain_acks": sum(1 for a in acks if not a.get("sealed"))}
         return result
+
+    def start_encryption(self, admin):
+        """Encrypts the stream before any write, and waits until every node's gateway knows it
+        (a node seals what it takes by its own copy of the stream's settings)."""
+        admin.start_stream_encryption(StreamName=self.stream, EncryptionType="KMS", KeyId=JEPSEN_KEY_ALIAS)
+        deadline = time.monotonic() + 30
+        for node in self.cluster.nodes():
+            kinesis = client(self.cluster.endpoint(node))
+            while kinesis.describe_stream_summary(StreamName=self.stream)["StreamDescriptionSummary"].get("EncryptionType") != "KMS":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"node {node} does not show the stream encrypted after 30 s")
+                time.sleep(0.1)
 
     def client_for_node(self, node):
         return client(self.cluster.endpoint(node))
@@ -389,6 +411,9 @@ def parse_args(argv):
     parser.add_argument("--store", default=os.path.join(os.path.dirname(__file__), "..", "store"))
     parser.add_argument("--failpoints", default="",
                         help="FAILPOINTS for every node (a binary built with failpoints), e.g. storage::wal-fsync=return")
+    parser.add_argument("--encrypt", action="store_true",
+                        help="encrypt the stream at rest (a keyring every node reads; --cluster local): "
+                             "every acknowledged record must be read back and none found in the clear on disk")
     parser.add_argument("--expect-invalid", action="store_true",
                         help="exit 0 only when the run is INVALID (for a binary built with a fault switch)")
     args = parser.parse_args(argv)
@@ -401,9 +426,43 @@ def parse_args(argv):
         parser.error(f"unknown nemesis or workload: {', '.join(bad)}")
     if args.cluster == "local" and DOCKER_ONLY & set(args.nemesis):
         parser.error(f"--cluster local does not support {', '.join(sorted(DOCKER_ONLY & set(args.nemesis)))}")
+    if args.encrypt and args.cluster != "local":
+        parser.error("--encrypt needs --cluster local")
     if args.cluster == "docker" and LOCAL_ONLY & set(args.nemesis):
         parser.error(f"{', '.join(sorted(LOCAL_ONLY & set(args.nemesis)))} need --cluster local")
     return args
+
+
+JEPSEN_KEY_ALIAS = "alias/jepsen"
+
+
+def write_keyring(store):
+    """A keyring every node of a local cluster reads (outside the nodes' data directories)."""
+    path = os.path.join(store, "keyring.toml")
+    material = base64.b64encode(os.urandom(32)).decode()
+    with open(path, "w") as f:
+        f.write(f'[[key]]\nid = "{uuid.uuid4()}"\naliases = ["{JEPSEN_KEY_ALIAS}"]\nmaterial = "{material}"\n')
+    return path
+
+
+def plaintext_on_disk(cluster, history_ops, samples=200):
+    """The data of sealed acknowledged records found in the clear in any node's files (the
+    longest values: a short one could occur in ciphertext by chance)."""
+    sealed = sorted({op["value"]["data"] for op in history_ops
+                     if op.get("f") == "put" and op.get("type") == "ok" and op["value"].get("sealed")}, key=len)[-samples:]
+    needles = [d.encode() for d in sealed]
+    found = []
+    for node in cluster.nodes():
+        for root in (cluster.data_dir(node), os.path.join(cluster.directory, f"node{node}-disk")):
+            for dirpath, _, files in os.walk(root):
+                for name in files:
+                    try:
+                        with open(os.path.join(dirpath, name), "rb") as f:
+                            content = f.read()
+                    except OSError:
+                        continue
+                    found += [f"node {node} {name}: {n.decode()}" for n in needles if n in content]
+    return found
 
 
 def make_cluster(args, store, run_id):
@@ -411,6 +470,8 @@ def make_cluster(args, store, run_id):
     if args.cluster == "local":
         # Small memtables under `corrupt`: table and blob files to damage, not only the WAL.
         node_args = ["--storage-rocksdb-options", "write_buffer_size=1048576"] if "corrupt" in args.nemesis else []
+        if args.encrypt:
+            node_args += ["--keyring", write_keyring(store)]
         return LocalCluster(args.bin, args.nodes, store, extra_args=node_args, extra_env=env,
                             forgetful=bool(FORGETFUL_DISKS & set(args.nemesis)), seed=args.seed)
     tag = f"kinesin-jepsen:{run_id.lower()}"
@@ -449,6 +510,10 @@ def main(argv=None):
         run.history.close()
         if isinstance(cluster, DockerCluster):
             cluster.remove_image()
+    if args.encrypt:
+        found = plaintext_on_disk(cluster, run.history.ops)
+        result["encryption"]["plaintext_on_disk"] = found[:10]
+        result["valid"] = result["valid"] and not found and result["encryption"]["sealed_acks"] > 0
     result["seed"] = args.seed
     result["cluster"] = {"kind": args.cluster, "nodes": args.nodes, "shards": args.shards}
     result["nemesis"] = args.nemesis

@@ -101,11 +101,14 @@ def test_resharding_while_nodes_leave_and_join_is_valid():
 
 
 def test_resharding_on_a_local_cluster_is_valid():
+    """With the stream encrypted at rest: children of splits and merges, and replicas that joining
+    nodes build from nothing, all hold sealed records only."""
     code, result, output, store = harness(
         "--bin", binary("KINESIN_BIN"), "--cluster", "local", "--nodes", "4", "--time-limit", "30",
-        "--seed", "8", "--nemesis", "membership,kill", "--workload", "produce,resharding")
+        "--seed", "8", "--nemesis", "membership,kill", "--workload", "produce,resharding", "--encrypt")
     assert code == 0, output[-5000:]
     check_resharding_run(result, output, store)
+    assert result["encryption"]["sealed_acks"] > 500 and not result["encryption"]["plaintext_on_disk"], result["encryption"]
 
 
 def test_acknowledging_before_a_majority_is_caught():
@@ -164,8 +167,10 @@ def test_many_mostly_idle_shards_under_faults_are_valid():
     code, result, output, _ = harness(
         "--bin", binary("KINESIN_BIN"), "--cluster", "local", "--nodes", "4", "--time-limit", "45",
         "--seed", "12", "--shards", "64", "--hot-keys", "4", "--followed-shards", "4",
-        "--nemesis", "kill,pause,lose-unsynced,membership", "--concurrent-faults", "2", "--workload", "produce")
+        "--nemesis", "kill,pause,lose-unsynced,membership", "--concurrent-faults", "2", "--workload", "produce",
+        "--encrypt")
     assert code == 0 and result["valid"], output[-5000:]
+    assert result["encryption"]["sealed_acks"] > 100 and not result["encryption"]["plaintext_on_disk"], result["encryption"]
     assert result["acknowledged"] > 100 and result["nodes_agree"], result
     # 64 shards × 3 replicas over 4 nodes: at least a third of them quiet at once.
     assert result["quiet_groups_max"] >= 64, result["quiet_groups_max"]

@@ -1,5 +1,5 @@
-"""Per-stream settings: enhanced monitoring, server-side encryption, the maximum record size and
-resource policies. Each test uses its own streams, so they share one server per module."""
+"""Per-stream settings: enhanced monitoring, the maximum record size and resource policies (server-side
+encryption: test_encryption.py). Each test uses its own streams, so they share one server per module."""
 
 import json
 
@@ -109,64 +109,6 @@ def test_settings_need_an_active_stream(kinesis):
         EncryptionType="KMS",
         KeyId=KEY_ID,
     )
-
-
-# ------------------------------------------------------------------------------------------
-# Encryption
-# ------------------------------------------------------------------------------------------
-
-
-def encryption(client, name):
-    summary = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
-    stream = client.describe_stream(StreamName=name)["StreamDescription"]
-    assert summary.get("EncryptionType") == stream.get("EncryptionType")
-    assert summary.get("KeyId") == stream.get("KeyId")
-    return summary.get("EncryptionType"), summary.get("KeyId")
-
-
-def test_start_and_stop_stream_encryption(kinesis):
-    name = create_stream(kinesis)
-    assert encryption(kinesis, name) == ("NONE", None)
-    kinesis.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId=KEY_ID)
-    assert encryption(kinesis, name) == ("KMS", KEY_ID)
-    # Starting again with another key switches to it.
-    kinesis.start_stream_encryption(StreamARN=stream_arn(kinesis, name), EncryptionType="KMS", KeyId="alias/aws/kinesis")
-    assert encryption(kinesis, name) == ("KMS", "alias/aws/kinesis")
-    kinesis.stop_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/aws/kinesis")
-    assert encryption(kinesis, name) == ("NONE", None)
-
-
-def test_stream_encryption_errors(kinesis, kinesis_unvalidated):
-    expect_error("ResourceNotFoundException", kinesis.start_stream_encryption, StreamName=unique_name("missing"), EncryptionType="KMS", KeyId=KEY_ID)
-    expect_error("ResourceNotFoundException", kinesis.stop_stream_encryption, StreamName=unique_name("missing"), EncryptionType="KMS", KeyId=KEY_ID)
-    name = create_stream(kinesis)
-    expect_error("InvalidArgumentException", kinesis.start_stream_encryption, StreamName=name, EncryptionType="NONE", KeyId=KEY_ID)
-    expect_error("ValidationException", kinesis_unvalidated.start_stream_encryption, StreamName=name, EncryptionType="KMS", KeyId="")
-    kinesis.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId=KEY_ID)
-    expect_error("InvalidArgumentException", kinesis.stop_stream_encryption, StreamName=name, EncryptionType="KMS", KeyId="alias/other")
-    assert encryption(kinesis, name) == ("KMS", KEY_ID), "a refused Stop changes nothing"
-
-
-def test_records_report_kms_while_encryption_is_on(kinesis):
-    name = create_stream(kinesis)
-    shard = list_all_shards(kinesis, name)[0]["ShardId"]
-    plain = kinesis.put_record(StreamName=name, Data=b"plain", PartitionKey="k")
-    assert plain.get("EncryptionType", "NONE") == "NONE"
-
-    kinesis.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId=KEY_ID)
-    assert kinesis.put_record(StreamName=name, Data=b"secret", PartitionKey="k")["EncryptionType"] == "KMS"
-    batch = kinesis.put_records(StreamName=name, Records=[{"Data": b"secret-2", "PartitionKey": "k"}])
-    assert batch["FailedRecordCount"] == 0
-    assert batch["EncryptionType"] == "KMS"
-    records = read_shard(kinesis, name, shard)
-    assert [r["Data"] for r in records] == [b"plain", b"secret", b"secret-2"]
-    # Kinesin reports the stream's current setting on every record it returns.
-    assert {r.get("EncryptionType") for r in records} == {"KMS"}
-
-    kinesis.stop_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId=KEY_ID)
-    assert kinesis.put_record(StreamName=name, Data=b"plain-again", PartitionKey="k").get("EncryptionType", "NONE") == "NONE"
-    assert kinesis.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": "k"}]).get("EncryptionType", "NONE") == "NONE"
-    assert {r.get("EncryptionType", "NONE") for r in read_shard(kinesis, name, shard)} == {"NONE"}
 
 
 # ------------------------------------------------------------------------------------------

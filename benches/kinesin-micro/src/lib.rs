@@ -97,10 +97,7 @@ pub fn put_record_body(len: usize) -> Vec<u8> {
 /// `count` records of `len` bytes as the gateway hands them to a shard group.
 pub fn new_records(count: usize, len: usize) -> Vec<NewRecord> {
     (0..count)
-        .map(|i| NewRecord {
-            partition_key: partition_key(i),
-            data: payload(len, i as u64).into(),
-        })
+        .map(|i| NewRecord::plain(partition_key(i), payload(len, i as u64)))
         .collect()
 }
 

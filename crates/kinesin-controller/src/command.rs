@@ -15,8 +15,8 @@ use crate::proposal::ProposalId;
 use crate::reshard::{self, Change};
 use crate::resource;
 use crate::state::{
-    place, place_new_shard, prefer_leader, ClusterState, EncryptionType, NodeInfo, Resource,
-    ShardMeta, StreamKey, StreamMeta, StreamMode, StreamStatus, MAX_RECORD_SIZE_KIB,
+    place, place_new_shard, prefer_leader, ClusterState, DataKey, EncryptionType, NodeInfo,
+    Resource, ShardMeta, StreamKey, StreamMeta, StreamMode, StreamStatus, MAX_RECORD_SIZE_KIB,
     MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
 };
 use crate::ControllerError;
@@ -25,6 +25,22 @@ use crate::ControllerError;
 const MAX_CREATING_STREAMS: usize = 5;
 /// Tags per stream or consumer.
 pub(crate) const MAX_TAGS: usize = 50;
+
+/// A stream's new data key, wrapped by the master key `key_arn` names.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDataKey {
+    pub key_arn: String,
+    #[serde(with = "serde_bytes")]
+    pub wrapped: Vec<u8>,
+}
+
+impl std::fmt::Debug for NewDataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewDataKey")
+            .field("key_arn", &self.key_arn)
+            .finish_non_exhaustive()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -85,6 +101,11 @@ pub enum Command {
     StartEncryption {
         key: StreamKey,
         key_id: String,
+        /// The data key to seal new records with, wrapped by `key_id`'s master key (by the
+        /// gateway that took the request: the controller never sees a key in the clear).
+        /// `None` only in commands written before records were encrypted.
+        #[serde(default)]
+        data_key: Option<NewDataKey>,
     },
     StopEncryption {
         key: StreamKey,
@@ -265,7 +286,8 @@ pub(crate) fn stream_mut<'a>(
     state.streams.get_mut(key).ok_or_else(|| not_found(key))
 }
 
-pub(crate) fn require_active(stream: &StreamMeta) -> Result<(), ControllerError> {
+/// AWS's ResourceInUseException for a change to a stream that is not ACTIVE.
+pub fn require_active(stream: &StreamMeta) -> Result<(), ControllerError> {
     if stream.status == StreamStatus::Active {
         return Ok(());
     }
@@ -390,23 +412,14 @@ impl Command {
                 state.streams.insert(
                     key.clone(),
                     StreamMeta {
-                        key,
-                        arn,
                         status: StreamStatus::Creating,
-                        created_ms: now_ms,
-                        retention_hours: 24,
                         mode,
-                        encryption: EncryptionType::None,
                         shards,
                         tags,
-                        enhanced_metrics: Vec::new(),
                         max_record_size_kib,
                         next_shard_index: shard_count,
-                        policy: None,
-                        reshard: None,
-                        mode_changes_ms: Vec::new(),
-                        consumers: BTreeMap::new(),
                         warm_throughput_mibps,
+                        ..StreamMeta::new(key, arn, now_ms)
                     },
                 );
                 Ok(Outcome::Done)
@@ -491,7 +504,11 @@ impl Command {
                 stream.enhanced_metrics = desired.clone();
                 Ok(Outcome::Metrics { current, desired })
             }
-            Command::StartEncryption { key, key_id } => {
+            Command::StartEncryption {
+                key,
+                key_id,
+                data_key,
+            } => {
                 let stream = stream_mut(state, &key)?;
                 require_active(stream)?;
                 let encryption = EncryptionType::Kms { key_id };
@@ -499,6 +516,14 @@ impl Command {
                     return Ok(Outcome::Unchanged);
                 }
                 stream.encryption = encryption;
+                if let Some(NewDataKey { key_arn, wrapped }) = data_key {
+                    let generation = stream.data_keys.last().map_or(1, |k| k.generation + 1);
+                    stream.data_keys.push(DataKey {
+                        generation,
+                        key_arn,
+                        wrapped,
+                    });
+                }
                 Ok(Outcome::Done)
             }
             Command::StopEncryption { key, key_id } => {
@@ -1298,6 +1323,10 @@ mod tests {
         let start = |key_id: &str| Command::StartEncryption {
             key: key("a"),
             key_id: key_id.into(),
+            data_key: Some(NewDataKey {
+                key_arn: format!("arn:{key_id}"),
+                wrapped: key_id.as_bytes().to_vec(),
+            }),
         };
         let stop = |key_id: &str| Command::StopEncryption {
             key: key("a"),
@@ -1317,12 +1346,34 @@ mod tests {
             stop("k1").apply(&mut state),
             Err(ControllerError::InvalidArgument(_))
         ));
+        // One data key per key started, none for a start that changed nothing; the newest
+        // seals while encrypted, every one stays for the records it sealed.
+        let stream = &state.streams[&key("a")];
+        let generations: Vec<(u32, &str)> = stream
+            .data_keys
+            .iter()
+            .map(|k| (k.generation, k.key_arn.as_str()))
+            .collect();
+        assert_eq!(generations, [(1, "arn:k1"), (2, "arn:k2")]);
+        assert_eq!(stream.sealing_key().map(|k| k.generation), Some(2));
         stop("k2").apply(&mut state).unwrap();
-        assert_eq!(state.streams[&key("a")].encryption, EncryptionType::None);
+        let stream = &state.streams[&key("a")];
+        assert_eq!(stream.encryption, EncryptionType::None);
+        assert_eq!(stream.sealing_key(), None);
+        assert_eq!(
+            stream.data_key(1).map(|k| k.key_arn.as_str()),
+            Some("arn:k1")
+        );
+        start("k1").apply(&mut state).unwrap();
+        assert_eq!(
+            state.streams[&key("a")].sealing_key().map(|k| k.generation),
+            Some(3)
+        );
         assert!(matches!(
             Command::StartEncryption {
                 key: key("zz"),
-                key_id: "k".into()
+                key_id: "k".into(),
+                data_key: None,
             }
             .apply(&mut state),
             Err(ControllerError::NotFound(_))

@@ -30,7 +30,7 @@ pub use account::{
     AccountKey, AccountSettings, Commitment, CommitmentStatus, MAX_WARM_THROUGHPUT_MIBPS,
     MIN_COMMITMENT_MS, SHARD_WRITE_MIBPS,
 };
-pub use command::{Command, Outcome};
+pub use command::{require_active, Command, NewDataKey, Outcome};
 pub use consumer::{
     consumer_not_active, consumer_not_found, ConsumerKey, ConsumerMeta, ConsumerStatus,
     Registration, DEFAULT_MAX_CONSUMERS_PER_STREAM, MAX_CREATING_CONSUMERS,
@@ -43,6 +43,6 @@ pub use procedures::{
 pub use proposal::{ProposalId, RecentProposals};
 pub use reshard::{ParentSeal, Reshard, Round};
 pub use state::{
-    ClusterState, EncryptionType, NodeInfo, Resource, ShardMeta, StreamKey, StreamMeta, StreamMode,
-    StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
+    ClusterState, DataKey, EncryptionType, NodeInfo, Resource, ShardMeta, StreamKey, StreamMeta,
+    StreamMode, StreamStatus, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB, SHARD_LEVEL_METRICS,
 };

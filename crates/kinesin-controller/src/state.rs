@@ -74,6 +74,29 @@ pub enum EncryptionType {
     Kms { key_id: String },
 }
 
+/// A stream's data key as the cluster stores it: wrapped (encrypted) by a master key that only the
+/// key provider holds, so the replicated state never holds a key that opens records.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataKey {
+    /// What records sealed with this key carry (`NewRecord::data_key`): 1, 2, ... per stream.
+    pub generation: u32,
+    /// The master key that wrapped it, as its ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`).
+    pub key_arn: String,
+    /// The data key wrapped by the provider; opaque here.
+    #[serde(with = "serde_bytes")]
+    pub wrapped: Vec<u8>,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataKey")
+            .field("generation", &self.generation)
+            .field("key_arn", &self.key_arn)
+            .field("wrapped", &format_args!("<{} bytes>", self.wrapped.len()))
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardMeta {
     pub id: ShardId,
@@ -151,9 +174,39 @@ pub struct StreamMeta {
     /// CreateStream, UpdateStreamMode); `None` when none was set.
     #[serde(default)]
     pub warm_throughput_mibps: Option<u32>,
+    /// Every data key the stream's records were ever sealed with, oldest first: records stay
+    /// readable after encryption stops or changes key. The last one seals new records while
+    /// `encryption` is KMS.
+    #[serde(default)]
+    pub data_keys: Vec<DataKey>,
 }
 
 impl StreamMeta {
+    /// An ACTIVE provisioned stream with no shards and every setting at its default (24 hours'
+    /// retention, 1 MiB records, no encryption, tags, consumers or policy).
+    pub fn new(key: StreamKey, arn: String, created_ms: u64) -> StreamMeta {
+        StreamMeta {
+            key,
+            arn,
+            status: StreamStatus::Active,
+            created_ms,
+            retention_hours: 24,
+            mode: StreamMode::Provisioned,
+            encryption: EncryptionType::None,
+            shards: Vec::new(),
+            tags: BTreeMap::new(),
+            enhanced_metrics: Vec::new(),
+            max_record_size_kib: 1024,
+            next_shard_index: 0,
+            policy: None,
+            reshard: None,
+            mode_changes_ms: Vec::new(),
+            consumers: BTreeMap::new(),
+            warm_throughput_mibps: None,
+            data_keys: Vec::new(),
+        }
+    }
+
     pub fn shard(&self, id: ShardId) -> Option<&ShardMeta> {
         self.shards.iter().find(|s| s.id == id)
     }
@@ -168,6 +221,21 @@ impl StreamMeta {
         self.shards
             .iter()
             .chain(self.reshard.iter().flat_map(|r| r.round.children.iter()))
+    }
+
+    /// The data key new records are sealed with: the newest one, while the stream is encrypted.
+    /// `None` for an unencrypted stream, and for one encrypted before records were (whose
+    /// StartStreamEncryption carried no data key): its records are stored as sent.
+    pub fn sealing_key(&self) -> Option<&DataKey> {
+        match self.encryption {
+            EncryptionType::Kms { .. } => self.data_keys.last(),
+            EncryptionType::None => None,
+        }
+    }
+
+    /// The data key of `generation`, which records sealed with it name.
+    pub fn data_key(&self, generation: u32) -> Option<&DataKey> {
+        self.data_keys.iter().find(|k| k.generation == generation)
     }
 
     pub fn retention_ms(&self) -> u64 {

@@ -14,13 +14,13 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::policy::{Policy, PolicyKind};
+use crate::watched::{FileContents, WatchedFile};
 
 /// Why a credentials file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -223,94 +223,21 @@ impl Credentials {
     }
 }
 
-/// What a file looked like when last read: its modification time and length.
-type Stamp = Option<(SystemTime, u64)>;
+impl FileContents for Credentials {
+    type Error = CredentialsError;
+    const WHAT: &'static str = "credentials";
 
-fn stamp(path: &Path) -> Stamp {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    fn load(path: &Path) -> Result<Credentials, CredentialsError> {
+        Credentials::load(path)
+    }
+
+    fn entries(&self) -> usize {
+        self.by_key.len()
+    }
 }
 
 /// The credentials in force, from a file that is re-read when it changes.
-#[derive(Debug)]
-pub struct CredentialStore {
-    path: PathBuf,
-    current: RwLock<Arc<Credentials>>,
-    seen: Mutex<Stamp>,
-}
-
-impl CredentialStore {
-    /// Loads the file at `path`; an error names the file and the bad key.
-    pub fn open(path: &Path) -> Result<CredentialStore, CredentialsError> {
-        let seen = stamp(path);
-        let credentials = Credentials::load(path)?;
-        Ok(CredentialStore {
-            path: path.to_path_buf(),
-            current: RwLock::new(Arc::new(credentials)),
-            seen: Mutex::new(seen),
-        })
-    }
-
-    /// The file the credentials come from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The credentials in force now.
-    pub fn current(&self) -> Arc<Credentials> {
-        match self.current.read() {
-            Ok(current) => current.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Re-reads the file if its modification time or length changed since it was last read.
-    /// Returns whether new credentials are in force; a file that fails to load is logged and
-    /// the previous credentials stay.
-    pub fn reload_if_changed(&self) -> bool {
-        let now = stamp(&self.path);
-        {
-            let mut seen = match self.seen.lock() {
-                Ok(seen) => seen,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if *seen == now {
-                return false;
-            }
-            *seen = now;
-        }
-        match Credentials::load(&self.path) {
-            Ok(credentials) => {
-                tracing::info!(file = %self.path.display(), users = credentials.len(), "credentials reloaded");
-                let mut current = match self.current.write() {
-                    Ok(current) => current,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                *current = Arc::new(credentials);
-                true
-            }
-            Err(error) => {
-                tracing::error!(%error, "the credentials file changed but cannot be used; the previous credentials stay in force");
-                false
-            }
-        }
-    }
-
-    /// Checks the file for changes every `every`, until the task is aborted.
-    pub fn spawn_reloader(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let store = store.clone();
-                // A small file, but still blocking I/O.
-                let _ = tokio::task::spawn_blocking(move || store.reload_if_changed()).await;
-            }
-        })
-    }
-}
+pub type CredentialStore = WatchedFile<Credentials>;
 
 #[cfg(test)]
 #[path = "credentials_tests.rs"]

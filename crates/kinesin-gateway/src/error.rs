@@ -4,6 +4,8 @@ use kinesin_api::{ErrorKind, KinesisError};
 use kinesin_controller::ControllerError;
 use kinesin_raft::RaftError;
 
+use crate::encryption::KmsError;
+
 pub(crate) fn from_controller(e: ControllerError) -> KinesisError {
     match e {
         ControllerError::NotFound(m) => KinesisError::new(ErrorKind::ResourceNotFound, m),
@@ -33,6 +35,17 @@ pub(crate) fn from_raft(e: RaftError) -> KinesisError {
             KinesisError::new(ErrorKind::InternalFailure, other.to_string())
         }
     }
+}
+
+pub(crate) fn from_kms(e: KmsError) -> KinesisError {
+    let kind = match &e {
+        KmsError::NotFound(_) => ErrorKind::KmsNotFound,
+        KmsError::Disabled(_) => ErrorKind::KmsDisabled,
+        KmsError::AccessDenied(_) => ErrorKind::KmsAccessDenied,
+        KmsError::InvalidState(_) => ErrorKind::KmsInvalidState,
+    };
+    tracing::warn!(error = %e, "a KMS key could not be used");
+    KinesisError::new(kind, e.to_string())
 }
 
 fn unavailable(message: String) -> KinesisError {

@@ -19,6 +19,7 @@ use kinesin_types::SharedClock;
 use crate::admission::Admission;
 use crate::context::RequestContext;
 use crate::credentials::CredentialStore;
+use crate::encryption::DataKeys;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::ops;
@@ -39,6 +40,8 @@ pub struct GatewaySettings {
     /// The principals who may sign requests: with them every request must be signed by one
     /// (and acts in its account); without, requests are not authenticated.
     pub credentials: Option<Arc<CredentialStore>>,
+    /// The streams' data keys, opened by the node's key provider (encryption at rest).
+    pub data_keys: Arc<DataKeys>,
 }
 
 pub struct Gateway {

@@ -123,6 +123,16 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_CREDENTIALS", value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 
+    /// TOML file of master keys for encryption at rest (StartStreamEncryption's KeyId): one
+    /// `[[key]]` per key with `id`, `material` (32 bytes, base64), optional `aliases`
+    /// (["alias/NAME"]), `account` and `enabled`. Every node needs the same file. The default
+    /// key alias/aws/kinesis is added to it on first use. Re-read when it changes: a removed
+    /// or disabled key stops reads and writes of the records it protects. Keep it outside the
+    /// data directory, or encryption protects nothing from whoever has the disk.
+    /// [default: DATA_DIR/keyring.toml]
+    #[arg(long, env = "KINESIN_KEYRING", value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+
     /// Region for requests that carry no SigV4 credential scope. [default: us-east-1]
     #[arg(long, env = "KINESIN_DEFAULT_REGION", value_name = "REGION")]
     pub default_region: Option<String>,
@@ -333,6 +343,7 @@ struct FileConfig {
     replication_factor: Option<u32>,
     account_id: Option<String>,
     credentials: Option<PathBuf>,
+    keyring: Option<PathBuf>,
     default_region: Option<String>,
     max_record_bytes: Option<usize>,
     max_put_records: Option<usize>,
@@ -397,6 +408,8 @@ pub struct ServerConfig {
     pub account_id: String,
     /// `--credentials`: the principals' file, checked when resolved; `None`: no authentication.
     pub credentials: Option<PathBuf>,
+    /// `--keyring`: the master keys' file, checked when resolved (missing is empty).
+    pub keyring: PathBuf,
     pub default_region: String,
     pub limits: kinesin_gateway::Limits,
     pub retention_check_secs: u64,
@@ -612,10 +625,19 @@ impl ServerArgs {
                 }
             })?;
         }
+        let data_dir = layered!(data_dir, PathBuf::from("./data"));
+        let keyring = self
+            .keyring
+            .or(file.keyring)
+            .unwrap_or_else(|| data_dir.join("keyring.toml"));
+        kinesin_gateway::encryption::Keyring::open(&keyring).map_err(|e| ConfigError::Invalid {
+            key: "keyring",
+            message: e.to_string(),
+        })?;
         let config = ServerConfig {
             clock: kinesin_types::SharedClock::new(crate::clock::SystemClock),
             node_id,
-            data_dir: layered!(data_dir, PathBuf::from("./data")),
+            data_dir,
             listen: layered!(listen, SocketAddr::from(([127, 0, 0, 1], 4567)).into()).0,
             tls,
             cluster_listen,
@@ -628,6 +650,7 @@ impl ServerArgs {
             replication_factor: layered!(replication_factor, 3),
             account_id: layered!(account_id, "000000000000".into()),
             credentials,
+            keyring,
             default_region: layered!(default_region, "us-east-1".into()),
             limits: kinesin_gateway::Limits {
                 max_record_bytes: layered!(max_record_bytes, defaults.max_record_bytes),

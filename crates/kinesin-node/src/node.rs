@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 use crate::config::ServerConfig;
 use crate::tls::{ClusterTls, TlsError, TlsServer};
 
-/// How often the credentials file is checked for changes.
-const CREDENTIALS_POLL: Duration = Duration::from_secs(1);
+/// How often the credentials and keyring files are checked for changes.
+const WATCHED_FILES_POLL: Duration = Duration::from_secs(1);
 
 const NODE_ID_KEY: &str = "node_id";
 /// Set once a node joined a running cluster (`--join`).
@@ -46,6 +46,8 @@ pub enum NodeError {
     Tls(#[from] TlsError),
     #[error("{0}")]
     Credentials(#[from] kinesin_gateway::CredentialsError),
+    #[error("{0}")]
+    Keyring(#[from] kinesin_gateway::encryption::KeyringError),
     #[error("listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -280,7 +282,7 @@ impl Node {
             Some(path) => {
                 let store = Arc::new(kinesin_gateway::CredentialStore::open(path)?);
                 tracing::info!(file = %path.display(), users = store.current().len(), "requests must be signed (SigV4) by a principal of the credentials file");
-                tasks.push(store.spawn_reloader(CREDENTIALS_POLL));
+                tasks.push(store.spawn_reloader(WATCHED_FILES_POLL, stopped.clone()));
                 Some(store)
             }
             None => {
@@ -288,6 +290,12 @@ impl Node {
                 None
             }
         };
+        let keyring = Arc::new(kinesin_gateway::encryption::Keyring::open(&config.keyring)?);
+        if keyring.path().starts_with(&config.data_dir) {
+            tracing::info!(keyring = %keyring.path().display(), "the keyring for encryption at rest is inside the data directory: whoever has the directory can decrypt; set --keyring to a file kept elsewhere");
+        }
+        tasks.push(keyring.spawn_reloader(WATCHED_FILES_POLL, stopped.clone()));
+        let data_keys = Arc::new(kinesin_gateway::encryption::DataKeys::new(keyring));
         let gateway = Gateway::new(
             GatewaySettings {
                 node_id: config.node_id,
@@ -296,6 +304,7 @@ impl Node {
                 limits: config.limits.clone(),
                 replication_factor: config.replication_factor,
                 credentials,
+                data_keys,
             },
             controller.clone(),
             raft.clone(),

@@ -313,10 +313,7 @@ async fn a_replica_far_behind_on_large_entries_catches_up() {
     let leader_group = cluster.node(leader).node().raft().group(group).unwrap();
     let entries = 96u8;
     for entry in 0..entries {
-        let record = kinesin_raft::NewRecord {
-            partition_key: format!("pk-{entry}"),
-            data: vec![entry; 1 << 20].into(),
-        };
+        let record = kinesin_raft::NewRecord::plain(format!("pk-{entry}"), vec![entry; 1 << 20]);
         let written = leader_group
             .write(kinesin_raft::Command::Put {
                 arrival_ms: 1,

@@ -209,10 +209,7 @@ mod tests {
 
     fn records(n: usize, size: usize) -> Vec<NewRecord> {
         (0..n)
-            .map(|i| NewRecord {
-                partition_key: format!("k{i}"),
-                data: Bytes::from(vec![0; size]),
-            })
+            .map(|i| NewRecord::plain(format!("k{i}"), Bytes::from(vec![0; size])))
             .collect()
     }
 

@@ -20,8 +20,13 @@ use crate::state_machine::{Applied, Cut};
 use crate::types::{Command, NewRecord};
 use crate::TypeConfig;
 
-/// The format this version writes. Readers accept every format up to it.
+/// The format this version writes, but for `Put` entries holding sealed records.
 pub(crate) const FORMAT: u32 = 1;
+
+/// The format of a `Put` entry with at least one sealed (encrypted) record. A version that reads
+/// only format 1 would take the envelope for the record's data and hand ciphertext to a reader;
+/// with this format it refuses the entry instead. The newest format this version reads.
+pub(crate) const SEALED_PUT_FORMAT: u32 = 2;
 
 #[derive(Clone, PartialEq, Message)]
 pub(crate) struct LogIdPb {
@@ -63,6 +68,12 @@ struct RecordPb {
     partition_key: String,
     #[prost(bytes = "bytes", tag = "2")]
     data: Bytes,
+    /// `NewRecord::data_key` (format 2).
+    #[prost(uint32, tag = "3")]
+    data_key: u32,
+    /// `NewRecord::sealed_len` (format 2).
+    #[prost(uint32, tag = "4")]
+    sealed_len: u32,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -183,10 +194,10 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> io::Error {
 
 /// Refuses a value written by a later Kinesin in a format this one does not know.
 fn check_format(what: &str, format: u32) -> io::Result<()> {
-    if format == 0 || format > FORMAT {
+    if format == 0 || format > SEALED_PUT_FORMAT {
         return Err(corrupt(
             what,
-            format!("format {format}; this version reads formats 1 to {FORMAT}"),
+            format!("format {format}; this version reads formats 1 to {SEALED_PUT_FORMAT}"),
         ));
     }
     Ok(())
@@ -332,7 +343,22 @@ fn encode_put_entry(log_id: &LogIdPb, arrival_ms: u64, records: &[NewRecord]) ->
         } else {
             bytes::encoded_len(2, &r.data)
         };
-        key + data
+        let data_key = if r.data_key == 0 {
+            0
+        } else {
+            uint32::encoded_len(3, &r.data_key)
+        };
+        let sealed_len = if r.sealed_len == 0 {
+            0
+        } else {
+            uint32::encoded_len(4, &r.sealed_len)
+        };
+        key + data + data_key + sealed_len
+    };
+    let format = if records.iter().any(|r| r.data_key != 0) {
+        SEALED_PUT_FORMAT
+    } else {
+        FORMAT
     };
     let arrival_len = if arrival_ms == 0 {
         0
@@ -348,13 +374,13 @@ fn encode_put_entry(log_id: &LogIdPb, arrival_ms: u64, records: &[NewRecord]) ->
             })
             .sum::<usize>();
     let mut buf = Vec::with_capacity(
-        uint32::encoded_len(1, &FORMAT)
+        uint32::encoded_len(1, &format)
             + message::encoded_len(2, log_id)
             + key_len(5)
             + encoded_len_varint(put_len as u64)
             + put_len,
     );
-    uint32::encode(1, &FORMAT, &mut buf);
+    uint32::encode(1, &format, &mut buf);
     message::encode(2, log_id, &mut buf);
     encode_key(5, WireType::LengthDelimited, &mut buf);
     encode_varint(put_len as u64, &mut buf);
@@ -369,6 +395,12 @@ fn encode_put_entry(log_id: &LogIdPb, arrival_ms: u64, records: &[NewRecord]) ->
         }
         if !r.data.is_empty() {
             bytes::encode(2, &r.data, &mut buf);
+        }
+        if r.data_key != 0 {
+            uint32::encode(3, &r.data_key, &mut buf);
+        }
+        if r.sealed_len != 0 {
+            uint32::encode(4, &r.sealed_len, &mut buf);
         }
     }
     buf
@@ -393,6 +425,8 @@ pub(crate) fn decode_entry(bytes: &[u8]) -> io::Result<EntryOf<TypeConfig>> {
                 .map(|r| NewRecord {
                     partition_key: r.partition_key,
                     data: r.data,
+                    data_key: r.data_key,
+                    sealed_len: r.sealed_len,
                 })
                 .collect(),
         }),
@@ -566,14 +600,8 @@ mod tests {
             EntryPayload::Normal(Command::Put {
                 arrival_ms: 1_700_000_000_123,
                 records: vec![
-                    NewRecord {
-                        partition_key: "pk".into(),
-                        data: Bytes::from_static(&[0, 1, 255]),
-                    },
-                    NewRecord {
-                        partition_key: String::new(),
-                        data: Bytes::new(),
-                    },
+                    NewRecord::plain("pk", Bytes::from_static(&[0, 1, 255])),
+                    NewRecord::plain(String::new(), Bytes::new()),
                 ],
             }),
             EntryPayload::Normal(Command::Trim { before_ms: 42 }),
@@ -596,23 +624,36 @@ mod tests {
     fn put_entries_are_encoded_as_the_derived_message_would() {
         let cases = [
             (0, vec![]),
-            (7, vec![("", &b""[..])]),
+            (7, vec![("", &b""[..], 0)]),
             (
                 1_700_000_000_123,
-                vec![("pk", &b"\x00data"[..]), ("", &b"x"[..]), ("k", &b""[..])],
+                vec![
+                    ("pk", &b"\x00data"[..], 0),
+                    ("", &b"x"[..], 0),
+                    ("k", &b""[..], 0),
+                ],
             ),
+            // Sealed records (an encrypted stream's) beside a plaintext one.
+            (9, vec![("", &b"envelope"[..], 3), ("k", &b"d"[..], 0)]),
         ];
         for (arrival_ms, records) in cases {
             let records: Vec<NewRecord> = records
                 .into_iter()
-                .map(|(key, data)| NewRecord {
+                .map(|(key, data, data_key)| NewRecord {
                     partition_key: key.into(),
                     data: Bytes::copy_from_slice(data),
+                    data_key,
+                    sealed_len: if data_key == 0 { 0 } else { 5 },
                 })
                 .collect();
+            let format = if records.iter().any(|r| r.data_key != 0) {
+                SEALED_PUT_FORMAT
+            } else {
+                FORMAT
+            };
             let id = log_id(4, 2, 99);
             let derived = LogEntryPb {
-                format: FORMAT,
+                format,
                 log_id: Some(log_id_to_pb(&id)),
                 payload: Some(PayloadPb::Put(PutPb {
                     arrival_ms,
@@ -621,6 +662,8 @@ mod tests {
                         .map(|r| RecordPb {
                             partition_key: r.partition_key.clone(),
                             data: r.data.clone(),
+                            data_key: r.data_key,
+                            sealed_len: r.sealed_len,
                         })
                         .collect(),
                 })),
@@ -633,7 +676,9 @@ mod tests {
                     records,
                 }),
             };
-            assert_eq!(encode_entry(&entry), derived);
+            let encoded = encode_entry(&entry);
+            assert_eq!(encoded, derived);
+            assert_eq!(decode_entry(&encoded).unwrap(), entry);
         }
     }
 
@@ -686,13 +731,13 @@ mod tests {
     #[test]
     fn a_later_format_and_garbage_are_refused_not_misread() {
         let later = LogEntryPb {
-            format: FORMAT + 1,
+            format: SEALED_PUT_FORMAT + 1,
             log_id: Some(log_id_to_pb(&log_id(1, 1, 1))),
             payload: Some(PayloadPb::Blank(Empty {})),
         }
         .encode_to_vec();
         let error = decode_entry(&later).unwrap_err();
-        assert!(error.to_string().contains("format 2"), "{error}");
+        assert!(error.to_string().contains("format 3"), "{error}");
         assert!(decode_entry(&[0xff, 0xff, 0xff]).is_err());
         assert!(
             decode_vote(&[]).is_err(),
@@ -708,10 +753,7 @@ mod tests {
             log_id: log_id(1, 2, 3),
             payload: EntryPayload::Normal(Command::Put {
                 arrival_ms: 5,
-                records: vec![NewRecord {
-                    partition_key: "k".into(),
-                    data: Bytes::from_static(b"v"),
-                }],
+                records: vec![NewRecord::plain("k", Bytes::from_static(b"v"))],
             }),
         };
         assert_eq!(
@@ -721,6 +763,28 @@ mod tests {
                 0x12, 0x06, 0x08, 0x01, 0x10, 0x02, 0x18, 0x03, // log id {1, 2, 3}
                 0x2a, 0x0a, 0x08, 0x05, // put: arrival 5
                 0x12, 0x06, 0x0a, 0x01, b'k', 0x12, 0x01, b'v', // record {k, v}
+            ]
+        );
+        let sealed = EntryOf::<TypeConfig> {
+            log_id: log_id(1, 2, 3),
+            payload: EntryPayload::Normal(Command::Put {
+                arrival_ms: 5,
+                records: vec![NewRecord {
+                    partition_key: String::new(),
+                    data: Bytes::from_static(b"e"),
+                    data_key: 1,
+                    sealed_len: 2,
+                }],
+            }),
+        };
+        assert_eq!(
+            encode_entry(&sealed),
+            [
+                0x08, 0x02, // format 2: holds a sealed record
+                0x12, 0x06, 0x08, 0x01, 0x10, 0x02, 0x18, 0x03, // log id {1, 2, 3}
+                0x2a, 0x0b, 0x08, 0x05, // put: arrival 5
+                0x12, 0x07, 0x12, 0x01, b'e', 0x18, 0x01, 0x20,
+                0x02, // record {"", e, key 1, 2 bytes}
             ]
         );
     }

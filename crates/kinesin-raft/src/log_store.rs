@@ -311,10 +311,7 @@ mod tests {
                 ),
                 payload: EntryPayload::Normal(Command::Put {
                     arrival_ms: 1,
-                    records: vec![NewRecord {
-                        partition_key: "pk".into(),
-                        data: Bytes::from(vec![7; *size]),
-                    }],
+                    records: vec![NewRecord::plain("pk", Bytes::from(vec![7; *size]))],
                 }),
             };
             engine.put_log_entry(&mut batch, 1, index, &disk_format::encode_entry(&entry));

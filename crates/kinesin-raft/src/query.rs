@@ -21,6 +21,7 @@ pub(crate) struct WireRecord {
     partition_key: String,
     #[serde(with = "serde_bytes")]
     data: Vec<u8>,
+    data_key: u32,
 }
 
 impl From<StoredRecord> for WireRecord {
@@ -30,6 +31,7 @@ impl From<StoredRecord> for WireRecord {
             arrival_ms: r.arrival_ms,
             partition_key: r.partition_key,
             data: r.data,
+            data_key: r.data_key,
         }
     }
 }
@@ -41,6 +43,7 @@ impl From<WireRecord> for StoredRecord {
             arrival_ms: r.arrival_ms,
             partition_key: r.partition_key,
             data: r.data,
+            data_key: r.data_key,
         }
     }
 }

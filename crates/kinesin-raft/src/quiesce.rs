@@ -594,10 +594,7 @@ mod tests {
         for i in 0..300 {
             let put = Command::Put {
                 arrival_ms: i,
-                records: vec![NewRecord {
-                    partition_key: "k".into(),
-                    data: b"record".to_vec().into(),
-                }],
+                records: vec![NewRecord::plain("k", b"record".to_vec())],
             };
             group.write(put).await.unwrap();
         }

@@ -152,6 +152,7 @@ impl ShardView {
                         arrival_ms,
                         partition_key: record.partition_key,
                         data: record.data.into(),
+                        data_key: record.data_key,
                     });
                     if out.len() >= max_records {
                         return Ok(false);

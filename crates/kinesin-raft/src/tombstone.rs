@@ -143,10 +143,7 @@ mod tests {
             .unwrap();
         let put = Command::Put {
             arrival_ms: 1,
-            records: vec![NewRecord {
-                partition_key: "k".into(),
-                data: b"record".to_vec().into(),
-            }],
+            records: vec![NewRecord::plain("k", b"record".to_vec())],
         };
         group.write(put).await.unwrap();
         let term = group.term();

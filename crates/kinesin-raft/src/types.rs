@@ -10,19 +10,48 @@ pub type NodeId = u64;
 pub const POSITIONS_PER_ENTRY_BITS: u32 = 20;
 
 /// A record as the gateway hands it to a shard group.
+///
+/// A record of an encrypted stream arrives sealed: `data` is the gateway's envelope around the
+/// partition key and data, `partition_key` is empty and `data_key` names the stream's data key
+/// that sealed it. This crate never looks inside; it stores and returns the envelope as is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewRecord {
     pub partition_key: String,
     /// Shared, so retrying a proposal (after a leader change) never copies the payload.
     pub data: bytes::Bytes,
+    /// The generation of the stream's data key that sealed this record; 0 for a plaintext one.
+    #[serde(default)]
+    pub data_key: u32,
+    /// What the record counts against a shard's limits when sealed: its partition key and data
+    /// before sealing (the envelope's overhead is not the client's). 0 for a plaintext record.
+    #[serde(default)]
+    pub sealed_len: u32,
+}
+
+impl NewRecord {
+    /// A record stored as the client sent it.
+    pub fn plain(partition_key: impl Into<String>, data: impl Into<bytes::Bytes>) -> NewRecord {
+        NewRecord {
+            partition_key: partition_key.into(),
+            data: data.into(),
+            data_key: 0,
+            sealed_len: 0,
+        }
+    }
+
+    /// Bytes as Kinesis counts them against limits: data plus partition key, before sealing.
+    pub fn counted_len(&self) -> u64 {
+        if self.data_key == 0 {
+            (self.data.len() + self.partition_key.len()) as u64
+        } else {
+            u64::from(self.sealed_len)
+        }
+    }
 }
 
 /// Bytes of `records` as Kinesis counts them against limits: data plus partition keys.
 pub(crate) fn counted_bytes(records: &[NewRecord]) -> u64 {
-    records
-        .iter()
-        .map(|r| (r.data.len() + r.partition_key.len()) as u64)
-        .sum()
+    records.iter().map(NewRecord::counted_len).sum()
 }
 
 /// The payload of one Raft entry.

@@ -41,10 +41,7 @@ async fn open_tuned(dir: &Path, tuning: &RaftTuning) -> (Arc<MultiRaft>, GroupHa
 async fn put(group: &GroupHandle, arrival_ms: u64, data: &[&str]) -> u64 {
     let records = data
         .iter()
-        .map(|d| NewRecord {
-            partition_key: "pk".into(),
-            data: d.as_bytes().to_vec().into(),
-        })
+        .map(|d| NewRecord::plain("pk", d.as_bytes().to_vec()))
         .collect();
     match group
         .write(Command::Put {
@@ -161,10 +158,7 @@ async fn a_sealed_shard_stores_nothing_more_and_stays_sealed_after_a_restart() {
     let late = group
         .write(Command::Put {
             arrival_ms: 3_000,
-            records: vec![NewRecord {
-                partition_key: "pk".into(),
-                data: b"late".to_vec().into(),
-            }],
+            records: vec![NewRecord::plain("pk", b"late".to_vec())],
         })
         .await
         .unwrap();

@@ -16,6 +16,9 @@ pub struct StoredRecord {
     pub arrival_ms: u64,
     pub partition_key: String,
     pub data: Vec<u8>,
+    /// The generation of the stream's data key that sealed the record (then `data` is the sealed
+    /// envelope and `partition_key` is empty); 0 for a plaintext record.
+    pub data_key: u32,
 }
 
 /// An entry of the time index: the first position written at `arrival_ms`.

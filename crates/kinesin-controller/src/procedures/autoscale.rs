@@ -276,27 +276,18 @@ mod tests {
             })
             .collect();
         StreamMeta {
-            key: crate::StreamKey {
-                account: "0".into(),
-                region: "r".into(),
-                name: "s".into(),
-            },
-            arn: String::new(),
-            status: StreamStatus::Active,
-            created_ms: 0,
-            retention_hours: 24,
             mode: StreamMode::OnDemand,
-            encryption: crate::EncryptionType::None,
             shards,
-            tags: Default::default(),
-            enhanced_metrics: vec![],
-            max_record_size_kib: 1024,
             next_shard_index: count,
-            policy: None,
-            reshard: None,
-            mode_changes_ms: vec![],
-            consumers: Default::default(),
-            warm_throughput_mibps: None,
+            ..StreamMeta::new(
+                crate::StreamKey {
+                    account: "0".into(),
+                    region: "r".into(),
+                    name: "s".into(),
+                },
+                String::new(),
+                0,
+            )
         }
     }
 

@@ -14,9 +14,7 @@ use kinesin_api::model::{
 };
 use kinesin_api::validate::{data_length_violation, records_length_violation};
 use kinesin_api::{ErrorKind, KinesisError};
-use kinesin_controller::{
-    ClusterState, EncryptionType, ShardMeta, StreamKey, StreamMeta, StreamStatus,
-};
+use kinesin_controller::{ClusterState, ShardMeta, StreamKey, StreamMeta, StreamStatus};
 use kinesin_raft::{Command, NewRecord, RaftError, Response, ShardBounds, ShardRead, StoredRecord};
 use kinesin_types::{
     parse_hash_key, partition_key_hash, IteratorCodec, IteratorError, IteratorPayload,
@@ -26,7 +24,8 @@ use kinesin_types::{
 use super::describe::sequence_number;
 use super::{invalid_argument, ms_to_secs, secs_to_ms};
 use crate::context::{find, not_found, RequestContext};
-use crate::error::from_raft;
+use crate::encryption::RecordSealer;
+use crate::error::{from_kms, from_raft};
 use crate::read_quota::ShardKey;
 use crate::Gateway;
 
@@ -66,18 +65,23 @@ pub(super) fn usable<'a>(
     }
 }
 
-/// What records report as their encryption. Kinesin does not encrypt at rest, so this is the
-/// stream's setting at the time of the call (not at the time a record was written); unencrypted
-/// streams leave the member out, as they always have.
-fn record_encryption(stream: &StreamMeta) -> Option<WireEncryption> {
-    match stream.encryption {
-        EncryptionType::Kms { .. } => Some(WireEncryption::Kms),
-        EncryptionType::None => None,
-    }
+/// What a record reports as its encryption: KMS when it was sealed (stored encrypted), else the
+/// member is left out, as it always was for unencrypted streams.
+fn record_encryption(sealed: bool) -> Option<WireEncryption> {
+    sealed.then_some(WireEncryption::Kms)
+}
+
+/// What seals the records of a write to `stream`: `None` unless the stream is encrypted.
+fn sealer_for(
+    gateway: &Gateway,
+    stream: &StreamMeta,
+) -> Result<Option<RecordSealer>, KinesisError> {
+    gateway.settings.data_keys.sealer(stream).map_err(from_kms)
 }
 
 fn check(
     stream: &StreamMeta,
+    sealer: Option<&RecordSealer>,
     data: Vec<u8>,
     partition_key: Option<String>,
     explicit_hash_key: Option<&str>,
@@ -112,13 +116,11 @@ fn check(
         })?,
         None => partition_key_hash(&partition_key),
     };
-    Ok(Checked {
-        hash_key,
-        record: NewRecord {
-            partition_key,
-            data: data.into(),
-        },
-    })
+    let record = match sealer {
+        Some(sealer) => sealer.seal(&partition_key, &data).map_err(from_kms)?,
+        None => NewRecord::plain(partition_key, data),
+    };
+    Ok(Checked { hash_key, record })
 }
 
 /// The retained range of `shard`, from this node's replica or another's.
@@ -349,14 +351,16 @@ pub(super) async fn put_record(
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     let state = gateway.controller.state();
     let stream = usable(&state, &key)?;
+    let sealer = sealer_for(gateway, stream)?;
     let checked = check(
         stream,
+        sealer.as_ref(),
         input.data,
         input.partition_key,
         input.explicit_hash_key.as_deref(),
         "",
     )?;
-    let encryption_type = record_encryption(stream);
+    let encryption_type = record_encryption(sealer.is_some());
     let mut answers = write(gateway, &key, state.clone(), vec![(0, checked)]).await?;
     let written = match answers.pop() {
         Some((_, answer)) => answer?,
@@ -402,6 +406,7 @@ pub(super) async fn put_records(
     let stream = usable(&state, &key)?;
 
     // A malformed entry fails the whole request (as on AWS); checks happen before any write.
+    let sealer = sealer_for(gateway, stream)?;
     let count = input.records.len();
     let mut checked = Vec::with_capacity(count);
     for (i, entry) in input.records.into_iter().enumerate() {
@@ -413,6 +418,7 @@ pub(super) async fn put_records(
         let path = format!("records.{}.member.", i + 1);
         let record = check(
             stream,
+            sealer.as_ref(),
             data,
             partition_key,
             explicit_hash_key.as_deref(),
@@ -420,7 +426,7 @@ pub(super) async fn put_records(
         )?;
         checked.push((i, record));
     }
-    let encryption_type = record_encryption(stream);
+    let encryption_type = record_encryption(sealer.is_some());
 
     let mut results: Vec<PutRecordsResultEntry> = vec![PutRecordsResultEntry::default(); count];
     let mut failed: i32 = 0;
@@ -668,15 +674,29 @@ pub(super) async fn starting_position(
     })
 }
 
-/// A stored record as GetRecords and SubscribeToShard answer it.
-pub(super) fn wire_record(stream: &StreamMeta, shard: &ShardMeta, record: StoredRecord) -> Record {
-    Record {
-        sequence_number: sequence_number(shard, record.position, record.arrival_ms),
-        approximate_arrival_timestamp: Some(ms_to_secs(record.arrival_ms)),
-        data: record.data,
-        partition_key: Some(record.partition_key),
-        encryption_type: record_encryption(stream),
-    }
+/// Stored records as GetRecords and SubscribeToShard answer them: sealed ones opened with their
+/// stream's data keys, or none at all if one does not open.
+pub(super) fn wire_records(
+    gateway: &Gateway,
+    stream: &StreamMeta,
+    shard: &ShardMeta,
+    mut records: Vec<StoredRecord>,
+) -> Result<Vec<Record>, KinesisError> {
+    gateway
+        .settings
+        .data_keys
+        .open(stream, &mut records)
+        .map_err(from_kms)?;
+    Ok(records
+        .into_iter()
+        .map(|record| Record {
+            sequence_number: sequence_number(shard, record.position, record.arrival_ms),
+            approximate_arrival_timestamp: Some(ms_to_secs(record.arrival_ms)),
+            data: record.data,
+            partition_key: Some(record.partition_key),
+            encryption_type: record_encryption(record.data_key != 0),
+        })
+        .collect())
 }
 
 pub(super) fn child_shards(stream: &StreamMeta, parent: ShardId) -> Vec<ChildShard> {
@@ -792,10 +812,7 @@ pub(crate) async fn read_page(
         .last()
         .map(|r| bounds.last_arrival_ms.saturating_sub(r.arrival_ms))
         .unwrap_or(0);
-    let records = stored
-        .into_iter()
-        .map(|r| wire_record(stream, shard, r))
-        .collect();
+    let records = wire_records(gateway, stream, shard, stored)?;
     // The replica may have applied the seal before the controller closed the shard (a merge
     // closes its parents once both are sealed): the end waits until the children are known.
     let children = (reached_seal && !shard.is_open())

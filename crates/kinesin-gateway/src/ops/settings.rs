@@ -9,11 +9,15 @@ use kinesin_api::model::{
     UpdateMaxRecordSizeOutput,
 };
 use kinesin_api::{ErrorKind, KinesisError};
-use kinesin_controller::{Command, Outcome, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB};
+use kinesin_controller::{
+    require_active, Command, EncryptionType, Outcome, MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB,
+};
 
 use super::tags::{find_resource, resource};
 use super::{change, invalid_argument};
-use crate::context::RequestContext;
+use crate::context::{find, RequestContext};
+use crate::encryption::KeyScope;
+use crate::error::{from_controller, from_kms};
 use crate::policy::{Policy, PolicyKind};
 use crate::Gateway;
 
@@ -98,11 +102,36 @@ pub(super) async fn start_encryption(
 ) -> Result<StartStreamEncryptionOutput, KinesisError> {
     let key = ctx.stream_key(input.stream_name.as_deref(), input.stream_arn.as_deref())?;
     require_kms(&input.encryption_type)?;
+    let state = gateway.controller.state();
+    let stream = find(&state, &key)?;
+    // The stream's state is AWS's first answer, before the key's.
+    require_active(stream).map_err(from_controller)?;
+    let requested = EncryptionType::Kms {
+        key_id: input.key_id.clone(),
+    };
+    // A repeated start changes nothing (the controller answers so): no new data key for it.
+    // Otherwise the key is checked (KMS's errors) and a data key made and wrapped here, so the
+    // replicated state only ever holds it wrapped.
+    let data_key = if stream.encryption == requested {
+        None
+    } else {
+        let scope = KeyScope {
+            account: &key.account,
+            region: &key.region,
+        };
+        let data_keys = &gateway.settings.data_keys;
+        Some(
+            data_keys
+                .new_data_key(stream, &input.key_id, scope)
+                .map_err(from_kms)?,
+        )
+    };
     change(
         gateway,
         &Command::StartEncryption {
             key,
             key_id: input.key_id,
+            data_key,
         },
     )
     .await?;

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use super::describe::sequence_number;
 use super::invalid_argument;
 use super::records::{
-    child_shards, iterator_type, shard_of, starting_position, usable, wire_record,
+    child_shards, iterator_type, shard_of, starting_position, usable, wire_records,
 };
 use crate::context::RequestContext;
 use crate::error::{from_controller, from_raft};
@@ -263,11 +263,7 @@ async fn run(
                     plan.position,
                     last_arrival,
                 )),
-                records: read
-                    .records
-                    .into_iter()
-                    .map(|r| wire_record(stream, shard, r))
-                    .collect(),
+                records: wire_records(gateway, stream, shard, read.records)?,
                 child_shards: None,
             }
         } else {

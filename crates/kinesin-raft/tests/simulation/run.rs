@@ -148,10 +148,10 @@ impl Sim {
             let payload = format!("c{client}-{sequence}");
             let command = Command::Put {
                 arrival_ms: self.cluster.trace.now_ms(),
-                records: vec![NewRecord {
-                    partition_key: format!("k{client}"),
-                    data: payload.clone().into_bytes().into(),
-                }],
+                records: vec![NewRecord::plain(
+                    format!("k{client}"),
+                    payload.clone().into_bytes(),
+                )],
             };
             let replicas = self.cluster.replica_addresses(group);
             let result = raft
@@ -609,10 +609,10 @@ impl Sim {
         for group in self.cluster.groups() {
             let barrier = Command::Put {
                 arrival_ms: self.cluster.trace.now_ms(),
-                records: vec![NewRecord {
-                    partition_key: "barrier".into(),
-                    data: format!("barrier-{group}").into_bytes().into(),
-                }],
+                records: vec![NewRecord::plain(
+                    "barrier",
+                    format!("barrier-{group}").into_bytes(),
+                )],
             };
             let index = loop {
                 let via = self.cluster.replicas(group).into_iter().next().unwrap_or(1);
