@@ -32,6 +32,8 @@ mod succession;
 mod tombstone;
 mod transport;
 mod types;
+#[cfg(test)]
+mod untrusted_bytes_tests;
 mod upkeep;
 mod wire;
 
