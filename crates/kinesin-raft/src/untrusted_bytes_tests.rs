@@ -113,7 +113,7 @@ fn mutate(rng: &mut StdRng, seed: &[u8], others: &[Vec<u8>]) -> Vec<u8> {
 
 /// Feeds `decode` every seed and `MUTATIONS` damaged copies of each; returns how many decoded.
 fn survive(name: &str, seeds: &[Vec<u8>], decode: impl Fn(&[u8]) -> bool) -> usize {
-    let mut rng = StdRng::seed_from_u64(0x6b69_6e65_7369_6e);
+    let mut rng = StdRng::seed_from_u64(0x006b_696e_6573_696e);
     let mut decoded = 0;
     for seed in seeds {
         assert!(decode(seed), "{name}: a valid encoding does not decode");
