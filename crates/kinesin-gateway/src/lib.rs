@@ -20,6 +20,7 @@ mod ops;
 pub mod policy;
 mod read_quota;
 mod server;
+mod stream_metrics;
 mod tokens;
 mod watched;
 

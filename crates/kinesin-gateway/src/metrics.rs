@@ -105,7 +105,7 @@ impl Metrics {
             (
                 "kinesin_record_bytes_written_total",
                 "counter",
-                "Data bytes of acknowledged records.",
+                "Bytes (data and partition keys, before encryption) of acknowledged records.",
                 self.bytes_written.load(Ordering::Relaxed),
             ),
             (

@@ -24,6 +24,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::ops;
 use crate::read_quota::ReadLimiter;
+use crate::stream_metrics::StreamMetrics;
 
 /// How long a request's body may take to arrive.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -49,6 +50,7 @@ pub struct Gateway {
     pub(crate) controller: Arc<Controller>,
     pub(crate) raft: Arc<MultiRaft>,
     pub(crate) metrics: Metrics,
+    pub(crate) stream_metrics: StreamMetrics,
     pub(crate) admission: Admission,
     pub(crate) subscriptions: crate::ops::Subscriptions,
     pub(crate) read_limiter: ReadLimiter,
@@ -76,6 +78,7 @@ impl Gateway {
             controller,
             raft,
             metrics: Metrics::default(),
+            stream_metrics: StreamMetrics::default(),
             clock,
             subscriptions: Default::default(),
         })
@@ -143,7 +146,10 @@ async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
-    let body = gateway.metrics.render(&gateway.raft, &gateway.admission);
+    let mut body = gateway.metrics.render(&gateway.raft, &gateway.admission);
+    gateway
+        .stream_metrics
+        .render(&gateway.controller.state(), &mut body);
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
 

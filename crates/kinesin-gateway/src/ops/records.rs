@@ -27,6 +27,7 @@ use crate::context::{find, not_found, RequestContext};
 use crate::encryption::RecordSealer;
 use crate::error::{from_kms, from_raft};
 use crate::read_quota::ShardKey;
+use crate::stream_metrics::{Counter, Latency, ShardCounter};
 use crate::Gateway;
 
 /// How long a write may spend finding its shard's leader (elections, leader changes) before
@@ -157,7 +158,9 @@ async fn append(
     records: Vec<NewRecord>,
 ) -> Result<Appended, KinesisError> {
     let count = records.len() as u64;
-    let bytes = records.iter().map(|r| r.data.len() as u64).sum::<u64>();
+    let bytes = records.iter().map(NewRecord::counted_len).sum::<u64>();
+    let figures = state.stream(key).map(|s| gateway.stream_metrics.of(s));
+    let shard_figures = figures.as_ref().map(|f| f.shard(shard.id));
     let command = Command::Put {
         arrival_ms: gateway.now_ms(),
         records,
@@ -168,13 +171,19 @@ async fn append(
         .propose(shard.group, &command, &replicas, WRITE_TIMEOUT)
         .await
         .map_err(|e| match e {
-            RaftError::Throttled { .. } => KinesisError::new(
-                ErrorKind::ProvisionedThroughputExceeded,
-                format!(
-                    "Rate exceeded for shard {} in stream {} under account {}.",
-                    shard.id, key.name, key.account
-                ),
-            ),
+            RaftError::Throttled { .. } => {
+                if let (Some(figures), Some(shard_figures)) = (&figures, &shard_figures) {
+                    figures.add(Counter::WriteProvisionedThroughputExceeded, count);
+                    shard_figures.add(ShardCounter::WriteProvisionedThroughputExceeded, count);
+                }
+                KinesisError::new(
+                    ErrorKind::ProvisionedThroughputExceeded,
+                    format!(
+                        "Rate exceeded for shard {} in stream {} under account {}.",
+                        shard.id, key.name, key.account
+                    ),
+                )
+            }
             other => from_raft(other),
         })?;
     match (response, command) {
@@ -188,6 +197,12 @@ async fn append(
             let metrics = &gateway.metrics;
             metrics.records_written.fetch_add(count, Ordering::Relaxed);
             metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+            if let (Some(figures), Some(shard_figures)) = (&figures, &shard_figures) {
+                figures.add(Counter::IncomingRecords, count);
+                figures.add(Counter::IncomingBytes, bytes);
+                shard_figures.add(ShardCounter::IncomingRecords, count);
+                shard_figures.add(ShardCounter::IncomingBytes, bytes);
+            }
             Ok(Appended::Stored {
                 first_position,
                 arrival_ms,
@@ -361,8 +376,12 @@ pub(super) async fn put_record(
         "",
     )?;
     let encryption_type = record_encryption(sealer.is_some());
-    let mut answers = write(gateway, &key, state.clone(), vec![(0, checked)]).await?;
-    let written = match answers.pop() {
+    let figures = gateway.stream_metrics.of(stream);
+    let size = checked.record.counted_len();
+    let started = Instant::now();
+    let answer = write(gateway, &key, state.clone(), vec![(0, checked)]).await;
+    figures.observe(Latency::PutRecord, started.elapsed());
+    let written = match answer?.pop() {
         Some((_, answer)) => answer?,
         None => {
             return Err(KinesisError::new(
@@ -371,6 +390,8 @@ pub(super) async fn put_record(
             ))
         }
     };
+    figures.add(Counter::PutRecordSuccess, 1);
+    figures.add(Counter::PutRecordBytes, size);
     Ok(PutRecordOutput {
         shard_id: written.shard_id.to_string(),
         sequence_number: written.sequence_number,
@@ -427,15 +448,26 @@ pub(super) async fn put_records(
         checked.push((i, record));
     }
     let encryption_type = record_encryption(sealer.is_some());
+    let figures = gateway.stream_metrics.of(stream);
+    let sizes: Vec<u64> = checked
+        .iter()
+        .map(|(_, c)| c.record.counted_len())
+        .collect();
+    let started = Instant::now();
+    let answers = write(gateway, &key, state.clone(), checked).await;
+    figures.observe(Latency::PutRecords, started.elapsed());
 
     let mut results: Vec<PutRecordsResultEntry> = vec![PutRecordsResultEntry::default(); count];
     let mut failed: i32 = 0;
-    for (i, answer) in write(gateway, &key, state.clone(), checked).await? {
+    let (mut stored, mut stored_bytes, mut throttled) = (0u64, 0u64, 0u64);
+    for (i, answer) in answers? {
         let Some(result) = results.get_mut(i) else {
             continue;
         };
         match answer {
             Ok(written) => {
+                stored += 1;
+                stored_bytes += sizes.get(i).copied().unwrap_or(0);
                 result.shard_id = Some(written.shard_id.to_string());
                 result.sequence_number = Some(written.sequence_number);
             }
@@ -443,6 +475,7 @@ pub(super) async fn put_records(
                 failed += 1;
                 let code = match error.kind {
                     ErrorKind::ProvisionedThroughputExceeded => {
+                        throttled += 1;
                         "ProvisionedThroughputExceededException"
                     }
                     _ => "InternalFailure",
@@ -452,6 +485,12 @@ pub(super) async fn put_records(
             }
         }
     }
+    figures.add(Counter::PutRecordsTotalRecords, count as u64);
+    figures.add(Counter::PutRecordsRecords, stored);
+    figures.add(Counter::PutRecordsBytes, stored_bytes);
+    figures.add(Counter::PutRecordsThrottledRecords, throttled);
+    figures.add(Counter::PutRecordsFailedRecords, failed as u64 - throttled);
+    figures.add(Counter::PutRecordsSuccess, u64::from(stored > 0));
     Ok(PutRecordsOutput {
         failed_record_count: Some(failed),
         records: results,
@@ -738,6 +777,8 @@ pub(crate) struct Page {
     pub next_position: Option<u64>,
     pub child_shards: Option<Vec<ChildShard>>,
     pub millis_behind_latest: u64,
+    /// When the last record returned arrived.
+    pub last_arrival_ms: Option<u64>,
 }
 
 fn throttled(stream: &StreamMeta, shard: &ShardMeta) -> KinesisError {
@@ -776,6 +817,11 @@ pub(crate) async fn read_page(
             .metrics
             .reads_throttled
             .fetch_add(1, Ordering::Relaxed);
+        let figures = gateway.stream_metrics.of(stream);
+        figures.add(Counter::ReadProvisionedThroughputExceeded, 1);
+        figures
+            .shard(shard.id)
+            .add(ShardCounter::ReadProvisionedThroughputExceeded, 1);
         return Err(throttled(stream, shard));
     }
     // A replica that could not confirm it holds the newest records (no leader reachable) still
@@ -812,6 +858,7 @@ pub(crate) async fn read_page(
         .last()
         .map(|r| bounds.last_arrival_ms.saturating_sub(r.arrival_ms))
         .unwrap_or(0);
+    let last_arrival_ms = stored.last().map(|r| r.arrival_ms);
     let records = wire_records(gateway, stream, shard, stored)?;
     // The replica may have applied the seal before the controller closed the shard (a merge
     // closes its parents once both are sealed): the end waits until the children are known.
@@ -823,6 +870,7 @@ pub(crate) async fn read_page(
         next_position: children.is_none().then_some(next_position),
         child_shards: children,
         millis_behind_latest,
+        last_arrival_ms,
     })
 }
 
@@ -861,6 +909,8 @@ pub(super) async fn get_records(
         .map(|l| l.max(1) as usize)
         .unwrap_or(max_get_records)
         .min(max_get_records);
+    let figures = gateway.stream_metrics.of(stream);
+    let started = Instant::now();
     let page = read_page(
         gateway,
         &state,
@@ -870,7 +920,22 @@ pub(super) async fn get_records(
         limit,
         Throughput::Shared,
     )
-    .await?;
+    .await;
+    figures.observe(Latency::GetRecords, started.elapsed());
+    let page = page?;
+    let count = page.records.len() as u64;
+    let bytes = page
+        .records
+        .iter()
+        .map(|r| (r.data.len() + r.partition_key.as_ref().map_or(0, String::len)) as u64)
+        .sum();
+    figures.add(Counter::GetRecordsSuccess, 1);
+    figures.add(Counter::GetRecordsRecords, count);
+    figures.add(Counter::GetRecordsBytes, bytes);
+    let shard_figures = figures.shard(shard.id);
+    shard_figures.add(ShardCounter::OutgoingRecords, count);
+    shard_figures.add(ShardCounter::OutgoingBytes, bytes);
+    shard_figures.set_iterator_age(page.last_arrival_ms.map_or(0, |at| now.saturating_sub(at)));
     let next_shard_iterator = page.next_position.map(|position| {
         codec.encode(&IteratorPayload {
             position,

@@ -34,6 +34,7 @@ use super::records::{
 };
 use crate::context::RequestContext;
 use crate::error::{from_controller, from_raft};
+use crate::stream_metrics::Counter;
 use crate::Gateway;
 
 /// How long a subscription lasts before the client must subscribe again (AWS: 5 minutes).
@@ -137,7 +138,13 @@ pub(crate) async fn subscribe(
     .await?;
     let token = gateway
         .subscriptions
-        .claim(&input.consumer_arn, &input.shard_id)?;
+        .claim(&input.consumer_arn, &input.shard_id)
+        .inspect_err(|_| {
+            gateway
+                .stream_metrics
+                .of(stream)
+                .add(Counter::SubscribeToShardRateExceeded, 1)
+        })?;
     let plan = Plan {
         consumer: input.consumer_arn,
         key,
@@ -245,19 +252,27 @@ async fn run(
         let event = if let Some(last) = read.records.last() {
             let last_arrival = last.arrival_ms;
             plan.position = last.position + 1;
-            budget.spend(
-                read.records
-                    .iter()
-                    .map(|r| r.data.len() + r.partition_key.len())
-                    .sum(),
-            );
+            let bytes: usize = read
+                .records
+                .iter()
+                .map(|r| r.data.len() + r.partition_key.len())
+                .sum();
+            budget.spend(bytes);
             gateway
                 .metrics
                 .records_pushed
                 .fetch_add(read.records.len() as u64, Ordering::Relaxed);
+            let millis_behind_latest = read.bounds.last_arrival_ms.saturating_sub(last_arrival);
+            let figures = gateway.stream_metrics.of(stream);
+            figures.add(Counter::SubscribeToShardEventSuccess, 1);
+            figures.add(
+                Counter::SubscribeToShardEventRecords,
+                read.records.len() as u64,
+            );
+            figures.add(Counter::SubscribeToShardEventBytes, bytes as u64);
+            figures.set_millis_behind_latest(millis_behind_latest);
             SubscribeToShardEvent {
-                millis_behind_latest: read.bounds.last_arrival_ms.saturating_sub(last_arrival)
-                    as i64,
+                millis_behind_latest: millis_behind_latest as i64,
                 continuation_sequence_number: Some(continuation(
                     shard,
                     plan.position,
