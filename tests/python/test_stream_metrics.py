@@ -153,3 +153,35 @@ def test_enhanced_monitoring_turns_shard_series_on_and_off(node):
     assert shard_lines("kinesis_shard_IncomingRecords_total") == []
     # The stream-level series stay whatever the shard-level setting.
     assert stream_value(node, "kinesis_IncomingRecords_total", stream) == 1
+
+
+def test_node_gauges_disk_fsync_leaderless_and_under_replicated(tmp_path):
+    """The gauges an operator alerts on: a healthy cluster shows no leaderless or under-replicated
+    shard; a dead node makes its shards under-replicated on the survivors until it is back."""
+    from test_cluster import start_cluster
+
+    servers = start_cluster(tmp_path)
+    try:
+        client = servers[0].client()
+        stream = create_stream(client, shards=3)
+        client.put_record(StreamName=stream, Data=b"x", PartitionKey="k")
+        for s in servers:
+            text = metrics(s)
+            assert 0 < value(text, "kinesin_disk_free_bytes") <= value(text, "kinesin_disk_total_bytes")
+            assert value(text, "kinesin_wal_sync_seconds_count") > 0
+            assert value(text, "kinesin_wal_sync_seconds_sum") > 0
+        poll(lambda: all(value(metrics(s), "kinesin_shards_leaderless") == 0 for s in servers),
+             timeout=30, what="every group to know its leader")
+        assert all(value(metrics(s), "kinesin_shards_under_replicated") == 0 for s in servers)
+
+        servers[2].kill9()
+        survivors = servers[:2]
+        poll(lambda: all(value(metrics(s), "kinesin_shards_under_replicated") == 3 for s in survivors),
+             timeout=60, what="the dead node's shards counted under-replicated")
+        assert all(value(metrics(s), "kinesin_node_peer_live", peer="3") == 0 for s in survivors)
+        servers[2].start()
+        poll(lambda: all(value(metrics(s), "kinesin_shards_under_replicated") == 0 for s in servers),
+             timeout=60, what="full replication again")
+    finally:
+        for s in servers:
+            s.cleanup()

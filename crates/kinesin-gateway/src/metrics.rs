@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use kinesin_controller::ClusterState;
 use kinesin_raft::MultiRaft;
 
 use crate::admission::Admission;
@@ -59,7 +60,7 @@ impl Metrics {
         stats.latency_us_sum += latency_us;
     }
 
-    pub fn render(&self, raft: &MultiRaft, admission: &Admission) -> String {
+    pub fn render(&self, raft: &MultiRaft, admission: &Admission, state: &ClusterState) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP kinesin_requests_total Kinesis API requests by operation and outcome.\n",
@@ -93,6 +94,7 @@ impl Metrics {
             );
         }
         let sync = raft.engine().sync_stats();
+        let disk = raft.engine().disk_space();
         let transport = raft.transport_stats();
         let quiet = raft.quiet_stats();
         let gauges = [
@@ -125,6 +127,36 @@ impl Metrics {
                 "counter",
                 "Writes completed by WAL fsyncs; divided by syncs, the group-commit factor.",
                 sync.waiters.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_wal_sync_seconds_count",
+                "counter",
+                "WAL fsyncs timed (the count of kinesin_wal_sync_seconds_sum).",
+                sync.syncs.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_disk_free_bytes",
+                "gauge",
+                "Bytes available to the node on the file system of its data directory.",
+                disk.map_or(0, |d| d.free),
+            ),
+            (
+                "kinesin_disk_total_bytes",
+                "gauge",
+                "Size of the file system of the data directory.",
+                disk.map_or(0, |d| d.total),
+            ),
+            (
+                "kinesin_shards_leaderless",
+                "gauge",
+                "Raft groups hosted here whose replica knows no leader now.",
+                raft.leaderless_groups() as u64,
+            ),
+            (
+                "kinesin_shards_under_replicated",
+                "gauge",
+                "Open shards with fewer replicas on live nodes than they want, in this node's copy of the cluster state.",
+                under_replicated(state),
             ),
             (
                 "kinesin_cluster_rpcs_sent_total",
@@ -207,6 +239,11 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP kinesin_wal_sync_seconds_sum Seconds spent in WAL fsyncs (divided by the count: the mean fsync latency).\n# TYPE kinesin_wal_sync_seconds_sum counter\nkinesin_wal_sync_seconds_sum {:.6}",
+            sync.sync_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
             "# HELP kinesin_node_peer_live Whether this node hears a peer's liveness pings (1) or not (0).\n# TYPE kinesin_node_peer_live gauge"
         );
         for (peer, live) in raft.liveness().peers() {
@@ -218,4 +255,24 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Open shards with fewer replicas on live (not down) nodes than they want, capped at the nodes
+/// there are: a shard that loses a majority of those stops taking writes.
+fn under_replicated(state: &ClusterState) -> u64 {
+    let live = |node: &u64| {
+        state
+            .nodes
+            .get(node)
+            .is_some_and(|info| info.down_since_ms.is_none())
+    };
+    state
+        .streams
+        .values()
+        .flat_map(|stream| stream.open_shards())
+        .filter(|shard| {
+            let wanted = (shard.wanted_replicas as usize).min(state.nodes.len());
+            shard.replicas.iter().filter(|n| live(n)).count() < wanted
+        })
+        .count() as u64
 }

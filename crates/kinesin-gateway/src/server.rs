@@ -146,10 +146,11 @@ async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
-    let mut body = gateway.metrics.render(&gateway.raft, &gateway.admission);
-    gateway
-        .stream_metrics
-        .render(&gateway.controller.state(), &mut body);
+    let state = gateway.controller.state();
+    let mut body = gateway
+        .metrics
+        .render(&gateway.raft, &gateway.admission, &state);
+    gateway.stream_metrics.render(&state, &mut body);
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
 

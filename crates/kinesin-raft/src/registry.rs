@@ -813,6 +813,15 @@ impl MultiRaft {
         self.read_groups().get(&id).cloned()
     }
 
+    /// Groups hosted here whose replica knows no leader (an election under way, or a group cut
+    /// off from a majority): a shard that cannot take writes while it lasts.
+    pub fn leaderless_groups(&self) -> usize {
+        self.read_groups()
+            .values()
+            .filter(|group| group.leader().is_none())
+            .count()
+    }
+
     /// How many groups this node hosts.
     pub(crate) fn group_count(&self) -> usize {
         self.read_groups().len()

@@ -210,6 +210,11 @@ impl Engine {
         rx.await.map_err(|_| StorageError::ShuttingDown)?
     }
 
+    /// The file system holding the database: free and total bytes.
+    pub fn disk_space(&self) -> Option<crate::DiskSpace> {
+        crate::disk_space::disk_space(self.db.path())
+    }
+
     pub fn sync_stats(&self) -> &SyncStats {
         &self.syncer.stats
     }

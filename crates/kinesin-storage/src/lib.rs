@@ -12,6 +12,7 @@ compile_error!("failpoints must never be built into a release binary");
 
 #[cfg(test)]
 mod corruption_tests;
+mod disk_space;
 pub mod engine;
 pub mod error;
 mod failure;
@@ -19,6 +20,7 @@ pub mod keys;
 pub mod records;
 mod syncer;
 
+pub use disk_space::DiskSpace;
 pub use engine::{Engine, EngineOptions, StateTag, VerifyReport, WriteBatch};
 pub use error::StorageError;
 pub use failure::StorageFailure;

@@ -42,6 +42,8 @@ pub struct SyncStats {
     pub syncs: AtomicU64,
     /// Waiters completed; `waiters / syncs` is the group-commit factor.
     pub waiters: AtomicU64,
+    /// Microseconds spent in WAL fsyncs; divided by syncs, the mean fsync latency.
+    pub sync_micros: AtomicU64,
 }
 
 enum Queue {
@@ -163,7 +165,11 @@ impl GroupCommit {
 
     /// One fsync for every waiter in `waiting`, which it empties; whether the WAL was fsynced.
     fn sync_and_complete(&self, waiting: &mut Vec<SyncCallback>) -> bool {
+        let started = std::time::Instant::now();
         let result = sync_wal(&self.db);
+        self.stats
+            .sync_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.stats
             .waiters
