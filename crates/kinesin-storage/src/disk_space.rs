@@ -25,10 +25,16 @@ pub fn disk_space(path: &Path) -> Option<DiskSpace> {
         }
         stat.assume_init()
     };
-    let block = u64::from(stat.f_frsize);
+    // The fields' types differ between platforms (u64 on 64-bit Linux, u32 elsewhere).
+    #[allow(clippy::useless_conversion)]
+    let (block, free, total) = (
+        u64::from(stat.f_frsize),
+        u64::from(stat.f_bavail),
+        u64::from(stat.f_blocks),
+    );
     Some(DiskSpace {
-        free: u64::from(stat.f_bavail) * block,
-        total: u64::from(stat.f_blocks) * block,
+        free: free * block,
+        total: total * block,
     })
 }
 
