@@ -19,7 +19,7 @@
 #   deploy/cluster.sh down [-v|--volumes]   stop and remove the containers (with -v: the data too)
 #   deploy/cluster.sh ps | logs [ARGS] | compose ARGS...   passed to docker compose
 #
-# Files (absolute or relative to the current directory; each is mounted into the nodes):
+# Files (absolute or relative to the current directory; the nodes mount their subdirectories):
 #   KINESIN_CERTS_DIR          the API's TLS certificates (default deploy/certs)
 #   KINESIN_CLUSTER_CERTS_DIR  the cluster's CA and node certificates (default deploy/cluster-certs)
 #   KINESIN_SECRETS_DIR        credentials.toml and keyring.toml in nodes/, the admin's keys in
@@ -157,8 +157,11 @@ case "$cmd" in
       # Nobody but their owner gets into these directories on the host; the nodes mount their
       # subdirectories and so still read the files (see deploy/gen-secrets.sh). The node keys
       # make-certs.sh writes as a user other than root are 0644: this is what keeps them private.
-      chmod 0700 "$KINESIN_CERTS_DIR" "$KINESIN_SECRETS_DIR"
-      if [[ "$cluster_tls" == 1 ]]; then chmod 0700 "$KINESIN_CLUSTER_CERTS_DIR"; fi
+      private=("$KINESIN_CERTS_DIR" "$KINESIN_SECRETS_DIR")
+      if [[ "$cluster_tls" == 1 ]]; then private+=("$KINESIN_CLUSTER_CERTS_DIR"); fi
+      for d in "${private[@]}"; do
+        chmod 0700 "$d" || echo "cluster: warning: $d could not be made private (mode 0700)" >&2
+      done
     fi
     compose up -d "$@"
     echo "cluster: waiting for the nodes to become healthy (a controller leader must be elected)"

@@ -16,8 +16,9 @@
 #                               40-character secret; add principals to it as README
 #                               "Authentication" shows
 #   DIR/nodes/keyring.toml      one [[key]]: a random id, 32 random bytes of material, the alias
-#                               alias/aws/kinesis (StartStreamEncryption's default KeyId). It is
-#                               never made anew: records sealed under its keys need them to be read
+#                               alias/aws/kinesis (StartStreamEncryption's default KeyId). An
+#                               existing keyring is never replaced: records sealed under its keys
+#                               need them to be read
 #   DIR/admin.env               the admin's keys as `export AWS_...` lines, for the AWS CLI,
 #                               boto3 and `kinesin ctl`: `. DIR/admin.env`
 #
@@ -25,7 +26,8 @@
 # Every node mounts DIR/nodes (not DIR) read-only, and inside the container the server's
 # unprivileged user (uid 10001, deploy/Dockerfile) reads them as "others" through the mount, which
 # does not pass through DIR; on the host nobody else gets past DIR. This works whoever runs it
-# (root or not, no chown, no shared uid or gid between host and image) and with rootless Docker.
+# (root or not, no chown, no uid or gid shared by the host and the image) and, by the same
+# reasoning, with rootless Docker (the server's uid maps to a host uid that is "others" too).
 # admin.env stays 0600 in DIR: no node needs it. Replace a file by renaming a new one over it
 # (keeping it readable, 0644): the nodes re-read the credentials and the keyring within a second.
 set -euo pipefail
