@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# Runs the three-node cluster of deploy/docker-compose.yml.
+# Runs the three-node cluster of deploy/docker-compose.yml, secured by default:
+#   - authentication: every request must be signed (SigV4) by a principal of the credentials file
+#     (docker-compose.secure.yml; deploy/gen-secrets.sh makes it with one admin with random keys);
+#   - encryption at rest: the same keyring on every node, with a key aliased alias/aws/kinesis
+#     (docker-compose.secure.yml; made by deploy/gen-secrets.sh);
+#   - mutual TLS between the nodes on the cluster port (docker-compose.cluster-tls.yml; the
+#     cluster's own CA and node certificates made by deploy/gen-cluster-certs.sh).
+# KINESIN_INSECURE=1 runs the open cluster instead (docker-compose.yml alone): no credentials, no
+# keyring file (a node makes one in its data volume on first use), a plain cluster port; for trying
+# it out on this machine only. KINESIN_CLUSTER_TLS=0 or 1 overrides the cluster TLS part alone.
 #
 #   deploy/cluster.sh up              start it (image must exist: `make docker-image`), wait until
-#                                     every node is healthy, print the endpoints; makes the TLS
-#                                     certificates first (deploy/make-certs.sh) when missing;
-#                                     with KINESIN_CLUSTER_TLS=1, mutual TLS between the nodes
-#                                     (docker-compose.cluster-tls.yml; certificates made by
-#                                     deploy/gen-cluster-certs.sh when missing)
+#                                     every node is healthy, print the endpoints and how to sign
+#                                     requests; first makes what is missing: the API's TLS
+#                                     certificates (deploy/make-certs.sh), the cluster's
+#                                     (deploy/gen-cluster-certs.sh) and the secrets
+#                                     (deploy/gen-secrets.sh). Existing files are kept.
 #   deploy/cluster.sh down [-v|--volumes]   stop and remove the containers (with -v: the data too)
 #   deploy/cluster.sh ps | logs [ARGS] | compose ARGS...   passed to docker compose
 #
+# Files (absolute or relative to the current directory; the nodes mount their subdirectories):
+#   KINESIN_CERTS_DIR          the API's TLS certificates (default deploy/certs)
+#   KINESIN_CLUSTER_CERTS_DIR  the cluster's CA and node certificates (default deploy/cluster-certs)
+#   KINESIN_SECRETS_DIR        credentials.toml and keyring.toml in nodes/, the admin's keys in
+#                              admin.env (default deploy/secrets)
+# When secured, `up` makes these three directories 0700 (readable by their owner only): nodes
+# mount their subdirectories, so the server in the container still reads the files (see
+# deploy/gen-secrets.sh) while nobody else on the host can.
+#
 # Environment: KINESIN_COMPOSE_PROJECT (compose project name, default "kinesin"), KINESIN_UP_TIMEOUT
 # (seconds `up` waits for health, default 120), and the variables docker-compose.yml documents
-# (KINESIN_IMAGE, KINESIN_NODE{1,2,3}_PORT, KINESIN_NODE{1,2,3}_TLS_PORT, KINESIN_PUBLISH_ADDR,
-# KINESIN_CERTS_DIR, KINESIN_CLUSTER_CERTS_DIR, ...).
+# (KINESIN_IMAGE, KINESIN_NODE{1,2,3}_PORT, KINESIN_NODE{1,2,3}_TLS_PORT, KINESIN_PUBLISH_ADDR, ...).
 # Uses `docker compose` when the plugin is installed, otherwise `docker-compose`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,16 +39,24 @@ project="${KINESIN_COMPOSE_PROJECT:-kinesin}"
 image="${KINESIN_IMAGE:-kinesin:latest}"
 timeout="${KINESIN_UP_TIMEOUT:-120}"
 nodes=(node1 node2 node3)
-# Absolute, so that it means the same to this script and to compose (which resolves relative
-# paths against the compose file's directory).
-certs_dir="${KINESIN_CERTS_DIR:-$here/certs}"
-mkdir -p "$certs_dir"
-export KINESIN_CERTS_DIR="$(cd "$certs_dir" && pwd)"
+secure=1
+if [[ "${KINESIN_INSECURE:-0}" == 1 ]]; then secure=0; fi
+cluster_tls="${KINESIN_CLUSTER_TLS:-$secure}"
+
+# absolute DIR: DIR made absolute, so that it means the same to this script and to compose (which
+# resolves relative paths against the compose file's directory).
+absolute() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$PWD/$1"; fi; }
+KINESIN_CERTS_DIR="$(absolute "${KINESIN_CERTS_DIR:-$here/certs}")"
+export KINESIN_CERTS_DIR
 compose_files=(-f "$here/docker-compose.yml")
-if [[ "${KINESIN_CLUSTER_TLS:-0}" == 1 ]]; then
-  cluster_certs_dir="${KINESIN_CLUSTER_CERTS_DIR:-$here/cluster-certs}"
-  mkdir -p "$cluster_certs_dir"
-  export KINESIN_CLUSTER_CERTS_DIR="$(cd "$cluster_certs_dir" && pwd)"
+if ((secure)); then
+  KINESIN_SECRETS_DIR="$(absolute "${KINESIN_SECRETS_DIR:-$here/secrets}")"
+  export KINESIN_SECRETS_DIR
+  compose_files+=(-f "$here/docker-compose.secure.yml")
+fi
+if [[ "$cluster_tls" == 1 ]]; then
+  KINESIN_CLUSTER_CERTS_DIR="$(absolute "${KINESIN_CLUSTER_CERTS_DIR:-$here/cluster-certs}")"
+  export KINESIN_CLUSTER_CERTS_DIR
   compose_files+=(-f "$here/docker-compose.cluster-tls.yml")
 fi
 
@@ -96,6 +121,27 @@ certs_for_missing() {
   fi
 }
 
+# how_to_sign: how to sign requests as the admin deploy/gen-secrets.sh made. The access key id is
+# printed, the secret is not (this output may end up in a CI log): the line reads it from admin.env.
+how_to_sign() {
+  local admin_env="$KINESIN_SECRETS_DIR/admin.env" creds="$KINESIN_SECRETS_DIR/nodes/credentials.toml" key_id=""
+  if [[ -f "$admin_env" ]]; then key_id=$(sed -n 's/^export AWS_ACCESS_KEY_ID=//p' "$admin_env"); fi
+  echo "Authentication is on: requests must be signed by a principal of $creds."
+  if [[ -n "$key_id" ]] && grep -qF "\"$key_id\"" "$creds"; then
+    cat <<EOF
+As its admin, made by deploy/gen-secrets.sh (the AWS CLI, boto3 and \`kinesin ctl\` read these):
+  export AWS_ACCESS_KEY_ID=$key_id AWS_DEFAULT_REGION=us-east-1
+  export AWS_SECRET_ACCESS_KEY="\$(sed -n 's/^export AWS_SECRET_ACCESS_KEY=//p' $admin_env)"
+(or all three at once: . $admin_env)
+EOF
+  else
+    cat <<EOF
+Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to the keys of one of them (with admin = true for
+\`kinesin ctl\`): $admin_env does not hold a key of that file any more.
+EOF
+  fi
+}
+
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
@@ -103,26 +149,61 @@ case "$cmd" in
     docker image inspect "$image" >/dev/null 2>&1 \
       || die "image $image does not exist: build it with \`make docker-image\` (or deploy/build-image.sh)"
     certs_for_missing make-certs.sh "$KINESIN_CERTS_DIR" cert.pem key.pem
-    if [[ "${KINESIN_CLUSTER_TLS:-0}" == 1 ]]; then
+    if [[ "$cluster_tls" == 1 ]]; then
       certs_for_missing gen-cluster-certs.sh "$KINESIN_CLUSTER_CERTS_DIR" cert.pem key.pem ca.pem
+    fi
+    if ((secure)); then
+      "$here/gen-secrets.sh" --dir "$KINESIN_SECRETS_DIR"
+      # Nobody but their owner gets into these directories on the host; the nodes mount their
+      # subdirectories and so still read the files (see deploy/gen-secrets.sh). The node keys
+      # make-certs.sh writes as a user other than root are 0644: this is what keeps them private.
+      private=("$KINESIN_CERTS_DIR" "$KINESIN_SECRETS_DIR")
+      if [[ "$cluster_tls" == 1 ]]; then private+=("$KINESIN_CLUSTER_CERTS_DIR"); fi
+      for d in "${private[@]}"; do
+        chmod 0700 "$d" || echo "cluster: warning: $d could not be made private (mode 0700)" >&2
+      done
     fi
     compose up -d "$@"
     echo "cluster: waiting for the nodes to become healthy (a controller leader must be elected)"
     wait_healthy
     first=$(endpoint_of node1)
+    second=$(endpoint_of node2)
+    cluster_view="curl $first/admin/v1/cluster"
+    if ((secure)); then
+      cluster_view="kinesin ctl cluster --endpoint $first (it signs with the variables above), or
+  curl --aws-sigv4 aws:amz:us-east-1:kinesis --user \"\$AWS_ACCESS_KEY_ID:\$AWS_SECRET_ACCESS_KEY\" $first/admin/v1/cluster"
+    fi
     echo
     echo "Kinesin cluster \"$project\" is up (image $image). Kinesis API endpoints:"
     for n in "${nodes[@]}"; do echo "  $n  $(endpoint_of "$n")  $(tls_endpoint_of "$n")"; done
-    cat <<EOF
-
+    echo
+    if ((secure)); then
+      how_to_sign
+      cat <<EOF
+Every node serves every request. Encryption at rest uses the keyring
+$KINESIN_SECRETS_DIR/nodes/keyring.toml (the same on every node):
+  aws kinesis create-stream --stream-name demo --shard-count 3 --endpoint-url $first
+  aws kinesis wait stream-exists --stream-name demo --endpoint-url $first
+  aws kinesis start-stream-encryption --stream-name demo --encryption-type KMS --key-id alias/aws/kinesis --endpoint-url $first
+  aws kinesis put-record --stream-name demo --partition-key user-1 --data aGVsbG8= --endpoint-url $first
+  aws kinesis describe-stream-summary --stream-name demo --endpoint-url $second
+EOF
+    else
+      cat <<EOF
+WARNING: KINESIN_INSECURE=1: requests are NOT authenticated (anyone who reaches a port may read,
+write and delete every stream and use the admin API), the cluster port is plain TCP unless
+KINESIN_CLUSTER_TLS=1, and each node keeps its own keyring in its data volume.
 Every node serves every request. With the AWS CLI (credentials can be anything):
   export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1
   aws kinesis create-stream --stream-name demo --shard-count 3 --endpoint-url $first
   aws kinesis put-record --stream-name demo --partition-key user-1 --data aGVsbG8= --endpoint-url $first
-  aws kinesis describe-stream-summary --stream-name demo --endpoint-url $(endpoint_of node2)
+  aws kinesis describe-stream-summary --stream-name demo --endpoint-url $second
+EOF
+    fi
+    cat <<EOF
 Over TLS, trusting the cluster's private CA:
   aws kinesis list-streams --endpoint-url $(tls_endpoint_of node1) --ca-bundle $KINESIN_CERTS_DIR/ca.pem
-Cluster view: curl $first/admin/v1/cluster
+Cluster view: $cluster_view
 Stop: make docker-down (keeps the data), make docker-down ARGS=--volumes (deletes it)
 EOF
     ;;

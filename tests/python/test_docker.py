@@ -2,6 +2,12 @@
 the three-node cluster of deploy/docker-compose.yml started by deploy/cluster.sh, driven from the
 host through the published ports with the AWS CLI and boto3.
 
+The cluster is the secure default of `cluster.sh up`: authentication with the credentials file
+deploy/gen-secrets.sh makes (clients sign as its admin; unsigned and wrongly signed requests get
+AWS's errors), the same keyring on every node (a stream encrypted with alias/aws/kinesis through one
+node reads back in the clear through the others, and its records are nowhere in the data
+directories in the clear), and mutual TLS on the cluster port.
+
 A node's container is stopped while writes continue through the other two, then started again:
 every acknowledged record must be read back exactly once, in order per shard, with the sequence
 number it was acknowledged with, through every node including the restarted one.
@@ -16,27 +22,36 @@ import http.client
 import json
 import os
 import ssl
+import stat
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
+import boto3
 import botocore.exceptions
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from conftest import (
-    aws_cli,
+    REGION,
+    CliResult,
     aws_cli_major_version,
+    aws_cli_path,
     free_ports,
     kinesin_bin,
     list_all_shards,
-    make_client,
     poll,
+    raw_request,
     read_shard,
     wait_active,
 )
@@ -57,16 +72,36 @@ def run(cmd, env=None, timeout=600, check=True):
     return out
 
 
-class Endpoint:
-    """What conftest's aws_cli needs from a server: its endpoint URL (and the CA of its TLS port)."""
+class AdminKeys:
+    """The admin's keys deploy/gen-secrets.sh made: read from admin.env, and checked to be an admin
+    principal of the credentials file the nodes mount."""
 
-    def __init__(self, name, port, tls_port, ca_bundle):
+    def __init__(self, secrets_dir):
+        env = {}
+        for line in (Path(secrets_dir) / "admin.env").read_text().splitlines():
+            if line.startswith("export "):
+                name, _, value = line[len("export "):].partition("=")
+                env[name] = value
+        self.key_id = env["AWS_ACCESS_KEY_ID"]
+        self.secret = env["AWS_SECRET_ACCESS_KEY"]
+        with open(Path(secrets_dir) / "nodes" / "credentials.toml", "rb") as f:
+            users = tomllib.load(f)["user"]
+        [user] = [u for u in users if u["access_key_id"] == self.key_id]
+        assert user["secret_access_key"] == self.secret and user["admin"] is True, user["name"]
+
+
+class Endpoint:
+    """A node as seen from the host: its endpoint URLs, the CA of its TLS port, and the keys its
+    clients sign with (the generated admin's)."""
+
+    def __init__(self, name, port, tls_port, ca_bundle, keys):
         self.name = name
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
         self.tls_port = tls_port
         self.tls_endpoint = f"https://127.0.0.1:{tls_port}"
         self.ca_bundle = ca_bundle
+        self.keys = keys
 
     def healthy(self):
         try:
@@ -76,32 +111,82 @@ class Endpoint:
             return False
 
     def admin(self, path):
-        with urllib.request.urlopen(f"{self.endpoint}{path}", timeout=10) as r:
+        """GET an admin API path, signed by the admin (the admin API needs an admin principal)."""
+        request = AWSRequest(method="GET", url=f"{self.endpoint}{path}")
+        SigV4Auth(Credentials(self.keys.key_id, self.keys.secret), "kinesis", REGION).add_auth(request)
+        req = urllib.request.Request(request.url, headers=dict(request.headers.items()))
+        with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
-    def client(self):
+    def client(self, key_id=None, secret=None):
         # Bounded timeouts: a write that waits on a stopped leader must come back as a failure.
-        return make_client(self.endpoint, read_timeout=15, connect_timeout=5)
+        return self._client(self.endpoint, None, key_id, secret)
 
     def tls_client(self):
-        return make_client(self.tls_endpoint, verify=self.ca_bundle, read_timeout=15, connect_timeout=5)
+        return self._client(self.tls_endpoint, self.ca_bundle)
+
+    def _client(self, endpoint, verify, key_id=None, secret=None):
+        # No retries (`total_max_attempts` counts tries): a retried write could be stored twice.
+        return boto3.session.Session().client(
+            "kinesis",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id=key_id or self.keys.key_id,
+            aws_secret_access_key=secret or self.keys.secret,
+            verify=verify,
+            config=Config(retries={"total_max_attempts": 1}, read_timeout=15, connect_timeout=5),
+        )
+
+
+def aws_cli(node, *args, endpoint=None, secret=None, check=True, timeout=240):
+    """`aws <args>` against the node (conftest's aws_cli, but signing with the node's generated
+    admin keys, or `secret` instead of its secret): the parsed JSON output, or with check=False a
+    CliResult."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID=node.keys.key_id,
+        AWS_SECRET_ACCESS_KEY=secret or node.keys.secret,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_PAGER="",
+        AWS_MAX_ATTEMPTS="1",
+        AWS_RETRY_MODE="standard",
+    )
+    endpoint = endpoint or node.endpoint
+    cmd = [aws_cli_path(), *args, "--endpoint-url", endpoint, "--region", REGION, "--output", "json"]
+    if endpoint.startswith("https:"):
+        cmd += ["--ca-bundle", node.ca_bundle]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    res = CliResult(out.returncode, out.stdout, out.stderr)
+    if not check:
+        return res
+    assert out.returncode == 0, f"{' '.join(cmd)} exited {out.returncode}\nstderr: {out.stderr}\nstdout: {out.stdout}"
+    return res.json
 
 
 class Cluster:
-    def __init__(self, tag, project, ports, tls_ports, certs_dir):
+    def __init__(self, tag, project, ports, tls_ports, files_dir):
         self.tag = tag
         self.project = project
-        self.certs_dir = str(certs_dir)
-        ca = os.path.join(self.certs_dir, "ca.pem")
-        self.nodes = [Endpoint(n, p, t, ca) for n, p, t in zip(NODES, ports, tls_ports)]
-        self.env = dict(os.environ)
+        self.certs_dir = str(files_dir / "certs")
+        self.cluster_certs_dir = str(files_dir / "cluster-certs")
+        self.secrets_dir = str(files_dir / "secrets")
+        self.ports, self.tls_ports = ports, tls_ports
+        self.nodes = []
+        self.up_output = None
+        # The secure default: nothing that would switch a part of it off.
+        self.env = {k: v for k, v in os.environ.items() if k not in ("KINESIN_INSECURE", "KINESIN_CLUSTER_TLS")}
         self.env.update(
             KINESIN_IMAGE=tag,
             KINESIN_COMPOSE_PROJECT=project,
             KINESIN_PUBLISH_ADDR="127.0.0.1",
             KINESIN_UP_TIMEOUT=str(int(HEALTHY_TIMEOUT)),
-            # `cluster.sh up` makes the certificates there (deploy/make-certs.sh).
+            # `cluster.sh up` makes the certificates and the secrets there (deploy/make-certs.sh,
+            # deploy/gen-cluster-certs.sh, deploy/gen-secrets.sh).
             KINESIN_CERTS_DIR=self.certs_dir,
+            KINESIN_CLUSTER_CERTS_DIR=self.cluster_certs_dir,
+            KINESIN_SECRETS_DIR=self.secrets_dir,
             **{f"KINESIN_NODE{i}_PORT": str(p) for i, p in enumerate(ports, start=1)},
             **{f"KINESIN_NODE{i}_TLS_PORT": str(p) for i, p in enumerate(tls_ports, start=1)},
         )
@@ -112,6 +197,10 @@ class Cluster:
 
     def up(self):
         out = self.script("up")
+        self.up_output = out.stdout + out.stderr
+        keys = AdminKeys(self.secrets_dir)
+        ca = os.path.join(self.certs_dir, "ca.pem")
+        self.nodes = [Endpoint(n, p, t, ca, keys) for n, p, t in zip(NODES, self.ports, self.tls_ports)]
         for n in NODES:
             cid = self.script("compose", "ps", "-q", n).stdout.strip()
             assert cid, f"no container for {n}"
@@ -146,6 +235,15 @@ class Cluster:
     def logs(self):
         return self.script("logs", "--no-color", "--tail", "80", check=False, timeout=60).stdout
 
+    def node_log(self, name):
+        """A node's whole log (stdout and stderr of its container)."""
+        out = run(["docker", "logs", self.containers[name]], timeout=60)
+        return out.stdout + out.stderr
+
+    def exec(self, name, *cmd, check=False, timeout=60):
+        """Runs cmd in a node's container as the server's unprivileged user."""
+        return run(["docker", "exec", self.containers[name], *cmd], check=check, timeout=timeout)
+
     def down(self):
         return self.script("down", "--volumes", check=False, timeout=300)
 
@@ -162,7 +260,7 @@ def cluster(tmp_path_factory):
     run([str(DEPLOY / "build-image.sh"), "--binary", kinesin_bin(), "--tag", tag], timeout=900)
     built = time.monotonic()
     ports = free_ports(6)
-    c = Cluster(tag, f"kinesin-test-{run_id}", ports[:3], ports[3:], tmp_path_factory.mktemp("certs"))
+    c = Cluster(tag, f"kinesin-test-{run_id}", ports[:3], ports[3:], tmp_path_factory.mktemp("deploy-files"))
     try:
         c.up()
         print(f"image built in {built - started:.1f}s, cluster healthy in {time.monotonic() - built:.1f}s")
@@ -280,6 +378,136 @@ def test_every_node_serves_tls_with_its_own_certificate(cluster, logs_on_failure
             endpoint=cluster.nodes[1].tls_endpoint,
         )["StreamDescriptionSummary"]
         assert summary["StreamStatus"] == "ACTIVE"
+
+
+# --------------------------------------------------------------------------------------------
+# The secure default: authentication, one keyring on every node, mutual TLS between the nodes
+# --------------------------------------------------------------------------------------------
+
+
+def error_code_of(call):
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        call()
+    return info.value.response["Error"]["Code"]
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_requests_must_be_signed_by_a_principal_of_the_generated_credentials(cluster, logs_on_failure):
+    with logs_on_failure:
+        keys = cluster.nodes[0].keys
+        for node in cluster.nodes:
+            unsigned = raw_request(node, "ListStreams", {}, sign=False, timeout=10)
+            assert (unsigned.status, unsigned.error_type, unsigned.error_message) == (
+                400, "MissingAuthenticationTokenException", "Missing Authentication Token"), unsigned
+            wrong_secret = node.client(secret=keys.secret[:-1] + ("A" if keys.secret[-1] != "A" else "B"))
+            assert error_code_of(wrong_secret.list_streams) == "InvalidSignatureException"
+            unknown_key = node.client(key_id="AKIANOBODYKNOWS00000")
+            assert error_code_of(unknown_key.list_streams) == "UnrecognizedClientException"
+        wrong = aws_cli(cluster.nodes[1], "kinesis", "list-streams", secret="not-the-secret", check=False)
+        assert wrong.returncode != 0 and "InvalidSignatureException" in wrong.stderr, wrong.stderr
+
+        # The admin API wants the admin's signature; /healthz stays open (the health checks use it).
+        conn = http.client.HTTPConnection("127.0.0.1", cluster.nodes[2].port, timeout=10)
+        try:
+            conn.request("GET", "/admin/v1/cluster")
+            response = conn.getresponse()
+            assert b"MissingAuthenticationTokenException" in response.read(), response.status
+        finally:
+            conn.close()
+        assert cluster.nodes[2].admin("/admin/v1/cluster")["controller_leader"] in (1, 2, 3)
+
+        # What `cluster.sh up` printed works: its export lines, then `kinesin ctl` signs with them.
+        exports = [line.strip() for line in cluster.up_output.splitlines() if line.strip().startswith("export AWS_")]
+        assert exports and f"export AWS_ACCESS_KEY_ID={keys.key_id} AWS_DEFAULT_REGION=us-east-1" in exports, cluster.up_output
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KINESIN_"))}
+        env.update(CTL_BIN=kinesin_bin(), CTL_ENDPOINT=cluster.nodes[0].endpoint)
+        script = "\n".join([*exports, 'exec "$CTL_BIN" ctl cluster --json --endpoint "$CTL_ENDPOINT"'])
+        ctl = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+        assert ctl.returncode == 0, ctl.stderr
+        assert json.loads(ctl.stdout)["node_id"] == 1
+
+        # The secret is in no log, nor in what `cluster.sh up` printed.
+        assert keys.secret not in cluster.up_output
+        for name in NODES:
+            assert keys.secret not in cluster.node_log(name), f"{name}'s log holds the secret"
+
+        # Private to their owner on the host (0700 directories); what the nodes mount is readable
+        # by the server's user in the container (the cluster would not have started otherwise).
+        secrets = Path(cluster.secrets_dir)
+        for private in (secrets, Path(cluster.cluster_certs_dir), Path(cluster.certs_dir)):
+            assert mode_of(private) == 0o700, private
+        assert mode_of(secrets / "admin.env") == 0o600
+        assert mode_of(secrets / "nodes") == 0o755
+        for name in ("credentials.toml", "keyring.toml"):
+            assert mode_of(secrets / "nodes" / name) == 0o644, name
+
+
+def test_a_stream_sealed_through_one_node_reads_in_the_clear_through_the_others(cluster, logs_on_failure):
+    with logs_on_failure:
+        writer, readers = cluster.nodes[0], cluster.nodes[1:]
+        c = writer.client()
+        stream = f"sealed-{uuid.uuid4().hex[:8]}"
+        c.create_stream(StreamName=stream, ShardCount=1)
+        wait_active(c, stream)
+        # One record before encryption (stored as sent: the control of the data-directory check),
+        # one after (sealed with a data key of the stream, wrapped by the keyring's default key).
+        plain, sealed = (f"{what}-{uuid.uuid4().hex}".encode() for what in ("plain", "sealed"))
+        first = c.put_record(StreamName=stream, Data=plain, PartitionKey="pk")
+        c.start_stream_encryption(StreamName=stream, EncryptionType="KMS", KeyId="alias/aws/kinesis")
+        summary = wait_active(c, stream)
+        assert (summary["EncryptionType"], summary["KeyId"]) == ("KMS", "alias/aws/kinesis")
+        second = c.put_record(StreamName=stream, Data=sealed, PartitionKey="pk")
+        assert second["EncryptionType"] == "KMS"
+
+        expected = [(plain, first["SequenceNumber"], None), (sealed, second["SequenceNumber"], "KMS")]
+        for node in readers:
+            reader = node.client()
+
+            def both(reader=reader):
+                records = read_shard(reader, stream, first["ShardId"])
+                return records if len(records) >= 2 else None
+
+            records = poll(both, timeout=30, what=f"both records through {node.name}")
+            got = [(r["Data"], r["SequenceNumber"], r.get("EncryptionType")) for r in records]
+            assert got == expected, f"{node.name}: {got}"
+
+        # The sealed record is in no node's data directory in the clear; the plain one is (so the
+        # search would have found it).
+        found = {}
+        for name in NODES:
+            for data in (plain, sealed):
+                out = cluster.exec(name, "grep", "-rlaFs", "-e", data.decode(), "/var/lib/kinesin")
+                if out.stdout.strip():
+                    found.setdefault(data, []).append(name)
+        assert sealed not in found, f"the sealed record is in the clear on {found[sealed]}"
+        assert plain in found, "the plain record was not found in any data directory: the search is broken"
+
+
+# curl's exit codes for a host not resolved, a connection refused, a timeout.
+CURL_NO_CONNECTION = (6, 7, 28)
+
+
+def test_the_cluster_port_speaks_mutual_tls_only(cluster, logs_on_failure):
+    with logs_on_failure:
+        for name in NODES:
+            assert "cluster transport in mutual TLS" in cluster.node_log(name), name
+        tls = "/etc/kinesin/cluster-tls"
+        for src, dst in zip(NODES, NODES[1:] + NODES[:1]):
+            url = f"https://{dst}:7000/"
+            curl = ["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_version}", "--cacert", f"{tls}/ca.pem"]
+            # With a certificate of the cluster's CA (the node's own) the handshake succeeds.
+            ok = cluster.exec(src, *curl, "--cert", f"{tls}/cert.pem", "--key", f"{tls}/key.pem", url)
+            assert ok.returncode == 0 and ok.stdout == "2", f"{src} -> {dst}: {ok}"
+            # Without one the node ends the handshake (TLS alert "certificate required"; curl reports
+            # it in several ways depending on when it notices), and plain HTTP gets no HTTP answer.
+            # Either fails, and not for want of a connection (the call above just had one).
+            no_cert = cluster.exec(src, *curl, url)
+            plain = cluster.exec(src, "curl", "-sS", "--max-time", "10", "-o", "/dev/null", f"http://{dst}:7000/")
+            for out in (no_cert, plain):
+                assert out.returncode not in (0, *CURL_NO_CONNECTION), f"{src} -> {dst}: {out}"
 
 
 # --------------------------------------------------------------------------------------------
