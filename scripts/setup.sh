@@ -2,6 +2,7 @@
 # Installs what building and testing Kinesin needs beyond the Rust toolchain, idempotently:
 #   - libclang (RocksDB's Rust bindings are generated with it), from Debian's packages;
 #   - FUSE 3 (fuse3, libfuse3-3) for jepsen/'s forgetting file system, from Debian's packages;
+#   - promtool (Debian's prometheus package) to check deploy/prometheus/'s config and alert rules;
 #   - a Python venv with boto3, the AWS CLI and pytest for the client tests.
 # Safe to run repeatedly; does nothing when everything is already there.
 set -euo pipefail
@@ -29,10 +30,22 @@ fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   need_apt+=(python3-venv)
 fi
+# tests/python/test_deploy_configs.py checks deploy/prometheus/ with promtool, which Debian ships in
+# the prometheus package (the server comes with it; without recommends, so no node exporter).
+need_promtool=0
+if ! command -v promtool >/dev/null 2>&1; then
+  need_promtool=1
+fi
+if ((${#need_apt[@]})) || ((need_promtool)); then
+  $SUDO apt-get update -qq
+fi
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]} (Debian packages)"
-  $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ((need_promtool)); then
+  echo "setup: installing prometheus (Debian package) for promtool"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
 requirements=tests/python/requirements.txt
