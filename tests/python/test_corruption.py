@@ -119,9 +119,18 @@ def test_a_corrupt_node_rebuilds_itself_from_its_peers_in_a_new_life(tmp_path):
 
         assert servers[0].stop() == 0
         poll(served_by_two, timeout=60, what="the shards serve from nodes 2 and 3")
-        found = everything(clients[2], stream)
-        for record in acked:
-            assert record in found, record
+
+        # Node 3's own replicas serve them too, once caught up: a replica that cannot reach a
+        # leader (shard 0 may still be electing after node 1 stopped; CI saw it) answers what it
+        # has, which for a rebuilt replica may be nothing yet: AWS's GetRecords may answer empty
+        # too, and a consumer calls again.
+        def served_by_node3():
+            try:
+                return set(acked) <= set(everything(clients[2], stream))
+            except (botocore.exceptions.ClientError, AssertionError):
+                return False
+
+        poll(served_by_node3, timeout=60, what="node 3 to serve every acknowledged record")
     finally:
         for s in servers:
             s.kill9()

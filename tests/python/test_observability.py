@@ -68,3 +68,37 @@ def test_idle_shards_go_quiet_and_a_write_wakes_one_without_an_election(fresh_se
     with urllib.request.urlopen(f"{fresh_server.endpoint}/admin/v1/streams/{stream}/shards", timeout=10) as r:
         view = json.load(r)
     assert [s["quiet"] for s in view["shards"]] == [True, True, True], view
+
+
+def test_json_logs_carry_the_request_id_the_client_saw(tmp_path):
+    """With --log-format json every line is a JSON object, and a line logged while a request was
+    served names the request id its response carried (x-amzn-RequestId)."""
+    import botocore.exceptions
+
+    from conftest import Server, error_code
+
+    s = Server(tmp_path / "node", extra_args=["--log-format", "json"])
+    try:
+        s.start()
+        client = s.client()
+        stream = create_stream(client)
+        # A KMS refusal is logged (a warning) while the request is served.
+        try:
+            client.start_stream_encryption(StreamName=stream, EncryptionType="KMS", KeyId="no-such-key")
+            raise AssertionError("an unknown key was accepted")
+        except botocore.exceptions.ClientError as e:
+            assert error_code(e) == "KMSNotFoundException", e
+            request_id = e.response["ResponseMetadata"]["RequestId"]
+        assert request_id
+
+        def logged():
+            with open(s.log_path) as f:
+                lines = [line for line in f if line.startswith("{")]
+            records = [json.loads(line) for line in lines]
+            return [r for r in records if r.get("span", {}).get("request_id") == request_id]
+
+        found = poll(logged, timeout=10, what="the request's log line")
+        assert found[0]["span"]["op"] == "StartStreamEncryption", found
+        assert found[0]["level"] == "WARN" and "KMS" in found[0]["fields"]["message"], found
+    finally:
+        s.cleanup()

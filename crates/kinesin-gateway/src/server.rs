@@ -15,6 +15,7 @@ use kinesin_api::{ErrorKind, KinesisError, Operation, Protocol};
 use kinesin_controller::Controller;
 use kinesin_raft::MultiRaft;
 use kinesin_types::SharedClock;
+use tracing::Instrument as _;
 
 use crate::admission::Admission;
 use crate::context::RequestContext;
@@ -213,10 +214,19 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let op = Operation::from_target(target);
+    // Every line logged while the request is served carries its id, the one the client sees in
+    // x-amzn-RequestId.
+    let span = tracing::info_span!(
+        "request",
+        %request_id,
+        op = op.map(|o| o.name()).unwrap_or("unknown")
+    );
     let result = match op {
         Some(op) => {
             let request = crate::auth::http_request(&method, &uri, &headers, &body);
-            serve(&gateway, op, protocol, &request, over_tls.is_some()).await
+            serve(&gateway, op, protocol, &request, over_tls.is_some())
+                .instrument(span.clone())
+                .await
         }
         // AWS answers `{"__type":"UnknownOperationException"}`, with no message (kinesalite
         // `test/connection.js`, recorded against AWS).
@@ -224,10 +234,10 @@ async fn handle(
     };
     let op_name = op.map(|o| o.name()).unwrap_or("unknown");
     let elapsed_us = started.elapsed().as_micros() as u64;
-    match result {
+    span.in_scope(|| match result {
         Ok(reply) => {
             gateway.metrics.observe(op_name, "ok", elapsed_us);
-            tracing::debug!(op = op_name, %request_id, elapsed_us, "ok");
+            tracing::debug!(elapsed_us, "ok");
             match reply {
                 Reply::Whole(body) => envelope(protocol, StatusCode::OK, body, &request_id),
                 Reply::Events(body) => event_stream_envelope(body, &request_id),
@@ -237,10 +247,10 @@ async fn handle(
             gateway
                 .metrics
                 .observe(op_name, error.type_name(), elapsed_us);
-            tracing::debug!(op = op_name, %request_id, elapsed_us, error = error.type_name(), message = %error.message, "error");
+            tracing::debug!(elapsed_us, error = error.type_name(), message = %error.message, "error");
             error_envelope(protocol, &error, &request_id)
         }
-    }
+    })
 }
 
 /// A successful answer: a whole body, or (SubscribeToShard) an event stream that goes on.

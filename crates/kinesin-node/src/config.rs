@@ -14,6 +14,15 @@ use serde::Deserialize;
 
 use crate::tls::{ClusterTlsConfig, TlsConfig};
 
+/// How a node writes its log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Flags of `kinesin server`. Every flag can also be set as `KINESIN_<FLAG>` (e.g. KINESIN_NODE_ID)
 /// or as the same key in the `--config` TOML file (with underscores: node_id = 1).
 #[derive(Debug, Default, Args)]
@@ -244,6 +253,13 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_REBUILD_CORRUPT", value_name = "BOOL")]
     pub rebuild_corrupt: Option<bool>,
 
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line) for
+    /// log collectors. Either way a line logged while a request is served carries its
+    /// `request_id` (the x-amzn-RequestId the client got) and operation. RUST_LOG filters them
+    /// (e.g. RUST_LOG=info,kinesin_gateway=debug logs every request). [default: text]
+    #[arg(long, env = "KINESIN_LOG_FORMAT", value_name = "FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
     /// Interval of Raft heartbeats from each group's leader to its followers, in milliseconds. Each
     /// heartbeat costs every group some CPU on every replica, so fewer means less idle cost for
     /// many shards. [default: 300]
@@ -372,6 +388,7 @@ struct FileConfig {
     storage_rocksdb_options: Option<String>,
     storage_verify_on_start: Option<bool>,
     rebuild_corrupt: Option<bool>,
+    log_format: Option<LogFormat>,
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     raft_heartbeat_batch_ms: Option<u64>,
@@ -399,6 +416,8 @@ pub struct ServerConfig {
     /// `--rebuild-corrupt`: a corrupt data directory is moved aside and the node rebuilt from its
     /// peers instead of stopping.
     pub rebuild_corrupt: bool,
+    /// `--log-format`.
+    pub log_format: LogFormat,
     /// Not a setting: the life of the data directory (kinesin-raft's `life.rs`), decided before
     /// the node starts (`rebuild::settle_life`).
     pub life: u64,
@@ -646,6 +665,7 @@ impl ServerArgs {
             join,
             life: 0,
             rebuild_corrupt: layered!(rebuild_corrupt, false),
+            log_format: layered!(log_format, LogFormat::Text),
             cluster_advertise,
             replication_factor: layered!(replication_factor, 3),
             account_id: layered!(account_id, "000000000000".into()),

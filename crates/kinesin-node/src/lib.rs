@@ -12,6 +12,6 @@ mod node;
 pub mod rebuild;
 pub mod tls;
 
-pub use config::{ListenAddr, OnDemandScaling, ServerArgs, ServerConfig};
+pub use config::{ListenAddr, LogFormat, OnDemandScaling, ServerArgs, ServerConfig};
 pub use kinesin_controller::ReshardFaults;
 pub use node::{Listeners, Node, NodeError};

@@ -5,7 +5,7 @@ mod ctl;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kinesin_node::{Node, ServerArgs};
+use kinesin_node::{LogFormat, Node, ServerArgs, ServerConfig};
 use tracing_subscriber::EnvFilter;
 
 /// Kinesin: a self-hosted, Raft-replicated server for the Amazon Kinesis Data Streams API.
@@ -38,9 +38,9 @@ enum Commands {
     Ctl(ctl::CtlArgs),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
+/// Log lines to stderr, filtered by RUST_LOG, as text or JSON.
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 // openraft warns once per group and heartbeat about a peer that is down: with
@@ -52,18 +52,38 @@ async fn main() -> anyhow::Result<ExitCode> {
                     )
                 }),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // The request's span (request_id, op) as fields of the line, not a list of spans.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Commands::Server(args) => match serve(args).await {
-            Err(e) if is_corruption(&e) => {
-                tracing::error!(error = %e, "{CORRUPT_ADVICE}");
-                Ok(ExitCode::from(DATA_CORRUPT_EXIT))
+        Commands::Server(args) => {
+            // The settings say how to log, so they are read before anything is logged.
+            let config = args.resolve();
+            init_logging(config.as_ref().map_or(LogFormat::Text, |c| c.log_format));
+            match serve(config?).await {
+                Err(e) if is_corruption(&e) => {
+                    tracing::error!(error = %e, "{CORRUPT_ADVICE}");
+                    Ok(ExitCode::from(DATA_CORRUPT_EXIT))
+                }
+                result => result.map(|()| ExitCode::SUCCESS),
             }
-            result => result.map(|()| ExitCode::SUCCESS),
-        },
-        Commands::Ctl(args) => Ok(ctl::run(args).await),
+        }
+        Commands::Ctl(args) => {
+            init_logging(LogFormat::Text);
+            Ok(ctl::run(args).await)
+        }
     }
 }
 
@@ -87,9 +107,9 @@ fn is_corruption(error: &anyhow::Error) -> bool {
     )
 }
 
-async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     #[cfg_attr(not(feature = "failpoints"), allow(unused_mut))]
-    let mut config = args.resolve()?;
+    let mut config = config;
     #[cfg(feature = "failpoints")]
     if let Ok(spec) = std::env::var(kinesin_node::failpoints::VARIABLE) {
         for (name, actions) in

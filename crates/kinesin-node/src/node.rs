@@ -292,7 +292,7 @@ impl Node {
         };
         let keyring = Arc::new(kinesin_gateway::encryption::Keyring::open(&config.keyring)?);
         if keyring.path().starts_with(&config.data_dir) {
-            tracing::info!(keyring = %keyring.path().display(), "the keyring for encryption at rest is inside the data directory: whoever has the directory can decrypt; set --keyring to a file kept elsewhere");
+            tracing::debug!(keyring = %keyring.path().display(), "the keyring for encryption at rest is inside the data directory: whoever has the directory can decrypt; set --keyring to a file kept elsewhere");
         }
         tasks.push(keyring.spawn_reloader(WATCHED_FILES_POLL, stopped.clone()));
         let data_keys = Arc::new(kinesin_gateway::encryption::DataKeys::new(keyring));
