@@ -277,10 +277,14 @@ def test_a_bad_keyring_is_refused_at_start_naming_the_key(tmp_path):
 
 
 def test_a_cluster_shares_the_keyring_and_a_replica_built_from_nothing_stays_sealed(tmp_path, keyring):
-    """Records sealed through one node are read through every node; a fourth node that joins and
-    takes a drained node's replica catches up from the log, ciphertext and all; no node's data
-    directory holds the plaintext."""
-    servers = start_cluster(tmp_path, extra_args=["--keyring", str(keyring)])
+    """Records sealed through one node are read through every node; a fourth node that joins (its
+    copy of the cluster state, data keys included, from a controller snapshot) and takes a drained
+    node's replica catches up from the log, ciphertext and all; no node's data directory holds the
+    plaintext."""
+    # The controller group snapshots every 10 entries and keeps no log behind: the joining node
+    # gets the streams' wrapped data keys from a snapshot, not by replaying the log.
+    snapshots = ["--raft-snapshot-every", "10", "--raft-logs-kept", "0"]
+    servers = start_cluster(tmp_path, extra_args=["--keyring", str(keyring), *snapshots])
     joined = None
     try:
         clients = [s.client() for s in servers]
@@ -298,7 +302,7 @@ def test_a_cluster_shares_the_keyring_and_a_replica_built_from_nothing_stays_sea
 
         joined = Server(tmp_path / "node4", node_id=4)
         joined.extra_args = ["--join", servers[0].endpoint, "--cluster-advertise", f"127.0.0.1:{joined.cluster_port}",
-                             "--keyring", str(keyring)]
+                             "--keyring", str(keyring), *snapshots]
         joined.start()
         drained = ctl("node", "drain", "3", "--endpoint", servers[0].endpoint, timeout=120)
         assert drained.returncode == 0, f"{drained.stdout}\n{drained.stderr}"
