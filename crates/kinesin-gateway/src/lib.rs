@@ -10,6 +10,7 @@ mod admin;
 mod admission;
 mod auth;
 mod authorize;
+mod console;
 mod context;
 pub mod credentials;
 pub mod encryption;

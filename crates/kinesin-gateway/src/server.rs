@@ -44,6 +44,8 @@ pub struct GatewaySettings {
     pub credentials: Option<Arc<CredentialStore>>,
     /// The streams' data keys, opened by the node's key provider (encryption at rest).
     pub data_keys: Arc<DataKeys>,
+    /// `--console-dir`: serve the web console's files from here instead of the built-in ones.
+    pub console_dir: Option<std::path::PathBuf>,
 }
 
 pub struct Gateway {
@@ -116,6 +118,9 @@ impl Gateway {
             ))
             .route("/", post(handle))
             .route("/healthz", get(healthz))
+            .route("/console", get(crate::console::redirect))
+            .route("/console/", get(crate::console::index))
+            .route("/console/{file}", get(crate::console::file))
             .route("/metrics", get(metrics))
             // The handler enforces its own limit, to answer with a Kinesis error.
             .layer(DefaultBodyLimit::disable())

@@ -260,6 +260,12 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_LOG_FORMAT", value_name = "FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
 
+    /// Serve the web console (/console) from the files in DIR (index.html, console.js,
+    /// console.css) instead of the ones built into the binary: for working on the console
+    /// without rebuilding. [default: the built-in console]
+    #[arg(long, env = "KINESIN_CONSOLE_DIR", value_name = "DIR")]
+    pub console_dir: Option<PathBuf>,
+
     /// Interval of Raft heartbeats from each group's leader to its followers, in milliseconds. Each
     /// heartbeat costs every group some CPU on every replica, so fewer means less idle cost for
     /// many shards. [default: 300]
@@ -389,6 +395,7 @@ struct FileConfig {
     storage_verify_on_start: Option<bool>,
     rebuild_corrupt: Option<bool>,
     log_format: Option<LogFormat>,
+    console_dir: Option<PathBuf>,
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     raft_heartbeat_batch_ms: Option<u64>,
@@ -418,6 +425,8 @@ pub struct ServerConfig {
     pub rebuild_corrupt: bool,
     /// `--log-format`.
     pub log_format: LogFormat,
+    /// `--console-dir`: the console's files from disk instead of the built-in ones.
+    pub console_dir: Option<PathBuf>,
     /// Not a setting: the life of the data directory (kinesin-raft's `life.rs`), decided before
     /// the node starts (`rebuild::settle_life`).
     pub life: u64,
@@ -666,6 +675,7 @@ impl ServerArgs {
             life: 0,
             rebuild_corrupt: layered!(rebuild_corrupt, false),
             log_format: layered!(log_format, LogFormat::Text),
+            console_dir: self.console_dir.or(file.console_dir),
             cluster_advertise,
             replication_factor: layered!(replication_factor, 3),
             account_id: layered!(account_id, "000000000000".into()),

@@ -305,6 +305,7 @@ impl Node {
                 replication_factor: config.replication_factor,
                 credentials,
                 data_keys,
+                console_dir: config.console_dir.clone(),
             },
             controller.clone(),
             raft.clone(),
