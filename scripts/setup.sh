@@ -3,6 +3,7 @@
 #   - libclang (RocksDB's Rust bindings are generated with it), from Debian's packages;
 #   - FUSE 3 (fuse3, libfuse3-3) for jepsen/'s forgetting file system, from Debian's packages;
 #   - promtool (Debian's prometheus package) to check deploy/prometheus/'s config and alert rules;
+#   - Chromium and chromedriver (Debian's chromium, chromium-driver) for the web console's browser test;
 #   - a Python venv with boto3, the AWS CLI and pytest for the client tests.
 # Safe to run repeatedly; does nothing when everything is already there.
 set -euo pipefail
@@ -36,7 +37,15 @@ need_promtool=0
 if ! command -v promtool >/dev/null 2>&1; then
   need_promtool=1
 fi
-if ((${#need_apt[@]})) || ((need_promtool)); then
+# tests/python/test_console.py drives the web console in headless Chromium through selenium.
+need_chromium=()
+if ! command -v chromium >/dev/null 2>&1; then
+  need_chromium+=(chromium)
+fi
+if ! command -v chromedriver >/dev/null 2>&1; then
+  need_chromium+=(chromium-driver)
+fi
+if ((${#need_apt[@]})) || ((need_promtool)) || ((${#need_chromium[@]})); then
   $SUDO apt-get update -qq
 fi
 if ((${#need_apt[@]})); then
@@ -46,6 +55,10 @@ fi
 if ((need_promtool)); then
   echo "setup: installing prometheus (Debian package) for promtool"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+if ((${#need_chromium[@]})); then
+  echo "setup: installing ${need_chromium[*]} (Debian packages) for the web console's browser test"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_chromium[@]}" >/dev/null
 fi
 
 requirements=tests/python/requirements.txt
