@@ -9,6 +9,7 @@ tmp_path and prints where. Chromium and chromedriver are Debian's `chromium` and
 import hashlib
 import json
 import shutil
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def error_box(driver):
 
 
 def test_console_shows_streams_shard_map_splits_and_records(tmp_path, browser):
-    nodes = start_cluster(tmp_path, extra_args=["--console-dir", str(CONSOLE_DIR)])
+    # Four nodes, three replicas per shard: a drained node's replicas have somewhere to go.
+    nodes = start_cluster(tmp_path, size=4, extra_args=["--console-dir", str(CONSOLE_DIR)])
     try:
         client = nodes[0].client()
         stream = create_stream(client, shards=2)
@@ -112,14 +114,18 @@ def test_console_shows_streams_shard_map_splits_and_records(tmp_path, browser):
         wait_until(browser, lambda d: sorted(shard_ids(d, "#shard-bar rect.shard")) == ["shardId-000000000000", "shardId-000000000001"],
                    "the two shards in the hash-range bar")
         assert sorted(shard_ids(browser, "#lineage rect.shard")) == ["shardId-000000000000", "shardId-000000000001"]
-        # Replicas on all three nodes, one leader per shard known to this node (it holds a replica).
+        # Three replicas per shard over the four nodes' columns, and the leader of each shard this
+        # node holds a replica of (it knows no other leader).
         def placed(d):
             rows = js(d, """return [...document.querySelectorAll('#placement tbody tr')].map(tr => ({
                 id: tr.dataset.shardId,
+                columns: tr.querySelectorAll('td.cell').length,
                 replicas: [...tr.querySelectorAll('td.cell')].filter(td => td.textContent.trim()).length,
-                leaders: tr.querySelectorAll('td.cell .leader').length}))""")
-            return len(rows) == 2 and all(r["replicas"] == 3 and r["leaders"] == 1 for r in rows) and rows
-        wait_until(browser, placed, "three replicas and one leader per shard in the placement table")
+                here: !!tr.querySelector('td.cell[data-node="' + arguments[0] + '"]').textContent.trim(),
+                leaders: tr.querySelectorAll('td.cell .leader').length}))""", node.node_id)
+            return (len(rows) == 2 and all(r["columns"] == 4 and r["replicas"] == 3 and r["leaders"] == (1 if r["here"] else 0) for r in rows)
+                    and rows)
+        wait_until(browser, placed, "three replicas per shard, and leaders, in the placement table")
 
         # Split shard 0 from the console: at the middle of its range by default.
         middle = js(browser, """
@@ -171,13 +177,22 @@ def test_console_shows_streams_shard_map_splits_and_records(tmp_path, browser):
         js(browser, "window.scrollTo(0, 0)")
         screenshot(browser, tmp_path, "stream")
 
-        # The cluster: three nodes, up.
+        # The cluster: four nodes, up.
         browser.find_element(By.ID, "nav-cluster").click()
         def nodes_up(d):
             rows = texts(d, "#nodes tbody tr")
-            return len(rows) == 3 and all("up" in r for r in rows) and rows
-        wait_until(browser, nodes_up, "three nodes up in the cluster view")
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#nodes button.drain-btn")) == 3
+            return len(rows) == 4 and all("up" in r for r in rows) and rows
+        wait_until(browser, nodes_up, "four nodes up in the cluster view")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#nodes button.drain-btn")) == 4
+
+        # Drain node 4 from the console: its replicas move to the other nodes, with progress.
+        drained = nodes[3].node_id
+        browser.find_element(By.CSS_SELECTOR, f'#nodes button.drain-btn[data-node="{drained}"]').click()
+        wait_until(browser, lambda d: "draining" in texts(d, f'#nodes tr[data-node="{drained}"]')[0], "node 4 draining")
+        wait_until(browser, lambda d: "drained: no replicas left" in texts(d, f'#nodes tr[data-node="{drained}"]')[0],
+                   "node 4's replicas all moved off", timeout=120)
+        cluster = json.load(urllib.request.urlopen(f"{node.endpoint}/admin/v1/cluster", timeout=10))
+        assert [(n["draining"], n["replicas"]) for n in cluster["nodes"] if n["id"] == drained] == [(True, 0)], cluster
         screenshot(browser, tmp_path, "cluster")
         assert not error_box(browser), error_box(browser)
     finally:

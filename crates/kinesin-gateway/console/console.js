@@ -401,7 +401,11 @@
 
     async function refresh() {
       const names = await guarded("ListStreams", listStreams);
-      if (!names || gen !== viewGeneration) return;
+      if (gen !== viewGeneration) return;
+      if (!names) {
+        fill(tbody, h("tr", {}, h("td", { colspan: 10, class: "muted" }, "Could not list the streams (see the error above).")));
+        return;
+      }
       const summaries = await Promise.all(names.map((n) => describe(n).catch((e) => ({ StreamName: n, error: e }))));
       if (gen !== viewGeneration) return;
       if (!summaries.length) {
@@ -975,7 +979,9 @@
       const done = start ? (start - n.replicas) / start : 1;
       drainCell = h("td", { class: "drain-progress" },
         h("span", { class: "progress" }, h("span", { style: `width:${Math.round(done * 100)}%` })),
-        n.replicas ? ` ${start - n.replicas} of ${start} replicas moved` : " drained: no replicas left");
+        n.replicas || n.replicas_moving_off
+          ? ` ${start - n.replicas} of ${start} replicas moved${n.replicas_moving_off ? `, ${n.replicas_moving_off} moving` : ""}`
+          : " drained: no replicas left");
     } else {
       drainCell = h("td", {}, h("button", {
         type: "button", class: "danger drain-btn", "data-node": n.id,
