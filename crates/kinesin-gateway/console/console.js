@@ -285,6 +285,7 @@
       h("button", { type: "button", class: "secondary", onclick: () => (box.hidden = true) }, "×"),
       context ? h("span", {}, `${context}: `) : null,
       h("span", { class: "type" }, e.type || e.name || "Error"),
+      ": ",
       h("span", { class: "message" }, e.message || String(e)),
     );
     box.hidden = false;
