@@ -175,6 +175,38 @@ def test_unsigned_requests_are_refused(server):
     assert_error(response, "MissingAuthenticationTokenException", "Missing Authentication Token")
 
 
+def test_an_unsigned_or_unknown_request_is_refused_before_its_body_arrives(server):
+    """The headers alone decide these: the node answers without waiting for (or reading) a body
+    it would only throw away. Before, it waited up to 30 s for the 10 MB announced here and then
+    answered that the body could not be read."""
+    import socket
+
+    def headers_only(extra):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+            sock.sendall(
+                (
+                    "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Content-Type: application/x-amz-json-1.1\r\n"
+                    "X-Amz-Target: Kinesis_20131202.ListStreams\r\n"
+                    f"{extra}Content-Length: 10000000\r\n\r\n"
+                ).encode()
+            )
+            reply = b""
+            while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply.decode(errors="replace")
+
+    assert "MissingAuthenticationTokenException" in headers_only("")
+    unknown = (
+        "Authorization: AWS4-HMAC-SHA256 Credential=AKIANOBODY/20260101/us-east-1/kinesis/aws4_request, "
+        "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64 + "\r\nX-Amz-Date: 20260101T000000Z\r\n"
+    )
+    assert "UnrecognizedClientException" in headers_only(unknown)
+
+
 def test_a_tampered_body_or_signed_header_is_refused(server):
     body = json.dumps({"Limit": 5}).encode()
     headers = sign(server, "ListStreams", body)

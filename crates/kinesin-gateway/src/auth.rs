@@ -56,6 +56,16 @@ pub(crate) fn authenticate(
     request: &HttpRequest<'_>,
     now: u64,
 ) -> Result<(Arc<Principal>, CredentialScope), KinesisError> {
+    let (auth, principal) = claimed_signer(store, request)?;
+    auth.verify(request, principal.secret_access_key.expose(), now)?;
+    Ok((principal, auth.scope))
+}
+
+/// The signature `request` carries and the principal it names, not yet verified.
+fn claimed_signer(
+    store: &CredentialStore,
+    request: &HttpRequest<'_>,
+) -> Result<(Authentication, Arc<Principal>), KinesisError> {
     let auth =
         Authentication::read(request)?.ok_or_else(KinesisError::missing_authentication_token)?;
     auth.scope.check_service(kinesin_api::SIGNING_SERVICE)?;
@@ -63,8 +73,20 @@ pub(crate) fn authenticate(
         .current()
         .principal(&auth.scope.access_key)
         .ok_or_else(KinesisError::unrecognized_client)?;
-    auth.verify(request, principal.secret_access_key.expose(), now)?;
-    Ok((principal, auth.scope))
+    Ok((auth, principal))
+}
+
+/// What a request's headers alone tell, before its body is read: that it is signed, for this
+/// service, by a principal of the file (the signature itself covers the body's hash, so it is
+/// verified later). So a client nobody authenticated cannot make the node read, and hold, a
+/// body of up to the request limit. Same errors as [`authenticate`].
+pub(crate) fn screen(
+    store: &CredentialStore,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), KinesisError> {
+    claimed_signer(store, &http_request(method, uri, headers, &[])).map(|_| ())
 }
 
 /// Guards the admin API: when the node has credentials, only a request signed by an
@@ -79,6 +101,9 @@ pub(crate) async fn admin_only(
         return next.run(request).await;
     };
     let (parts, body) = request.into_parts();
+    if let Err(error) = screen(&store, &parts.method, &parts.uri, &parts.headers) {
+        return crate::server::failure(Protocol::Json, &error);
+    }
     let body = match axum::body::to_bytes(body, ADMIN_BODY_LIMIT).await {
         Ok(body) => body,
         Err(e) => {

@@ -177,6 +177,22 @@ async fn handle(
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     );
+    let op = Operation::from_target(
+        headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
+    if let (Some(store), Some(_)) = (&gateway.settings.credentials, op) {
+        if let Err(error) = crate::auth::screen(store, &method, &uri, &headers) {
+            let op_name = op.map_or("unknown", |o| o.name());
+            let elapsed_us = started.elapsed().as_micros() as u64;
+            gateway
+                .metrics
+                .observe(op_name, error.type_name(), elapsed_us);
+            return failure(protocol, &error);
+        }
+    }
     let limit = gateway.settings.limits.max_body_bytes();
     // A body without a length (chunked) may be as large as the limit.
     let declared = headers
@@ -214,11 +230,6 @@ async fn handle(
         }
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let op = Operation::from_target(target);
     // Every line logged while the request is served carries its id, the one the client sees in
     // x-amzn-RequestId.
     let span = tracing::info_span!(
