@@ -418,6 +418,27 @@ impl Drop for TestCluster {
         while engines.iter().any(|e| e.strong_count() > 0) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
+        // The last reference gone, RocksDB may still be closing on the runtime thread that
+        // dropped it; if the test process exits meanwhile, its static mutexes are destroyed under
+        // that close and the process aborts ("pthread lock: Invalid argument", CI saw it after
+        // every test of a file had passed). Opening each database here succeeds only once its
+        // close has let go of it, and this thread then closes it to the end.
+        for node in &self.nodes {
+            let db = node.config.data_dir.join("db");
+            let options = kinesin_storage::EngineOptions {
+                verify_on_open: false,
+                ..Default::default()
+            };
+            while std::time::Instant::now() < deadline {
+                match kinesin_storage::Engine::open(&db, &options) {
+                    Ok(engine) => {
+                        drop(engine);
+                        break;
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        }
     }
 }
 
