@@ -1,7 +1,8 @@
 //! The Kinesis API front door of a node: HTTP/1.1 and cleartext HTTP/2 (axum/hyper), the Kinesis
 //! JSON 1.1 protocol, request routing to shard groups by hash key, and the mapping of every
 //! internal error to the Kinesis error a client expects — done once, here; and who is asking:
-//! SigV4 verification against the credentials file, when the node has one.
+//! SigV4 verification against the credentials file, when the node has one. Records of encrypted
+//! streams are sealed here, before they are routed, and opened here when read (`encryption`).
 //!
 //! It must never write to storage directly or decide cluster metadata: records go through shard
 //! groups' Raft logs, metadata changes through the controller.
