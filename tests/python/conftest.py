@@ -648,8 +648,10 @@ class CliResult:
         return json.loads(self.stdout) if self.stdout.strip() else None
 
 
-def aws_cli(server, *args, region=REGION, check=True, timeout=240, endpoint=None):
-    """Run `aws <args> --endpoint-url ... --region ... --output json` against the server.
+def aws_cli(server, *args, region=REGION, check=True, timeout=240, endpoint=None,
+            access_key=ACCESS_KEY, secret_key=SECRET_KEY):
+    """Run `aws <args> --endpoint-url ... --region ... --output json` against the server, signing
+    with `access_key`/`secret_key`.
 
     `endpoint` defaults to server.endpoint; an https:// one is verified with `--ca-bundle
     server.ca_bundle`. With check=True (default) a non-zero exit fails the test and the parsed JSON
@@ -657,8 +659,8 @@ def aws_cli(server, *args, region=REGION, check=True, timeout=240, endpoint=None
     returned."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_ACCESS_KEY_ID=access_key,
+        AWS_SECRET_ACCESS_KEY=secret_key,
         AWS_DEFAULT_REGION=region,
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,

@@ -44,9 +44,7 @@ from cryptography.x509.oid import NameOID
 
 from conftest import (
     REGION,
-    CliResult,
     aws_cli_major_version,
-    aws_cli_path,
     free_ports,
     kinesin_bin,
     list_all_shards,
@@ -55,6 +53,7 @@ from conftest import (
     read_shard,
     wait_active,
 )
+from conftest import aws_cli as conftest_aws_cli
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -139,30 +138,10 @@ class Endpoint:
 
 
 def aws_cli(node, *args, endpoint=None, secret=None, check=True, timeout=240):
-    """`aws <args>` against the node (conftest's aws_cli, but signing with the node's generated
-    admin keys, or `secret` instead of its secret): the parsed JSON output, or with check=False a
-    CliResult."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        AWS_ACCESS_KEY_ID=node.keys.key_id,
-        AWS_SECRET_ACCESS_KEY=secret or node.keys.secret,
-        AWS_DEFAULT_REGION=REGION,
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        AWS_PAGER="",
-        AWS_MAX_ATTEMPTS="1",
-        AWS_RETRY_MODE="standard",
-    )
-    endpoint = endpoint or node.endpoint
-    cmd = [aws_cli_path(), *args, "--endpoint-url", endpoint, "--region", REGION, "--output", "json"]
-    if endpoint.startswith("https:"):
-        cmd += ["--ca-bundle", node.ca_bundle]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    res = CliResult(out.returncode, out.stdout, out.stderr)
-    if not check:
-        return res
-    assert out.returncode == 0, f"{' '.join(cmd)} exited {out.returncode}\nstderr: {out.stderr}\nstdout: {out.stdout}"
-    return res.json
+    """`aws <args>` against the node (conftest's aws_cli), signing with the node's generated
+    admin keys, or `secret` instead of its secret."""
+    return conftest_aws_cli(node, *args, endpoint=endpoint, check=check, timeout=timeout,
+                            access_key=node.keys.key_id, secret_key=secret or node.keys.secret)
 
 
 class Cluster:
