@@ -566,10 +566,10 @@ pub(crate) fn decode_snapshot(bytes: &[u8]) -> io::Result<(SnapshotMetaOf<TypeCo
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn membership() -> Membership<u64, BasicNode> {
+    pub(crate) fn membership() -> Membership<u64, BasicNode> {
         Membership::new(
             vec![BTreeSet::from([1, 2, 3])],
             BTreeMap::from([
@@ -582,7 +582,7 @@ mod tests {
         .unwrap()
     }
 
-    fn log_id(term: u64, node: u64, index: u64) -> LogIdOf<TypeConfig> {
+    pub(crate) fn log_id(term: u64, node: u64, index: u64) -> LogIdOf<TypeConfig> {
         LogIdOf::<TypeConfig>::new(
             LeaderId {
                 term,

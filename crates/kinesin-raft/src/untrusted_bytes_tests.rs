@@ -5,18 +5,16 @@
 //! splices of other seeds. The API's parsers have cargo-fuzz targets (fuzz/); these decoders live
 //! in a crate that builds RocksDB, which the fuzz workspace leaves out.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use bytes::Bytes;
-use openraft::alias::{EntryOf, LogIdOf, SnapshotMetaOf, StoredMembershipOf, VoteOf};
-use openraft::impls::leader_id_adv::LeaderId;
+use openraft::alias::{EntryOf, SnapshotMetaOf, StoredMembershipOf, VoteOf};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
-use openraft::{BasicNode, EntryPayload, Membership};
+use openraft::EntryPayload;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::codec;
 use crate::disk_format;
+use crate::disk_format::tests::{log_id, membership};
 use crate::liveness::Ping;
 use crate::query::ShardQuery;
 use crate::quiesce::QuietPoint;
@@ -26,28 +24,6 @@ use crate::TypeConfig;
 
 /// Damaged inputs per seed.
 const MUTATIONS: usize = 3_000;
-
-fn log_id(term: u64, node: u64, index: u64) -> LogIdOf<TypeConfig> {
-    LogIdOf::<TypeConfig>::new(
-        LeaderId {
-            term,
-            node_id: node,
-        },
-        index,
-    )
-}
-
-fn membership() -> Membership<u64, BasicNode> {
-    Membership::new(
-        vec![BTreeSet::from([1, 2, 3])],
-        BTreeMap::from([
-            (1, BasicNode::new("node1:7000")),
-            (2, BasicNode::new("node2:7000")),
-            (3, BasicNode::new("node3:7000")),
-        ]),
-    )
-    .expect("a valid membership")
-}
 
 fn put() -> Command {
     Command::Put {
