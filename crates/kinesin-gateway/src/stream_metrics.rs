@@ -128,6 +128,8 @@ type GaugeOf = fn(&StreamFigures) -> u64;
 /// One stream's figures on this node.
 #[derive(Default)]
 pub(crate) struct StreamFigures {
+    /// Which stream of the name: one deleted and made again starts from zero.
+    created_ms: u64,
     counters: [AtomicU64; COUNTERS.len()],
     /// Per operation: microseconds spent, and calls.
     latencies: [(AtomicU64, AtomicU64); LATENCIES.len()],
@@ -180,11 +182,10 @@ impl ShardFigures {
     }
 }
 
-/// Every stream's figures on this node, by stream and creation time (a stream deleted and made
-/// again starts from zero).
+/// Every stream's figures on this node (a stream deleted and made again starts from zero).
 #[derive(Default)]
 pub(crate) struct StreamMetrics {
-    streams: RwLock<HashMap<(StreamKey, u64), Arc<StreamFigures>>>,
+    streams: RwLock<HashMap<StreamKey, Arc<StreamFigures>>>,
 }
 
 /// A metric's name on `/metrics`.
@@ -202,30 +203,39 @@ fn labels(stream: &StreamMeta) -> String {
 impl StreamMetrics {
     /// The figures of `stream`, made on first use.
     pub fn of(&self, stream: &StreamMeta) -> Arc<StreamFigures> {
-        let id = (stream.key.clone(), stream.created_ms);
+        let current = |figures: &&Arc<StreamFigures>| figures.created_ms == stream.created_ms;
         if let Some(figures) = self
             .streams
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
+            .get(&stream.key)
+            .filter(current)
         {
             return figures.clone();
         }
         let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
-        streams.entry(id).or_default().clone()
+        if let Some(figures) = streams.get(&stream.key).filter(current) {
+            return figures.clone();
+        }
+        let figures = Arc::new(StreamFigures {
+            created_ms: stream.created_ms,
+            ..Default::default()
+        });
+        streams.insert(stream.key.clone(), figures.clone());
+        figures
     }
 
     /// The figures of the streams that exist now (a deleted stream's are dropped).
-    fn current(&self, state: &ClusterState) -> Vec<(StreamMeta, Arc<StreamFigures>)> {
+    fn current<'a>(&self, state: &'a ClusterState) -> Vec<(&'a StreamMeta, Arc<StreamFigures>)> {
         let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
-        streams.retain(|(key, created_ms), _| {
+        streams.retain(|key, figures| {
             state
                 .stream(key)
-                .is_some_and(|s| s.created_ms == *created_ms)
+                .is_some_and(|s| s.created_ms == figures.created_ms)
         });
         let mut current: Vec<_> = streams
             .iter()
-            .filter_map(|((key, _), figures)| Some((state.stream(key)?.clone(), figures.clone())))
+            .filter_map(|(key, figures)| Some((state.stream(key)?, figures.clone())))
             .collect();
         current.sort_by(|a, b| a.0.key.cmp(&b.0.key));
         current
@@ -288,7 +298,7 @@ impl StreamMetrics {
     }
 
     /// Shard-level series of the metrics each stream's enhanced monitoring enabled.
-    fn render_shards(&self, streams: &[(StreamMeta, Arc<StreamFigures>)], out: &mut String) {
+    fn render_shards(&self, streams: &[(&StreamMeta, Arc<StreamFigures>)], out: &mut String) {
         let enabled = |stream: &StreamMeta, aws_name: &str| {
             stream.enhanced_metrics.iter().any(|m| m == aws_name)
         };

@@ -27,7 +27,7 @@ use crate::context::{find, not_found, RequestContext};
 use crate::encryption::RecordSealer;
 use crate::error::{from_kms, from_raft};
 use crate::read_quota::ShardKey;
-use crate::stream_metrics::{Counter, Latency, ShardCounter};
+use crate::stream_metrics::{Counter, Latency, ShardCounter, StreamFigures};
 use crate::Gateway;
 
 /// How long a write may spend finding its shard's leader (elections, leader changes) before
@@ -156,11 +156,11 @@ async fn append(
     key: &StreamKey,
     shard: &ShardMeta,
     records: Vec<NewRecord>,
+    figures: &StreamFigures,
 ) -> Result<Appended, KinesisError> {
     let count = records.len() as u64;
     let bytes = records.iter().map(NewRecord::counted_len).sum::<u64>();
-    let figures = state.stream(key).map(|s| gateway.stream_metrics.of(s));
-    let shard_figures = figures.as_ref().map(|f| f.shard(shard.id));
+    let shard_figures = figures.shard(shard.id);
     let command = Command::Put {
         arrival_ms: gateway.now_ms(),
         records,
@@ -172,10 +172,8 @@ async fn append(
         .await
         .map_err(|e| match e {
             RaftError::Throttled { .. } => {
-                if let (Some(figures), Some(shard_figures)) = (&figures, &shard_figures) {
-                    figures.add(Counter::WriteProvisionedThroughputExceeded, count);
-                    shard_figures.add(ShardCounter::WriteProvisionedThroughputExceeded, count);
-                }
+                figures.add(Counter::WriteProvisionedThroughputExceeded, count);
+                shard_figures.add(ShardCounter::WriteProvisionedThroughputExceeded, count);
                 KinesisError::new(
                     ErrorKind::ProvisionedThroughputExceeded,
                     format!(
@@ -197,12 +195,10 @@ async fn append(
             let metrics = &gateway.metrics;
             metrics.records_written.fetch_add(count, Ordering::Relaxed);
             metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-            if let (Some(figures), Some(shard_figures)) = (&figures, &shard_figures) {
-                figures.add(Counter::IncomingRecords, count);
-                figures.add(Counter::IncomingBytes, bytes);
-                shard_figures.add(ShardCounter::IncomingRecords, count);
-                shard_figures.add(ShardCounter::IncomingBytes, bytes);
-            }
+            figures.add(Counter::IncomingRecords, count);
+            figures.add(Counter::IncomingBytes, bytes);
+            shard_figures.add(ShardCounter::IncomingRecords, count);
+            shard_figures.add(ShardCounter::IncomingBytes, bytes);
             Ok(Appended::Stored {
                 first_position,
                 arrival_ms,
@@ -292,6 +288,7 @@ async fn write(
     key: &StreamKey,
     mut state: Arc<ClusterState>,
     records: Vec<(usize, Checked)>,
+    figures: &StreamFigures,
 ) -> Result<Vec<(usize, Result<Written, KinesisError>)>, KinesisError> {
     let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
     let mut answers = Vec::with_capacity(records.len());
@@ -309,7 +306,7 @@ async fn write(
                         hash_keys,
                         records,
                     } = batch;
-                    let outcome = append(gateway, state, key, shard, records).await;
+                    let outcome = append(gateway, state, key, shard, records, figures).await;
                     (shard, indices, hash_keys, outcome)
                 }
             });
@@ -379,7 +376,7 @@ pub(super) async fn put_record(
     let figures = gateway.stream_metrics.of(stream);
     let size = checked.record.counted_len();
     let started = Instant::now();
-    let answer = write(gateway, &key, state.clone(), vec![(0, checked)]).await;
+    let answer = write(gateway, &key, state.clone(), vec![(0, checked)], &figures).await;
     figures.observe(Latency::PutRecord, started.elapsed());
     let written = match answer?.pop() {
         Some((_, answer)) => answer?,
@@ -454,7 +451,7 @@ pub(super) async fn put_records(
         .map(|(_, c)| c.record.counted_len())
         .collect();
     let started = Instant::now();
-    let answers = write(gateway, &key, state.clone(), checked).await;
+    let answers = write(gateway, &key, state.clone(), checked, &figures).await;
     figures.observe(Latency::PutRecords, started.elapsed());
 
     let mut results: Vec<PutRecordsResultEntry> = vec![PutRecordsResultEntry::default(); count];
