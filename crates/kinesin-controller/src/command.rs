@@ -210,6 +210,11 @@ pub enum Command {
     SetMovesAtOnce {
         moves: u32,
     },
+    /// Every node speaks cluster protocol `version` (`ClusterState::cluster_version`). Proposed
+    /// only then, so no node that could not decode it ever applies it.
+    SetClusterVersion {
+        version: u32,
+    },
     /// RegisterStreamConsumer: the consumer starts CREATING.
     RegisterConsumer(Registration),
     /// The consumer registered at `created_ms` is ready: ACTIVE.
@@ -729,6 +734,13 @@ impl Command {
                 }
                 Ok(changed(settled.is_some()))
             }
+            Command::SetClusterVersion { version } => {
+                if version <= state.cluster_version() {
+                    return Ok(Outcome::Unchanged);
+                }
+                state.cluster_version = version;
+                Ok(Outcome::Done)
+            }
             Command::SetMovesAtOnce { moves } => {
                 if state.moves_at_once == moves {
                     return Ok(Outcome::Unchanged);
@@ -1075,6 +1087,34 @@ fn replace_node(state: &mut ClusterState, node: u64, now_ms: u64, dead_after_ms:
 mod tests {
     use super::*;
     use crate::test_support::*;
+
+    #[test]
+    fn the_cluster_version_rises_once_every_node_speaks_it_and_never_falls() {
+        let mut state = bootstrapped();
+        assert_eq!(state.cluster_version(), 1, "a state from before versions");
+        let nodes: Vec<u64> = state.nodes.keys().copied().collect();
+        // One node not heard from, or heard speaking protocol 1: nothing to raise.
+        let heard = |missing: u64, old: Option<u64>| {
+            move |node: u64| {
+                if node == missing {
+                    None
+                } else if Some(node) == old {
+                    Some(1)
+                } else {
+                    Some(2)
+                }
+            }
+        };
+        assert_eq!(state.cluster_version_to_set(heard(nodes[0], None)), None);
+        assert_eq!(state.cluster_version_to_set(heard(0, Some(nodes[1]))), None);
+        assert_eq!(state.cluster_version_to_set(heard(0, None)), Some(2));
+        let set = |version| Command::SetClusterVersion { version };
+        assert_eq!(set(2).apply(&mut state), Ok(Outcome::Done));
+        assert_eq!(state.cluster_version(), 2);
+        assert_eq!(state.cluster_version_to_set(heard(0, None)), None);
+        assert_eq!(set(1).apply(&mut state), Ok(Outcome::Unchanged));
+        assert_eq!(state.cluster_version(), 2, "never lowered");
+    }
 
     #[test]
     fn a_change_asked_twice_is_made_once_and_answered_alike() {

@@ -339,6 +339,11 @@ pub struct ClusterState {
     /// A rebalance after a join stopped at the bound: each finished move starts the next.
     #[serde(default)]
     pub rebalance_pending: bool,
+    /// The cluster protocol every node of the cluster speaks (kinesin-raft's `versions.rs`),
+    /// raised by `Command::SetClusterVersion` once all of them have been heard speaking a later
+    /// one, never lowered; 0 in a state from before versions, read as 1 ([`Self::cluster_version`]).
+    #[serde(default)]
+    pub cluster_version: u32,
 }
 
 /// What a resource ARN (TagResource, PutResourcePolicy …) names.
@@ -349,6 +354,25 @@ pub enum Resource {
 }
 
 impl ClusterState {
+    /// The cluster protocol every node speaks: a later one's features wait for it.
+    pub fn cluster_version(&self) -> u32 {
+        self.cluster_version.max(1)
+    }
+
+    /// The cluster version to raise to now, if any: the oldest protocol the cluster's nodes speak
+    /// (`spoken`: what a node was heard speaking, `None` if it was not heard), when every node
+    /// was heard and it is later than the current one.
+    pub fn cluster_version_to_set(&self, spoken: impl Fn(u64) -> Option<u32>) -> Option<u32> {
+        let oldest = self
+            .nodes
+            .keys()
+            .map(|node| spoken(*node))
+            .collect::<Option<Vec<u32>>>()?
+            .into_iter()
+            .min()?;
+        (oldest > self.cluster_version()).then_some(oldest)
+    }
+
     /// `(node, cluster address)` of each of `nodes` that the controller knows.
     pub fn addresses(&self, nodes: &[u64]) -> Vec<(u64, String)> {
         nodes

@@ -23,6 +23,7 @@ pub(crate) async fn cluster(State(gateway): State<Arc<Gateway>>) -> Response {
     let leader = controller.as_ref().and_then(|g| g.leader());
     // Only the controller's leader hears from every node; elsewhere the age is unknown (null).
     let ack_ages = controller.as_ref().and_then(|g| g.ack_ages());
+    let versions = gateway.raft.peer_versions().all();
     let nodes: Vec<_> = state
         .nodes
         .iter()
@@ -35,6 +36,13 @@ pub(crate) async fn cluster(State(gateway): State<Arc<Gateway>>) -> Response {
                     .and_then(|ages| ages.get(id).copied().flatten())
                     .map(|age| age.as_millis() as u64)
             };
+            // What the node last said it speaks (this node's own build for itself); a node
+            // from before versions names no build.
+            let version = if *id == gateway.settings.node_id {
+                Some(kinesin_raft::PeerVersion::this_build())
+            } else {
+                versions.get(id).cloned()
+            };
             json!({
                 "id": id,
                 "cluster_addr": node.cluster_addr,
@@ -46,12 +54,15 @@ pub(crate) async fn cluster(State(gateway): State<Arc<Gateway>>) -> Response {
                 "life": format!("{:x}", node.life),
                 "replicas": state.held_replicas(*id),
                 "replicas_moving_off": state.leaving_replicas(*id),
+                "protocol": version.as_ref().map(|v| v.protocol),
+                "build": version.and_then(|v| v.build),
             })
         })
         .collect();
     Json(json!({
         "node_id": gateway.settings.node_id,
         "controller_leader": leader,
+        "cluster_version": state.cluster_version(),
         "nodes": nodes,
         "streams": state.streams.len(),
     }))

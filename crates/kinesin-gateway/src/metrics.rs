@@ -97,6 +97,9 @@ impl Metrics {
         let disk = raft.engine().disk_space();
         let transport = raft.transport_stats();
         let quiet = raft.quiet_stats();
+        let writes = raft.write_stats();
+        let storage = raft.engine().storage_stats();
+        let (stream_changes, replica_moves) = procedures_in_flight(state);
         let gauges = [
             (
                 "kinesin_records_written_total",
@@ -201,6 +204,66 @@ impl Metrics {
                 raft.group_ids().len() as u64,
             ),
             (
+                "kinesin_raft_groups_led",
+                "gauge",
+                "Raft groups this node leads (its share of the cluster's leaders).",
+                raft.groups_led() as u64,
+            ),
+            (
+                "kinesin_raft_commits_total",
+                "counter",
+                "Writes proposed through this node's groups and committed on a majority (the count of kinesin_raft_commit_seconds_sum).",
+                writes.committed.load(Ordering::Relaxed),
+            ),
+            (
+                "kinesin_storage_sst_bytes",
+                "gauge",
+                "Bytes in RocksDB's SST files (all column families).",
+                storage.sst_bytes,
+            ),
+            (
+                "kinesin_storage_blob_bytes",
+                "gauge",
+                "Bytes in RocksDB's blob files (large Raft log values).",
+                storage.blob_bytes,
+            ),
+            (
+                "kinesin_storage_memtable_bytes",
+                "gauge",
+                "Bytes in RocksDB's memtables.",
+                storage.memtable_bytes,
+            ),
+            (
+                "kinesin_storage_pending_compaction_bytes",
+                "gauge",
+                "Bytes RocksDB's compaction has yet to rewrite (writes slow, then stop, when it runs far behind).",
+                storage.pending_compaction_bytes,
+            ),
+            (
+                "kinesin_storage_writes_stopped",
+                "gauge",
+                "Whether RocksDB has stopped writes (1) for too many memtables, level-0 files or pending compaction.",
+                u64::from(storage.writes_stopped),
+            ),
+            (
+                "kinesin_storage_delayed_write_rate_bytes",
+                "gauge",
+                "The rate RocksDB slows writes to while it stalls them, bytes per second (0: not stalled).",
+                storage.delayed_write_rate,
+            ),
+            (
+                "kinesin_procedures_stream_changes",
+                "gauge",
+                "Streams being created, resharded or deleted (CREATING, UPDATING, DELETING), in this node's copy of the cluster state.",
+                stream_changes,
+            ),
+            (
+                "kinesin_procedures_replica_moves",
+                "gauge",
+                "Shards with a replica moving (joins, drains, replacements), in this node's copy of the cluster state.",
+                replica_moves,
+            ),
+            (
                 "kinesin_raft_groups_quiet",
                 "gauge",
                 "Raft groups quiet on this node: idle, caught up, not ticking or heartbeating.",
@@ -244,6 +307,21 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP kinesin_raft_commit_seconds_sum Seconds from proposal to committed on a majority and applied, over the writes of kinesin_raft_commits_total (divided by it: the mean commit latency).\n# TYPE kinesin_raft_commit_seconds_sum counter\nkinesin_raft_commit_seconds_sum {:.6}",
+            writes.commit_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kinesin_raft_replication_lag_entries Per peer, the most entries its replica is behind in the groups this node leads.\n# TYPE kinesin_raft_replication_lag_entries gauge"
+        );
+        for (peer, lag) in raft.replication_lag() {
+            let _ = writeln!(
+                out,
+                "kinesin_raft_replication_lag_entries{{peer=\"{peer}\"}} {lag}"
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP kinesin_node_peer_live Whether this node hears a peer's liveness pings (1) or not (0).\n# TYPE kinesin_node_peer_live gauge"
         );
         for (peer, live) in raft.liveness().peers() {
@@ -253,8 +331,46 @@ impl Metrics {
                 u8::from(live)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP kinesin_build_info This node's build and the cluster protocol it speaks.\n# TYPE kinesin_build_info gauge\nkinesin_build_info{{version=\"{}\",protocol=\"{}\"}} 1",
+            kinesin_raft::BUILD,
+            kinesin_raft::CLUSTER_PROTOCOL
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kinesin_cluster_version The cluster protocol every node speaks (raised once all nodes run a build that speaks a later one).\n# TYPE kinesin_cluster_version gauge\nkinesin_cluster_version {}",
+            state.cluster_version()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kinesin_node_peer_protocol The cluster protocol a peer last said it speaks (1: a build from before protocol numbers).\n# TYPE kinesin_node_peer_protocol gauge"
+        );
+        for (peer, version) in raft.peer_versions().all() {
+            let _ = writeln!(
+                out,
+                "kinesin_node_peer_protocol{{peer=\"{peer}\"}} {}",
+                version.protocol
+            );
+        }
         out
     }
+}
+
+/// Streams changing (creating, resharding, deleting) and shards with a replica on the move.
+fn procedures_in_flight(state: &ClusterState) -> (u64, u64) {
+    let changing = state
+        .streams
+        .values()
+        .filter(|s| s.status != kinesin_controller::StreamStatus::Active)
+        .count() as u64;
+    let moving = state
+        .streams
+        .values()
+        .flat_map(|s| s.shards_and_pending())
+        .filter(|shard| !shard.leaving.is_empty())
+        .count() as u64;
+    (changing, moving)
 }
 
 /// Open shards with fewer replicas on live (not down) nodes than they want, capped at the nodes

@@ -152,12 +152,19 @@ async fn healthz(State(gateway): State<Arc<Gateway>>) -> Response {
 }
 
 async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
-    let state = gateway.controller.state();
-    let mut body = gateway
-        .metrics
-        .render(&gateway.raft, &gateway.admission, &state);
-    gateway.stream_metrics.render(&state, &mut body);
+    let body = gateway.metrics_text();
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
+}
+
+impl Gateway {
+    /// This node's metrics in Prometheus's text format: what `/metrics` serves, and what goes
+    /// over OTLP when an endpoint is configured.
+    pub fn metrics_text(&self) -> String {
+        let state = self.controller.state();
+        let mut body = self.metrics.render(&self.raft, &self.admission, &state);
+        self.stream_metrics.render(&state, &mut body);
+        body
+    }
 }
 
 async fn handle(

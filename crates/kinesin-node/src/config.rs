@@ -266,6 +266,18 @@ pub struct ServerArgs {
     #[arg(long, env = "KINESIN_CONSOLE_DIR", value_name = "DIR")]
     pub console_dir: Option<PathBuf>,
 
+    /// Send OpenTelemetry traces and metrics to the OTLP/gRPC receiver at URL (an OpenTelemetry
+    /// Collector, Jaeger, Tempo …; e.g. http://collector:4317). Each Kinesis request is a trace:
+    /// the gateway that took it, the forwarding to the shard's leader on another node (the trace
+    /// context travels on the cluster transport), and the Raft commit and apply there. The
+    /// metrics are /metrics' every --otlp-metrics-secs. [default: off]
+    #[arg(long, env = "KINESIN_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// How often metrics are sent to --otlp-endpoint, in seconds. [default: 10]
+    #[arg(long, env = "KINESIN_OTLP_METRICS_SECS", value_name = "SECS")]
+    pub otlp_metrics_secs: Option<u64>,
+
     /// Interval of Raft heartbeats from each group's leader to its followers, in milliseconds. Each
     /// heartbeat costs every group some CPU on every replica, so fewer means less idle cost for
     /// many shards. [default: 300]
@@ -396,6 +408,8 @@ struct FileConfig {
     rebuild_corrupt: Option<bool>,
     log_format: Option<LogFormat>,
     console_dir: Option<PathBuf>,
+    otlp_endpoint: Option<String>,
+    otlp_metrics_secs: Option<u64>,
     raft_heartbeat_ms: Option<u64>,
     raft_election_timeout_ms: Option<u64>,
     raft_heartbeat_batch_ms: Option<u64>,
@@ -427,6 +441,10 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// `--console-dir`: the console's files from disk instead of the built-in ones.
     pub console_dir: Option<PathBuf>,
+    /// `--otlp-endpoint`: where traces and metrics go over OTLP; `None`: nowhere.
+    pub otlp_endpoint: Option<String>,
+    /// `--otlp-metrics-secs`.
+    pub otlp_metrics_every: std::time::Duration,
     /// Not a setting: the life of the data directory (kinesin-raft's `life.rs`), decided before
     /// the node starts (`rebuild::settle_life`).
     pub life: u64,
@@ -662,6 +680,25 @@ impl ServerArgs {
             key: "keyring",
             message: e.to_string(),
         })?;
+        let otlp_endpoint = self.otlp_endpoint.or(file.otlp_endpoint);
+        if let Some(url) = &otlp_endpoint {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    key: "otlp_endpoint",
+                    message: format!(
+                        "{url:?} is not an http:// or https:// URL (an OTLP/gRPC receiver, \
+                         e.g. http://collector:4317)"
+                    ),
+                });
+            }
+        }
+        let otlp_metrics_secs = layered!(otlp_metrics_secs, 10);
+        if otlp_metrics_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "otlp_metrics_secs",
+                message: "must be at least 1".into(),
+            });
+        }
         let config = ServerConfig {
             clock: kinesin_types::SharedClock::new(crate::clock::SystemClock),
             node_id,
@@ -676,6 +713,8 @@ impl ServerArgs {
             rebuild_corrupt: layered!(rebuild_corrupt, false),
             log_format: layered!(log_format, LogFormat::Text),
             console_dir: self.console_dir.or(file.console_dir),
+            otlp_endpoint,
+            otlp_metrics_every: std::time::Duration::from_secs(otlp_metrics_secs),
             cluster_advertise,
             replication_factor: layered!(replication_factor, 3),
             account_id: layered!(account_id, "000000000000".into()),

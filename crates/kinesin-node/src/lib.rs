@@ -10,6 +10,7 @@ pub mod config;
 pub mod failpoints;
 mod node;
 pub mod rebuild;
+pub mod telemetry;
 pub mod tls;
 
 pub use config::{ListenAddr, LogFormat, OnDemandScaling, ServerArgs, ServerConfig};

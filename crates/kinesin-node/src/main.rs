@@ -5,8 +5,8 @@ mod ctl;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kinesin_node::telemetry::{self, Origin};
 use kinesin_node::{LogFormat, Node, ServerArgs, ServerConfig};
-use tracing_subscriber::EnvFilter;
 
 /// Kinesin: a self-hosted, Raft-replicated server for the Amazon Kinesis Data Streams API.
 ///
@@ -38,32 +38,6 @@ enum Commands {
     Ctl(ctl::CtlArgs),
 }
 
-/// Log lines to stderr, filtered by RUST_LOG, as text or JSON.
-fn init_logging(format: LogFormat) {
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                // openraft warns once per group and heartbeat about a peer that is down: with
-                // a thousand groups, hundreds of lines a second that cost CPU while the
-                // survivors elect; "peer lost" (kinesin_raft) says it once.
-                .unwrap_or_else(|_| {
-                    EnvFilter::new(
-                        "info,openraft=warn,openraft::core::heartbeat=error,openraft::replication=error",
-                    )
-                }),
-        )
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
-        // The request's span (request_id, op) as fields of the line, not a list of spans.
-        LogFormat::Json => logs
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
@@ -71,8 +45,19 @@ async fn main() -> anyhow::Result<ExitCode> {
         Commands::Server(args) => {
             // The settings say how to log, so they are read before anything is logged.
             let config = args.resolve();
-            init_logging(config.as_ref().map_or(LogFormat::Text, |c| c.log_format));
-            match serve(config?).await {
+            let telemetry = match &config {
+                Ok(config) => telemetry::init(
+                    config.log_format,
+                    config.otlp_endpoint.as_deref(),
+                    &Origin {
+                        node_id: config.node_id,
+                    },
+                )?,
+                Err(_) => telemetry::init(LogFormat::Text, None, &Origin { node_id: 0 })?,
+            };
+            let served = serve(config?).await;
+            telemetry.flush();
+            match served {
                 Err(e) if is_corruption(&e) => {
                     tracing::error!(error = %e, "{CORRUPT_ADVICE}");
                     Ok(ExitCode::from(DATA_CORRUPT_EXIT))
@@ -81,7 +66,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
         }
         Commands::Ctl(args) => {
-            init_logging(LogFormat::Text);
+            telemetry::init(LogFormat::Text, None, &Origin { node_id: 0 })?;
             Ok(ctl::run(args).await)
         }
     }

@@ -24,6 +24,9 @@ const WATCHED_FILES_POLL: Duration = Duration::from_secs(1);
 const NODE_ID_KEY: &str = "node_id";
 /// Set once a node joined a running cluster (`--join`).
 const JOINED_KEY: &str = "joined";
+/// How long a stopping node waits for the groups it leads to be handed over (a transfer takes a
+/// round trip or two; a group whose followers are all down is not waited for beyond this).
+const HANDOVER_WITHIN: Duration = Duration::from_secs(5);
 /// How often start-up reports that it is still waiting for a controller majority.
 const LEADER_WAIT_REPORT: Duration = Duration::from_secs(5);
 /// How long start-up waits for this node's shard groups to elect before serving anyway.
@@ -311,6 +314,17 @@ impl Node {
             raft.clone(),
             config.clock.clone(),
         );
+        if let Some(endpoint) = &config.otlp_endpoint {
+            tasks.push(crate::telemetry::otlp_metrics::spawn(
+                gateway.clone(),
+                endpoint.clone(),
+                config.otlp_metrics_every,
+                crate::telemetry::Origin {
+                    node_id: config.node_id,
+                },
+                stopped.clone(),
+            ));
+        }
         // Bound only now (unless given), so a client that can connect finds the node serving.
         let router = gateway.router();
         let api_addr = match config.listen {
@@ -411,8 +425,19 @@ impl Node {
         &self.reshard_faults
     }
 
-    /// Stops serving, lets in-flight requests finish, then stops every group.
+    /// Hands the groups this node leads to other nodes, stops serving, lets in-flight requests
+    /// finish, then stops every group.
     pub async fn shutdown(self) {
+        let started = std::time::Instant::now();
+        let (led, handed) = self.raft.hand_over_leadership(HANDOVER_WITHIN).await;
+        if led > 0 {
+            tracing::info!(
+                led,
+                handed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "leadership handed over before stopping"
+            );
+        }
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;

@@ -30,11 +30,13 @@ mod snapshot;
 mod state_machine;
 mod succession;
 mod tombstone;
+mod tracing_context;
 mod transport;
 mod types;
 #[cfg(test)]
 mod untrusted_bytes_tests;
 mod upkeep;
+mod versions;
 mod wire;
 
 pub use batch::TransportStats;
@@ -47,12 +49,13 @@ pub use liveness::Liveness;
 pub use query::{AwaitedRead, ShardBounds, ShardQuery, ShardRead};
 pub use quiesce::QuietStats;
 pub use quota::{TokenBuckets, WriteQuota};
-pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning};
+pub use registry::{GroupHandle, GroupKind, GroupOptions, MultiRaft, RaftTuning, WriteStats};
 pub use shard::ShardView;
 pub use snapshot::SnapshotData;
 pub use state_machine::ControllerApplier;
 pub use transport::{pb, Inbox, Peers};
 pub use types::{Command, NewRecord, NodeId, Response, TypeConfig, POSITIONS_PER_ENTRY_BITS};
+pub use versions::{PeerVersion, PeerVersions, BUILD, CLUSTER_PROTOCOL, OLDEST_PEER_PROTOCOL};
 pub use wire::{GrpcWire, Wire, WireError, WireFuture};
 
 #[doc(hidden)]

@@ -65,6 +65,8 @@ pub struct Liveness {
     epoch: u64,
     started: Instant,
     peers: Mutex<HashMap<NodeId, Heard>>,
+    /// Peers that said, in their last ping or answer, that they are stopping.
+    stopping: Mutex<std::collections::HashSet<NodeId>>,
 }
 
 impl Liveness {
@@ -75,7 +77,24 @@ impl Liveness {
             epoch: crate::life::new_life(),
             started: Instant::now(),
             peers: Mutex::default(),
+            stopping: Mutex::default(),
         }
+    }
+
+    /// What `node` said in its last ping or answer: whether it is stopping.
+    pub(crate) fn set_stopping(&self, node: NodeId, stopping: bool) {
+        let mut set = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+        if stopping {
+            set.insert(node);
+        } else {
+            set.remove(&node);
+        }
+    }
+
+    /// Whether `node` said it is stopping: it must not be handed a group.
+    pub(crate) fn is_stopping(&self, node: NodeId) -> bool {
+        let set = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+        set.contains(&node)
     }
 
     /// The ping this node sends (and answers with).

@@ -43,6 +43,10 @@ impl GroupHandle {
             self.ack_ages()
                 .and_then(|ages| ages.get(&node).copied().flatten())
         };
+        // A node that is stopping refuses leadership (`MultiRaft::hand_over_leadership`).
+        if self.liveness.is_stopping(node) {
+            return false;
+        }
         may_lead(
             ack_age,
             self.voters().contains(&node),

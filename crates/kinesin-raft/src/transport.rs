@@ -21,6 +21,7 @@ use openraft::storage::SnapshotMeta;
 use openraft::{AnyError, BasicNode, OptionalSend};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::batch::{HeartbeatQueues, TransportStats};
 use crate::cluster_tls::TrustError;
@@ -38,6 +39,7 @@ use crate::registry::MultiRaft;
 const MAX_AWAIT_MS: u64 = 30_000;
 use crate::snapshot::SnapshotData;
 use crate::types::{Command, NodeId, Response, TypeConfig};
+use crate::versions::{self, PeerVersion, CLUSTER_PROTOCOL};
 use crate::wire::{GrpcWire, Wire, WireError};
 
 pub mod pb {
@@ -83,6 +85,8 @@ pub struct Peers {
     faults: NetworkFaults,
     heartbeats: HeartbeatQueues,
     stats: Arc<TransportStats>,
+    /// The controller's cluster version as this node last read it (`versions.rs`).
+    cluster_version: std::sync::atomic::AtomicU32,
 }
 
 impl Peers {
@@ -99,7 +103,17 @@ impl Peers {
             faults: NetworkFaults::default(),
             heartbeats: HeartbeatQueues::new(heartbeat_linger),
             stats: Arc::default(),
+            cluster_version: std::sync::atomic::AtomicU32::new(1),
         }
+    }
+
+    pub(crate) fn cluster_version(&self) -> u32 {
+        self.cluster_version.load(Ordering::Relaxed)
+    }
+
+    /// Returns the version it replaces.
+    pub(crate) fn set_cluster_version(&self, version: u32) -> u32 {
+        self.cluster_version.swap(version, Ordering::Relaxed)
     }
 
     pub fn faults(&self) -> &NetworkFaults {
@@ -126,7 +140,7 @@ impl Peers {
             .raft(&to.addr, request, timeout)
             .await
             .map_err(|e| e.to_string())?;
-        decode(&reply).map_err(|e| e.to_string())
+        decode(&reply.payload).map_err(|e| e.to_string())
     }
 
     /// [`Self::raft_call`] for a heartbeat (or another small message of a group that waits as
@@ -154,23 +168,43 @@ impl Peers {
         self.wire.check_trust(addr).await
     }
 
-    /// Pings the node at `addr` (`liveness.rs`); its answer.
-    pub(crate) async fn ping(&self, addr: &str, ping: Ping) -> Result<Ping, String> {
+    /// Pings the node at `addr` (`liveness.rs`), telling it this build's version; its answer
+    /// and the version it speaks. A peer whose protocol this build does not understand is an
+    /// error.
+    pub(crate) async fn ping(
+        &self,
+        addr: &str,
+        ping: Ping,
+        stopping: bool,
+    ) -> Result<PingAnswer, WireError> {
         let to = Destination {
             group: 0,
             addr: addr.to_string(),
             life: 0,
         };
-        let answer: Remote<Ping> = self
-            .raft_call(
-                &to,
-                RaftKind::Ping,
-                MessageKind::Liveness,
-                &ping,
-                SUPPORT_FOR,
-            )
-            .await?;
-        answer.map_err(|e| format!("{e:?}"))
+        let failed = |e: String| WireError::NoAnswer(e);
+        self.faults
+            .check(&to.addr, 0, MessageKind::Liveness)
+            .map_err(failed)?;
+        let payload = encode(&ping).map_err(|e| failed(e.to_string()))?;
+        let mut request = to.request(RaftKind::Ping, payload);
+        request.build = versions::BUILD.to_string();
+        request.stopping = stopping;
+        self.stats.rpcs_sent.fetch_add(1, Ordering::Relaxed);
+        let reply = self.wire.raft(&to.addr, request, SUPPORT_FOR).await?;
+        let peer = format!("the node at {addr}");
+        if let Some(refusal) = versions::refusal(reply.protocol, &peer, self.cluster_version()) {
+            return Err(WireError::Refused(refusal));
+        }
+        let version = PeerVersion::from_fields(reply.protocol, &reply.build);
+        let answer: Remote<Ping> = decode(&reply.payload).map_err(|e| failed(e.to_string()))?;
+        answer
+            .map(|ping| PingAnswer {
+                ping,
+                version,
+                stopping: reply.stopping,
+            })
+            .map_err(|e| failed(format!("{e:?}")))
     }
 
     /// Asks `member` (its membership address) of `group` to go quiet at `point`; whether it did.
@@ -208,19 +242,34 @@ impl Peers {
         group: u64,
         command: &Command,
     ) -> Result<Response, RaftError> {
+        let span = tracing::debug_span!("cluster.forward", group, peer = addr);
+        self.forward(addr, group, command).instrument(span).await
+    }
+
+    async fn forward(
+        &self,
+        addr: &str,
+        group: u64,
+        command: &Command,
+    ) -> Result<Response, RaftError> {
         let unreachable = unreachable(group, addr);
         self.faults
             .check(addr, group, MessageKind::Propose)
             .map_err(&unreachable)?;
         let command = encode(command).map_err(|e| RaftError::Other(e.to_string()))?;
-        let request = ProposeRequest { group, command };
+        let request = ProposeRequest {
+            group,
+            command,
+            protocol: CLUSTER_PROTOCOL,
+            traceparent: crate::tracing_context::current(),
+        };
         let reply = self
             .wire
             .propose(addr, request, PROPOSE_TIMEOUT)
             .await
             .map_err(|e| match e {
-                // Never delivered: trying another node cannot apply it twice.
-                WireError::NotSent(why) => unreachable(why),
+                // Never delivered (or refused unread): trying another node cannot apply it twice.
+                WireError::NotSent(why) | WireError::Refused(why) => unreachable(why),
                 WireError::NoAnswer(why) => RaftError::Unknown {
                     group,
                     reason: format!("forwarded proposal to {addr}: {why}"),
@@ -248,7 +297,12 @@ impl Peers {
             .check(addr, group, MessageKind::Query)
             .map_err(&unreachable)?;
         let query = encode(query).map_err(|e| RaftError::Other(e.to_string()))?;
-        let request = QueryRequest { group, query };
+        let request = QueryRequest {
+            group,
+            query,
+            protocol: CLUSTER_PROTOCOL,
+            traceparent: crate::tracing_context::current(),
+        };
         let reply = self
             .wire
             .query(addr, request, timeout)
@@ -256,6 +310,14 @@ impl Peers {
             .map_err(|e| unreachable(e.to_string()))?;
         decode_remote(&reply, group)
     }
+}
+
+/// A peer's answer to a liveness ping, and what it said of itself.
+pub(crate) struct PingAnswer {
+    pub ping: Ping,
+    pub version: PeerVersion,
+    /// It is stopping: no group should be handed to it.
+    pub stopping: bool,
 }
 
 /// How a call that never reached `addr` fails.
@@ -312,6 +374,10 @@ impl Destination {
             kind: kind as i32,
             payload,
             target_life: self.life,
+            protocol: CLUSTER_PROTOCOL,
+            build: String::new(),
+            traceparent: String::new(),
+            stopping: false,
         }
     }
 }
@@ -512,7 +578,29 @@ pub(crate) struct TransportService {
 
 fn reply<T: Serialize>(result: Remote<T>) -> Result<RaftReply, tonic::Status> {
     let payload = encode(&result).map_err(|e| tonic::Status::internal(e.to_string()))?;
-    Ok(RaftReply { payload })
+    Ok(raft_reply(payload))
+}
+
+fn raft_reply(payload: Vec<u8>) -> RaftReply {
+    RaftReply {
+        payload,
+        protocol: CLUSTER_PROTOCOL,
+        build: String::new(),
+        stopping: false,
+    }
+}
+
+/// Refuses a message in a protocol this node does not understand, or older than its cluster's
+/// version (`versions.rs`), before anything of it is decoded.
+fn check_protocol(multi: &MultiRaft, protocol: u32, group: u64) -> Result<(), tonic::Status> {
+    let sender = format!("the sender of a message to group {group}");
+    match versions::refusal(protocol, &sender, multi.cluster_version()) {
+        None => Ok(()),
+        Some(refusal) => {
+            multi.versions.refused(&refusal, &refusal);
+            Err(tonic::Status::failed_precondition(refusal))
+        }
+    }
 }
 
 fn decode_request<T: DeserializeOwned>(payload: &[u8]) -> Result<T, tonic::Status> {
@@ -530,10 +618,19 @@ impl TransportService {
         let Some(multi) = self.raft.upgrade() else {
             return Err(tonic::Status::unavailable("node is shutting down"));
         };
+        check_protocol(&multi, request.protocol, request.group)?;
         if request.kind == RaftKind::Ping as i32 {
             let ping: Ping = decode_request(&request.payload)?;
+            multi.versions.heard(
+                ping.from,
+                PeerVersion::from_fields(request.protocol, &request.build),
+            );
+            multi.liveness.set_stopping(ping.from, request.stopping);
             multi.heard_from(ping);
-            return reply::<Ping>(Ok(multi.liveness.ping()));
+            let mut answer = reply::<Ping>(Ok(multi.liveness.ping()))?;
+            answer.build = versions::BUILD.to_string();
+            answer.stopping = multi.is_stopping();
+            return Ok(answer);
         }
         if request.target_life != multi.life() {
             // Meant for another copy of this node's data: the sender's membership is older
@@ -592,6 +689,11 @@ impl TransportService {
             }
             Ok(RaftKind::TransferLeader) => {
                 let rpc = decode_request(&request.payload)?;
+                if self.raft.upgrade().is_some_and(|multi| multi.is_stopping()) {
+                    return reply::<()>(Err(RemoteError::Failed(
+                        "this node is stopping: it takes no leadership".into(),
+                    )));
+                }
                 group.wake();
                 reply(raft.handle_transfer_leader(rpc).await.map_err(failed))
             }
@@ -654,7 +756,7 @@ impl RaftTransport for TransportService {
                 answer.or_else(|status| {
                     let failure: Remote<()> = Err(RemoteError::Failed(status.to_string()));
                     encode(&failure)
-                        .map(|payload| RaftReply { payload })
+                        .map(raft_reply)
                         .map_err(|e| tonic::Status::internal(e.to_string()))
                 })
             })
@@ -670,15 +772,22 @@ impl RaftTransport for TransportService {
         let Some(multi) = self.raft.upgrade() else {
             return Err(tonic::Status::unavailable("node is shutting down"));
         };
+        check_protocol(&multi, request.protocol, request.group)?;
+        let span = tracing::debug_span!("cluster.proposal", group = request.group);
+        crate::tracing_context::continue_in(&span, &request.traceparent);
         let result: Remote<Response> = match multi.group(request.group) {
             None => Err(RemoteError::NoSuchGroup),
             Some(group) => {
                 let command: Command = decode_request(&request.command)?;
-                group.write(command).await.map_err(|e| match e {
-                    RaftError::NotLeader { leader, .. } => RemoteError::NotLeader { leader },
-                    RaftError::Throttled { .. } => RemoteError::Throttled,
-                    other => failed(other),
-                })
+                group
+                    .write(command)
+                    .instrument(span)
+                    .await
+                    .map_err(|e| match e {
+                        RaftError::NotLeader { leader, .. } => RemoteError::NotLeader { leader },
+                        RaftError::Throttled { .. } => RemoteError::Throttled,
+                        other => failed(other),
+                    })
             }
         };
         let payload = encode(&result).map_err(|e| tonic::Status::internal(e.to_string()))?;
@@ -693,6 +802,7 @@ impl RaftTransport for TransportService {
         let Some(multi) = self.raft.upgrade() else {
             return Err(tonic::Status::unavailable("node is shutting down"));
         };
+        check_protocol(&multi, request.protocol, request.group)?;
         let query: ShardQuery = decode_request(&request.query)?;
         let result: Remote<WireAnswer> = match (multi.group(request.group), query) {
             (Some(group), ShardQuery::ReadIndex) => match group.read_index().await {
@@ -742,9 +852,8 @@ fn status_text(status: tonic::Status) -> String {
 }
 
 impl Inbox {
-    pub async fn raft(&self, request: RaftRequest) -> Result<Vec<u8>, String> {
-        let reply = self.0.handle(request).await.map_err(status_text)?;
-        Ok(reply.payload)
+    pub async fn raft(&self, request: RaftRequest) -> Result<RaftReply, String> {
+        self.0.handle(request).await.map_err(status_text)
     }
 
     pub async fn raft_batch(&self, requests: Vec<RaftRequest>) -> Result<Vec<Vec<u8>>, String> {
@@ -815,7 +924,12 @@ mod tests {
     }
 
     impl Wire for Failing {
-        fn raft<'a>(&'a self, _: &'a str, _: RaftRequest, _: Duration) -> WireFuture<'a, Vec<u8>> {
+        fn raft<'a>(
+            &'a self,
+            _: &'a str,
+            _: RaftRequest,
+            _: Duration,
+        ) -> WireFuture<'a, RaftReply> {
             self.fail()
         }
         fn raft_batch<'a>(
@@ -861,6 +975,61 @@ mod tests {
             matches!(&no_answer, Err(RaftError::Unknown { group: 5, reason }) if reason.contains("connection reset")),
             "{no_answer:?}"
         );
+    }
+
+    /// A node refuses, unread and saying why, a message in a protocol it does not understand,
+    /// and once the cluster version rose, one in an older protocol; the protocols it speaks pass.
+    #[tokio::test]
+    async fn messages_in_a_protocol_this_node_does_not_speak_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(
+            kinesin_storage::Engine::open(dir.path(), &kinesin_storage::EngineOptions::default())
+                .unwrap(),
+        );
+        let multi = Arc::new(MultiRaft::new(1, engine, &crate::RaftTuning::default()).unwrap());
+        let inbox = multi.inbox();
+        let ping = |protocol: u32| RaftRequest {
+            group: 0,
+            kind: RaftKind::Ping as i32,
+            payload: encode(&Ping { from: 2, epoch: 9 }).unwrap(),
+            target_life: 0,
+            protocol,
+            build: "9.0.0".into(),
+            traceparent: String::new(),
+            stopping: false,
+        };
+        let future = inbox.raft(ping(CLUSTER_PROTOCOL + 1)).await.unwrap_err();
+        assert!(
+            future.contains(&format!("speaks cluster protocol {}", CLUSTER_PROTOCOL + 1))
+                && future.contains("upgrade this node"),
+            "{future}"
+        );
+        assert_eq!(
+            multi.peer_versions().of(2),
+            None,
+            "a refused message is not read"
+        );
+        let propose = inbox
+            .propose(ProposeRequest {
+                group: 5,
+                command: Vec::new(),
+                protocol: CLUSTER_PROTOCOL + 1,
+                traceparent: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert!(propose.contains("upgrade this node"), "{propose}");
+
+        // Builds from before protocol numbers (no field) are understood until every node speaks
+        // protocol 2; then they are refused.
+        let answer = inbox.raft(ping(0)).await.unwrap();
+        assert_eq!(answer.protocol, CLUSTER_PROTOCOL);
+        assert_eq!(answer.build, crate::BUILD);
+        assert_eq!(multi.peer_versions().of(2).unwrap().protocol, 1);
+        multi.set_cluster_version(2);
+        let old = inbox.raft(ping(0)).await.unwrap_err();
+        assert!(old.contains("upgraded to protocol 2"), "{old}");
+        assert!(inbox.raft(ping(2)).await.is_ok());
     }
 
     #[test]

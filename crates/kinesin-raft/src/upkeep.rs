@@ -9,10 +9,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use openraft::async_runtime::WatchReceiver;
 
-use crate::liveness::{Change, Ping, PING_EVERY};
+use crate::liveness::{Change, Ping, PING_EVERY, SUPPORT_FOR};
 use crate::quiesce::millis_since_origin;
 use crate::registry::{GroupHandle, MultiRaft};
 use crate::types::NodeId;
+use crate::wire::WireError;
+use tokio::task::JoinHandle;
 
 /// Groups asked to go quiet, or woken after a lost leader, at a time: bounded so that a node
 /// with thousands of groups never floods its peers or its runtime in one go.
@@ -38,6 +40,55 @@ impl MultiRaft {
     /// This node's view of which nodes are alive.
     pub fn liveness(&self) -> &crate::Liveness {
         &self.liveness
+    }
+
+    /// The cluster protocol and build each peer last said it speaks.
+    pub fn peer_versions(&self) -> &crate::PeerVersions {
+        &self.versions
+    }
+
+    /// Writes committed through this node's groups, for `/metrics`.
+    pub fn write_stats(&self) -> &crate::registry::WriteStats {
+        &self.write_stats
+    }
+
+    /// Per peer, how many entries its replica lags behind the most in the groups this node
+    /// leads (what the leader applied minus what the peer's log matches), for `/metrics`. Quiet
+    /// groups lag nowhere and are skipped.
+    pub fn replication_lag(&self) -> BTreeMap<NodeId, u64> {
+        let mut lag: BTreeMap<NodeId, u64> = BTreeMap::new();
+        for group in self
+            .all_groups()
+            .into_iter()
+            .filter(|g| g.is_leader() && !g.is_quiet())
+        {
+            let applied = group.applied_index();
+            for (node, matched) in group.matched_indexes().unwrap_or_default() {
+                if node != self.node_id() {
+                    let behind = applied.saturating_sub(matched);
+                    let worst = lag.entry(node).or_default();
+                    *worst = (*worst).max(behind);
+                }
+            }
+        }
+        lag
+    }
+
+    /// How many groups this node leads.
+    pub fn groups_led(&self) -> usize {
+        self.all_groups().iter().filter(|g| g.is_leader()).count()
+    }
+
+    /// The controller's cluster version, as this node last read it: from then on, peers that
+    /// speak an older protocol are refused.
+    pub fn set_cluster_version(&self, version: u32) {
+        if self.peers().set_cluster_version(version) != version {
+            tracing::info!(version, "cluster version");
+        }
+    }
+
+    pub fn cluster_version(&self) -> u32 {
+        self.peers().cluster_version()
     }
 
     /// What quiescence did on this node, for `/metrics`.
@@ -123,22 +174,52 @@ async fn ping_peers(multi: Weak<MultiRaft>) {
         if round % PEERS_EVERY_ROUNDS == 0 {
             peers = node.peer_addresses();
         }
-        let ping = node.liveness.ping();
-        for addr in peers.values() {
-            // Each on its own task: an unreachable peer's timeout never delays the others.
-            let transport = node.peers().clone();
-            let addr = addr.clone();
-            let multi = multi.clone();
-            tokio::spawn(async move {
-                let sent_at = tokio::time::Instant::now();
-                if let Ok(answer) = transport.ping(&addr, ping).await {
-                    if let Some(node) = multi.upgrade() {
-                        let change = node.liveness.answered(answer, sent_at);
-                        node.on_change(change);
+        node.ping_round(&peers);
+    }
+}
+
+impl MultiRaft {
+    /// Pings each of `peers` once, each on its own task (an unreachable peer's timeout never
+    /// delays the others); the tasks.
+    fn ping_round(self: &Arc<Self>, peers: &BTreeMap<NodeId, String>) -> Vec<JoinHandle<()>> {
+        let ping = self.liveness.ping();
+        let stopping = self.is_stopping();
+        peers
+            .values()
+            .map(|addr| {
+                let transport = self.peers().clone();
+                let addr = addr.clone();
+                let multi = Arc::downgrade(self);
+                tokio::spawn(async move {
+                    let sent_at = tokio::time::Instant::now();
+                    match transport.ping(&addr, ping, stopping).await {
+                        Ok(answer) => {
+                            if let Some(node) = multi.upgrade() {
+                                let from = answer.ping.from;
+                                node.versions.heard(from, answer.version);
+                                node.liveness.set_stopping(from, answer.stopping);
+                                let change = node.liveness.answered(answer.ping, sent_at);
+                                node.on_change(change);
+                            }
+                        }
+                        Err(WireError::Refused(why)) => {
+                            if let Some(node) = multi.upgrade() {
+                                node.versions.refused(&addr, &why);
+                            }
+                        }
+                        Err(_) => {}
                     }
-                }
-            });
-        }
+                })
+            })
+            .collect()
+    }
+
+    /// Tells every peer now, rather than at the next ping, that this node is stopping, so that
+    /// none hands it a group; waits for their answers at most [`SUPPORT_FOR`], and learns which
+    /// of them are stopping too.
+    pub(crate) async fn announce_stopping(self: &Arc<Self>) {
+        let pings = self.ping_round(&self.peer_addresses());
+        let _ = tokio::time::timeout(SUPPORT_FOR, futures::future::join_all(pings)).await;
     }
 }
 

@@ -17,7 +17,9 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use crate::cluster_tls::{TlsDialer, TrustError};
 
 use crate::transport::pb::raft_transport_client::RaftTransportClient;
-use crate::transport::pb::{ProposeRequest, QueryRequest, RaftBatchRequest, RaftRequest};
+use crate::transport::pb::{
+    ProposeRequest, QueryRequest, RaftBatchRequest, RaftReply, RaftRequest,
+};
 
 /// Connection setup for cluster traffic.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -35,12 +37,17 @@ pub enum WireError {
     /// It may have been delivered (the connection broke, the call timed out, the peer failed):
     /// its outcome is unknown.
     NoAnswer(String),
+    /// The peer refused it unread: it does not understand this node's cluster protocol, or this
+    /// node does not understand the peer's (`versions.rs`).
+    Refused(String),
 }
 
 impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WireError::NotSent(why) | WireError::NoAnswer(why) => f.write_str(why),
+            WireError::NotSent(why) | WireError::NoAnswer(why) | WireError::Refused(why) => {
+                f.write_str(why)
+            }
         }
     }
 }
@@ -51,13 +58,13 @@ pub type WireFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, WireError>> +
 /// A network between nodes, addressed by their cluster addresses. Every method sends one
 /// request and waits at most `timeout` for its answer.
 pub trait Wire: Send + Sync + 'static {
-    /// One openraft message; the answer's payload.
+    /// One openraft message (or a liveness ping); the answer.
     fn raft<'a>(
         &'a self,
         to: &'a str,
         request: RaftRequest,
         timeout: Duration,
-    ) -> WireFuture<'a, Vec<u8>>;
+    ) -> WireFuture<'a, RaftReply>;
 
     /// Several openraft messages in one call; the answers' payloads in order.
     fn raft_batch<'a>(
@@ -183,7 +190,9 @@ fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 }
 
 fn failed(status: tonic::Status) -> WireError {
-    if never_sent(&status) {
+    if status.code() == tonic::Code::FailedPrecondition {
+        WireError::Refused(status.message().to_string())
+    } else if never_sent(&status) {
         WireError::NotSent(status.to_string())
     } else {
         WireError::NoAnswer(status.to_string())
@@ -211,14 +220,14 @@ impl Wire for GrpcWire {
         to: &'a str,
         request: RaftRequest,
         timeout: Duration,
-    ) -> WireFuture<'a, Vec<u8>> {
+    ) -> WireFuture<'a, RaftReply> {
         Box::pin(async move {
             let mut client = self.client(to, request.group)?;
             let reply = client
                 .raft(with_timeout(request, timeout))
                 .await
                 .map_err(failed)?;
-            Ok(reply.into_inner().payload)
+            Ok(reply.into_inner())
         })
     }
 

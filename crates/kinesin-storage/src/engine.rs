@@ -63,6 +63,20 @@ pub struct VerifyReport {
     pub bytes: u64,
 }
 
+/// See [`Engine::storage_stats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StorageStats {
+    pub sst_bytes: u64,
+    pub blob_bytes: u64,
+    pub memtable_bytes: u64,
+    /// Bytes compaction has yet to rewrite: when it grows past RocksDB's limits, writes slow.
+    pub pending_compaction_bytes: u64,
+    /// RocksDB stopped writes (too many memtables or level-0 files, or pending compaction).
+    pub writes_stopped: bool,
+    /// The rate RocksDB slowed writes to, bytes per second; 0 while it does not.
+    pub delayed_write_rate: u64,
+}
+
 pub struct Engine {
     db: Arc<DB>,
     syncer: Syncer,
@@ -213,6 +227,36 @@ impl Engine {
     /// The file system holding the database: free and total bytes.
     pub fn disk_space(&self) -> Option<crate::DiskSpace> {
         crate::disk_space::disk_space(self.db.path())
+    }
+
+    /// What the database holds and whether RocksDB is holding writes back, summed over the
+    /// column families (for `/metrics`). RocksDB's own estimates: cheap, read from memory.
+    pub fn storage_stats(&self) -> StorageStats {
+        let mut stats = StorageStats::default();
+        for name in ALL_CFS {
+            let cf = self.cf(name);
+            let int = |property: &str| {
+                self.db
+                    .property_int_value_cf(cf, property)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            stats.sst_bytes += int("rocksdb.total-sst-files-size");
+            stats.blob_bytes += int("rocksdb.total-blob-file-size");
+            stats.memtable_bytes += int("rocksdb.cur-size-all-mem-tables");
+            stats.pending_compaction_bytes += int("rocksdb.estimate-pending-compaction-bytes");
+        }
+        let db_int = |property: &str| {
+            self.db
+                .property_int_value(property)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
+        stats.writes_stopped = db_int("rocksdb.is-write-stopped") != 0;
+        stats.delayed_write_rate = db_int("rocksdb.actual-delayed-write-rate");
+        stats
     }
 
     pub fn sync_stats(&self) -> &SyncStats {

@@ -21,7 +21,7 @@ pub mod records;
 mod syncer;
 
 pub use disk_space::DiskSpace;
-pub use engine::{Engine, EngineOptions, StateTag, VerifyReport, WriteBatch};
+pub use engine::{Engine, EngineOptions, StateTag, StorageStats, VerifyReport, WriteBatch};
 pub use error::StorageError;
 pub use failure::StorageFailure;
 pub use records::{StoredRecord, TimeIndexEntry};

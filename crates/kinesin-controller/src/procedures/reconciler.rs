@@ -144,6 +144,25 @@ impl Reconciler {
                 .await?;
             tracing::info!(moves = self.moves_at_once, "replica moves at once set");
         }
+        raft.set_cluster_version(state.cluster_version());
+        if leads_controller {
+            let spoken = |node: u64| {
+                if node == me {
+                    Some(kinesin_raft::CLUSTER_PROTOCOL)
+                } else {
+                    raft.peer_versions().of(node).map(|v| v.protocol)
+                }
+            };
+            if let Some(version) = state.cluster_version_to_set(spoken) {
+                controller
+                    .propose(&Command::SetClusterVersion { version })
+                    .await?;
+                tracing::info!(
+                    version,
+                    "every node speaks cluster protocol {version}: cluster version raised"
+                );
+            }
+        }
         // Nodes beyond the controller's voters follow it as learners. Not while the voters are
         // changing, nor on a leader that is no longer a voter: a draining leader that removed
         // itself and then asked to add itself back as a learner made openraft panic ("Only

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kinesin_raft::pb::{ProposeRequest, QueryRequest, RaftKind, RaftRequest};
+use kinesin_raft::pb::{ProposeRequest, QueryRequest, RaftKind, RaftReply, RaftRequest};
 use kinesin_raft::{Inbox, MultiRaft, NodeId, Wire, WireError, WireFuture};
 
 use crate::trace::Trace;
@@ -261,7 +261,7 @@ impl Wire for SimWire {
         to: &'a str,
         request: RaftRequest,
         timeout: Duration,
-    ) -> WireFuture<'a, Vec<u8>> {
+    ) -> WireFuture<'a, RaftReply> {
         Box::pin(async move {
             let what = raft_what(&request);
             if request.kind() == RaftKind::TransferLeader && self.net.state().transfers_lost {
