@@ -60,6 +60,22 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_
         self.server.stop(grace=None)
 
 
+def scrape(server):
+    """{(name, ((label, value), ...)): value} of a node's /metrics (labels without quotes in them)."""
+    import re
+    import urllib.request
+    with urllib.request.urlopen(f"{server.endpoint}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    figures = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r'([A-Za-z_:][\w:]*)(?:\{(.*)\})? (\S+)', line)
+        if match and not line.startswith("#"):
+            name, labels, value = match.groups()
+            pairs = tuple(re.findall(r'(\w+)="([^"]*)"', labels or ""))
+            figures[(name, pairs)] = float(value)
+    return figures
+
+
 def attributes(span):
     out = {}
     for a in span.attributes:
@@ -141,6 +157,22 @@ def test_a_forwarded_put_is_one_trace_across_two_nodes_and_metrics_go_over_otlp(
         with receiver.lock:
             nodes_reporting = {node for node, _ in receiver.metrics}
         assert nodes_reporting == {f"node-{s.node_id}" for s in servers}
+
+        # The cluster's own figures, from /metrics: the groups (the controller's and the shard's)
+        # are led once each, the shard's leader committed the write and tracks both followers'
+        # lag, RocksDB holds something, nothing is stalled or moving.
+        figures = {s.node_id: scrape(s) for s in servers}
+        assert sum(f[("kinesin_raft_groups_led", ())] for f in figures.values()) == 2, figures
+        on_leader = figures[leader]
+        assert on_leader[("kinesin_raft_commits_total", ())] >= 1
+        assert on_leader[("kinesin_raft_commit_seconds_sum", ())] > 0
+        lagging = {labels for name, labels in on_leader if name == "kinesin_raft_replication_lag_entries"}
+        assert lagging == {(("peer", str(s.node_id)),) for s in servers if s.node_id != leader}, lagging
+        for f in figures.values():
+            assert f[("kinesin_storage_memtable_bytes", ())] > 0
+            assert f[("kinesin_storage_writes_stopped", ())] == 0
+            assert f[("kinesin_procedures_replica_moves", ())] == 0
+            assert f[("kinesin_cluster_version", ())] == 2
     finally:
         for s in servers:
             s.cleanup()

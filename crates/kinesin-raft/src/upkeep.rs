@@ -53,15 +53,19 @@ impl MultiRaft {
     }
 
     /// Per peer, how many entries its replica lags behind the most in the groups this node
-    /// leads (what the leader applied minus what the peer's log matches), for `/metrics`. Quiet
-    /// groups lag nowhere and are skipped.
+    /// leads (what the leader applied minus what the peer's log matches), for `/metrics`. A
+    /// quiet group's voters all hold its last entry: they lag by nothing.
     pub fn replication_lag(&self) -> BTreeMap<NodeId, u64> {
         let mut lag: BTreeMap<NodeId, u64> = BTreeMap::new();
-        for group in self
-            .all_groups()
-            .into_iter()
-            .filter(|g| g.is_leader() && !g.is_quiet())
-        {
+        for group in self.all_groups().into_iter().filter(|g| g.is_leader()) {
+            if group.is_quiet() {
+                for node in group.voters() {
+                    if node != self.node_id() {
+                        lag.entry(node).or_default();
+                    }
+                }
+                continue;
+            }
             let applied = group.applied_index();
             for (node, matched) in group.matched_indexes().unwrap_or_default() {
                 if node != self.node_id() {
