@@ -280,14 +280,14 @@ pub struct ServerArgs {
 
     /// Interval of Raft heartbeats from each group's leader to its followers, in milliseconds. Each
     /// heartbeat costs every group some CPU on every replica, so fewer means less idle cost for
-    /// many shards. [default: 300]
+    /// many shards (quiet shards send none). [default: 200]
     #[arg(long, env = "KINESIN_RAFT_HEARTBEAT_MS", value_name = "MS")]
     pub raft_heartbeat_ms: Option<u64>,
 
     /// A follower that hears nothing from its leader for a random time between this and 1.2 times
     /// this starts an election (a safety net: a dead node's groups elect as soon as its liveness
     /// lapses). 1.2 times this is also Raft's leader lease, the floor of a busy shard's failover.
-    /// At least three heartbeat intervals. [default: 1000]
+    /// At least three heartbeat intervals. [default: 700]
     #[arg(long, env = "KINESIN_RAFT_ELECTION_TIMEOUT_MS", value_name = "MS")]
     pub raft_election_timeout_ms: Option<u64>,
 

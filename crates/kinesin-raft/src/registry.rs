@@ -55,14 +55,15 @@ pub struct RaftTuning {
 impl Default for RaftTuning {
     fn default() -> Self {
         RaftTuning {
-            // openraft ticks every group about five times per heartbeat interval, and that (not
-            // the heartbeats themselves, which are batched) is most of what idle groups cost:
-            // 150 ms took 1.8 cores for 1,000 shards on 3 nodes, 300 ms about 1 (benches/README.md).
-            heartbeat_ms: 300,
-            election_min_ms: 1000,
-            // openraft's leader lease: a busy dead leader's groups elect no sooner than this
-            // after its last word (failover's floor).
-            election_max_ms: 1200,
+            // openraft ticks every awake group about five times per heartbeat interval (quiet
+            // groups not at all, `quiesce.rs`). The election timeout is at least three
+            // heartbeats, and its maximum is openraft's leader lease: a busy dead leader's groups
+            // elect no sooner than that after its last word, so with liveness's 750 ms it bounds
+            // failover (benches/README.md: 300 ms and 1,000–1,200 ms gave p99 1.69 s for 1,000
+            // shards; 200 ms and 700–840 ms with 750 ms of liveness, 1.40 s).
+            heartbeat_ms: 200,
+            election_min_ms: 700,
+            election_max_ms: 840,
             snapshot_every: 2000,
             logs_kept_after_snapshot: 500,
             heartbeat_batch_ms: 5,

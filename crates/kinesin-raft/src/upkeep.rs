@@ -227,7 +227,7 @@ impl MultiRaft {
     }
 }
 
-/// Withdraws support from peers silent for a second, checked far more often than pings are
+/// Withdraws support from peers silent for [`SUPPORT_FOR`], checked far more often than pings are
 /// sent: a dead leader's groups campaign within [`NOTICED_WITHIN`] of its support lapsing,
 /// not up to a ping interval later (failover time is mostly this wait).
 async fn withdraw_lapsed_support(multi: Weak<MultiRaft>) {
@@ -241,7 +241,11 @@ async fn withdraw_lapsed_support(multi: Weak<MultiRaft>) {
         }
         for change in node.liveness.expire() {
             if let Change::Lost(lost) = change {
-                tracing::warn!(node = lost, "peer lost: no ping for a second");
+                tracing::warn!(
+                    node = lost,
+                    silent_ms = SUPPORT_FOR.as_millis() as u64,
+                    "peer lost: no ping within its support window"
+                );
                 node.quiet_stats.peers_lost.fetch_add(1, Ordering::Relaxed);
                 node.take_over_from(lost);
             }
