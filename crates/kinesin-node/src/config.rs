@@ -957,10 +957,15 @@ mod tests {
         assert_eq!(config.limits.max_put_records, 500);
         assert_eq!(config.limits.max_consumers_per_stream, 20);
         assert_eq!(config.dead_node_secs, 300);
-        assert_eq!(config.raft.heartbeat_ms, 300);
+        assert_eq!(config.raft.heartbeat_ms, 200);
         assert_eq!(
             (config.raft.election_min_ms, config.raft.election_max_ms),
-            (1000, 1200)
+            (700, 840)
+        );
+        assert_eq!(config.otlp_endpoint, None);
+        assert_eq!(
+            config.otlp_metrics_every,
+            std::time::Duration::from_secs(10)
         );
         assert_eq!(config.raft.heartbeat_batch_ms, 5);
         assert_eq!(
@@ -1029,6 +1034,23 @@ mod tests {
         };
         let err = args.resolve().unwrap_err().to_string();
         assert!(err.contains("account_id"), "{err}");
+
+        let file = write("otlp_endpoint = \"collector:4317\"\n");
+        let args = ServerArgs {
+            config: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(
+            err.contains("otlp_endpoint") && err.contains("http://"),
+            "{err}"
+        );
+        let args = ServerArgs {
+            otlp_metrics_secs: Some(0),
+            ..Default::default()
+        };
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("otlp_metrics_secs"), "{err}");
     }
 
     #[test]
