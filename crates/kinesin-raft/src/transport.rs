@@ -192,8 +192,8 @@ impl Peers {
         request.stopping = stopping;
         self.stats.rpcs_sent.fetch_add(1, Ordering::Relaxed);
         let reply = self.wire.raft(&to.addr, request, SUPPORT_FOR).await?;
-        let peer = format!("the node at {addr}");
-        if let Some(refusal) = versions::refusal(reply.protocol, &peer, self.cluster_version()) {
+        let peer = || format!("the node at {addr}");
+        if let Some(refusal) = versions::refusal(reply.protocol, self.cluster_version(), peer) {
             return Err(WireError::Refused(refusal));
         }
         let version = PeerVersion::from_fields(reply.protocol, &reply.build);
@@ -593,8 +593,8 @@ fn raft_reply(payload: Vec<u8>) -> RaftReply {
 /// Refuses a message in a protocol this node does not understand, or older than its cluster's
 /// version (`versions.rs`), before anything of it is decoded.
 fn check_protocol(multi: &MultiRaft, protocol: u32, group: u64) -> Result<(), tonic::Status> {
-    let sender = format!("the sender of a message to group {group}");
-    match versions::refusal(protocol, &sender, multi.cluster_version()) {
+    let sender = || format!("the sender of a message to group {group}");
+    match versions::refusal(protocol, multi.cluster_version(), sender) {
         None => Ok(()),
         Some(refusal) => {
             multi.versions.refused(&refusal, &refusal);

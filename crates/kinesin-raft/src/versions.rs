@@ -33,16 +33,21 @@ pub fn spoken(field: u32) -> u32 {
     field.max(1)
 }
 
-/// Why a message in `protocol` from `peer` (a node id or an address) is refused, if it is, in a
-/// cluster whose version is `cluster_version`: once every node was upgraded to a protocol, a
-/// node that speaks an older one may not take part again (it could not decode what the others
-/// now send).
-pub fn refusal(protocol: u32, peer: &str, cluster_version: u32) -> Option<String> {
+/// Why a message in `protocol` from `peer` (who sent it, named only for a refusal: every message
+/// is checked) is refused, if it is, in a cluster whose version is `cluster_version`: once every
+/// node was upgraded to a protocol, a node that speaks an older one may not take part again (it
+/// could not decode what the others now send).
+pub fn refusal(
+    protocol: u32,
+    cluster_version: u32,
+    peer: impl FnOnce() -> String,
+) -> Option<String> {
     let protocol = spoken(protocol);
     let oldest = OLDEST_PEER_PROTOCOL.max(cluster_version);
     if (oldest..=CLUSTER_PROTOCOL).contains(&protocol) {
         return None;
     }
+    let peer = peer();
     Some(if protocol > CLUSTER_PROTOCOL {
         format!(
             "{peer} speaks cluster protocol {protocol}; this node (kinesin {BUILD}) understands \
@@ -134,23 +139,27 @@ impl PeerVersions {
 mod tests {
     use super::*;
 
+    fn node(id: u64) -> impl FnOnce() -> String {
+        move || format!("node {id}")
+    }
+
     #[test]
     fn builds_that_name_no_protocol_speak_protocol_1_and_are_understood() {
         assert_eq!(spoken(0), 1);
-        assert_eq!(refusal(0, "node 2", 1), None);
-        assert_eq!(refusal(CLUSTER_PROTOCOL, "node 2", 1), None);
+        assert_eq!(refusal(0, 1, node(2)), None);
+        assert_eq!(refusal(CLUSTER_PROTOCOL, 1, node(2)), None);
     }
 
     #[test]
     fn once_the_cluster_version_rose_older_protocols_are_refused() {
-        let old = refusal(0, "node 2", 2).unwrap();
+        let old = refusal(0, 2, node(2)).unwrap();
         assert!(old.contains("upgraded to protocol 2"), "{old}");
-        assert_eq!(refusal(2, "node 2", 2), None);
+        assert_eq!(refusal(2, 2, node(2)), None);
     }
 
     #[test]
     fn a_protocol_outside_the_range_is_refused_with_what_to_do() {
-        let newer = refusal(CLUSTER_PROTOCOL + 1, "node 3", 1).unwrap();
+        let newer = refusal(CLUSTER_PROTOCOL + 1, 1, node(3)).unwrap();
         assert!(newer.starts_with(&format!(
             "node 3 speaks cluster protocol {}",
             CLUSTER_PROTOCOL + 1
