@@ -121,7 +121,7 @@ where
             leader: None,
             candidate: None,
             pre_candidate: None,
-            output: EngineOutput::new(4096),
+            output: EngineOutput::new(0),
         }
     }
 
