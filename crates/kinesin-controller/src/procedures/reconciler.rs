@@ -208,29 +208,32 @@ impl Reconciler {
             }
             for shard in &local {
                 wanted.insert(shard.group);
-                let new = raft.group(shard.group).is_none();
-                if new && !self.starts.room_by(raft, opening_until).await {
-                    deferred += 1;
-                    continue;
-                }
-                // Only the shard's founders form its group; a node added later waits for the
-                // leader to bring it in (as a learner, with the data).
-                let initial_members = shard
-                    .founders
-                    .contains(&me)
-                    .then(|| state.member_addresses(&shard.founders));
-                let group = raft
-                    .open_group(
-                        shard.group,
-                        GroupOptions {
-                            kind: GroupKind::Shard,
-                            initial_members,
-                        },
-                    )
-                    .await?;
-                if new {
-                    self.starts.started(shard.group);
-                }
+                let group = match raft.group(shard.group) {
+                    Some(group) => group,
+                    None => {
+                        if !self.starts.room_by(raft, opening_until).await {
+                            deferred += 1;
+                            continue;
+                        }
+                        // Only the shard's founders form its group; a node added later waits
+                        // for the leader to bring it in (as a learner, with the data).
+                        let initial_members = shard
+                            .founders
+                            .contains(&me)
+                            .then(|| state.member_addresses(&shard.founders));
+                        let group = raft
+                            .open_group(
+                                shard.group,
+                                GroupOptions {
+                                    kind: GroupKind::Shard,
+                                    initial_members,
+                                },
+                            )
+                            .await?;
+                        self.starts.started(shard.group);
+                        group
+                    }
+                };
                 if group.is_leader() {
                     self.lead(&group, shard, &state).await;
                 }
