@@ -190,6 +190,22 @@ impl Liveness {
             .collect()
     }
 
+    /// Time this node itself did not run (its runtime starved of CPU, the process paused) is not
+    /// its peers' silence: their pings may be waiting, unread, in this node's own queues. Moves
+    /// each supported peer's last word forward by `stalled`, never past now. On a machine so
+    /// loaded that every node ran late, support lapsed and came back every few seconds and each
+    /// loss started campaigns for hundreds of groups, which loaded it more
+    /// (`test_the_metadata_api_answers_while_hundreds_of_groups_start`). A quiet member refusing
+    /// other candidates while it counts its leader live refuses for longer, never shorter, so
+    /// the quiet leader's reads (`answered_sent_at`, untouched) stay safe.
+    pub(crate) fn forgive(&self, stalled: Duration) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        for heard in peers.values_mut().filter(|heard| heard.supported) {
+            heard.at = (heard.at + stalled).min(now);
+        }
+    }
+
     /// How long a vote request must wait before this process may answer it: a quiet leader may
     /// still count on the process before this one (quiet, so refusing other candidates) for
     /// [`RELIED_ON`] after the last ping it answered, which was before this process started.
@@ -260,6 +276,34 @@ mod tests {
         assert!(liveness.expire().is_empty(), "lost once, reported once");
         assert_eq!(liveness.heard(ping(2, 7)), Some(Change::Returned(2)));
         assert_eq!(liveness.peers(), vec![(2, true)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn this_nodes_own_stall_is_not_counted_as_its_peers_silence() {
+        let liveness = Liveness::new(1);
+        liveness.heard(ping(2, 7));
+        liveness.heard(ping(3, 7));
+        // This node did not run for a whole window (a pause, a starved runtime): nothing heard.
+        tokio::time::advance(SUPPORT_FOR).await;
+        liveness.forgive(SUPPORT_FOR);
+        assert!(
+            liveness.expire().is_empty(),
+            "silence while this node stalled"
+        );
+        assert!(liveness.is_live(2) && liveness.is_live(3));
+        // From then on its peers' silence counts, from when it ran again.
+        tokio::time::advance(SUPPORT_FOR / 2).await;
+        liveness.heard(ping(2, 7));
+        tokio::time::advance(SUPPORT_FOR / 2).await;
+        assert_eq!(liveness.expire(), vec![Change::Lost(3)]);
+        liveness.forgive(Duration::from_secs(60));
+        assert!(!liveness.is_live(3), "a lost peer stays lost");
+        tokio::time::advance(SUPPORT_FOR).await;
+        assert_eq!(
+            liveness.expire(),
+            vec![Change::Lost(2)],
+            "forgiven up to now, never beyond"
+        );
     }
 
     #[tokio::test(start_paused = true)]

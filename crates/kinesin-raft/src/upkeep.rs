@@ -22,6 +22,8 @@ const AT_A_TIME: usize = 64;
 
 /// How late, at most, a peer's lapsed support is noticed.
 const NOTICED_WITHIN: Duration = Duration::from_millis(50);
+/// A check of support that runs later than this was held up by this node itself, not its peers.
+const STALL_FORGIVEN_OVER: Duration = Duration::from_millis(50);
 
 /// How often the peers to ping are gathered again from the groups' memberships.
 const PEERS_EVERY_ROUNDS: u64 = 10;
@@ -234,10 +236,16 @@ async fn withdraw_lapsed_support(multi: Weak<MultiRaft>) {
     let mut ticks = tokio::time::interval(NOTICED_WITHIN);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        let due = ticks.tick().await;
         let Some(node) = multi.upgrade() else { return };
         if node.stopped.load(Ordering::Acquire) {
             return;
+        }
+        // This loop ran late by as long as this node's runtime could not run it: the same
+        // wait the handling of its peers' pings had (`Liveness::forgive`).
+        let late = tokio::time::Instant::now().saturating_duration_since(due);
+        if late > STALL_FORGIVEN_OVER {
+            node.liveness.forgive(late);
         }
         for change in node.liveness.expire() {
             if let Change::Lost(lost) = change {
