@@ -49,9 +49,9 @@ const GROUPS: u64 = 40;
 /// Enough writes that a ring of the old sizes would have been walked through for a good part.
 const WRITES_PER_GROUP: usize = 300;
 /// What a written single-voter group may hold once its writes are done. Measured (heaptrack):
-/// ~105 KiB: openraft's statistics histograms (~31 KiB, never read by Kinesin), its channels'
-/// first blocks (~25 KiB), tasks, watches and membership; our shard view, log store and write
-/// queue are a few KiB. With openraft's reservations back it is over 1,400 KiB.
+/// ~81 KiB: openraft's channels' first blocks (~25 KiB), tasks, watches, statistics and
+/// membership; our shard view, log store and write queue are a few KiB. With openraft's
+/// reservations back it is over 1,400 KiB.
 const BOUND_PER_GROUP: isize = 192 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,7 +68,7 @@ pub(crate) struct Reconciler {
     /// Quiet groups led here found with nothing to do (placed, nobody leaving, this node their
     /// preferred leader), by term, as of one state version: skipped by later passes until the
     /// state or the term changes (a quiet group's membership cannot change without waking it).
-    /// 10,000 idle shards made the pass over them most of an idle node's CPU.
+    /// (perf: walking 10,000 idle shards every second was the largest cost left on an idle node.)
     settled: Mutex<(u64, std::collections::HashMap<u64, u64>)>,
     clock: SharedClock,
 }
@@ -332,7 +332,11 @@ impl Reconciler {
             return false;
         }
         let settled = self.settled.lock().unwrap_or_else(|p| p.into_inner());
-        settled.0 == version && settled.1.get(&group.id()) == Some(&group.term())
+        settled.0 == version
+            && settled
+                .1
+                .get(&group.id())
+                .is_some_and(|term| *term == group.term())
     }
 
     fn remember_settled(&self, group: &GroupHandle, version: u64) {
