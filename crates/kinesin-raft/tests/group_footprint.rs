@@ -9,13 +9,14 @@
 //! (benches/idle_cpu.py measures that).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use kinesin_raft::{Command, GroupKind, GroupOptions, MultiRaft, NewRecord, RaftTuning};
+use kinesin_raft::{Command, MultiRaft, NewRecord, RaftTuning};
 use kinesin_storage::{Engine, EngineOptions};
+
+mod common;
+use common::open_single_voter;
 
 /// The system allocator, keeping count of the bytes allocated and not yet freed.
 struct Counting;
@@ -59,34 +60,14 @@ async fn a_written_group_holds_tens_of_kilobytes_not_megabytes() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(Engine::open(dir.path(), &EngineOptions::default()).unwrap());
     let raft = Arc::new(MultiRaft::new(1, engine, &RaftTuning::default()).unwrap());
-    let open = |id: u64| {
-        let raft = raft.clone();
-        async move {
-            let group = raft
-                .open_group(
-                    id,
-                    GroupOptions {
-                        kind: GroupKind::Shard,
-                        initial_members: Some(BTreeMap::from([(1, "127.0.0.1:1".to_string())])),
-                    },
-                )
-                .await
-                .unwrap();
-            group
-                .wait_for_leader(Duration::from_secs(10))
-                .await
-                .unwrap();
-            group
-        }
-    };
     // One group first, so what every node has once (runtime, engine handles, transport) is
     // counted before the measurement starts.
-    let first = open(1).await;
+    let first = open_single_voter(&raft, 1).await;
     write(&first, 1).await;
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let mut groups = Vec::new();
     for id in 2..=GROUPS + 1 {
-        groups.push(open(id).await);
+        groups.push(open_single_voter(&raft, id).await);
     }
     for group in &groups {
         write(group, WRITES_PER_GROUP).await;

@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kinesin_raft::{
-    Command, GroupHandle, GroupKind, GroupOptions, MultiRaft, NewRecord, RaftTuning, Response,
-};
+use kinesin_raft::{Command, GroupHandle, MultiRaft, NewRecord, RaftTuning, Response};
 use kinesin_storage::{Engine, EngineOptions};
+
+mod common;
+use common::open_single_voter;
 
 const GROUP: u64 = 1;
 
@@ -21,20 +22,7 @@ async fn open(dir: &Path) -> (Arc<MultiRaft>, GroupHandle) {
 async fn open_tuned(dir: &Path, tuning: &RaftTuning) -> (Arc<MultiRaft>, GroupHandle, Arc<Engine>) {
     let engine = Arc::new(Engine::open(dir, &EngineOptions::default()).unwrap());
     let raft = Arc::new(MultiRaft::new(1, engine.clone(), tuning).unwrap());
-    let group = raft
-        .open_group(
-            GROUP,
-            GroupOptions {
-                kind: GroupKind::Shard,
-                initial_members: Some(BTreeMap::from([(1, "127.0.0.1:1".to_string())])),
-            },
-        )
-        .await
-        .unwrap();
-    group
-        .wait_for_leader(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let group = open_single_voter(&raft, GROUP).await;
     (raft, group, engine)
 }
 
