@@ -1,9 +1,15 @@
-"""What the cluster benchmarks share: a client for a node, /metrics values, waiting, and
-creating many shards in streams of at most so many (AWS lets 5 streams be CREATING at once)."""
+"""What the cluster benchmarks share: their cluster on loopback (the --bin, --server-arg and --keep
+flags, and a cluster started in a temporary directory and stopped after), a client for a node,
+/metrics values, waiting, and creating many shards in streams of at most so many (AWS lets 5
+streams be CREATING at once)."""
 
 import asyncio
+import contextlib
 import json
+import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -11,6 +17,39 @@ import urllib.request
 
 import boto3
 from botocore.config import Config
+
+# The cluster on loopback is the Jepsen harness's: one way to start and stop kinesin processes.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
+from kinesin_jepsen.local import LocalCluster  # noqa: E402
+
+
+def add_cluster_args(parser, bin_help="the kinesin binary (a release build)", keep_help="keep the data directory",
+                     server_arg_help="extra flag for every `kinesin server`", server_arg_metavar=None):
+    """--bin, --keep and --server-arg (repeated) on `parser`: what local_cluster reads. The help
+    texts are each script's own."""
+    parser.add_argument("--bin", required=True, help=bin_help)
+    parser.add_argument("--keep", action="store_true", help=keep_help)
+    parser.add_argument("--server-arg", action="append", default=[], metavar=server_arg_metavar,
+                        help=server_arg_help)
+
+
+@contextlib.contextmanager
+def local_cluster(args, nodes, prefix, extra_args=(), timeout=600):
+    """A started LocalCluster of `nodes` args.bin servers, each with `extra_args` then every
+    --server-arg, in a new temporary directory whose name begins with `prefix` (its .directory),
+    healthy within `timeout` seconds. On leaving, the nodes are stopped and the directory removed,
+    or with --keep kept and named on stderr."""
+    base = tempfile.mkdtemp(prefix=prefix)
+    cluster = LocalCluster(args.bin, nodes, base, extra_args=[*extra_args, *args.server_arg])
+    try:
+        cluster.start_all(timeout=timeout)
+        yield cluster
+    finally:
+        cluster.stop_all()
+        if args.keep:
+            print(f"data and logs kept in {base}", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def client(endpoint, **config):

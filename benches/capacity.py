@@ -27,16 +27,13 @@ Scenarios (the targets of issue 6; 1 KiB records; per-shard limits off unless sa
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
-from kinesin_jepsen.local import LocalCluster  # noqa: E402
+from benchlib import add_cluster_args, local_cluster
 
 # Capacity is measured without AWS's per-shard limits (writes 1,000 records and 1 MiB per second,
 # reads 5 GetRecords calls and 2 MiB per second): they would cap the load, not the server.
@@ -116,63 +113,59 @@ class NodeSampler(threading.Thread):
         }
 
 
-def scenario_server_args(args, name):
-    """The flags every node of scenario `name` starts with."""
-    server_args = SCENARIOS[name][1]
+def scenario_cluster(args, name):
+    """A fresh cluster for scenario `name` (benchlib.local_cluster): its nodes, each started with
+    the scenario's flags and every --server-arg (the cluster's extra_args)."""
+    nodes, server_args, _ = SCENARIOS[name]
     if server_args is UNLIMITED and args.no_limit_flags:
         server_args = []
-    return [*server_args, *args.server_arg]
+    return local_cluster(args, nodes, f"kinesin-capacity-{name}-", server_args, timeout=120)
 
 
 def run_scenario(args, name, rate=None):
     nodes, _, bench_args = SCENARIOS[name]
-    server_args = scenario_server_args(args, name)
-    directory = tempfile.mkdtemp(prefix=f"kinesin-capacity-{name}-")
-    cluster = LocalCluster(args.bin, nodes, directory, extra_args=server_args)
-    report_path = os.path.join(directory, "bench.json")
     perf = None
-    try:
-        cluster.start_all()
-        endpoints = [cluster.endpoint(n) for n in range(1, nodes + 1)] if args.via_all else [cluster.endpoint(1)]
-        command = [args.bench, "--endpoint", ",".join(endpoints), "--stream", f"cap-{name}",
-                   "--seconds", str(args.seconds), "--warmup-secs", str(args.warmup),
-                   "--json", report_path, *bench_args]
-        if rate:
-            command += ["--rate", str(rate)]
-        sampler = NodeSampler(cluster)
-        sampler.start()
-        if args.perf:
-            perf_data = os.path.join(directory, "perf.data")
-            perf = subprocess.Popen(["perf", "record", "-F", "499", "-o", perf_data, "-p",
-                                     str(cluster.procs[args.perf].pid)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        print(f"== {name}: {' '.join(command)}", file=sys.stderr)
-        subprocess.run(command, check=True)
-        sampler.stopped.set()
-        with open(report_path) as f:
-            report = json.load(f)
-        report["scenario"] = name
-        report["nodes"] = nodes
-        report["server_args"] = server_args
-        report["memory"] = sampler.summary()
-        report["disk_write_mb_per_sec"] = sampler.disk_mb_per_sec(args.warmup)
-        if perf:
-            perf.send_signal(2)
-            perf.wait()
-            profile = subprocess.run(
-                ["perf", "report", "-i", perf_data, "--no-children", "--percent-limit", "0.7",
-                 "--stdio", "--sort", "symbol"], capture_output=True, text=True).stdout
-            profile_path = os.path.join(args.out_dir, f"profile-{name}-node{args.perf}.txt")
-            with open(profile_path, "w") as f:
-                f.write(profile)
-            report["profile"] = profile_path
-        return report
-    finally:
-        if perf and perf.poll() is None:
-            perf.kill()
-        cluster.stop_all()
-        if not args.keep:
-            shutil.rmtree(directory, ignore_errors=True)
+    with scenario_cluster(args, name) as cluster:
+        directory = cluster.directory
+        report_path = os.path.join(directory, "bench.json")
+        try:
+            endpoints = [cluster.endpoint(n) for n in range(1, nodes + 1)] if args.via_all else [cluster.endpoint(1)]
+            command = [args.bench, "--endpoint", ",".join(endpoints), "--stream", f"cap-{name}",
+                       "--seconds", str(args.seconds), "--warmup-secs", str(args.warmup),
+                       "--json", report_path, *bench_args]
+            if rate:
+                command += ["--rate", str(rate)]
+            sampler = NodeSampler(cluster)
+            sampler.start()
+            if args.perf:
+                perf_data = os.path.join(directory, "perf.data")
+                perf = subprocess.Popen(["perf", "record", "-F", "499", "-o", perf_data, "-p",
+                                         str(cluster.procs[args.perf].pid)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            print(f"== {name}: {' '.join(command)}", file=sys.stderr)
+            subprocess.run(command, check=True)
+            sampler.stopped.set()
+            with open(report_path) as f:
+                report = json.load(f)
+            report["scenario"] = name
+            report["nodes"] = nodes
+            report["server_args"] = cluster.extra_args
+            report["memory"] = sampler.summary()
+            report["disk_write_mb_per_sec"] = sampler.disk_mb_per_sec(args.warmup)
+            if perf:
+                perf.send_signal(2)
+                perf.wait()
+                profile = subprocess.run(
+                    ["perf", "report", "-i", perf_data, "--no-children", "--percent-limit", "0.7",
+                     "--stdio", "--sort", "symbol"], capture_output=True, text=True).stdout
+                profile_path = os.path.join(args.out_dir, f"profile-{name}-node{args.perf}.txt")
+                with open(profile_path, "w") as f:
+                    f.write(profile)
+                report["profile"] = profile_path
+            return report
+        finally:
+            if perf and perf.poll() is None:
+                perf.kill()
 
 
 def applied_indexes(cluster, node, stream):
@@ -205,15 +198,12 @@ def run_catch_up(args):
     the same stream, while node 3 is up, down, and catching up."""
     name = "catch-up"
     nodes, _, bench_args = SCENARIOS[name]
-    server_args = scenario_server_args(args, name)
     rate = max(1, int((args.rate or 20_000) / 500))
-    directory = tempfile.mkdtemp(prefix="kinesin-capacity-catch-up-")
-    cluster = LocalCluster(args.bin, nodes, directory, extra_args=server_args)
     stream = "cap-catch-up"
     behind = 3
 
     def bench(phase, seconds):
-        report_path = os.path.join(directory, f"bench-{phase}.json")
+        report_path = os.path.join(cluster.directory, f"bench-{phase}.json")
         command = [args.bench, "--endpoint", cluster.endpoint(1), "--stream", stream,
                    "--seconds", str(seconds), "--warmup-secs", "2", "--rate", str(rate),
                    "--json", report_path, *bench_args]
@@ -224,9 +214,8 @@ def run_catch_up(args):
         return {key: producer[key] for key in ("records_per_sec", "latency_ms", "errors",
                                                "failed_records")}
 
-    try:
-        cluster.start_all()
-        report = {"scenario": name, "nodes": nodes, "server_args": server_args,
+    with scenario_cluster(args, name) as cluster:
+        report = {"scenario": name, "nodes": nodes, "server_args": cluster.extra_args,
                   "rate_records_per_sec": rate * 500, "down_secs": args.down}
         report["all_up"] = bench("all up", 30)
         applied_at_kill = {shard: applied or 0
@@ -254,10 +243,6 @@ def run_catch_up(args):
         report["catch_up_secs_per_shard"] = caught_up
         report["catch_up_secs"] = max(caught_up.values()) if len(caught_up) == len(backlog) else None
         return report
-    finally:
-        cluster.stop_all()
-        if not args.keep:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 def records_per_sec(report):
@@ -267,7 +252,8 @@ def records_per_sec(report):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
+    add_cluster_args(parser, keep_help="keep the nodes' data and logs", server_arg_metavar="ARG",
+                     server_arg_help="one more argument for every node (repeat: --server-arg=--flag --server-arg=value)")
     parser.add_argument("--bench", required=True, help="the kinesin-bench binary")
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5, help="seconds left out of the figures")
@@ -277,9 +263,6 @@ def main():
     parser.add_argument("--out-dir", default=".", help="where profiles go")
     parser.add_argument("--no-limit-flags", action="store_true",
                         help="do not pass the per-shard limit flags (for builds that predate them)")
-    parser.add_argument("--keep", action="store_true", help="keep the nodes' data and logs")
-    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                        help="one more argument for every node (repeat: --server-arg=--flag --server-arg=value)")
     parser.add_argument("--down", type=int, default=300,
                         help="catch-up: seconds of load while node 3 is down")
     parser.add_argument("--catch-up-window", type=int, default=120,

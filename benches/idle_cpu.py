@@ -14,17 +14,10 @@ Needs boto3 (the test venv has it: ~/.cache/kinesin-venv/bin/python).
 
 import argparse
 import os
-import shutil
-import sys
-import tempfile
 import threading
 import time
 
-from benchlib import client, create_shards, metric, open_shards, start_prober
-
-# The cluster on loopback is the Jepsen harness's: one way to start and stop kinesin processes.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
-from kinesin_jepsen.local import LocalCluster  # noqa: E402
+from benchlib import add_cluster_args, client, create_shards, local_cluster, metric, open_shards, start_prober
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -45,23 +38,17 @@ def rss_bytes(pid):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
+    add_cluster_args(parser, server_arg_help="extra flag for every `kinesin server`, "
+                     "e.g. --server-arg=--raft-heartbeat-batch-ms=0")
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--shards", type=int, default=1000, help="shards in all")
     parser.add_argument("--per-stream", type=int, default=100, help="shards per stream")
     parser.add_argument("--seconds", type=float, default=30, help="measuring window")
     parser.add_argument("--settle", type=float, default=10, help="wait after ACTIVE before measuring")
     parser.add_argument("--written", type=int, default=0, help="shards written 5 times a second meanwhile")
-    parser.add_argument("--keep", action="store_true", help="keep the data directory")
-    parser.add_argument("--server-arg", action="append", default=[],
-                        help="extra flag for every `kinesin server`, e.g. --server-arg=--raft-heartbeat-batch-ms=0")
     args = parser.parse_args()
 
-    base = tempfile.mkdtemp(prefix="kinesin-idle-")
-    cluster = LocalCluster(args.bin, args.nodes, base,
-                           extra_args=["--shard-limit", str(args.shards + 10), *args.server_arg])
-    try:
-        cluster.start_all(timeout=600)
+    with local_cluster(args, args.nodes, "kinesin-idle-", ["--shard-limit", str(args.shards + 10)]) as cluster:
         endpoints = [cluster.endpoint(n) for n in cluster.nodes()]
         procs = [cluster.procs[n] for n in cluster.nodes()]
         kinesis = client(endpoints[0])
@@ -112,12 +99,6 @@ def main():
                   f"{rss_baseline[i] / 2**20:.0f} MiB it started with")
         print(f"cluster: {total * 100:.1f}% of a core for {args.shards} {'' if args.written else 'idle '}shards x {args.nodes} replicas "
               f"({total * 100 / args.shards * 1000:.1f}% per 1,000 shards), over {elapsed:.0f} s")
-    finally:
-        cluster.stop_all()
-        if args.keep:
-            print(f"data and logs kept in {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,10 @@ Needs boto3 (the test venv has it: ~/.cache/kinesin-venv/bin/python).
 
 import argparse
 import json
-import os
-import shutil
-import sys
-import tempfile
 import time
 import urllib.request
 
-from benchlib import client, create_shards, metric, open_shards, percentile, wait
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
-from kinesin_jepsen.local import LocalCluster  # noqa: E402
+from benchlib import add_cluster_args, client, create_shards, local_cluster, metric, open_shards, percentile, wait
 
 
 def is_quiet(endpoint, stream, shard):
@@ -33,17 +26,13 @@ def is_quiet(endpoint, stream, shard):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
+    add_cluster_args(parser)
     parser.add_argument("--shards", type=int, default=200)
     parser.add_argument("--per-stream", type=int, default=100)
     parser.add_argument("--through-any", action="store_true", help="write through node 1 whoever leads")
-    parser.add_argument("--server-arg", action="append", default=[], help="extra flag for every `kinesin server`")
     args = parser.parse_args()
 
-    base = tempfile.mkdtemp(prefix="kinesin-quiet-write-")
-    cluster = LocalCluster(args.bin, 3, base, extra_args=["--shard-limit", str(args.shards + 10), *args.server_arg])
-    try:
-        cluster.start_all(timeout=600)
+    with local_cluster(args, 3, "kinesin-quiet-write-", ["--shard-limit", str(args.shards + 10)]) as cluster:
         nodes = list(cluster.nodes())
         endpoints = {n: cluster.endpoint(n) for n in nodes}
         names = create_shards(client(endpoints[nodes[0]]), args.shards, args.per_stream, "quiet")
@@ -63,9 +52,6 @@ def main():
             print(f"PutRecord to {label} shard: p50 {percentile(sample, 50):.2f} ms, "
                   f"p90 {percentile(sample, 90):.2f} ms, p99 {percentile(sample, 99):.2f} ms")
         print(f"{were_quiet} of {len(quiet_ms)} shards were quiet when written")
-    finally:
-        cluster.stop_all()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

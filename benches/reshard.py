@@ -13,20 +13,15 @@ Prints one JSON object with the figures. Needs boto3 (~/.cache/kinesin-venv/bin/
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import boto3
 from botocore.config import Config
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
-from kinesin_jepsen.local import LocalCluster  # noqa: E402
-from idle_cpu import wait  # noqa: E402  (this script's directory is on sys.path)
+from benchlib import add_cluster_args, local_cluster, wait
 
 MAX_HASH_KEY = 2**128 - 1
 
@@ -103,69 +98,62 @@ def timed_reshard(kinesis, writers, stream, request, children, hash_key):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True, help="the kinesin binary")
+    add_cluster_args(parser, bin_help="the kinesin binary")
     parser.add_argument("--drain-shards", type=int, default=100,
                         help="shard replicas the drained node holds (0: no drain)")
-    parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args()
 
     nodes = 4
     # Each of 4 nodes holds 3/4 of the shards at replication factor 3.
     drain_stream_shards = (args.drain_shards * 4 + 2) // 3
-    base = tempfile.mkdtemp(prefix="kinesin-reshard-")
-    cluster = LocalCluster(args.bin, nodes, base,
-                           extra_args=["--shard-limit", str(drain_stream_shards + 50)])
     figures = {"binary": args.bin, "nodes": nodes, "replication_factor": 3}
     writers = []
-    try:
-        cluster.start_all(timeout=600)
-        kinesis = client(cluster.endpoint(1), retries=10)
-        kinesis.create_stream(StreamName="load", ShardCount=2)
-        wait("load ACTIVE", lambda: active(kinesis, "load"))
-        writers = [Writer(cluster.endpoint(n), "load", f"w{n}") for n in cluster.nodes()]
-        for w in writers:
-            w.start()
-        wait("writes", lambda: all(w.acked > 20 for w in writers))
-
-        middle = MAX_HASH_KEY // 4
-        figures["split"] = timed_reshard(
-            kinesis, writers, "load",
-            lambda: kinesis.split_shard(StreamName="load", ShardToSplit="shardId-000000000000",
-                                        NewStartingHashKey=str(middle)),
-            {"shardId-000000000002", "shardId-000000000003"}, 10)
-        figures["merge"] = timed_reshard(
-            kinesis, writers, "load",
-            lambda: kinesis.merge_shards(StreamName="load", ShardToMerge="shardId-000000000002",
-                                         AdjacentShardToMerge="shardId-000000000003"),
-            {"shardId-000000000004"}, 10)
-
-        if args.drain_shards:
-            kinesis.create_stream(StreamName="many", ShardCount=drain_stream_shards)
-            wait("many ACTIVE", lambda: active(kinesis, "many"), timeout=600)
+    with local_cluster(args, nodes, "kinesin-reshard-", ["--shard-limit", str(drain_stream_shards + 50)]) as cluster:
+        try:
+            kinesis = client(cluster.endpoint(1), retries=10)
+            kinesis.create_stream(StreamName="load", ShardCount=2)
+            wait("load ACTIVE", lambda: active(kinesis, "load"))
+            writers = [Writer(cluster.endpoint(n), "load", f"w{n}") for n in cluster.nodes()]
             for w in writers:
-                w.reset()
-            started = time.monotonic()
-            drained = subprocess.run(
-                [args.bin, "ctl", "--endpoint", cluster.endpoint(1), "node", "drain", "4"],
-                capture_output=True, text=True, timeout=1800)
-            took = time.monotonic() - started
-            if drained.returncode != 0:
-                sys.exit(f"drain failed: {drained.stderr}")
-            lines = drained.stdout.strip().splitlines()
-            figures["drain"] = {
-                "replicas_moved": int(lines[0].split(": ")[1].split()[0]) if lines else None,
-                "seconds": round(took, 1),
-                "longest_write_stall_seconds": round(max(w.slowest for w in writers), 3),
-                "write_errors": sum(len(w.errors) for w in writers),
-                "errors": [e for w in writers for e in w.errors][:5],
-                "progress": lines,
-            }
-    finally:
-        for w in writers:
-            w.stop.set()
-        cluster.stop_all()
-        if not args.keep:
-            shutil.rmtree(base, ignore_errors=True)
+                w.start()
+            wait("writes", lambda: all(w.acked > 20 for w in writers))
+
+            middle = MAX_HASH_KEY // 4
+            figures["split"] = timed_reshard(
+                kinesis, writers, "load",
+                lambda: kinesis.split_shard(StreamName="load", ShardToSplit="shardId-000000000000",
+                                            NewStartingHashKey=str(middle)),
+                {"shardId-000000000002", "shardId-000000000003"}, 10)
+            figures["merge"] = timed_reshard(
+                kinesis, writers, "load",
+                lambda: kinesis.merge_shards(StreamName="load", ShardToMerge="shardId-000000000002",
+                                             AdjacentShardToMerge="shardId-000000000003"),
+                {"shardId-000000000004"}, 10)
+
+            if args.drain_shards:
+                kinesis.create_stream(StreamName="many", ShardCount=drain_stream_shards)
+                wait("many ACTIVE", lambda: active(kinesis, "many"), timeout=600)
+                for w in writers:
+                    w.reset()
+                started = time.monotonic()
+                drained = subprocess.run(
+                    [args.bin, "ctl", "--endpoint", cluster.endpoint(1), "node", "drain", "4"],
+                    capture_output=True, text=True, timeout=1800)
+                took = time.monotonic() - started
+                if drained.returncode != 0:
+                    sys.exit(f"drain failed: {drained.stderr}")
+                lines = drained.stdout.strip().splitlines()
+                figures["drain"] = {
+                    "replicas_moved": int(lines[0].split(": ")[1].split()[0]) if lines else None,
+                    "seconds": round(took, 1),
+                    "longest_write_stall_seconds": round(max(w.slowest for w in writers), 3),
+                    "write_errors": sum(len(w.errors) for w in writers),
+                    "errors": [e for w in writers for e in w.errors][:5],
+                    "progress": lines,
+                }
+        finally:
+            for w in writers:
+                w.stop.set()
     print(json.dumps(figures, indent=2))
 
 

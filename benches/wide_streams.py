@@ -17,36 +17,23 @@ Needs boto3 (the test venv has it: ~/.cache/kinesin-venv/bin/python).
 
 import argparse
 import collections
-import os
-import shutil
-import sys
-import tempfile
 import threading
 import time
 
 from botocore.exceptions import ClientError
 
-from benchlib import client, percentile, wait
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jepsen"))
-from kinesin_jepsen.local import LocalCluster  # noqa: E402
+from benchlib import add_cluster_args, client, local_cluster, percentile, wait
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", required=True, help="the kinesin binary (a release build)")
+    add_cluster_args(parser)
     parser.add_argument("--streams", type=int, default=10)
     parser.add_argument("--shards", type=int, default=1000, help="shards per stream")
     parser.add_argument("--poll-every", type=float, default=0.05, help="seconds between one node's metadata calls")
-    parser.add_argument("--keep", action="store_true", help="keep the data directory")
-    parser.add_argument("--server-arg", action="append", default=[], help="extra flag for every `kinesin server`")
     args = parser.parse_args()
 
-    base = tempfile.mkdtemp(prefix="kinesin-wide-")
-    cluster = LocalCluster(args.bin, 3, base,
-                           extra_args=["--shard-limit", str(args.streams * args.shards + 10), *args.server_arg])
-    try:
-        cluster.start_all(timeout=600)
+    with local_cluster(args, 3, "kinesin-wide-", ["--shard-limit", str(args.streams * args.shards + 10)]) as cluster:
         endpoints = [cluster.endpoint(n) for n in cluster.nodes()]
         # No retries, as in the tests: every failure is counted.
         clients = [client(e, retries={"total_max_attempts": 1}, read_timeout=30) for e in endpoints]
@@ -107,12 +94,6 @@ def main():
               f"p99 {percentile(latencies, 99) * 1000:.1f} ms, max {max(latencies, default=0) * 1000:.0f} ms")
         for f in first_failures:
             print(f"  e.g. {f}")
-    finally:
-        cluster.stop_all()
-        if args.keep:
-            print(f"data and logs kept in {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 def status(kinesis, name):
