@@ -293,6 +293,12 @@ impl Metrics {
                 "Writes a leader here had refused because no quorum had acknowledged it within its lease (retried elsewhere).",
                 quiet.lease_refusals.load(Ordering::Relaxed),
             ),
+            (
+                "kinesin_raft_pre_votes_withheld_total",
+                "counter",
+                "Pre-vote requests a follower here did not send because its leader's node was live and had spoken within three seconds (late heartbeats on a loaded node).",
+                quiet.pre_votes_withheld.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, value) in gauges {
             let _ = writeln!(

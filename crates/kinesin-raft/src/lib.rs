@@ -21,6 +21,7 @@ mod in_flight;
 mod life;
 mod liveness;
 mod log_store;
+mod pre_vote;
 mod query;
 mod quiesce;
 mod quota;

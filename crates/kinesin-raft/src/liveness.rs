@@ -49,6 +49,8 @@ pub(crate) enum Change {
 struct Heard {
     at: Instant,
     epoch: u64,
+    /// When this process of the peer (`epoch`) was first heard from.
+    since: Instant,
     supported: bool,
     /// When the newest ping this peer answered was sent: the peer heard this node after it, so
     /// it counts this node live until at least then plus [`SUPPORT_FOR`] (see [`Liveness::backs`]).
@@ -115,15 +117,17 @@ impl Liveness {
         }
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let answered_sent_at = peers
+        let same_process = peers
             .get(&ping.from)
-            .filter(|before| before.epoch == ping.epoch)
-            .and_then(|before| before.answered_sent_at);
+            .filter(|before| before.epoch == ping.epoch);
+        let answered_sent_at = same_process.and_then(|before| before.answered_sent_at);
+        let since = same_process.map_or(now, |before| before.since);
         let before = peers.insert(
             ping.from,
             Heard {
                 at: now,
                 epoch: ping.epoch,
+                since,
                 supported: true,
                 answered_sent_at,
             },
@@ -220,13 +224,21 @@ impl Liveness {
 
     /// Whether `node` is this node, or a peer heard from within [`SUPPORT_FOR`].
     pub fn is_live(&self, node: NodeId) -> bool {
+        self.live_since(node).is_some()
+    }
+
+    /// When the process `node` runs as now was first heard from, if `node` is live (this node:
+    /// when this process started). Whatever this node heard from `node` before then came from a
+    /// process that has ended since, and that process's leadership with it.
+    pub(crate) fn live_since(&self, node: NodeId) -> Option<Instant> {
         if node == self.me {
-            return true;
+            return Some(self.started);
         }
         let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         peers
             .get(&node)
-            .is_some_and(|heard| heard.supported && heard.at.elapsed() < SUPPORT_FOR)
+            .filter(|heard| heard.supported && heard.at.elapsed() < SUPPORT_FOR)
+            .map(|heard| heard.since)
     }
 
     /// How long ago `node` was last heard from (a ping, or an answer to one); zero for this

@@ -32,6 +32,7 @@ use openraft::{Instant as _, ServerState};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::pre_vote::LastLeaderWord;
 use crate::registry::GroupHandle;
 use crate::succession::FRESHNESS;
 use crate::types::{NodeId, TypeConfig};
@@ -53,6 +54,8 @@ pub(crate) struct Quiet {
     last_used_ms: AtomicU64,
     /// When the group last woke here (ms since `EPOCH`; 0: never).
     woke_ms: AtomicU64,
+    /// The group's last word from its leader here (`pre_vote.rs`).
+    pub(crate) leader_word: LastLeaderWord,
 }
 
 /// How long after waking a group's appends skip the per-peer heartbeat batches. The first
@@ -83,6 +86,7 @@ impl Default for Quiet {
             point: Mutex::new(None),
             last_used_ms: AtomicU64::new(millis_since_origin()),
             woke_ms: AtomicU64::new(0),
+            leader_word: LastLeaderWord::default(),
         }
     }
 }
@@ -538,6 +542,9 @@ pub struct QuietStats {
     /// lapsed (redirected, and retried through the other replicas): a woken quiet leader renews
     /// its lease before writing, so this stays flat unless heartbeats go unanswered.
     pub lease_refusals: AtomicU64,
+    /// Pre-vote requests a follower here did not send because its leader's node was live and
+    /// spoke lately (`pre_vote.rs`): late heartbeats on a loaded node, not failures.
+    pub pre_votes_withheld: AtomicU64,
 }
 
 #[cfg(test)]

@@ -936,6 +936,8 @@ impl MultiRaft {
             peers: self.peers.clone(),
             batched: matches!(options.kind, GroupKind::Shard),
             quiet: quiet.clone(),
+            liveness: self.liveness.clone(),
+            stats: self.quiet_stats.clone(),
         };
         let config = match options.kind {
             GroupKind::Shard => self.shard_config.clone(),

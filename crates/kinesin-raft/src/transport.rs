@@ -18,6 +18,7 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::storage::SnapshotMeta;
+use openraft::vote::RaftLeaderId;
 use openraft::{AnyError, BasicNode, OptionalSend};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -29,9 +30,9 @@ use crate::codec::{decode, encode};
 use crate::error::RaftError;
 use crate::faults::{MessageKind, NetworkFaults};
 use crate::life::split_member_address;
-use crate::liveness::{Ping, SUPPORT_FOR};
+use crate::liveness::{Liveness, Ping, SUPPORT_FOR};
 use crate::query::{ShardQuery, WireAnswer};
-use crate::quiesce::{Quiet, QuietPoint};
+use crate::quiesce::{Quiet, QuietPoint, QuietStats};
 use crate::registry::MultiRaft;
 
 /// The longest a remote reader may ask a replica to wait for records (a subscription asks for a
@@ -345,8 +346,11 @@ pub(crate) struct Network {
     /// of them after a CreateStream) held the controller's heartbeat answers back until its
     /// leader could no longer confirm its leadership for reads.
     pub batched: bool,
-    /// The group's quiescence here: appends right after a wake are not batched.
+    /// The group's quiescence here: appends right after a wake are not batched; and its last
+    /// word from its leader, which may keep a pre-vote unsent (`pre_vote.rs`).
     pub quiet: Arc<Quiet>,
+    pub liveness: Arc<Liveness>,
+    pub stats: Arc<QuietStats>,
 }
 
 /// Where one group's Raft messages to one member go: the address to dial, and the life of the
@@ -390,6 +394,8 @@ pub(crate) struct PeerClient {
     commit_sent: Option<LogIdOf<TypeConfig>>,
     batched: bool,
     quiet: Arc<Quiet>,
+    liveness: Arc<Liveness>,
+    stats: Arc<QuietStats>,
 }
 
 /// Whether an AppendEntries may wait for the peer's next heartbeat batch: only when it carries
@@ -412,6 +418,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             commit_sent: None,
             batched: self.batched,
             quiet: self.quiet.clone(),
+            liveness: self.liveness.clone(),
+            stats: self.stats.clone(),
         }
     }
 }
@@ -518,6 +526,17 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        if let Some(refusal) = self.quiet.leader_word.withholds(&rpc, &self.liveness) {
+            self.stats
+                .pre_votes_withheld
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                group = self.to.group,
+                to = self.target,
+                "pre-vote not sent: the leader's node is live and spoke lately"
+            );
+            return Ok(refusal);
+        }
         self.call(
             RaftKind::PreVote,
             MessageKind::PreVote,
@@ -654,9 +673,15 @@ impl TransportService {
         let raft = group.raft();
         match RaftKind::try_from(request.kind) {
             Ok(RaftKind::Append) => {
-                let rpc = decode_request(&request.payload)?;
+                let rpc: AppendEntriesRequest<TypeConfig> = decode_request(&request.payload)?;
                 let woken = group.woken_by_append(&rpc);
+                let leader_id = rpc.vote.leader_id();
+                let (leader, term) = (*leader_id.node_id(), leader_id.term());
                 let answer = raft.append_entries(rpc).await.map_err(failed);
+                if matches!(&answer, Ok(taken) if !matches!(taken, AppendEntriesResponse::HigherVote(_)))
+                {
+                    group.quiet.leader_word.heard(leader, term);
+                }
                 // After openraft has seen the leader's message: a follower woken before would
                 // find its last word from the leader old and campaign on its first tick.
                 if woken {
