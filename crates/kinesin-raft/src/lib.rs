@@ -26,6 +26,7 @@ mod query;
 mod quiesce;
 mod quota;
 mod registry;
+pub mod runtime;
 mod shard;
 mod snapshot;
 mod state_machine;

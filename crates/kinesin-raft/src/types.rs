@@ -96,10 +96,12 @@ pub enum Response {
 }
 
 openraft::declare_raft_types!(
-    /// Kinesin's openraft configuration: u64 node ids, BasicNode addresses, tokio.
+    /// Kinesin's openraft configuration: u64 node ids, BasicNode addresses, tokio with boxed
+    /// channel slots (`runtime.rs`).
     pub TypeConfig:
         D = Command,
         R = Response,
+        AsyncRuntime = crate::runtime::KinesinRuntime,
 );
 
 /// Short forms for openraft's logs: never the record payloads.
