@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use base2histogram::Histogram;
+use crate::core::runtime_stats::StatsHistogram as Histogram;
 
 /// A shared histogram for tracking replication batch sizes.
 ///

@@ -1,6 +1,6 @@
 use std::marker::PhantomData;
 
-use base2histogram::Histogram;
+use crate::core::runtime_stats::StatsHistogram as Histogram;
 
 use crate::Config;
 use crate::RaftTypeConfig;
