@@ -678,8 +678,10 @@ impl TransportService {
                 let leader_id = rpc.vote.leader_id();
                 let (leader, term) = (*leader_id.node_id(), leader_id.term());
                 let answer = raft.append_entries(rpc).await.map_err(failed);
-                if matches!(&answer, Ok(taken) if !matches!(taken, AppendEntriesResponse::HigherVote(_)))
-                {
+                let taken = answer
+                    .as_ref()
+                    .is_ok_and(|a| !matches!(a, AppendEntriesResponse::HigherVote(_)));
+                if taken {
                     group.quiet.leader_word.heard(leader, term);
                 }
                 // After openraft has seen the leader's message: a follower woken before would
