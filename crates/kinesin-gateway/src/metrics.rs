@@ -278,7 +278,7 @@ impl Metrics {
             (
                 "kinesin_raft_term_changes_total",
                 "counter",
-                "Term changes seen in this node's groups (elections; flat on a healthy idle cluster).",
+                "Votes that moved a replica here to a later term: elections this node's groups took part in, won or not (flat on a healthy idle cluster).",
                 quiet.term_changes.load(Ordering::Relaxed),
             ),
             (

@@ -8,6 +8,7 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 
 use crate::disk_format;
+use crate::quiesce::QuietStats;
 use crate::quota::TokenBuckets;
 use crate::TypeConfig;
 
@@ -32,6 +34,8 @@ pub struct LogStore {
     /// up, and the next read waits for the node's catch-up budget. (openraft gives each
     /// replication stream a reader of its own.)
     behind: bool,
+    /// Where a vote that moves this replica to a later term is counted.
+    term_moves: Option<Arc<QuietStats>>,
 }
 
 /// The node's budget for sending log to replicas far behind. A read for replication that fills a
@@ -82,6 +86,7 @@ impl LogStore {
             _lease: lease,
             catch_up: None,
             behind: false,
+            term_moves: None,
         }
     }
 
@@ -107,6 +112,12 @@ impl LogStore {
     /// Paces this group's catch-up reads with the node's `throttle`.
     pub(crate) fn throttled_by(mut self, throttle: Arc<CatchUpThrottle>) -> LogStore {
         self.catch_up = Some(throttle);
+        self
+    }
+
+    /// Counts in `stats` (and logs) every vote that moves this replica to a later term.
+    pub(crate) fn counting_term_moves_in(mut self, stats: Arc<QuietStats>) -> LogStore {
+        self.term_moves = Some(stats);
         self
     }
 
@@ -207,8 +218,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &VoteOf<TypeConfig>) -> Result<(), io::Error> {
+        // Every term a replica enters passes through here, whatever moved it (its own campaign,
+        // a vote it granted, a leader's append, a higher term in an answer), and nothing else
+        // does: counting here misses none, where sampling the groups' metrics missed a term
+        // entered and left while the sampler was not looking.
+        let before = match &self.term_moves {
+            Some(_) => self.read_state(StateTag::Vote, disk_format::decode_vote)?,
+            None => None,
+        };
         self.write_state(StateTag::Vote, &disk_format::encode_vote(vote))?;
-        Ok(self.engine.sync().await?)
+        self.engine.sync().await?;
+        if let (Some(stats), Some(before)) = (&self.term_moves, before) {
+            if vote.leader_id.term > before.leader_id.term {
+                stats.term_changes.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    group = self.group,
+                    from = before.leader_id.term,
+                    to = vote.leader_id.term,
+                    voted_for = vote.leader_id.node_id,
+                    leader_known = vote.committed,
+                    "term moved"
+                );
+            }
+        }
+        Ok(())
     }
 
     async fn save_committed(
@@ -368,5 +401,30 @@ mod tests {
         let (_dir, mut log) = log_of(&[100; 50]);
         let sent = log.limited_get_log_entries(5, 40).await.unwrap();
         assert_eq!(indexes(&sent), (5..40).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn every_vote_into_a_later_term_is_counted_and_nothing_else() {
+        let (_dir, log) = log_of(&[]);
+        let stats = Arc::new(QuietStats::default());
+        let mut log = log.counting_term_moves_in(stats.clone());
+        let counted = || stats.term_changes.load(Ordering::Relaxed);
+        let vote = |term, node, committed| {
+            let mut vote = VoteOf::<TypeConfig>::new(term, node);
+            vote.committed = committed;
+            vote
+        };
+        // A group's first vote (its creation) moves no term.
+        log.save_vote(&vote(1, 1, false)).await.unwrap();
+        assert_eq!(counted(), 0);
+        // Its candidate winning is the same term.
+        log.save_vote(&vote(1, 1, true)).await.unwrap();
+        assert_eq!(counted(), 0);
+        // A vote granted to another candidate, and that one's win, then a term skipped.
+        log.save_vote(&vote(2, 3, false)).await.unwrap();
+        log.save_vote(&vote(2, 3, true)).await.unwrap();
+        log.save_vote(&vote(5, 2, true)).await.unwrap();
+        assert_eq!(counted(), 2);
+        assert_eq!(log.read_vote().await.unwrap(), Some(vote(5, 2, true)));
     }
 }

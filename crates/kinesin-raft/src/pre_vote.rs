@@ -58,6 +58,12 @@ impl LastLeaderWord {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(word);
     }
 
+    /// The leader last heard, its term and how long ago, for logs.
+    pub(crate) fn last(&self) -> Option<(NodeId, u64, Duration)> {
+        let word = (*self.0.lock().unwrap_or_else(|p| p.into_inner()))?;
+        Some((word.leader, word.term, word.at.elapsed()))
+    }
+
     /// The answer to this replica's own `pre_vote` when it must not be sent: refused, with the
     /// vote of the leader that spoke lately (what this replica holds, so openraft changes
     /// nothing but waits for its next timeout).

@@ -534,7 +534,8 @@ const LEASE_SKEW: Duration = Duration::from_millis(50);
 pub struct QuietStats {
     /// Groups that went quiet (as leader) since start.
     pub quiesced: AtomicU64,
-    /// Term changes seen in this node's groups since start (elections won by anyone).
+    /// Votes that moved a replica here to a later term since start: every election (won or not)
+    /// this node's replicas took part in, or heard of.
     pub term_changes: AtomicU64,
     /// Times a peer's liveness support lapsed.
     pub peers_lost: AtomicU64,

@@ -880,11 +880,6 @@ impl MultiRaft {
             .count()
     }
 
-    /// How many groups this node hosts.
-    pub(crate) fn group_count(&self) -> usize {
-        self.read_groups().len()
-    }
-
     /// A handle on every group hosted here (one lock, not one per group).
     pub(crate) fn all_groups(&self) -> Vec<GroupHandle> {
         self.read_groups().values().cloned().collect()
@@ -916,7 +911,8 @@ impl MultiRaft {
         }
         let vote_floor = tombstone.as_ref().and_then(|t| t.last_log_id().copied());
         let log_store = LogStore::with_lease(id, self.engine.clone(), self.lease.clone())
-            .throttled_by(self.catch_up.clone());
+            .throttled_by(self.catch_up.clone())
+            .counting_term_moves_in(self.quiet_stats.clone());
         let (state_machine, shard) = match &options.kind {
             GroupKind::Shard => {
                 let (sm, view) = GroupStateMachine::open_shard(id, self.engine.clone())

@@ -537,6 +537,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             );
             return Ok(refusal);
         }
+        // Why an election started is otherwise hard to tell after the fact: a timer that ran
+        // out with the leader heard long ago, or not from the process that lives now.
+        tracing::debug!(
+            group = self.to.group,
+            to = self.target,
+            term = rpc.vote.leader_id().term(),
+            last_leader_word = ?self.quiet.leader_word.last(),
+            "pre-vote sent"
+        );
         self.call(
             RaftKind::PreVote,
             MessageKind::PreVote,

@@ -1,7 +1,7 @@
 //! The node-wide loops that look after every group at once: liveness pings (`liveness.rs`) and
 //! quiescence rounds (`quiesce.rs`). One task each per node, never one per group.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -267,24 +267,17 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
     };
     let mut ticks = tokio::time::interval((after / 2).max(Duration::from_millis(50)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut terms: HashMap<u64, u64> = HashMap::new();
     loop {
         ticks.tick().await;
         let Some(node) = multi.upgrade() else { return };
         if node.stopped.load(Ordering::Acquire) {
             return;
         }
-        // Quiet groups need nothing here: their term cannot move without a message that wakes
-        // them, and they are quiet already.
-        let awake: Vec<GroupHandle> = node
+        let asked_at_ms = millis_since_origin();
+        let idle: Vec<_> = node
             .all_groups()
             .into_iter()
             .filter(|g| !g.is_quiet())
-            .collect();
-        count_term_changes(&node, &awake, &mut terms);
-        let asked_at_ms = millis_since_origin();
-        let idle: Vec<_> = awake
-            .into_iter()
             .filter_map(|g| g.quiet_point(after).map(|point| (g, point)))
             .collect();
         let peers = node.peers().clone();
@@ -311,26 +304,4 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
             })
             .await;
     }
-}
-
-/// Adds to the term-change counter every one of `awake` whose term moved since it was last
-/// seen (a group that was quiet meanwhile keeps the term it had when it went quiet). Groups
-/// dropped from this node are forgotten.
-fn count_term_changes(node: &MultiRaft, awake: &[GroupHandle], terms: &mut HashMap<u64, u64>) {
-    let mut changes = 0;
-    for group in awake {
-        let term = group.term();
-        if let Some(before) = terms.insert(group.id(), term) {
-            if before != term {
-                changes += 1;
-            }
-        }
-    }
-    if terms.len() > node.group_count() {
-        let hosted: std::collections::HashSet<u64> = node.group_ids().into_iter().collect();
-        terms.retain(|id, _| hosted.contains(id));
-    }
-    node.quiet_stats
-        .term_changes
-        .fetch_add(changes, Ordering::Relaxed);
 }
