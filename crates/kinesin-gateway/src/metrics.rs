@@ -96,7 +96,7 @@ impl Metrics {
         let sync = raft.engine().sync_stats();
         let disk = raft.engine().disk_space();
         let transport = raft.transport_stats();
-        let quiet = raft.quiet_stats();
+        let node_stats = raft.node_stats();
         let writes = raft.write_stats();
         let storage = raft.engine().storage_stats();
         let (stream_changes, replica_moves) = procedures_in_flight(state);
@@ -273,31 +273,31 @@ impl Metrics {
                 "kinesin_raft_quiesced_total",
                 "counter",
                 "Times a group led by this node went quiet.",
-                quiet.quiesced.load(Ordering::Relaxed),
+                node_stats.quiesced.load(Ordering::Relaxed),
             ),
             (
                 "kinesin_raft_term_changes_total",
                 "counter",
                 "Votes that moved a replica here to a later term: elections this node's groups took part in, won or not (flat on a healthy idle cluster).",
-                quiet.term_changes.load(Ordering::Relaxed),
+                node_stats.term_changes.load(Ordering::Relaxed),
             ),
             (
                 "kinesin_node_peers_lost_total",
                 "counter",
                 "Times a peer node went a second without answering this node's liveness pings.",
-                quiet.peers_lost.load(Ordering::Relaxed),
+                node_stats.peers_lost.load(Ordering::Relaxed),
             ),
             (
                 "kinesin_raft_writes_refused_lease_total",
                 "counter",
                 "Writes a leader here had refused because no quorum had acknowledged it within its lease (retried elsewhere).",
-                quiet.lease_refusals.load(Ordering::Relaxed),
+                node_stats.lease_refusals.load(Ordering::Relaxed),
             ),
             (
                 "kinesin_raft_pre_votes_withheld_total",
                 "counter",
                 "Pre-vote requests a follower here did not send because its leader's node was live and had spoken within three seconds (late heartbeats on a loaded node).",
-                quiet.pre_votes_withheld.load(Ordering::Relaxed),
+                node_stats.pre_votes_withheld.load(Ordering::Relaxed),
             ),
         ];
         for (name, kind, help, value) in gauges {

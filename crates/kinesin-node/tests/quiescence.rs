@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::Client;
-use kinesin_raft::{MessageKind, QuietStats};
+use kinesin_raft::{MessageKind, NodeStats};
 use testkit::{create_stream, eventually, read_all, Options, TestCluster};
 
 const SHARD: &str = "shardId-000000000000";
@@ -63,10 +63,10 @@ fn terms(cluster: &TestCluster, group: u64) -> BTreeSet<u64> {
 }
 
 /// The sum over the running nodes of one of their quiescence counters.
-fn counted(cluster: &TestCluster, counter: fn(&QuietStats) -> &AtomicU64) -> u64 {
+fn counted(cluster: &TestCluster, counter: fn(&NodeStats) -> &AtomicU64) -> u64 {
     cluster
         .running()
-        .map(|n| counter(n.node().raft().quiet_stats()).load(Ordering::Relaxed))
+        .map(|n| counter(n.node().raft().node_stats()).load(Ordering::Relaxed))
         .sum()
 }
 

@@ -19,7 +19,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 
 use crate::disk_format;
-use crate::quiesce::QuietStats;
+use crate::node_stats::NodeStats;
 use crate::quota::TokenBuckets;
 use crate::TypeConfig;
 
@@ -35,7 +35,7 @@ pub struct LogStore {
     /// replication stream a reader of its own.)
     behind: bool,
     /// Where a vote that moves this replica to a later term is counted.
-    term_moves: Option<Arc<QuietStats>>,
+    term_moves: Option<Arc<NodeStats>>,
 }
 
 /// The node's budget for sending log to replicas far behind. A read for replication that fills a
@@ -116,7 +116,7 @@ impl LogStore {
     }
 
     /// Counts in `stats` (and logs) every vote that moves this replica to a later term.
-    pub(crate) fn counting_term_moves_in(mut self, stats: Arc<QuietStats>) -> LogStore {
+    pub(crate) fn counting_term_moves_in(mut self, stats: Arc<NodeStats>) -> LogStore {
         self.term_moves = Some(stats);
         self
     }
@@ -406,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn every_vote_into_a_later_term_is_counted_and_nothing_else() {
         let (_dir, log) = log_of(&[]);
-        let stats = Arc::new(QuietStats::default());
+        let stats = Arc::new(NodeStats::default());
         let mut log = log.counting_term_moves_in(stats.clone());
         let counted = || stats.term_changes.load(Ordering::Relaxed);
         let vote = |term, node, committed| {

@@ -529,25 +529,6 @@ const HANDS_OFF: Duration = Duration::from_millis(500);
 /// How much later than this node another voter may have heard the dead leader last.
 const LEASE_SKEW: Duration = Duration::from_millis(50);
 
-/// Counts what quiescence did, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct QuietStats {
-    /// Groups that went quiet (as leader) since start.
-    pub quiesced: AtomicU64,
-    /// Votes that moved a replica here to a later term since start: every election (won or not)
-    /// this node's replicas took part in, or heard of.
-    pub term_changes: AtomicU64,
-    /// Times a peer's liveness support lapsed.
-    pub peers_lost: AtomicU64,
-    /// Writes openraft refused from a leader here because its quorum-acknowledged lease had
-    /// lapsed (redirected, and retried through the other replicas): a woken quiet leader renews
-    /// its lease before writing, so this stays flat unless heartbeats go unanswered.
-    pub lease_refusals: AtomicU64,
-    /// Pre-vote requests a follower here did not send because its leader's node was live and
-    /// spoke lately (`pre_vote.rs`): late heartbeats on a loaded node, not failures.
-    pub pre_votes_withheld: AtomicU64,
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -15,7 +15,8 @@ use crate::error::RaftError;
 use crate::in_flight::InFlight;
 use crate::liveness::Liveness;
 use crate::log_store::{CatchUpThrottle, LogStore};
-use crate::quiesce::{Quiet, QuietStats};
+use crate::node_stats::NodeStats;
+use crate::quiesce::Quiet;
 use crate::quota::{WriteBucket, WriteQuota};
 use crate::shard::ShardView;
 use crate::state_machine::{ControllerApplier, GroupStateMachine};
@@ -145,8 +146,8 @@ pub struct Group {
     pub(crate) peers: Arc<Peers>,
     /// This node's view of which nodes are alive (`liveness.rs`).
     pub(crate) liveness: Arc<Liveness>,
-    /// What quiescence and liveness did on this node, for `/metrics`.
-    pub(crate) stats: Arc<QuietStats>,
+    /// What quiescence, elections and liveness did on this node, for `/metrics`.
+    pub(crate) node_stats: Arc<NodeStats>,
     pub(crate) write_stats: Arc<WriteStats>,
 }
 
@@ -284,7 +285,7 @@ impl GroupHandle {
             Ok(response) => Ok(response.data),
             Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 if f.reason == openraft::errors::ForwardReason::LeaseExpired {
-                    self.stats
+                    self.node_stats
                         .lease_refusals
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -711,7 +712,7 @@ pub struct MultiRaft {
 
     /// How long a shard group stays unused before it goes quiet (zero: never).
     pub(crate) quiesce_after: Duration,
-    pub(crate) quiet_stats: Arc<QuietStats>,
+    pub(crate) node_stats: Arc<NodeStats>,
     pub(crate) write_stats: Arc<WriteStats>,
     /// Set by [`Self::shutdown`]: the upkeep loops end.
     pub(crate) stopped: std::sync::atomic::AtomicBool,
@@ -804,7 +805,7 @@ impl MultiRaft {
             versions: PeerVersions::default(),
 
             quiesce_after: Duration::from_millis(tuning.quiesce_after_ms),
-            quiet_stats: Arc::default(),
+            node_stats: Arc::default(),
             write_stats: Arc::default(),
             stopped: Default::default(),
             stopping: Default::default(),
@@ -912,7 +913,7 @@ impl MultiRaft {
         let vote_floor = tombstone.as_ref().and_then(|t| t.last_log_id().copied());
         let log_store = LogStore::with_lease(id, self.engine.clone(), self.lease.clone())
             .throttled_by(self.catch_up.clone())
-            .counting_term_moves_in(self.quiet_stats.clone());
+            .counting_term_moves_in(self.node_stats.clone());
         let (state_machine, shard) = match &options.kind {
             GroupKind::Shard => {
                 let (sm, view) = GroupStateMachine::open_shard(id, self.engine.clone())
@@ -933,7 +934,7 @@ impl MultiRaft {
             batched: matches!(options.kind, GroupKind::Shard),
             quiet: quiet.clone(),
             liveness: self.liveness.clone(),
-            stats: self.quiet_stats.clone(),
+            node_stats: self.node_stats.clone(),
         };
         let config = match options.kind {
             GroupKind::Shard => self.shard_config.clone(),
@@ -990,7 +991,7 @@ impl MultiRaft {
             quiet,
             peers: self.peers.clone(),
             liveness: self.liveness.clone(),
-            stats: self.quiet_stats.clone(),
+            node_stats: self.node_stats.clone(),
             write_stats: self.write_stats.clone(),
         }));
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());

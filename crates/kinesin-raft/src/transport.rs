@@ -31,8 +31,9 @@ use crate::error::RaftError;
 use crate::faults::{MessageKind, NetworkFaults};
 use crate::life::split_member_address;
 use crate::liveness::{Liveness, Ping, SUPPORT_FOR};
+use crate::node_stats::NodeStats;
 use crate::query::{ShardQuery, WireAnswer};
-use crate::quiesce::{Quiet, QuietPoint, QuietStats};
+use crate::quiesce::{Quiet, QuietPoint};
 use crate::registry::MultiRaft;
 
 /// The longest a remote reader may ask a replica to wait for records (a subscription asks for a
@@ -350,7 +351,7 @@ pub(crate) struct Network {
     /// word from its leader, which may keep a pre-vote unsent (`pre_vote.rs`).
     pub quiet: Arc<Quiet>,
     pub liveness: Arc<Liveness>,
-    pub stats: Arc<QuietStats>,
+    pub node_stats: Arc<NodeStats>,
 }
 
 /// Where one group's Raft messages to one member go: the address to dial, and the life of the
@@ -395,7 +396,7 @@ pub(crate) struct PeerClient {
     batched: bool,
     quiet: Arc<Quiet>,
     liveness: Arc<Liveness>,
-    stats: Arc<QuietStats>,
+    node_stats: Arc<NodeStats>,
 }
 
 /// Whether an AppendEntries may wait for the peer's next heartbeat batch: only when it carries
@@ -419,7 +420,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             batched: self.batched,
             quiet: self.quiet.clone(),
             liveness: self.liveness.clone(),
-            stats: self.stats.clone(),
+            node_stats: self.node_stats.clone(),
         }
     }
 }
@@ -527,7 +528,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         if let Some(refusal) = self.quiet.leader_word.withholds(&rpc, &self.liveness) {
-            self.stats
+            self.node_stats
                 .pre_votes_withheld
                 .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(

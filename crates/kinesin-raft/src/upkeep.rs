@@ -98,8 +98,8 @@ impl MultiRaft {
     }
 
     /// What quiescence did on this node, for `/metrics`.
-    pub fn quiet_stats(&self) -> &crate::QuietStats {
-        &self.quiet_stats
+    pub fn node_stats(&self) -> &crate::NodeStats {
+        &self.node_stats
     }
 
     /// How many of this node's groups are quiet now.
@@ -254,7 +254,7 @@ async fn withdraw_lapsed_support(multi: Weak<MultiRaft>) {
                     silent_ms = SUPPORT_FOR.as_millis() as u64,
                     "peer lost: no ping within its support window"
                 );
-                node.quiet_stats.peers_lost.fetch_add(1, Ordering::Relaxed);
+                node.node_stats.peers_lost.fetch_add(1, Ordering::Relaxed);
                 node.take_over_from(lost);
             }
         }
@@ -281,12 +281,12 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
             .filter_map(|g| g.quiet_point(after).map(|point| (g, point)))
             .collect();
         let peers = node.peers().clone();
-        let stats = node.quiet_stats.clone();
+        let node_stats = node.node_stats.clone();
         drop(node);
         futures::stream::iter(idle)
             .for_each_concurrent(AT_A_TIME, |(group, point)| {
                 let peers = peers.clone();
-                let stats = stats.clone();
+                let node_stats = node_stats.clone();
                 async move {
                     let members = group.other_members();
                     let agreed = futures::future::join_all(
@@ -298,7 +298,7 @@ async fn quiesce_idle_groups(multi: Weak<MultiRaft>) {
                     if agreed.into_iter().all(|yes| yes)
                         && group.quiesce_as_leader(point, asked_at_ms)
                     {
-                        stats.quiesced.fetch_add(1, Ordering::Relaxed);
+                        node_stats.quiesced.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             })
