@@ -222,8 +222,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // a vote it granted, a leader's append, a higher term in an answer), and nothing else
         // does: counting here misses none, where sampling the groups' metrics missed a term
         // entered and left while the sampler was not looking.
+        // Only counted: a vote that cannot be read back here must not stop the new one being
+        // saved (a failing disk fails the write below anyway).
         let before = match &self.term_moves {
-            Some(_) => self.read_state(StateTag::Vote, disk_format::decode_vote)?,
+            Some(_) => self
+                .read_state(StateTag::Vote, disk_format::decode_vote)
+                .unwrap_or(None),
             None => None,
         };
         self.write_state(StateTag::Vote, &disk_format::encode_vote(vote))?;
@@ -426,5 +430,17 @@ mod tests {
         log.save_vote(&vote(5, 2, true)).await.unwrap();
         assert_eq!(counted(), 2);
         assert_eq!(log.read_vote().await.unwrap(), Some(vote(5, 2, true)));
+    }
+
+    #[tokio::test]
+    async fn a_vote_saved_over_one_that_cannot_be_read_is_saved_and_not_counted() {
+        let (_dir, log) = log_of(&[]);
+        let stats = Arc::new(NodeStats::default());
+        let mut log = log.counting_term_moves_in(stats.clone());
+        log.write_state(StateTag::Vote, b"not a vote").unwrap();
+        let vote = VoteOf::<TypeConfig>::new(3, 2);
+        log.save_vote(&vote).await.unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+        assert_eq!(stats.term_changes.load(Ordering::Relaxed), 0);
     }
 }
