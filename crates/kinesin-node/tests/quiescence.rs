@@ -62,7 +62,7 @@ fn terms(cluster: &TestCluster, group: u64) -> BTreeSet<u64> {
         .collect()
 }
 
-/// The sum over the running nodes of one of their quiescence counters.
+/// The sum over the running nodes of one of their `NodeStats` counters.
 fn counted(cluster: &TestCluster, counter: fn(&NodeStats) -> &AtomicU64) -> u64 {
     cluster
         .running()

@@ -222,6 +222,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // a vote it granted, a leader's append, a higher term in an answer), and nothing else
         // does: counting here misses none, where sampling the groups' metrics missed a term
         // entered and left while the sampler was not looking.
+        //
         // Only counted: a vote that cannot be read back here must not stop the new one being
         // saved (a failing disk fails the write below anyway).
         let before = match &self.term_moves {

@@ -97,7 +97,7 @@ impl MultiRaft {
         self.peers().cluster_version()
     }
 
-    /// What quiescence did on this node, for `/metrics`.
+    /// What this node's groups and its failure detector did, for `/metrics`.
     pub fn node_stats(&self) -> &crate::NodeStats {
         &self.node_stats
     }
